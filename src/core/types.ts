@@ -1,0 +1,338 @@
+/**
+ * The contracts every part of EdgeSeg shares: geometry, volumes, labelmaps, model manifests and
+ * segmentation results. Types only: no DOM, no Deno, no I/O (see docs/ARCHITECTURE in the brief).
+ *
+ * Coordinates are DICOM patient coordinates (LPS, millimetres). Voxel (i, j, k) lies at
+ * `origin + direction · (spacing ⊙ [i, j, k])`, where `direction` holds the unit vectors of the
+ * i, j, k axes as its columns, stored row-major: [Xi, Xj, Xk, Yi, Yj, Yk, Zi, Zj, Zk].
+ */
+
+export type Vec3 = [number, number, number];
+export type Mat3 = [number, number, number, number, number, number, number, number, number];
+
+export interface Geometry {
+  /** [columns, rows, slices] */
+  dims: Vec3;
+  /** millimetres; the slice spacing comes from positions, never from SliceThickness */
+  spacing: Vec3;
+  /** centre of voxel (0, 0, 0), LPS mm */
+  origin: Vec3;
+  /** unit vectors of the i, j, k axes as columns, row-major */
+  direction: Mat3;
+}
+
+export type VoxelArray = Float32Array | Int16Array | Uint16Array | Uint8Array;
+
+export interface SourceInstanceRef {
+  sopClassUID: string;
+  sopInstanceUID: string;
+  /** 1-based frame number inside a multi-frame instance */
+  frame?: number;
+}
+
+export interface VolumeSource {
+  studyUID: string;
+  seriesUID: string;
+  /** one entry per slice k, in k order */
+  instances: SourceInstanceRef[];
+}
+
+export interface Volume {
+  geometry: Geometry;
+  /** 1 for CT/MR, 3 for RGB photographs */
+  channels: number;
+  /** planar layout: index = i + dims0 * (j + dims1 * (k + dims2 * c)) */
+  data: VoxelArray;
+  /** "CT", "MR", "OP" (ophthalmic photograph), "OT", … */
+  modality: string;
+  bodyPart?: string;
+  frameOfReferenceUID?: string;
+  source?: VolumeSource;
+}
+
+/** A coded concept, as DICOM writes it in a code sequence item. */
+export interface Code {
+  /** CodeValue */
+  value: string;
+  /** CodingSchemeDesignator: "SCT" for SNOMED CT, "DCM" for DICOM; never the retired "SRT" */
+  scheme: string;
+  /** CodeMeaning */
+  meaning: string;
+}
+
+export type AlgorithmType = "AUTOMATIC" | "SEMIAUTOMATIC" | "MANUAL";
+
+export interface SegmentDescription {
+  /** the labelmap value and the DICOM SegmentNumber (1..65535) */
+  number: number;
+  label: string;
+  category: Code;
+  type: Code;
+  /** display colour, sRGB 0..255 */
+  color: Vec3;
+  algorithmType: AlgorithmType;
+  algorithmName?: string;
+  algorithmVersion?: string;
+  description?: string;
+}
+
+export interface Labelmap {
+  geometry: Geometry;
+  /** one value per voxel, same layout as a 1-channel Volume; 0 is background */
+  data: Uint8Array | Uint16Array;
+  segments: SegmentDescription[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Model package manifest (models/<id>/manifest.json). docs/model-packages.md is the user's guide.
+
+export type SpatialMode = "image2d" | "slice2d" | "patch3d";
+export type Activation = "softmax" | "sigmoid" | "none";
+
+export type IntensityTransform =
+  | { kind: "none" }
+  /** CT window: [center - width/2, center + width/2] → [outMin, outMax], clipped */
+  | { kind: "window"; center: number; width: number; outMin: number; outMax: number }
+  /** clip to [min, max], then map linearly to [outMin, outMax] */
+  | { kind: "clipScale"; min: number; max: number; outMin: number; outMax: number }
+  /** (x - mean) / sd, statistics taken over the voxels of `mask` ("all" or "nonzero") */
+  | { kind: "zscore"; mask: "all" | "nonzero"; clip?: [number, number] }
+  /** x * scale + offset */
+  | { kind: "scale"; scale: number; offset: number };
+
+export interface Preprocessing {
+  /** which channels of the volume feed the model, in order (e.g. [1] = green of RGB); default all */
+  channels?: number[];
+  /** how to build input channels from a 1-channel volume when the model wants more: "repeat" */
+  expandChannels?: "repeat";
+  intensity: IntensityTransform;
+  /** resample to this spacing (mm) before inference; null per axis keeps the native spacing */
+  targetSpacingMm?: [number | null, number | null, number | null];
+  /** pad each spatial dimension of a window to a multiple of this */
+  padMultiple?: number;
+  /** value used to pad outside the image, after intensity transform */
+  padValue?: number;
+}
+
+export interface TensorSpec {
+  name: string;
+  dtype: "float32";
+  /** numbers for fixed axes, strings for dynamic ones ("batch", "height", …) */
+  shape: (number | string)[];
+}
+
+export interface LabelSpec {
+  /** value in the labelmap and SegmentNumber */
+  value: number;
+  name: string;
+  /** output channel that carries this label's probability */
+  channel: number;
+  category: Code;
+  type: Code;
+  color: Vec3;
+  /** sigmoid outputs: probability above which the voxel is this label (default 0.5) */
+  threshold?: number;
+}
+
+export interface PostprocessingSpec {
+  /** keep only the largest connected component for these label values */
+  largestComponent?: number[];
+  /** fill holes (background components not touching the border) for these label values */
+  fillHoles?: number[];
+  /** remove components smaller than this many voxels, for every label */
+  minComponentVoxels?: number;
+}
+
+export interface McDropoutSpec {
+  /** name of the model input that takes the dropout mask */
+  input: string;
+  /** shape of the mask for batch 1, e.g. [1, 32, 1, 1] */
+  shape: number[];
+  /** dropout probability p; kept channels are scaled by 1 / (1 - p) */
+  rate: number;
+  defaultPasses: number;
+}
+
+export interface UncertaintySpec {
+  mcDropout?: McDropoutSpec;
+  /** flips to average over; each entry lists the spatial axes flipped (0 = x/i, 1 = y/j, 2 = z/k) */
+  tta?: { flips: number[][] };
+  /** further ensemble members: file names in the package, same inputs and outputs */
+  ensemble?: { members: string[] };
+}
+
+export interface ModelVariant {
+  id: string;
+  file: string;
+  precision: "fp32" | "fp16" | "int8";
+  description?: string;
+  /** restricts the variant, e.g. { manufacturer: "SIEMENS" } */
+  when?: Record<string, string>;
+}
+
+export interface TriageSpec {
+  /** label values whose volume drives the score */
+  labels: number[];
+  /** volume (mL) at which the volume score reaches 1 */
+  referenceVolumeMl: number;
+  /** location multipliers by label value (default 1) */
+  locationWeights?: Record<string, number>;
+  /** weight of the boundary-uncertainty term */
+  boundaryWeight: number;
+  /** how strongly overall uncertainty discounts the score (0..1) */
+  uncertaintyDiscount: number;
+  /** score thresholds: >= review → Review, >= urgent → Urgent */
+  thresholds: { review: number; urgent: number };
+}
+
+export interface FileEntry {
+  sha256: string;
+  bytes: number;
+}
+
+export interface ModelManifest {
+  schemaVersion: 1;
+  id: string;
+  name: string;
+  /** semantic version, e.g. "1.2.0" */
+  version: string;
+  task: "segmentation";
+  description: string;
+  intendedUse: string;
+  license: string;
+  authors?: string[];
+  citations?: string[];
+  constraints: {
+    modalities: string[];
+    bodyParts?: string[];
+    /** channels the volume must have (1 for CT/MR, 3 for RGB) */
+    channels: number;
+    minSlices?: number;
+    maxVoxels?: number;
+  };
+  /** the main ONNX file in the package */
+  model: string;
+  inputs: TensorSpec[];
+  outputs: TensorSpec[];
+  /** how the first output becomes probabilities */
+  activation: Activation;
+  preprocessing: Preprocessing;
+  spatial: {
+    mode: SpatialMode;
+    /** window size: [x, y] for image2d/slice2d, [x, y, z] for patch3d */
+    window: number[];
+    /** fraction of the window shared by neighbours, 0 ≤ overlap < 1 */
+    overlap: number;
+    blending: "gaussian" | "constant";
+    /** Gaussian sigma as a fraction of the window (MONAI/nnU-Net use 1/8) */
+    sigmaScale?: number;
+    /** windows per model call when the batch axis is dynamic */
+    batch?: number;
+  };
+  labels: LabelSpec[];
+  postprocessing?: PostprocessingSpec;
+  uncertainty?: UncertaintySpec;
+  variants?: ModelVariant[];
+  triage?: TriageSpec;
+  /** sha256 and size of every ONNX file in the package, by file name */
+  files: Record<string, FileEntry>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Results
+
+export type UncertaintyMethod = "none" | "tta" | "mc" | "ensemble" | "mc+tta" | "mc+ensemble";
+export type UncertaintyMeasure = "entropy" | "mutualInformation" | "variance" | "sd";
+
+export interface UncertaintyMap {
+  geometry: Geometry;
+  data: Float32Array;
+  measure: UncertaintyMeasure;
+  method: UncertaintyMethod;
+  passes: number;
+}
+
+export interface ProbabilityMaps {
+  geometry: Geometry;
+  /** one map per label (labels order), quantised 0..255 = probability 0..1, planar like Volume */
+  data: Uint8Array;
+  channels: number;
+}
+
+export interface SegmentStatistics {
+  number: number;
+  label: string;
+  voxels: number;
+  volumeMl: number;
+  meanIntensity: number;
+  sdIntensity: number;
+  components: number;
+  /** spread of the volume across stochastic passes, when there were any */
+  volumeSdMl?: number;
+  volumeCi95Ml?: [number, number];
+  meanUncertainty?: number;
+  meanBoundaryUncertainty?: number;
+}
+
+export type TriageBand = "Monitor" | "Review" | "Urgent";
+
+export interface TriageResult {
+  band: TriageBand;
+  score: number;
+  reasons: string[];
+}
+
+export type ExecutionProvider = "webgpu" | "webnn" | "wasm" | "cpu" | "fake";
+
+export interface Provenance {
+  modelId: string;
+  modelName: string;
+  modelVersion: string;
+  modelSha256: string;
+  variant?: string;
+  provider: ExecutionProvider;
+  /** why a preferred provider was not used, one entry per provider that failed */
+  fallbackReasons: string[];
+  precision: string;
+  windows: number;
+  passes: number;
+  seed?: number;
+  uncertainty: UncertaintyMethod;
+  timingsMs: Record<string, number>;
+  startedAt: string;
+  software: string;
+}
+
+export interface SegmentationResult {
+  labelmap: Labelmap;
+  probabilities?: ProbabilityMaps;
+  uncertainty?: UncertaintyMap;
+  statistics: SegmentStatistics[];
+  triage?: TriageResult;
+  provenance: Provenance;
+}
+
+/**
+ * The segmentation core sees only this: a function from an input tensor (NCHW or NCDHW) to the
+ * model's first output, same batch and spatial shape. `extra` carries further named inputs
+ * (e.g. an MC dropout mask).
+ */
+/** The part of AbortSignal the pure core needs (the core type-checks without DOM libs). */
+export interface AbortSignalLike {
+  readonly aborted: boolean;
+  readonly reason?: unknown;
+}
+
+export type Predictor = (
+  input: Float32Array,
+  shape: number[],
+  signal?: AbortSignalLike,
+  extra?: Record<string, { data: Float32Array; shape: number[] }>,
+) => Promise<Float32Array>;
+
+export interface Progress {
+  phase: "loading" | "preprocessing" | "inference" | "postprocessing" | "writing";
+  done: number;
+  total: number;
+  message?: string;
+}
