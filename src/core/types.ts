@@ -336,3 +336,39 @@ export interface Progress {
   total: number;
   message?: string;
 }
+
+/**
+ * A model ready to run: what `src/inference` hands to `segment()`. The segmentation core never sees
+ * ONNX Runtime; tests build a ModelRuntime from fake predictors.
+ */
+export interface ModelRuntime {
+  manifest: ModelManifest;
+  /** one predictor per ensemble member; members[0] is the package's main model */
+  members: Predictor[];
+  provider: ExecutionProvider;
+  /** why preferred providers were not used */
+  fallbackReasons: string[];
+  /** sha256 of the main ONNX file (or of the variant used) */
+  modelSha256: string;
+  variant?: string;
+  precision: string;
+}
+
+export interface SegmentOptions {
+  /** default "none"; "mc" needs manifest.uncertainty.mcDropout, "ensemble" needs ≥ 2 members */
+  uncertainty?: UncertaintyMethod;
+  /** stochastic passes for MC dropout (default manifest.uncertainty.mcDropout.defaultPasses) */
+  passes?: number;
+  /** base seed of the dropout-mask PRNG; recorded in provenance */
+  seed?: number;
+  /** which uncertainty measure the map holds (default "entropy") */
+  measure?: UncertaintyMeasure;
+  signal?: AbortSignalLike;
+  onProgress?: (progress: Progress) => void;
+  /** refuse before allocating when the estimated working set exceeds this */
+  memoryBudgetBytes?: number;
+  /** keep quantised per-label probabilities in the result */
+  keepProbabilities?: boolean;
+  /** TTA intensity jitter: relative scale factors applied in addition to flips, e.g. [0.95, 1.05] */
+  ttaIntensityScales?: number[];
+}
