@@ -1,0 +1,2 @@
+export * from "./nifti.ts";
+export * from "./image2d.ts";
