@@ -39,10 +39,16 @@ const hostReactPlugin: esbuild.Plugin = {
   name: "edgeseg-host-react",
   setup(build) {
     build.onResolve({ filter: /^react$/ }, () => ({ path: join(SRC, "shims", "react.ts") }));
-    build.onResolve({ filter: /^react\/jsx(-dev)?-runtime$/ }, () => ({ path: join(SRC, "shims", "jsx_runtime.ts") }));
+    build.onResolve(
+      { filter: /^react\/jsx(-dev)?-runtime$/ },
+      () => ({ path: join(SRC, "shims", "jsx_runtime.ts") }),
+    );
     build.onResolve({ filter: /^react-dom(\/.*)?$/ }, (args) => ({
       errors: [{
-        text: `"${args.path}" imported from ${relative(PROJECT_ROOT, args.importer)}: EdgeSeg must use the host viewer's ` +
+        text:
+          `"${args.path}" imported from ${
+            relative(PROJECT_ROOT, args.importer)
+          }: EdgeSeg must use the host viewer's ` +
           "React DOM, not bundle one; render through the host's React instead",
       }],
     }));
@@ -93,7 +99,9 @@ export async function buildExtension(options: { minify?: boolean } = {}): Promis
     if (meta.entryPoint?.endsWith("mode_entry.ts")) modes.push(url);
   }
   if (extensions.length !== 1 || modes.length !== 1) {
-    throw new Error(`extension build: expected one extension and one mode entry, found ${extensions.length} and ${modes.length}`);
+    throw new Error(
+      `extension build: expected one extension and one mode entry, found ${extensions.length} and ${modes.length}`,
+    );
   }
   const list: PluginList = { extensions, modes };
   await Deno.writeTextFile(join(PLUGIN_DIR, "plugins.json"), JSON.stringify(list, null, 2) + "\n");
@@ -104,7 +112,9 @@ export async function buildExtension(options: { minify?: boolean } = {}): Promis
 if (import.meta.main) {
   const r = await buildExtension();
   console.log(
-    `built ${r.files.length} files (${(r.bytes / 1024).toFixed(1)} KiB JS) in ${r.elapsedMs.toFixed(0)} ms into ` +
+    `built ${r.files.length} files (${(r.bytes / 1024).toFixed(1)} KiB JS) in ${
+      r.elapsedMs.toFixed(0)
+    } ms into ` +
       `${relative(PROJECT_ROOT, PLUGIN_DIR)}/\n  extension: ${r.extensions[0]}\n  mode:      ${r.modes[0]}`,
   );
 }

@@ -31,7 +31,9 @@ interface GpuLike {
 }
 
 function describeAdapter(adapter: GpuAdapterLike, info: GpuAdapterInfoLike | undefined): string {
-  const parts = [info?.vendor, info?.architecture, info?.device].filter((p): p is string => !!p && p.length > 0);
+  const parts = [info?.vendor, info?.architecture, info?.device].filter((p): p is string =>
+    !!p && p.length > 0
+  );
   const text = parts.length ? parts.join(" ") : (info?.description || "unnamed adapter");
   return adapter.isFallbackAdapter || info?.architecture === "swiftshader" ? `${text} (fallback)` : text;
 }
@@ -40,7 +42,10 @@ function describeAdapter(adapter: GpuAdapterLike, info: GpuAdapterInfoLike | und
 export async function detectCapabilities(): Promise<Capabilities> {
   // Typed by hand: this file is checked with Deno's libs, which describe neither the DOM's
   // crossOriginIsolated nor the browser's navigator.gpu the same way.
-  const g = globalThis as unknown as { navigator?: { gpu?: GpuLike; hardwareConcurrency?: number }; crossOriginIsolated?: boolean };
+  const g = globalThis as unknown as {
+    navigator?: { gpu?: GpuLike; hardwareConcurrency?: number };
+    crossOriginIsolated?: boolean;
+  };
   const nav = g.navigator;
   const threads = g.crossOriginIsolated === true && typeof SharedArrayBuffer === "function";
   const threadCount = threads ? Math.max(1, nav?.hardwareConcurrency ?? 1) : 1;
@@ -48,9 +53,15 @@ export async function detectCapabilities(): Promise<Capabilities> {
   try {
     const adapter = await nav.gpu.requestAdapter();
     if (!adapter) return { webgpu: false, webgpuReason: "no adapter", threads, threadCount };
-    const info = adapter.info ?? (adapter.requestAdapterInfo ? await adapter.requestAdapterInfo() : undefined);
+    const info = adapter.info ??
+      (adapter.requestAdapterInfo ? await adapter.requestAdapterInfo() : undefined);
     return { webgpu: true, adapter: describeAdapter(adapter, info), threads, threadCount };
   } catch (err) {
-    return { webgpu: false, webgpuReason: err instanceof Error ? err.message : String(err), threads, threadCount };
+    return {
+      webgpu: false,
+      webgpuReason: err instanceof Error ? err.message : String(err),
+      threads,
+      threadCount,
+    };
   }
 }

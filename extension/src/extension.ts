@@ -29,7 +29,7 @@ export const edgesegExtension = {
     const component = (props: Record<string, unknown>) => h(EdgeSegPanel, { ...props, servicesManager });
     return [{
       name: PANEL_NAME,
-      iconName: "tab-segmentation",
+      iconName: "icon-tool-click-segment",
       iconLabel: "EdgeSeg",
       label: "EdgeSeg",
       component,

@@ -29,12 +29,15 @@ function stubExtension(err: unknown) {
     id: "edgeseg",
     getPanelModule: () => [{
       name: "panel",
-      iconName: "tab-segmentation",
+      iconName: "icon-tool-click-segment",
       iconLabel: "EdgeSeg",
       label: "EdgeSeg",
       component: () => errorElement(message),
     }],
-    getCommandsModule: () => ({ definitions: { edgesegRun: { commandFn: () => undefined, options: {} } }, defaultContext: "EDGESEG" }),
+    getCommandsModule: () => ({
+      definitions: { edgesegRun: { commandFn: () => undefined, options: {} } },
+      defaultContext: "EDGESEG",
+    }),
   };
 }
 

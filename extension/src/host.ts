@@ -23,7 +23,14 @@ export interface ToolbarService {
 }
 
 export interface UINotificationService {
-  show(args: { title: string; message: string; type?: "info" | "success" | "warning" | "error"; duration?: number }): void;
+  show(
+    args: {
+      title: string;
+      message: string;
+      type?: "info" | "success" | "warning" | "error";
+      duration?: number;
+    },
+  ): void;
 }
 
 export interface DisplaySet {

@@ -35,15 +35,19 @@ function hostRequire(): RspackRequire {
   if (cachedRequire) return cachedRequire;
   const g = globalThis as unknown as { rspackChunk?: { push(chunk: unknown): unknown } };
   if (!g.rspackChunk || typeof g.rspackChunk.push !== "function") {
-    throw new Error("EdgeSeg: the host viewer's rspack chunk runtime (globalThis.rspackChunk) was not found; " +
-      "expected the prebuilt OHIF 3.13.2 viewer");
+    throw new Error(
+      "EdgeSeg: the host viewer's rspack chunk runtime (globalThis.rspackChunk) was not found; " +
+        "expected the prebuilt OHIF 3.13.2 viewer",
+    );
   }
   let captured: RspackRequire | undefined;
   g.rspackChunk.push([[`edgeseg-probe-${Date.now()}`], {}, (req: RspackRequire) => {
     captured = req;
   }]);
   if (!captured || typeof captured.m !== "object") {
-    throw new Error("EdgeSeg: the rspack runtime did not hand out its require function; expected OHIF 3.13.2");
+    throw new Error(
+      "EdgeSeg: the rspack runtime did not hand out its require function; expected OHIF 3.13.2",
+    );
   }
   cachedRequire = captured;
   return captured;
@@ -63,7 +67,9 @@ function findHostModule(key: string, markers: string[]): unknown {
       return mod;
     }
   }
-  throw new Error(`EdgeSeg: the host's ${key} module was not found in the viewer bundle (markers ${markers.join(", ")})`);
+  throw new Error(
+    `EdgeSeg: the host's ${key} module was not found in the viewer bundle (markers ${markers.join(", ")})`,
+  );
 }
 
 /** The host's React module. Throws a descriptive error when the host is not the expected OHIF build. */

@@ -42,7 +42,7 @@ export const toolbarButton: ToolbarButton = {
   id: TOOLBAR_BUTTON_ID,
   uiType: "ohif.toolButton",
   props: {
-    icon: "tab-segmentation",
+    icon: "icon-tool-click-segment",
     label: "EdgeSeg: run model",
     tooltip: "EdgeSeg: open the panel and run the selected model",
     commands: RUN_COMMAND,
@@ -70,7 +70,11 @@ export function deriveMode(base: ModeLike): ModeLike {
   const route = base.routes[0];
   const layoutInstance = {
     ...route.layoutInstance,
-    props: { ...route.layoutInstance.props, rightPanels: rightPanelsFor(route.layoutInstance.props.rightPanels), rightPanelClosed: false },
+    props: {
+      ...route.layoutInstance.props,
+      rightPanels: rightPanelsFor(route.layoutInstance.props.rightPanels),
+      rightPanelClosed: false,
+    },
   };
   const baseEnter = base.onModeEnter;
   return {
@@ -97,7 +101,9 @@ export const edgesegMode = {
     const [basic] = await loadModules(["@ohif/mode-basic"]);
     const instance = (basic as Partial<BasicModeModule> | undefined)?.modeInstance;
     if (!instance || !Array.isArray(instance.routes) || !instance.routes[0]?.layoutInstance) {
-      throw new Error("EdgeSeg: @ohif/mode-basic has an unexpected shape (expected modeInstance.routes[0].layoutInstance)");
+      throw new Error(
+        "EdgeSeg: @ohif/mode-basic has an unexpected shape (expected modeInstance.routes[0].layoutInstance)",
+      );
     }
     return deriveMode(instance);
   },

@@ -7,7 +7,14 @@ function placeholderMode(err: unknown) {
   console.error("EdgeSeg mode failed to load; the viewer continues without it.", err);
   return {
     id: "edgeseg",
-    modeFactory: () => ({ id: "edgeseg", routeName: "edgeseg", displayName: "EdgeSeg (failed to load)", hide: true, routes: [], extensions: {} }),
+    modeFactory: () => ({
+      id: "edgeseg",
+      routeName: "edgeseg",
+      displayName: "EdgeSeg (failed to load)",
+      hide: true,
+      routes: [],
+      extensions: {},
+    }),
   };
 }
 

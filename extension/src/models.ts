@@ -18,7 +18,9 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 
 /** Narrows one index entry; returns a message naming the bad field when it does not fit. */
 export function parseModelIndexEntry(raw: unknown, position: number): ModelIndexEntry | string {
-  if (!isRecord(raw)) return `entry ${position}: expected an object, found ${raw === null ? "null" : typeof raw}`;
+  if (!isRecord(raw)) {
+    return `entry ${position}: expected an object, found ${raw === null ? "null" : typeof raw}`;
+  }
   const { id, name, version, modalities, labels } = raw;
   if (typeof id !== "string" || id === "") return `entry ${position}: expected a non-empty string "id"`;
   const mods = Array.isArray(modalities) ? modalities.filter((m): m is string => typeof m === "string") : [];
@@ -49,7 +51,9 @@ export interface ModelIndex {
 /** Fetches and validates the model index. Throws with the HTTP status or the JSON problem. */
 export async function fetchModelIndex(url = "/models/index.json", signal?: AbortSignal): Promise<ModelIndex> {
   const res = await fetch(url, { signal, headers: { accept: "application/json" } });
-  if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status} (expected 200 with a JSON array of model packages)`);
+  if (!res.ok) {
+    throw new Error(`GET ${url}: HTTP ${res.status} (expected 200 with a JSON array of model packages)`);
+  }
   const body: unknown = await res.json();
   const list = Array.isArray(body) ? body : isRecord(body) && Array.isArray(body.models) ? body.models : null;
   if (!list) throw new Error(`GET ${url}: expected a JSON array of model packages, found ${typeof body}`);

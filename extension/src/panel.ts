@@ -9,11 +9,24 @@ import { fetchModelIndex, type ModelIndexEntry } from "./models.ts";
 import type { DisplaySet, ServicesManager } from "./host.ts";
 
 /** OHIF's dark palette (primary-dark, primary-light, secondary-light) kept as inline styles. */
-const colors = { text: "#e5e7eb", muted: "#9ca3af", accent: "#5acce6", border: "#3a3f99", row: "#0d1245", bad: "#f87171" };
+const colors = {
+  text: "#e5e7eb",
+  muted: "#9ca3af",
+  accent: "#5acce6",
+  border: "#3a3f99",
+  row: "#0d1245",
+  bad: "#f87171",
+};
 const styles = {
   root: { padding: "8px 10px", color: colors.text, fontSize: "13px", lineHeight: "1.4", overflowY: "auto" },
   title: { color: colors.accent, fontSize: "15px", fontWeight: 600, margin: "0 0 6px 0" },
-  section: { margin: "10px 0 4px 0", color: colors.muted, fontSize: "11px", textTransform: "uppercase", letterSpacing: "0.05em" },
+  section: {
+    margin: "10px 0 4px 0",
+    color: colors.muted,
+    fontSize: "11px",
+    textTransform: "uppercase",
+    letterSpacing: "0.05em",
+  },
   cap: { margin: "2px 0" },
   list: { listStyle: "none", padding: 0, margin: 0 },
   item: {
@@ -32,9 +45,19 @@ const styles = {
 /** Capability line with machine-readable data attributes (read by the e2e tests). */
 function CapabilityLine(props: { caps: Capabilities | null }): unknown {
   const { caps } = props;
-  if (!caps) return h("div", { id: "edgeseg-capabilities", "data-state": "probing" }, "Probing WebGPU and WASM threads…");
-  const gpuText = caps.webgpu ? `WebGPU adapter: found (${caps.adapter ?? "unnamed"})` : "WebGPU: not available — WASM only";
-  const threadText = caps.threads ? `WASM threads: on (${caps.threadCount})` : "WASM threads: off (page not cross-origin isolated)";
+  if (!caps) {
+    return h(
+      "div",
+      { id: "edgeseg-capabilities", "data-state": "probing" },
+      "Probing WebGPU and WASM threads…",
+    );
+  }
+  const gpuText = caps.webgpu
+    ? `WebGPU adapter: found (${caps.adapter ?? "unnamed"})`
+    : "WebGPU: not available — WASM only";
+  const threadText = caps.threads
+    ? `WASM threads: on (${caps.threadCount})`
+    : "WASM threads: off (page not cross-origin isolated)";
   return h(
     "div",
     {
@@ -50,7 +73,10 @@ function CapabilityLine(props: { caps: Capabilities | null }): unknown {
 }
 
 /** Why a model does not fit the active series, or undefined when it does (modality only, for now). */
-export function modelMismatch(model: ModelIndexEntry, displaySet: DisplaySet | undefined): string | undefined {
+export function modelMismatch(
+  model: ModelIndexEntry,
+  displaySet: DisplaySet | undefined,
+): string | undefined {
   if (!displaySet?.Modality || model.modalities.length === 0) return undefined;
   return model.modalities.includes(displaySet.Modality)
     ? undefined
@@ -58,10 +84,19 @@ export function modelMismatch(model: ModelIndexEntry, displaySet: DisplaySet | u
 }
 
 function ModelList(
-  props: { models: ModelIndexEntry[]; selected: string | null; onSelect: (id: string) => void; active?: DisplaySet },
+  props: {
+    models: ModelIndexEntry[];
+    selected: string | null;
+    onSelect: (id: string) => void;
+    active?: DisplaySet;
+  },
 ): unknown {
   if (props.models.length === 0) {
-    return h("div", { id: "edgeseg-models", "data-count": "0", style: styles.meta }, "No model packages found under models/.");
+    return h(
+      "div",
+      { id: "edgeseg-models", "data-count": "0", style: styles.meta },
+      "No model packages found under models/.",
+    );
   }
   return h(
     "ul",
@@ -82,7 +117,9 @@ function ModelList(
         h(
           "div",
           { style: styles.meta },
-          `${m.modalities.join(", ") || "any modality"}${m.spatialMode ? ` · ${m.spatialMode}` : ""} · ${m.id}`,
+          `${m.modalities.join(", ") || "any modality"}${
+            m.spatialMode ? ` · ${m.spatialMode}` : ""
+          } · ${m.id}`,
         ),
         mismatch ? h("div", { style: styles.warn, "data-mismatch": mismatch }, mismatch) : null,
       );
@@ -158,6 +195,10 @@ export function EdgeSegPanel(props: { servicesManager: ServicesManager }): unkno
       : models
       ? h(ModelList, { models, selected, onSelect: setSelected, active })
       : h("div", { style: styles.meta }, "Loading model packages…"),
-    h("div", { id: "edgeseg-status", style: { ...styles.meta, marginTop: "10px" } }, "Research use only — not for diagnosis."),
+    h(
+      "div",
+      { id: "edgeseg-status", style: { ...styles.meta, marginTop: "10px" } },
+      "Research use only — not for diagnosis.",
+    ),
   );
 }

@@ -1,0 +1,156 @@
+/**
+ * A private Orthanc PACS for a test: its own temp folder (storage, index, config), free loopback
+ * ports, DICOMweb enabled with full study/series metadata. Never the system service.
+ *
+ *   const pacs = await startOrthanc();         // throws OrthancUnavailable when not installed
+ *   await pacs.upload(files);
+ *   ... pacs.dicomWebUrl ...
+ *   await pacs.stop();
+ */
+import { join } from "node:path";
+import { existsSync } from "./paths.ts";
+
+export const ORTHANC_BINARY = "/usr/sbin/Orthanc";
+export const DICOMWEB_PLUGIN = "/usr/lib/orthanc/libOrthancDicomWeb.so.1.7";
+
+/** Why Orthanc cannot run here, or null when it can (for `Deno.test({ ignore })`). */
+export function orthancMissing(): string | null {
+  if (!existsSync(ORTHANC_BINARY)) {
+    return `Orthanc is not installed (${ORTHANC_BINARY}; Debian package "orthanc")`;
+  }
+  if (!existsSync(DICOMWEB_PLUGIN)) {
+    return `the Orthanc DICOMweb plugin is not installed (${DICOMWEB_PLUGIN}; "orthanc-dicomweb")`;
+  }
+  return null;
+}
+
+export interface Orthanc {
+  /** e.g. http://127.0.0.1:40123 */
+  url: string;
+  /** e.g. http://127.0.0.1:40123/dicom-web */
+  dicomWebUrl: string;
+  httpPort: number;
+  dir: string;
+  /** POSTs each file to /instances; returns the number Orthanc accepted (200 Success / AlreadyStored). */
+  upload(files: string[], concurrency?: number): Promise<number>;
+  /** GET a JSON path of the REST API, e.g. "/studies". */
+  getJson(path: string): Promise<unknown>;
+  stop(): Promise<void>;
+}
+
+/** A free loopback TCP port (bind to 0, read the port, release). */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+async function waitReady(url: string, child: Deno.ChildProcess, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let exited = false;
+  child.status.then(() => exited = true);
+  let lastError = "";
+  while (Date.now() < deadline) {
+    if (exited) throw new Error("Orthanc exited during start-up (see its log in the test's temp folder)");
+    try {
+      const res = await fetch(`${url}/system`);
+      await res.body?.cancel();
+      if (res.ok) return;
+      lastError = `HTTP ${res.status}`;
+    } catch (err) {
+      lastError = err instanceof Error ? err.message : String(err);
+    }
+    // Polling a local process; 50 ms keeps the 2-core machine idle while Orthanc opens its index.
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`Orthanc did not answer GET /system within ${timeoutMs} ms (last: ${lastError})`);
+}
+
+export async function startOrthanc(options: { timeoutMs?: number } = {}): Promise<Orthanc> {
+  const missing = orthancMissing();
+  if (missing) throw new Error(missing);
+  const dir = await Deno.makeTempDir({ prefix: "edgeseg-orthanc-" });
+  const httpPort = freePort();
+  const dicomPort = freePort();
+  const config = {
+    Name: "EDGESEG_TEST",
+    StorageDirectory: join(dir, "storage"),
+    IndexDirectory: join(dir, "index"),
+    HttpPort: httpPort,
+    DicomPort: dicomPort,
+    DicomAet: "EDGESEGTEST",
+    RemoteAccessAllowed: false,
+    AuthenticationEnabled: false,
+    HttpCompressionEnabled: false,
+    StorageCompression: false,
+    ConcurrentJobs: 1,
+    HttpThreadsCount: 8,
+    Plugins: [DICOMWEB_PLUGIN],
+    DicomWeb: { Enable: true, Root: "/dicom-web/", StudiesMetadata: "Full", SeriesMetadata: "Full" },
+  };
+  const configPath = join(dir, "orthanc.json");
+  await Deno.writeTextFile(configPath, JSON.stringify(config, null, 2));
+  const log = await Deno.open(join(dir, "orthanc.log"), { write: true, create: true });
+  const child = new Deno.Command(ORTHANC_BINARY, {
+    args: [`--logdir=${dir}`, configPath],
+    stdout: "null",
+    stderr: "piped",
+    stdin: "null",
+  }).spawn();
+  // Keep stderr drained into a file so a chatty Orthanc never blocks on a full pipe.
+  const drained = child.stderr.pipeTo(log.writable).catch(() => {});
+  const url = `http://127.0.0.1:${httpPort}`;
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // already exited
+    }
+    await child.status;
+    await drained;
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  };
+  try {
+    await waitReady(url, child, options.timeoutMs ?? 20000);
+  } catch (err) {
+    const text = await Deno.readTextFile(join(dir, "orthanc.log")).catch(() => "");
+    await stop();
+    throw new Error(`${err instanceof Error ? err.message : err}\n${text.slice(-2000)}`);
+  }
+
+  return {
+    url,
+    dicomWebUrl: `${url}/dicom-web`,
+    httpPort,
+    dir,
+    async upload(files: string[], concurrency = 4): Promise<number> {
+      let next = 0, accepted = 0;
+      const worker = async () => {
+        while (next < files.length) {
+          const file = files[next++];
+          const body = await Deno.readFile(file);
+          const res = await fetch(`${url}/instances`, {
+            method: "POST",
+            body,
+            headers: { "content-type": "application/dicom" },
+          });
+          const text = await res.text();
+          if (!res.ok) throw new Error(`Orthanc rejected ${file}: HTTP ${res.status} ${text.slice(0, 200)}`);
+          accepted++;
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(concurrency, files.length) }, worker));
+      return accepted;
+    },
+    async getJson(path: string): Promise<unknown> {
+      const res = await fetch(`${url}${path}`);
+      if (!res.ok) throw new Error(`Orthanc GET ${path}: HTTP ${res.status} ${await res.text()}`);
+      return await res.json();
+    },
+    stop,
+  };
+}
