@@ -1,0 +1,50 @@
+import assert from "node:assert/strict";
+import { fetchModelIndex, parseModelIndexEntry } from "../../extension/src/models.ts";
+import { modelMismatch } from "../../extension/src/panel.ts";
+
+Deno.test("a model index entry keeps its fields and fills a missing name from the id", () => {
+  const e = parseModelIndexEntry({
+    id: "tiny-2d",
+    version: "0.1.0",
+    modalities: ["CT", 3],
+    labels: [{ value: 1, name: "Liver" }],
+    bodyPart: "ABDOMEN",
+  }, 0);
+  assert.ok(typeof e !== "string");
+  assert.equal(e.name, "tiny-2d");
+  assert.deepEqual(e.modalities, ["CT"]);
+  assert.equal(e.labels[0].name, "Liver");
+  assert.equal(e.bodyPart, "ABDOMEN");
+});
+
+Deno.test("a model index entry without an id is rejected with the entry's position", () => {
+  assert.equal(parseModelIndexEntry({ name: "x" }, 3), 'entry 3: expected a non-empty string "id"');
+  assert.match(String(parseModelIndexEntry(null, 1)), /entry 1: expected an object, found null/);
+});
+
+Deno.test("the model index is fetched, bad entries are set aside, and HTTP errors say what was expected", async () => {
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
+    if (new URL(req.url).pathname === "/models/index.json") {
+      return Response.json([{ id: "a", name: "A", version: "1", modalities: ["CT"], labels: [] }, {
+        nope: 1,
+      }]);
+    }
+    return new Response("no", { status: 404 });
+  });
+  const base = `http://127.0.0.1:${server.addr.port}`;
+  try {
+    const idx = await fetchModelIndex(`${base}/models/index.json`);
+    assert.deepEqual(idx.models.map((m) => m.id), ["a"]);
+    assert.equal(idx.rejected.length, 1);
+    await assert.rejects(fetchModelIndex(`${base}/missing.json`), /HTTP 404 \(expected 200/);
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("a model is flagged when the series modality is not one it takes", () => {
+  const m = { id: "r", name: "R", version: "1", modalities: ["OP"], labels: [] };
+  assert.equal(modelMismatch(m, { displaySetInstanceUID: "1", Modality: "CT" }), "needs OP, series is CT");
+  assert.equal(modelMismatch(m, { displaySetInstanceUID: "1", Modality: "OP" }), undefined);
+  assert.equal(modelMismatch(m, undefined), undefined);
+});
