@@ -1,0 +1,402 @@
+/**
+ * The EdgeSeg edge server: the prebuilt OHIF viewer with our `app-config.js`, the extension bundles
+ * (`/plugins/*`), model packages (`/models/*`), onnxruntime-web's runtime files (`/ort/*`), and either
+ * the embedded file-backed DICOMweb store or a same-origin proxy to a PACS at `/dicom-web/`.
+ *
+ * Every response carries COOP/COEP/CORP (cross-origin isolation, so WASM threads work), nosniff, a
+ * no-referrer policy and a CSP that still lets the viewer run. One log line per request.
+ */
+import { join, resolve } from "node:path";
+import { phantomSeries } from "../dicom/phantom.ts";
+import { errorResponse, handleDicomWeb } from "./dicomweb.ts";
+import { PROJECT_ROOT } from "./ohif.ts";
+import { resolveStatic, serveFile } from "./static.ts";
+import { DicomStore } from "./store.ts";
+
+export { ensureOhif, OHIF_VERSION, ohifDistPath, PROJECT_ROOT } from "./ohif.ts";
+export { DicomStore } from "./store.ts";
+export type { InstanceRecord } from "./dicomfile.ts";
+
+export interface ServerOptions {
+  /** 0 = ephemeral; default 8042 */
+  port?: number;
+  /** default "127.0.0.1" */
+  hostname?: string;
+  /** folder of the embedded DICOM store (created if missing) */
+  dataDir: string;
+  /** proxy `/dicom-web/*` to this DICOMweb root (e.g. `http://127.0.0.1:8043/dicom-web`) instead of the store */
+  pacsUrl?: string;
+  /** STOW body limit in bytes (default 2 GiB) */
+  maxUploadBytes?: number;
+  /** the OHIF dist folder; without it the viewer routes answer 404 with a hint */
+  ohifDist?: string;
+  /** default `<project>/build/plugins` */
+  pluginsDir?: string;
+  /** default `<project>/models` */
+  modelsDir?: string;
+  /** seed the synthetic phantom study into an empty store (default true) */
+  seed?: boolean;
+  /** when set, STOW-RS needs `Authorization: Bearer <token>` */
+  stowToken?: string;
+  /** per-request time limit for proxied PACS requests in ms (default 120 s) */
+  proxyTimeoutMs?: number;
+  log?: (line: string) => void;
+}
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  /** the embedded store (undefined in proxy mode) */
+  store?: DicomStore;
+  close(): Promise<void>;
+}
+
+const DEFAULT_MAX_UPLOAD = 2 * 1024 * 1024 * 1024;
+
+/**
+ * CSP for the OHIF 3.13.2 bundle: it has an inline script in index.html, evaluates code (rspack
+ * runtime, codecs), compiles WASM, creates blob: workers and data:/blob: images. Everything else is
+ * same-origin; nothing may be framed or sent elsewhere.
+ */
+export const CONTENT_SECURITY_POLICY = [
+  "default-src 'self'",
+  "script-src 'self' 'unsafe-inline' 'unsafe-eval' 'wasm-unsafe-eval' blob:",
+  "worker-src 'self' blob:",
+  "style-src 'self' 'unsafe-inline'",
+  "img-src 'self' data: blob:",
+  "font-src 'self' data:",
+  "connect-src 'self' data: blob:",
+  "media-src 'self' blob: data:",
+  "object-src 'none'",
+  "base-uri 'self'",
+  "frame-ancestors 'none'",
+  "form-action 'self'",
+].join("; ");
+
+const SECURITY_HEADERS: Record<string, string> = {
+  "cross-origin-opener-policy": "same-origin",
+  "cross-origin-embedder-policy": "require-corp",
+  "cross-origin-resource-policy": "same-origin",
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+  "content-security-policy": CONTENT_SECURITY_POLICY,
+};
+
+function withSecurityHeaders(res: Response): Response {
+  let headers: Headers;
+  try {
+    for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.headers.set(k, v);
+    return res;
+  } catch {
+    // immutable headers (e.g. a fetch() response): copy
+    headers = new Headers(res.headers);
+    for (const [k, v] of Object.entries(SECURITY_HEADERS)) headers.set(k, v);
+    return new Response(res.body, { status: res.status, statusText: res.statusText, headers });
+  }
+}
+
+interface PluginList {
+  extensions: string[];
+  modes: string[];
+}
+
+async function readPluginList(pluginsDir: string, log: (l: string) => void): Promise<PluginList> {
+  const path = join(pluginsDir, "edgeseg", "plugins.json");
+  try {
+    const raw: unknown = JSON.parse(await Deno.readTextFile(path));
+    const list = (v: unknown): string[] =>
+      Array.isArray(v) ? v.filter((s): s is string => typeof s === "string" && s.startsWith("/plugins/")) : [];
+    if (typeof raw === "object" && raw !== null) {
+      const r = raw as Record<string, unknown>;
+      return { extensions: list(r.extensions), modes: list(r.modes) };
+    }
+    log(`warning: ${path} is not an object; serving the viewer without the EdgeSeg plugins`);
+  } catch (e) {
+    log(
+      `warning: ${path} ${e instanceof Deno.errors.NotFound ? "is missing (run deno task build)" : `is unreadable (${(e as Error).message})`}; serving the viewer without the EdgeSeg plugins`,
+    );
+  }
+  return { extensions: [], modes: [] };
+}
+
+/** Our `/app-config.js` (see docs/platform notes on OHIF 3.13.2's runtime plugins). */
+export function appConfigJs(plugins: PluginList, opts: { proxy: boolean }): string {
+  const config = {
+    name: "edgeseg",
+    routerBasename: "/",
+    extensions: plugins.extensions,
+    modes: plugins.modes,
+    customizationService: {},
+    showStudyList: true,
+    maxNumberOfWebWorkers: 3,
+    showWarningMessageForCrossOrigin: false,
+    showCPUFallbackMessage: true,
+    showLoadingIndicator: true,
+    strictZSpacingForVolumeViewport: true,
+    groupEnabledModesFirst: true,
+    // The onboarding tour would cover the viewport on every fresh profile (and in every e2e run).
+    tours: [],
+    // EdgeSeg states "research use, not for diagnosis" in its own panel; the host's modal
+    // investigational-use dialog would block every first visit.
+    investigationalUseDialog: { option: "never" },
+    maxNumRequests: { interaction: 100, thumbnail: 5, prefetch: 25 },
+    showErrorDetails: "always",
+    defaultDataSourceName: "edgeseg",
+    dataSources: [{
+      namespace: "@ohif/extension-default.dataSourcesModule.dicomweb",
+      sourceName: "edgeseg",
+      configuration: {
+        friendlyName: opts.proxy ? "PACS (via EdgeSeg)" : "EdgeSeg local store",
+        name: "edgeseg",
+        wadoUriRoot: "/dicom-web",
+        qidoRoot: "/dicom-web",
+        wadoRoot: "/dicom-web",
+        qidoSupportsIncludeField: true,
+        imageRendering: "wadors",
+        thumbnailRendering: "wadors",
+        enableStudyLazyLoad: true,
+        supportsFuzzyMatching: false,
+        supportsWildcard: true,
+        supportsStow: true,
+        omitQuotationForMultipartRequest: true,
+        bulkDataURI: { enabled: true },
+      },
+    }],
+  };
+  return `/** Generated by the EdgeSeg edge server; do not edit (served with no-cache). */\nwindow.config = ${
+    JSON.stringify(config, null, 2)
+  };\n`;
+}
+
+interface ModelIndexEntry {
+  id: string;
+  name: string;
+  version: string;
+  modalities: string[];
+  bodyParts: string[];
+  channels: number | null;
+  spatialMode: string | null;
+  labels: { value: number; name: string; color?: unknown }[];
+  uncertainty: unknown;
+  /** URL of the package folder */
+  url: string;
+  manifest: string;
+}
+
+function asRecord(v: unknown): Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v) ? v as Record<string, unknown> : {};
+}
+
+/** Lists `models/<id>/manifest.json` (skipping `training/` and unreadable manifests, with a log line). */
+export async function modelIndex(modelsDir: string, log: (l: string) => void = () => {}): Promise<{ models: ModelIndexEntry[] }> {
+  const models: ModelIndexEntry[] = [];
+  let entries: Deno.DirEntry[] = [];
+  try {
+    entries = await Array.fromAsync(Deno.readDir(modelsDir));
+  } catch {
+    return { models };
+  }
+  for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
+    if (!e.isDirectory || e.name === "training" || e.name.startsWith(".")) continue;
+    let raw: Record<string, unknown>;
+    try {
+      raw = asRecord(JSON.parse(await Deno.readTextFile(join(modelsDir, e.name, "manifest.json"))));
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) log(`models: skipping ${e.name}: ${(err as Error).message}`);
+      continue;
+    }
+    const c = asRecord(raw.constraints);
+    const strings = (v: unknown) => (Array.isArray(v) ? v.filter((s): s is string => typeof s === "string") : []);
+    models.push({
+      id: typeof raw.id === "string" ? raw.id : e.name,
+      name: typeof raw.name === "string" ? raw.name : e.name,
+      version: typeof raw.version === "string" ? raw.version : "?",
+      modalities: strings(c.modalities),
+      bodyParts: strings(c.bodyParts),
+      channels: typeof c.channels === "number" ? c.channels : null,
+      spatialMode: typeof asRecord(raw.spatial).mode === "string" ? asRecord(raw.spatial).mode as string : null,
+      labels: (Array.isArray(raw.labels) ? raw.labels : []).map(asRecord).map((l) => ({
+        value: typeof l.value === "number" ? l.value : 0,
+        name: typeof l.name === "string" ? l.name : "",
+        color: l.color,
+      })),
+      uncertainty: raw.uncertainty ?? null,
+      url: `/models/${encodeURIComponent(e.name)}/`,
+      manifest: `/models/${encodeURIComponent(e.name)}/manifest.json`,
+    });
+  }
+  return { models };
+}
+
+const ORT_EXTENSIONS = /\.(mjs|wasm|js)$/;
+
+/** Relays `/dicom-web/*` to a PACS on the same origin (see the header notes inline). */
+async function proxy(req: Request, url: URL, subPath: string, pacsUrl: string, timeoutMs: number): Promise<Response> {
+  const target = new URL(pacsUrl.replace(/\/+$/, "") + subPath + url.search);
+  const headers = new Headers(req.headers);
+  // Deno's fetch un-gzips transparently; asking for identity keeps bodies and lengths consistent.
+  headers.delete("accept-encoding");
+  headers.delete("host");
+  headers.delete("connection");
+  // Orthanc builds RetrieveURL/BulkDataURI from RFC 7239 Forwarded (it ignores X-Forwarded-*).
+  headers.set("forwarded", `host=${url.host};proto=${url.protocol.replace(":", "")}`);
+  const init: RequestInit & { duplex?: string } = {
+    method: req.method,
+    headers,
+    redirect: "manual",
+    signal: AbortSignal.timeout(timeoutMs),
+  };
+  if (req.body && req.method !== "GET" && req.method !== "HEAD") {
+    init.body = req.body;
+    init.duplex = "half";
+  }
+  let upstream: Response;
+  try {
+    upstream = await fetch(target, init);
+  } catch (e) {
+    const timeout = e instanceof DOMException && e.name === "TimeoutError";
+    return errorResponse(timeout ? 504 : 502, timeout ? "PACS_TIMEOUT" : "PACS_UNREACHABLE", `the PACS at ${target.origin} ${timeout ? `did not answer within ${timeoutMs} ms` : `could not be reached: ${(e as Error).message}`}`);
+  }
+  const out = new Headers(upstream.headers);
+  out.delete("content-encoding");
+  out.delete("content-length");
+  out.delete("transfer-encoding");
+  out.delete("connection");
+  return new Response(upstream.body, { status: upstream.status, statusText: upstream.statusText, headers: out });
+}
+
+function isLoopback(hostname: string): boolean {
+  return hostname === "127.0.0.1" || hostname === "::1" || hostname === "localhost" || /^127\./.test(hostname);
+}
+
+/**
+ * Starts the server. Resolves once it listens; `close()` stops it and waits for in-flight requests.
+ */
+export async function startServer(opts: ServerOptions): Promise<RunningServer> {
+  const log = opts.log ?? (() => {});
+  const hostname = opts.hostname ?? "127.0.0.1";
+  const pluginsDir = resolve(opts.pluginsDir ?? join(PROJECT_ROOT, "build", "plugins"));
+  const modelsDir = resolve(opts.modelsDir ?? join(PROJECT_ROOT, "models"));
+  const ortDir = join(PROJECT_ROOT, "node_modules", "onnxruntime-web", "dist");
+  const ohifDist = opts.ohifDist ? resolve(opts.ohifDist) : undefined;
+  const maxUploadBytes = opts.maxUploadBytes ?? DEFAULT_MAX_UPLOAD;
+  const proxyTimeoutMs = opts.proxyTimeoutMs ?? 120_000;
+  if (opts.pacsUrl) {
+    const u = new URL(opts.pacsUrl); // throws early on a malformed URL
+    if (u.protocol !== "http:" && u.protocol !== "https:") throw new TypeError(`pacsUrl must be http(s), found ${u.protocol}`);
+  }
+
+  let store: DicomStore | undefined;
+  if (!opts.pacsUrl) {
+    store = await DicomStore.open(resolve(opts.dataDir), { log });
+    if (store.size === 0 && opts.seed !== false) {
+      const t = performance.now();
+      const ph = phantomSeries();
+      await store.storeFiles(ph.files);
+      log(`seeded the sample study (${ph.files.length} CT slices, ${(performance.now() - t).toFixed(0)} ms)`);
+    }
+  }
+
+  const plugins = await readPluginList(pluginsDir, log);
+  const appConfig = appConfigJs(plugins, { proxy: Boolean(opts.pacsUrl) });
+  if (!ohifDist) log("warning: no OHIF dist given; the viewer is not served (DICOMweb, plugins and models are)");
+
+  const dicomWebOpts = { maxUploadBytes, stowToken: opts.stowToken, log };
+
+  async function route(req: Request, url: URL): Promise<Response> {
+    const p = url.pathname;
+    if (p === "/dicom-web" || p.startsWith("/dicom-web/")) {
+      const sub = p.slice("/dicom-web".length) || "/";
+      if (opts.pacsUrl) return proxy(req, url, sub, opts.pacsUrl, proxyTimeoutMs);
+      return handleDicomWeb(store!, req, sub, dicomWebOpts);
+    }
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      await req.body?.cancel().catch(() => {});
+      return errorResponse(405, "METHOD_NOT_ALLOWED", `${req.method} is only accepted under /dicom-web/`, { allow: "GET, HEAD" });
+    }
+    if (p === "/app-config.js") {
+      return new Response(appConfig, {
+        headers: { "content-type": "text/javascript; charset=utf-8", "cache-control": "no-cache" },
+      });
+    }
+    if (p === "/models/index.json") {
+      const body = JSON.stringify(await modelIndex(modelsDir, log));
+      return new Response(body, { headers: { "content-type": "application/json; charset=utf-8", "cache-control": "no-cache" } });
+    }
+    const mounts: [string, string][] = [["/plugins/", pluginsDir], ["/models/", modelsDir]];
+    for (const [prefix, root] of mounts) {
+      if (p.startsWith(prefix)) return staticOr404(req, root, p.slice(prefix.length));
+    }
+    if (p.startsWith("/ort/")) {
+      const rest = p.slice("/ort/".length);
+      if (ORT_EXTENSIONS.test(rest) && !rest.includes("/") && !rest.includes("%2")) {
+        const r = await resolveStatic(ortDir, rest);
+        if (r.kind === "file") return serveFile(req, r.path, r.stat);
+      }
+      // OHIF ships an older onnxruntime under /ort/ for its own tools; let it have the names we lack.
+    }
+    if (!ohifDist) return errorResponse(404, "NO_VIEWER", "the OHIF viewer is not installed here (run deno task fetch-ohif)");
+    const r = await resolveStatic(ohifDist, p.slice(1));
+    if (r.kind === "file") {
+      if (p === "/index.html") return serveFile(req, r.path, r.stat, { cacheControl: "no-cache" });
+      return serveFile(req, r.path, r.stat);
+    }
+    if (r.kind === "forbidden") return errorResponse(400, "BAD_PATH", `rejected path: ${r.reason}`);
+    // SPA fallback: client-side routes (no file extension) get index.html; missing files 404.
+    const last = p.split("/").pop() ?? "";
+    if (!last.includes(".")) {
+      const index = await resolveStatic(ohifDist, "index.html");
+      if (index.kind === "file") return serveFile(req, index.path, index.stat, { cacheControl: "no-cache" });
+    }
+    return errorResponse(404, "NOT_FOUND", `no file at ${p}`);
+  }
+
+  async function staticOr404(req: Request, root: string, rest: string): Promise<Response> {
+    const r = await resolveStatic(root, rest);
+    if (r.kind === "file") return serveFile(req, r.path, r.stat);
+    if (r.kind === "forbidden") return errorResponse(400, "BAD_PATH", `rejected path: ${r.reason}`);
+    return errorResponse(404, "NOT_FOUND", `no file at ${new URL(req.url).pathname}`);
+  }
+
+  async function handler(req: Request): Promise<Response> {
+    const t0 = performance.now();
+    const url = new URL(req.url);
+    let res: Response;
+    try {
+      // Reject traversal before any routing; the URL parser has already folded literal "..".
+      if (/%2e%2e|%2f\.\.|\.\.%2f|%5c|%00/i.test(url.pathname)) {
+        res = errorResponse(400, "BAD_PATH", "rejected path: encoded dot segment, slash or NUL");
+      } else {
+        res = await route(req, url);
+      }
+    } catch (e) {
+      log(`error: ${req.method} ${url.pathname}: ${(e as Error).stack ?? e}`);
+      res = errorResponse(500, "INTERNAL", `the server failed on this request: ${(e as Error).message}`);
+    }
+    res = withSecurityHeaders(res);
+    log(`${req.method} ${url.pathname} ${res.status} ${(performance.now() - t0).toFixed(1)}ms`);
+    return res;
+  }
+
+  const { promise: listening, resolve: onListen } = Promise.withResolvers<Deno.NetAddr>();
+  const server = Deno.serve({
+    port: opts.port ?? 8042,
+    hostname,
+    onListen: (addr) => onListen(addr as Deno.NetAddr),
+    onError: (e) => {
+      log(`error: ${(e as Error).stack ?? e}`);
+      return errorResponse(500, "INTERNAL", "the server failed on this request");
+    },
+  }, handler);
+  const addr = await listening;
+  const hostForUrl = hostname.includes(":") ? `[${hostname}]` : hostname === "0.0.0.0" ? "127.0.0.1" : hostname;
+  if (!isLoopback(hostname)) log(`warning: listening on ${hostname}, reachable from other machines`);
+  return {
+    url: `http://${hostForUrl}:${addr.port}/`,
+    port: addr.port,
+    store,
+    close: async () => {
+      await server.shutdown();
+    },
+  };
+}
