@@ -1,0 +1,67 @@
+/**
+ * The pure segmentation core: preprocessing, resampling, sliding windows and blending, activations,
+ * post-processing, uncertainty, statistics, triage, metrics and `segment()`. No DOM, no Deno APIs.
+ */
+export { modelInputChannels, preprocessVolume, applyIntensity, selectChannels } from "./preprocess.ts";
+export { resampleLinear, resampleNearest, targetGeometry } from "./resample.ts";
+export {
+  axisStarts,
+  blendInto,
+  constantImportance,
+  type Dims3,
+  extractWindow,
+  gaussianImportance,
+  normaliseBlend,
+  planWindows,
+  resolveWindow,
+  type WindowBox,
+  type WindowPlan,
+} from "./windows.ts";
+export { applyActivation, decide, decisionRule } from "./activation.ts";
+export {
+  type Components,
+  connectedComponents,
+  fillHoles,
+  keepLargestComponent,
+  postprocessLabels,
+  removeSmallComponents,
+} from "./postprocess.ts";
+export {
+  dropoutMask,
+  type EntropyKind,
+  flipVolume,
+  identityMask,
+  measureMaximum,
+  mulberry32,
+  StreamingAggregator,
+  tileBatch,
+} from "./uncertainty.ts";
+export { boundaryMask, percentile, segmentStatistics, type StatisticsInput, voxelVolumeMl } from "./statistics.ts";
+export { triage, type TriageOutcome, type TriageTerms } from "./triage.ts";
+export {
+  aucRoc,
+  type CalibrationBin,
+  type Confusion,
+  confusion,
+  edtSquared,
+  evaluateSegmentation,
+  type EvaluationResult,
+  expectedCalibrationError,
+  type LabelMetrics,
+  nanMean,
+  type OverlapMetrics,
+  overlapMetrics,
+  surfaceDistances,
+  type SurfaceDistances,
+  surfaceMask,
+} from "./metrics.ts";
+export {
+  estimateWorkingSetBytes,
+  modelOutputChannels,
+  type PassSpec,
+  planPasses,
+  segment,
+  SOFTWARE,
+  sweepWindows,
+  validateInput,
+} from "./segment.ts";

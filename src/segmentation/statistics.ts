@@ -1,0 +1,109 @@
+/**
+ * Per-segment statistics: voxel count, volume (mL) from spacing, intensity mean/SD on the original
+ * volume, connected components, the volume's spread across stochastic passes, and mean uncertainty
+ * inside the segment and on its boundary.
+ */
+import type { Geometry, LabelSpec, SegmentStatistics, VoxelArray } from "../core/types.ts";
+import { connectedComponents } from "./postprocess.ts";
+
+/** Linear-interpolated percentile (NumPy's default method) of `values`, q in [0, 100]. */
+export function percentile(values: ArrayLike<number>, q: number): number {
+  const n = values.length;
+  if (n === 0) return NaN;
+  const sorted = Float64Array.from(values).sort();
+  const pos = (q / 100) * (n - 1);
+  const lo = Math.floor(pos), hi = Math.min(n - 1, lo + 1);
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
+}
+
+/** Volume of one voxel in millilitres (spacing is in mm; 1 mL = 1000 mm³). */
+export function voxelVolumeMl(geometry: Geometry): number {
+  return (geometry.spacing[0] * geometry.spacing[1] * geometry.spacing[2]) / 1000;
+}
+
+/**
+ * Boundary voxels of `value`: voxels of the segment with at least one face neighbour (6 in 3D,
+ * in-volume neighbours only) that is not the segment.
+ */
+export function boundaryMask(labels: ArrayLike<number>, dims: [number, number, number], value: number): Uint8Array {
+  const [nx, ny, nz] = dims;
+  const out = new Uint8Array(nx * ny * nz);
+  const sxy = nx * ny;
+  for (let k = 0, p = 0; k < nz; k++) {
+    for (let j = 0; j < ny; j++) {
+      for (let i = 0; i < nx; i++, p++) {
+        if (labels[p] !== value) continue;
+        if (
+          (i > 0 && labels[p - 1] !== value) || (i < nx - 1 && labels[p + 1] !== value) ||
+          (j > 0 && labels[p - nx] !== value) || (j < ny - 1 && labels[p + nx] !== value) ||
+          (k > 0 && labels[p - sxy] !== value) || (k < nz - 1 && labels[p + sxy] !== value)
+        ) out[p] = 1;
+      }
+    }
+  }
+  return out;
+}
+
+export interface StatisticsInput {
+  labels: Uint8Array | Uint16Array;
+  geometry: Geometry;
+  segments: Pick<LabelSpec, "value" | "name">[];
+  /** one channel of the original volume (the first channel the model reads) */
+  intensity: VoxelArray;
+  /** per-voxel uncertainty on the same grid, when there is one */
+  uncertainty?: Float32Array;
+  /** voxel counts per pass, passVoxels[pass][segment index], when there were several passes */
+  passVoxels?: number[][];
+}
+
+/** Statistics for every segment listed (including segments with no voxels). */
+export function segmentStatistics(input: StatisticsInput): SegmentStatistics[] {
+  const { labels, geometry, intensity, uncertainty, passVoxels } = input;
+  const dims = geometry.dims;
+  const voxelMl = voxelVolumeMl(geometry);
+  return input.segments.map((seg, s) => {
+    let n = 0, mean = 0, m2 = 0, uSum = 0;
+    const mask = new Uint8Array(labels.length);
+    for (let p = 0; p < labels.length; p++) {
+      if (labels[p] !== seg.value) continue;
+      mask[p] = 1;
+      n++;
+      const x = intensity[p];
+      const d = x - mean;
+      mean += d / n;
+      m2 += d * (x - mean);
+      if (uncertainty) uSum += uncertainty[p];
+    }
+    const stats: SegmentStatistics = {
+      number: seg.value,
+      label: seg.name,
+      voxels: n,
+      volumeMl: n * voxelMl,
+      meanIntensity: n > 0 ? mean : 0,
+      sdIntensity: n > 1 ? Math.sqrt(m2 / (n - 1)) : 0,
+      components: n > 0 ? connectedComponents(mask, dims, "3d").count : 0,
+    };
+    if (uncertainty) {
+      stats.meanUncertainty = n > 0 ? uSum / n : 0;
+      const edge = boundaryMask(labels, dims, seg.value);
+      let b = 0, bSum = 0;
+      for (let p = 0; p < edge.length; p++) {
+        if (edge[p]) {
+          b++;
+          bSum += uncertainty[p];
+        }
+      }
+      stats.meanBoundaryUncertainty = b > 0 ? bSum / b : 0;
+    }
+    if (passVoxels && passVoxels.length > 1) {
+      const vols = passVoxels.map((counts) => counts[s] * voxelMl);
+      const mu = vols.reduce((a, b) => a + b, 0) / vols.length;
+      const ss = vols.reduce((a, b) => a + (b - mu) ** 2, 0);
+      // sample SD: the passes are a sample of the model's predictive distribution
+      stats.volumeSdMl = Math.sqrt(ss / (vols.length - 1));
+      // empirical 2.5th / 97.5th percentiles: no normality assumed
+      stats.volumeCi95Ml = [percentile(vols, 2.5), percentile(vols, 97.5)];
+    }
+    return stats;
+  });
+}

@@ -1,0 +1,214 @@
+/**
+ * Uncertainty from several stochastic or transformed passes, aggregated in streaming form: one
+ * running mean and one running sum of squared deviations per channel (Welford), plus the running
+ * sum of per-pass entropies. Memory is O(channels × voxels) whatever the number of passes.
+ *
+ * Measures (natural logarithms):
+ * - predictive entropy  H[p̄] of the mean probabilities;
+ * - mutual information  H[p̄] − mean over passes of H[pₜ] (epistemic part; ≥ 0 up to rounding);
+ * - variance            population variance over passes (divide by n), averaged over label channels;
+ * - sd                  its square root.
+ * Entropy is categorical (−Σ p log p over all channels) for softmax outputs and the sum of binary
+ * entropies of the label channels for independent (sigmoid) outputs.
+ */
+import type { McDropoutSpec, UncertaintyMeasure } from "../core/types.ts";
+
+/** mulberry32: a tiny, fast, seedable PRNG (32-bit state); returns floats in [0, 1). */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * A dropout mask for batch 1 with the manifest's shape: each element is 0 with probability `rate`
+ * and 1 / (1 − rate) otherwise (inverted dropout keeps the expected activation unchanged).
+ */
+export function dropoutMask(spec: Pick<McDropoutSpec, "shape" | "rate">, rng: () => number): Float32Array {
+  const n = spec.shape.reduce((a, b) => a * b, 1);
+  const keep = 1 / (1 - spec.rate);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = rng() < spec.rate ? 0 : keep;
+  return out;
+}
+
+/** The deterministic mask (dropout off): all ones. */
+export function identityMask(spec: Pick<McDropoutSpec, "shape">): Float32Array {
+  return new Float32Array(spec.shape.reduce((a, b) => a * b, 1)).fill(1);
+}
+
+/** Repeat a batch-1 tensor along the batch axis. */
+export function tileBatch(data: Float32Array, shape: number[], batch: number): { data: Float32Array; shape: number[] } {
+  const out = new Float32Array(data.length * batch);
+  for (let b = 0; b < batch; b++) out.set(data, b * data.length);
+  return { data: out, shape: [batch, ...shape.slice(1)] };
+}
+
+/** Flip a planar multi-channel volume along the given spatial axes (0 = i, 1 = j, 2 = k); a fresh array. */
+export function flipVolume(
+  src: Float32Array,
+  dims: [number, number, number],
+  channels: number,
+  axes: number[],
+): Float32Array {
+  const [nx, ny, nz] = dims;
+  const fx = axes.includes(0), fy = axes.includes(1), fz = axes.includes(2);
+  const out = new Float32Array(src.length);
+  const nVox = nx * ny * nz;
+  for (let c = 0; c < channels; c++) {
+    for (let k = 0; k < nz; k++) {
+      const sk = fz ? nz - 1 - k : k;
+      for (let j = 0; j < ny; j++) {
+        const sj = fy ? ny - 1 - j : j;
+        const dst = c * nVox + nx * (j + ny * k);
+        const srcRow = c * nVox + nx * (sj + ny * sk);
+        if (fx) for (let i = 0; i < nx; i++) out[dst + i] = src[srcRow + nx - 1 - i];
+        else out.set(src.subarray(srcRow, srcRow + nx), dst);
+      }
+    }
+  }
+  return out;
+}
+
+export type EntropyKind = "categorical" | "binary";
+
+/** Largest possible value of a measure, used to normalise it to [0, 1]. */
+export function measureMaximum(measure: UncertaintyMeasure, kind: EntropyKind, channels: number, labelChannels: number): number {
+  switch (measure) {
+    case "entropy":
+    case "mutualInformation":
+      return kind === "categorical" ? Math.log(Math.max(2, channels)) : labelChannels * Math.LN2;
+    case "variance":
+      return 0.25;
+    case "sd":
+      return 0.5;
+  }
+}
+
+function xlogx(p: number): number {
+  return p > 0 ? p * Math.log(p) : 0;
+}
+
+/** Entropy of one voxel's probabilities (planar array, voxel v). */
+function voxelEntropy(
+  probs: Float32Array,
+  v: number,
+  voxels: number,
+  channels: number,
+  kind: EntropyKind,
+  labelChannels: Int32Array,
+): number {
+  let h = 0;
+  if (kind === "categorical") {
+    for (let c = 0; c < channels; c++) h -= xlogx(probs[c * voxels + v]);
+  } else {
+    for (let l = 0; l < labelChannels.length; l++) {
+      const p = probs[labelChannels[l] * voxels + v];
+      h -= xlogx(p) + xlogx(1 - p);
+    }
+  }
+  return h;
+}
+
+/** Streaming aggregation of per-pass probability maps (planar, channels × voxels). */
+export class StreamingAggregator {
+  readonly voxels: number;
+  readonly channels: number;
+  readonly kind: EntropyKind;
+  readonly labelChannels: Int32Array;
+  /** passes added so far */
+  n = 0;
+  /** running mean per channel and voxel */
+  readonly mean: Float32Array;
+  /** running sum of squared deviations, label channels only (order of labelChannels) */
+  private readonly m2: Float32Array;
+  /** running sum of per-pass entropies per voxel */
+  private readonly entropySum: Float32Array;
+
+  constructor(voxels: number, channels: number, labelChannels: number[], kind: EntropyKind) {
+    this.voxels = voxels;
+    this.channels = channels;
+    this.kind = kind;
+    this.labelChannels = Int32Array.from(labelChannels);
+    this.mean = new Float32Array(voxels * channels);
+    this.m2 = new Float32Array(voxels * labelChannels.length);
+    this.entropySum = new Float32Array(voxels);
+  }
+
+  /** Bytes this aggregator holds for a given size (for memory budgets). */
+  static bytesFor(voxels: number, channels: number, labelChannels: number): number {
+    return 4 * voxels * (channels + labelChannels + 1);
+  }
+
+  add(probs: Float32Array): void {
+    const { voxels, channels, mean, m2, labelChannels } = this;
+    this.n++;
+    const inv = 1 / this.n;
+    for (let l = 0; l < labelChannels.length; l++) {
+      const off = labelChannels[l] * voxels, moff = l * voxels;
+      for (let v = 0; v < voxels; v++) {
+        const x = probs[off + v];
+        const d = x - mean[off + v];
+        const m = mean[off + v] + d * inv;
+        m2[moff + v] += d * (x - m);
+      }
+    }
+    for (let v = 0; v < voxels; v++) {
+      this.entropySum[v] += voxelEntropy(probs, v, voxels, channels, this.kind, labelChannels);
+    }
+    for (let p = 0; p < voxels * channels; p++) mean[p] += (probs[p] - mean[p]) * inv;
+  }
+
+  /** Per-voxel population variance averaged over the label channels. */
+  variance(): Float32Array {
+    const out = new Float32Array(this.voxels);
+    const L = this.labelChannels.length;
+    if (this.n === 0 || L === 0) return out;
+    for (let l = 0; l < L; l++) {
+      const moff = l * this.voxels;
+      for (let v = 0; v < this.voxels; v++) out[v] += this.m2[moff + v];
+    }
+    const scale = 1 / (this.n * L);
+    for (let v = 0; v < this.voxels; v++) out[v] = Math.max(0, out[v] * scale);
+    return out;
+  }
+
+  /** Predictive entropy of the mean probabilities. */
+  entropy(): Float32Array {
+    const out = new Float32Array(this.voxels);
+    for (let v = 0; v < this.voxels; v++) {
+      out[v] = voxelEntropy(this.mean, v, this.voxels, this.channels, this.kind, this.labelChannels);
+    }
+    return out;
+  }
+
+  /** Mutual information: entropy of the mean minus the mean per-pass entropy (clamped at 0). */
+  mutualInformation(): Float32Array {
+    const out = this.entropy();
+    const inv = this.n > 0 ? 1 / this.n : 0;
+    for (let v = 0; v < this.voxels; v++) out[v] = Math.max(0, out[v] - this.entropySum[v] * inv);
+    return out;
+  }
+
+  /** The requested measure as a float32 map. */
+  measure(measure: UncertaintyMeasure): Float32Array {
+    switch (measure) {
+      case "entropy":
+        return this.entropy();
+      case "mutualInformation":
+        return this.mutualInformation();
+      case "variance":
+        return this.variance();
+      case "sd": {
+        const v = this.variance();
+        for (let i = 0; i < v.length; i++) v[i] = Math.sqrt(v[i]);
+        return v;
+      }
+    }
+  }
+}
