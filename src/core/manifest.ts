@@ -71,8 +71,13 @@ function noUnknown(o: Obj, path: string, allowed: readonly string[]): void {
   for (const k of Object.keys(o)) {
     if (k.startsWith("x-")) continue;
     if (!allowed.includes(k)) {
-      fail("MANIFEST_UNKNOWN_FIELD", sub(path, k), "is not a known field (prefix your own with \"x-\")",
-        `one of ${allowed.join(", ")}`, k);
+      fail(
+        "MANIFEST_UNKNOWN_FIELD",
+        sub(path, k),
+        'is not a known field (prefix your own with "x-")',
+        `one of ${allowed.join(", ")}`,
+        k,
+      );
     }
   }
 }
@@ -98,7 +103,9 @@ function num(
   path: string,
   opts: { int?: boolean; min?: number; max?: number; minExclusive?: number; maxExclusive?: number } = {},
 ): number {
-  if (typeof v !== "number" || !Number.isFinite(v)) fail("MANIFEST_TYPE", path, "must be a finite number", "a number", v);
+  if (typeof v !== "number" || !Number.isFinite(v)) {
+    fail("MANIFEST_TYPE", path, "must be a finite number", "a number", v);
+  }
   const range: string[] = [];
   if (opts.min !== undefined) range.push(`>= ${opts.min}`);
   if (opts.minExclusive !== undefined) range.push(`> ${opts.minExclusive}`);
@@ -117,15 +124,22 @@ function num(
 
 function oneOf<T extends string>(v: unknown, path: string, values: readonly T[]): T {
   if (typeof v !== "string" || !(values as readonly string[]).includes(v)) {
-    fail("MANIFEST_VALUE", path, "is not an allowed value", values.map((x) => JSON.stringify(x)).join(" | "),
-      describe(v));
+    fail(
+      "MANIFEST_VALUE",
+      path,
+      "is not an allowed value",
+      values.map((x) => JSON.stringify(x)).join(" | "),
+      describe(v),
+    );
   }
   return v as T;
 }
 
 function arr(v: unknown, path: string, opts: { nonEmpty?: boolean; length?: number } = {}): unknown[] {
   if (!Array.isArray(v)) fail("MANIFEST_TYPE", path, "must be an array", "an array", v);
-  if (opts.nonEmpty && v.length === 0) fail("MANIFEST_VALUE", path, "must not be empty", "at least one item", v);
+  if (opts.nonEmpty && v.length === 0) {
+    fail("MANIFEST_VALUE", path, "must not be empty", "at least one item", v);
+  }
   if (opts.length !== undefined && v.length !== opts.length) {
     fail("MANIFEST_VALUE", path, "has the wrong length", `${opts.length} items`, `${v.length} items`);
   }
@@ -167,7 +181,11 @@ function code(v: unknown, path: string): Code {
 
 function color(v: unknown, path: string): [number, number, number] {
   const a = arr(v, path, { length: 3 });
-  return [0, 1, 2].map((i) => num(a[i], `${path}[${i}]`, { int: true, min: 0, max: 255 })) as [number, number, number];
+  return [0, 1, 2].map((i) => num(a[i], `${path}[${i}]`, { int: true, min: 0, max: 255 })) as [
+    number,
+    number,
+    number,
+  ];
 }
 
 function tensorSpec(v: unknown, path: string): TensorSpec {
@@ -175,7 +193,9 @@ function tensorSpec(v: unknown, path: string): TensorSpec {
   noUnknown(o, path, ["name", "dtype", "shape"]);
   const shape = arr(req(o, "shape", path), `${path}.shape`, { nonEmpty: true }).map((d, i) => {
     const p = `${path}.shape[${i}]`;
-    if (typeof d === "string") return str(d, p, { pattern: /^[A-Za-z_][A-Za-z0-9_]*$/, hint: "an axis name" });
+    if (typeof d === "string") {
+      return str(d, p, { pattern: /^[A-Za-z_][A-Za-z0-9_]*$/, hint: "an axis name" });
+    }
     return num(d, p, { int: true, min: 1 });
   });
   return {
@@ -187,7 +207,11 @@ function tensorSpec(v: unknown, path: string): TensorSpec {
 
 function intensity(v: unknown, path: string): IntensityTransform {
   const o = obj(v, path);
-  const kind = oneOf(req(o, "kind", path), `${path}.kind`, ["none", "window", "clipScale", "zscore", "scale"] as const);
+  const kind = oneOf(
+    req(o, "kind", path),
+    `${path}.kind`,
+    ["none", "window", "clipScale", "zscore", "scale"] as const,
+  );
   const n = (k: string, opts: Parameters<typeof num>[2] = {}) => num(req(o, k, path), `${path}.${k}`, opts);
   switch (kind) {
     case "none":
@@ -195,7 +219,13 @@ function intensity(v: unknown, path: string): IntensityTransform {
       return { kind };
     case "window": {
       noUnknown(o, path, ["kind", "center", "width", "outMin", "outMax"]);
-      return { kind, center: n("center"), width: n("width", { minExclusive: 0 }), outMin: n("outMin"), outMax: n("outMax") };
+      return {
+        kind,
+        center: n("center"),
+        width: n("width", { minExclusive: 0 }),
+        outMin: n("outMin"),
+        outMax: n("outMax"),
+      };
     }
     case "clipScale": {
       noUnknown(o, path, ["kind", "min", "max", "outMin", "outMax"]);
@@ -220,7 +250,14 @@ function intensity(v: unknown, path: string): IntensityTransform {
 
 function preprocessing(v: unknown, path: string, volumeChannels: number): Preprocessing {
   const o = obj(v, path);
-  noUnknown(o, path, ["channels", "expandChannels", "intensity", "targetSpacingMm", "padMultiple", "padValue"]);
+  noUnknown(o, path, [
+    "channels",
+    "expandChannels",
+    "intensity",
+    "targetSpacingMm",
+    "padMultiple",
+    "padValue",
+  ]);
   const out: Preprocessing = { intensity: intensity(req(o, "intensity", path), `${path}.intensity`) };
   if (o.channels !== undefined) {
     out.channels = arr(o.channels, `${path}.channels`, { nonEmpty: true }).map((c, i) =>
@@ -230,8 +267,13 @@ function preprocessing(v: unknown, path: string, volumeChannels: number): Prepro
   if (o.expandChannels !== undefined) {
     out.expandChannels = oneOf(o.expandChannels, `${path}.expandChannels`, ["repeat"] as const);
     if (volumeChannels !== 1) {
-      fail("MANIFEST_INCONSISTENT", `${path}.expandChannels`, "repeats a single channel, so the volume must have one",
-        "constraints.channels = 1", String(volumeChannels));
+      fail(
+        "MANIFEST_INCONSISTENT",
+        `${path}.expandChannels`,
+        "repeats a single channel, so the volume must have one",
+        "constraints.channels = 1",
+        String(volumeChannels),
+      );
     }
   }
   if (o.targetSpacingMm !== undefined) {
@@ -240,7 +282,9 @@ function preprocessing(v: unknown, path: string, volumeChannels: number): Prepro
       s === null ? null : num(s, `${path}.targetSpacingMm[${i}]`, { minExclusive: 0 })
     ) as [number | null, number | null, number | null];
   }
-  if (o.padMultiple !== undefined) out.padMultiple = num(o.padMultiple, `${path}.padMultiple`, { int: true, min: 1 });
+  if (o.padMultiple !== undefined) {
+    out.padMultiple = num(o.padMultiple, `${path}.padMultiple`, { int: true, min: 1 });
+  }
   if (o.padValue !== undefined) out.padValue = num(o.padValue, `${path}.padValue`);
   return out;
 }
@@ -266,8 +310,13 @@ function labelRefs(v: unknown, path: string, values: Set<number>): number[] {
   return arr(v, path).map((x, i) => {
     const n = num(x, `${path}[${i}]`, { int: true, min: 1 });
     if (!values.has(n)) {
-      fail("MANIFEST_INCONSISTENT", `${path}[${i}]`, "refers to a label that is not declared",
-        `one of ${[...values].join(", ")}`, String(n));
+      fail(
+        "MANIFEST_INCONSISTENT",
+        `${path}[${i}]`,
+        "refers to a label that is not declared",
+        `one of ${[...values].join(", ")}`,
+        String(n),
+      );
     }
     return n;
   });
@@ -277,7 +326,9 @@ function postprocessing(v: unknown, path: string, values: Set<number>): Postproc
   const o = obj(v, path);
   noUnknown(o, path, ["largestComponent", "fillHoles", "minComponentVoxels"]);
   const out: PostprocessingSpec = {};
-  if (o.largestComponent !== undefined) out.largestComponent = labelRefs(o.largestComponent, `${path}.largestComponent`, values);
+  if (o.largestComponent !== undefined) {
+    out.largestComponent = labelRefs(o.largestComponent, `${path}.largestComponent`, values);
+  }
   if (o.fillHoles !== undefined) out.fillHoles = labelRefs(o.fillHoles, `${path}.fillHoles`, values);
   if (o.minComponentVoxels !== undefined) {
     out.minComponentVoxels = num(o.minComponentVoxels, `${path}.minComponentVoxels`, { int: true, min: 0 });
@@ -288,7 +339,13 @@ function postprocessing(v: unknown, path: string, values: Set<number>): Postproc
 function fileRef(v: unknown, path: string, files: Record<string, FileEntry>): string {
   const f = str(v, path, { pattern: FILE_NAME, hint: "a file name inside the package (no folders)" });
   if (!(f in files)) {
-    fail("MANIFEST_INCONSISTENT", path, "names a file with no sha256 in files", `a key of files (${Object.keys(files).join(", ")})`, f);
+    fail(
+      "MANIFEST_INCONSISTENT",
+      path,
+      "names a file with no sha256 in files",
+      `a key of files (${Object.keys(files).join(", ")})`,
+      f,
+    );
   }
   return f;
 }
@@ -296,7 +353,13 @@ function fileRef(v: unknown, path: string, files: Record<string, FileEntry>): st
 function uncertainty(
   v: unknown,
   path: string,
-  ctx: { inputs: TensorSpec[]; rank: number; spatialAxes: number; files: Record<string, FileEntry>; model: string },
+  ctx: {
+    inputs: TensorSpec[];
+    rank: number;
+    spatialAxes: number;
+    files: Record<string, FileEntry>;
+    model: string;
+  },
 ): UncertaintySpec {
   const o = obj(v, path);
   noUnknown(o, path, ["mcDropout", "tta", "ensemble"]);
@@ -308,18 +371,31 @@ function uncertainty(
     const input = str(req(m, "input", p), `${p}.input`);
     const idx = ctx.inputs.findIndex((t) => t.name === input);
     if (idx < 1) {
-      fail("MANIFEST_INCONSISTENT", `${p}.input`, "must name an extra model input (not the image input)",
-        `one of ${ctx.inputs.slice(1).map((t) => t.name).join(", ") || "(no extra inputs declared)"}`, input);
+      fail(
+        "MANIFEST_INCONSISTENT",
+        `${p}.input`,
+        "must name an extra model input (not the image input)",
+        `one of ${ctx.inputs.slice(1).map((t) => t.name).join(", ") || "(no extra inputs declared)"}`,
+        input,
+      );
     }
     const shape = arr(req(m, "shape", p), `${p}.shape`, { length: ctx.rank }).map((d, i) =>
       num(d, `${p}.shape[${i}]`, { int: true, min: 1 })
     );
-    if (shape[0] !== 1) fail("MANIFEST_VALUE", `${p}.shape[0]`, "is the batch axis for one window", "1", String(shape[0]));
+    if (shape[0] !== 1) {
+      fail("MANIFEST_VALUE", `${p}.shape[0]`, "is the batch axis for one window", "1", String(shape[0]));
+    }
     const spec = ctx.inputs[idx];
     for (let i = 1; i < shape.length; i++) {
       const d = spec.shape[i];
       if (typeof d === "number" && d !== shape[i]) {
-        fail("MANIFEST_INCONSISTENT", `${p}.shape[${i}]`, `differs from inputs[${idx}].shape[${i}]`, String(d), String(shape[i]));
+        fail(
+          "MANIFEST_INCONSISTENT",
+          `${p}.shape[${i}]`,
+          `differs from inputs[${idx}].shape[${i}]`,
+          String(d),
+          String(shape[i]),
+        );
       }
     }
     out.mcDropout = {
@@ -380,14 +456,28 @@ function variants(v: unknown, path: string, files: Record<string, FileEntry>): M
 
 function triage(v: unknown, path: string, values: Set<number>): TriageSpec {
   const o = obj(v, path);
-  noUnknown(o, path, ["labels", "referenceVolumeMl", "locationWeights", "boundaryWeight", "uncertaintyDiscount", "thresholds"]);
+  noUnknown(o, path, [
+    "labels",
+    "referenceVolumeMl",
+    "locationWeights",
+    "boundaryWeight",
+    "uncertaintyDiscount",
+    "thresholds",
+  ]);
   const labels = labelRefs(req(o, "labels", path), `${path}.labels`, values);
-  if (labels.length === 0) fail("MANIFEST_VALUE", `${path}.labels`, "must not be empty", "at least one label", "[]");
+  if (labels.length === 0) {
+    fail("MANIFEST_VALUE", `${path}.labels`, "must not be empty", "at least one label", "[]");
+  }
   const out: TriageSpec = {
     labels,
-    referenceVolumeMl: num(req(o, "referenceVolumeMl", path), `${path}.referenceVolumeMl`, { minExclusive: 0 }),
+    referenceVolumeMl: num(req(o, "referenceVolumeMl", path), `${path}.referenceVolumeMl`, {
+      minExclusive: 0,
+    }),
     boundaryWeight: num(req(o, "boundaryWeight", path), `${path}.boundaryWeight`, { min: 0 }),
-    uncertaintyDiscount: num(req(o, "uncertaintyDiscount", path), `${path}.uncertaintyDiscount`, { min: 0, max: 1 }),
+    uncertaintyDiscount: num(req(o, "uncertaintyDiscount", path), `${path}.uncertaintyDiscount`, {
+      min: 0,
+      max: 1,
+    }),
     thresholds: { review: 0, urgent: 0 },
   };
   const tp = `${path}.thresholds`;
@@ -400,8 +490,13 @@ function triage(v: unknown, path: string, values: Set<number>): TriageSpec {
     const lw: Record<string, number> = {};
     for (const [k, val] of Object.entries(w)) {
       if (!values.has(Number(k))) {
-        fail("MANIFEST_INCONSISTENT", `${path}.locationWeights.${k}`, "is keyed by a label value that is not declared",
-          `one of ${[...values].join(", ")}`, k);
+        fail(
+          "MANIFEST_INCONSISTENT",
+          `${path}.locationWeights.${k}`,
+          "is keyed by a label value that is not declared",
+          `one of ${[...values].join(", ")}`,
+          k,
+        );
       }
       lw[k] = num(val, `${path}.locationWeights.${k}`, { min: 0 });
     }
@@ -413,7 +508,9 @@ function triage(v: unknown, path: string, values: Set<number>): TriageSpec {
 function filesField(v: unknown, path: string): Record<string, FileEntry> {
   const o = obj(v, path);
   const names = Object.keys(o);
-  if (names.length === 0) fail("MANIFEST_VALUE", path, "must list at least the model file", "one entry per ONNX file", "{}");
+  if (names.length === 0) {
+    fail("MANIFEST_VALUE", path, "must list at least the model file", "one entry per ONNX file", "{}");
+  }
   const out: Record<string, FileEntry> = {};
   for (const name of names) {
     const p = `${path}.${name}`;
@@ -429,9 +526,29 @@ function filesField(v: unknown, path: string): Record<string, FileEntry> {
 }
 
 const TOP_FIELDS = [
-  "schemaVersion", "id", "name", "version", "task", "description", "intendedUse", "license", "authors", "citations",
-  "constraints", "model", "inputs", "outputs", "activation", "preprocessing", "spatial", "labels", "postprocessing",
-  "uncertainty", "variants", "triage", "files",
+  "schemaVersion",
+  "id",
+  "name",
+  "version",
+  "task",
+  "description",
+  "intendedUse",
+  "license",
+  "authors",
+  "citations",
+  "constraints",
+  "model",
+  "inputs",
+  "outputs",
+  "activation",
+  "preprocessing",
+  "spatial",
+  "labels",
+  "postprocessing",
+  "uncertainty",
+  "variants",
+  "triage",
+  "files",
 ] as const;
 
 /**
@@ -444,7 +561,9 @@ export function validateManifest(json: unknown): ModelManifest {
   noUnknown(m, "(root)", TOP_FIELDS);
 
   const schemaVersion = num(req(m, "schemaVersion", "(root)"), "schemaVersion", { int: true });
-  if (schemaVersion !== 1) fail("MANIFEST_VALUE", "schemaVersion", "is not supported by this EdgeSeg", "1", String(schemaVersion));
+  if (schemaVersion !== 1) {
+    fail("MANIFEST_VALUE", "schemaVersion", "is not supported by this EdgeSeg", "1", String(schemaVersion));
+  }
   const files = filesField(req(m, "files", "(root)"), "files");
 
   // constraints first: the channel count it declares is used by preprocessing
@@ -453,16 +572,25 @@ export function validateManifest(json: unknown): ModelManifest {
   noUnknown(c, cp, ["modalities", "bodyParts", "channels", "minSlices", "maxVoxels"]);
   const constraints: ModelManifest["constraints"] = {
     modalities: strArr(req(c, "modalities", cp), `${cp}.modalities`, true).map((s, i) =>
-      str(s, `${cp}.modalities[${i}]`, { pattern: MODALITY, hint: "a DICOM modality code such as CT, MR or OP" })
+      str(s, `${cp}.modalities[${i}]`, {
+        pattern: MODALITY,
+        hint: "a DICOM modality code such as CT, MR or OP",
+      })
     ),
     channels: num(req(c, "channels", cp), `${cp}.channels`, { int: true, min: 1, max: 4 }),
   };
   if (c.bodyParts !== undefined) constraints.bodyParts = strArr(c.bodyParts, `${cp}.bodyParts`, true);
-  if (c.minSlices !== undefined) constraints.minSlices = num(c.minSlices, `${cp}.minSlices`, { int: true, min: 1 });
-  if (c.maxVoxels !== undefined) constraints.maxVoxels = num(c.maxVoxels, `${cp}.maxVoxels`, { int: true, min: 1 });
+  if (c.minSlices !== undefined) {
+    constraints.minSlices = num(c.minSlices, `${cp}.minSlices`, { int: true, min: 1 });
+  }
+  if (c.maxVoxels !== undefined) {
+    constraints.maxVoxels = num(c.maxVoxels, `${cp}.maxVoxels`, { int: true, min: 1 });
+  }
 
   const model = fileRef(req(m, "model", "(root)"), "model", files);
-  if (!model.endsWith(".onnx")) fail("MANIFEST_VALUE", "model", "must be an ONNX file", 'a name ending in ".onnx"', model);
+  if (!model.endsWith(".onnx")) {
+    fail("MANIFEST_VALUE", "model", "must be an ONNX file", 'a name ending in ".onnx"', model);
+  }
 
   // spatial
   const sp = "spatial";
@@ -480,76 +608,143 @@ export function validateManifest(json: unknown): ModelManifest {
     overlap: num(req(s, "overlap", sp), `${sp}.overlap`, { min: 0, maxExclusive: 1 }),
     blending: oneOf(req(s, "blending", sp), `${sp}.blending`, ["gaussian", "constant"] as const),
   };
-  if (s.sigmaScale !== undefined) spatial.sigmaScale = num(s.sigmaScale, `${sp}.sigmaScale`, { minExclusive: 0, max: 1 });
+  if (s.sigmaScale !== undefined) {
+    spatial.sigmaScale = num(s.sigmaScale, `${sp}.sigmaScale`, { minExclusive: 0, max: 1 });
+  }
   if (s.batch !== undefined) spatial.batch = num(s.batch, `${sp}.batch`, { int: true, min: 1, max: 256 });
 
   // tensors
-  const inputs = arr(req(m, "inputs", "(root)"), "inputs", { nonEmpty: true }).map((t, i) => tensorSpec(t, `inputs[${i}]`));
-  const outputs = arr(req(m, "outputs", "(root)"), "outputs", { nonEmpty: true }).map((t, i) => tensorSpec(t, `outputs[${i}]`));
+  const inputs = arr(req(m, "inputs", "(root)"), "inputs", { nonEmpty: true }).map((t, i) =>
+    tensorSpec(t, `inputs[${i}]`)
+  );
+  const outputs = arr(req(m, "outputs", "(root)"), "outputs", { nonEmpty: true }).map((t, i) =>
+    tensorSpec(t, `outputs[${i}]`)
+  );
   unique(inputs.map((t) => t.name), "inputs", "name");
   unique(outputs.map((t) => t.name), "outputs", "name");
   for (const [list, name] of [[inputs, "inputs"], [outputs, "outputs"]] as const) {
     const t = list[0];
     if (t.shape.length !== rank) {
-      fail("MANIFEST_INCONSISTENT", `${name}[0].shape`, `must have rank ${rank} for spatial.mode ${mode}`,
-        mode === "patch3d" ? "[batch, C, D, H, W]" : "[batch, C, H, W]", JSON.stringify(t.shape));
+      fail(
+        "MANIFEST_INCONSISTENT",
+        `${name}[0].shape`,
+        `must have rank ${rank} for spatial.mode ${mode}`,
+        mode === "patch3d" ? "[batch, C, D, H, W]" : "[batch, C, H, W]",
+        JSON.stringify(t.shape),
+      );
     }
     if (typeof t.shape[1] !== "number") {
-      fail("MANIFEST_VALUE", `${name}[0].shape[1]`, "is the channel axis and must be a fixed number", "a positive integer", String(t.shape[1]));
+      fail(
+        "MANIFEST_VALUE",
+        `${name}[0].shape[1]`,
+        "is the channel axis and must be a fixed number",
+        "a positive integer",
+        String(t.shape[1]),
+      );
     }
     // tensor spatial axes run [.., D, H, W]; window runs [x, y(, z)]
     for (let a = 0; a < spatialAxes; a++) {
       const d = t.shape[rank - 1 - a];
       if (typeof d === "number" && d !== window[a]) {
-        fail("MANIFEST_INCONSISTENT", `${name}[0].shape[${rank - 1 - a}]`, `is fixed, so it must equal spatial.window[${a}]`,
-          String(window[a]), String(d));
+        fail(
+          "MANIFEST_INCONSISTENT",
+          `${name}[0].shape[${rank - 1 - a}]`,
+          `is fixed, so it must equal spatial.window[${a}]`,
+          String(window[a]),
+          String(d),
+        );
       }
     }
   }
-  const activation = oneOf(req(m, "activation", "(root)"), "activation", ["softmax", "sigmoid", "none"] as const);
+  const activation = oneOf(
+    req(m, "activation", "(root)"),
+    "activation",
+    ["softmax", "sigmoid", "none"] as const,
+  );
   const pre = preprocessing(req(m, "preprocessing", "(root)"), "preprocessing", constraints.channels);
   const inC = inputs[0].shape[1] as number;
   const outC = outputs[0].shape[1] as number;
   const wantC = pre.channels ? pre.channels.length : pre.expandChannels ? inC : constraints.channels;
   if (inC !== wantC) {
-    fail("MANIFEST_INCONSISTENT", "inputs[0].shape[1]",
+    fail(
+      "MANIFEST_INCONSISTENT",
+      "inputs[0].shape[1]",
       pre.channels ? "must equal the number of preprocessing.channels" : "must equal constraints.channels",
-      String(wantC), String(inC));
+      String(wantC),
+      String(inC),
+    );
   }
   if (pre.padMultiple !== undefined) {
     window.forEach((w, i) => {
       if (w % pre.padMultiple! !== 0) {
-        fail("MANIFEST_INCONSISTENT", `spatial.window[${i}]`, "must be a multiple of preprocessing.padMultiple",
-          `a multiple of ${pre.padMultiple}`, String(w));
+        fail(
+          "MANIFEST_INCONSISTENT",
+          `spatial.window[${i}]`,
+          "must be a multiple of preprocessing.padMultiple",
+          `a multiple of ${pre.padMultiple}`,
+          String(w),
+        );
       }
     });
   }
 
   // labels
-  const labels = arr(req(m, "labels", "(root)"), "labels", { nonEmpty: true }).map((l, i) => label(l, `labels[${i}]`));
+  const labels = arr(req(m, "labels", "(root)"), "labels", { nonEmpty: true }).map((l, i) =>
+    label(l, `labels[${i}]`)
+  );
   unique(labels.map((l) => l.value), "labels", "value");
   unique(labels.map((l) => l.channel), "labels", "channel");
   labels.forEach((l, i) => {
     if (l.channel >= outC) {
-      fail("MANIFEST_INCONSISTENT", `labels[${i}].channel`, "must be an output channel", `0..${outC - 1}`, String(l.channel));
+      fail(
+        "MANIFEST_INCONSISTENT",
+        `labels[${i}].channel`,
+        "must be an output channel",
+        `0..${outC - 1}`,
+        String(l.channel),
+      );
     }
     if (activation === "softmax" && l.channel === 0) {
-      fail("MANIFEST_INCONSISTENT", `labels[${i}].channel`, "is the softmax background channel", "1 or more", "0");
+      fail(
+        "MANIFEST_INCONSISTENT",
+        `labels[${i}].channel`,
+        "is the softmax background channel",
+        "1 or more",
+        "0",
+      );
     }
     if (activation !== "sigmoid" && l.threshold !== undefined) {
-      fail("MANIFEST_INCONSISTENT", `labels[${i}].threshold`, "applies to sigmoid outputs only", 'activation "sigmoid"', activation);
+      fail(
+        "MANIFEST_INCONSISTENT",
+        `labels[${i}].threshold`,
+        "applies to sigmoid outputs only",
+        'activation "sigmoid"',
+        activation,
+      );
     }
   });
   if (activation === "softmax" && outC < 2) {
-    fail("MANIFEST_INCONSISTENT", "outputs[0].shape[1]", "softmax needs a background channel and at least one label", ">= 2", String(outC));
+    fail(
+      "MANIFEST_INCONSISTENT",
+      "outputs[0].shape[1]",
+      "softmax needs a background channel and at least one label",
+      ">= 2",
+      String(outC),
+    );
   }
   const values = new Set(labels.map((l) => l.value));
 
   const out: ModelManifest = {
     schemaVersion: 1,
-    id: str(req(m, "id", "(root)"), "id", { pattern: ID, hint: "lower-case letters, digits, - and _ (max 64)" }),
+    id: str(req(m, "id", "(root)"), "id", {
+      pattern: ID,
+      hint: "lower-case letters, digits, - and _ (max 64)",
+    }),
     name: str(req(m, "name", "(root)"), "name"),
-    version: str(req(m, "version", "(root)"), "version", { pattern: SEMVER, hint: "a semantic version such as 1.2.0" }),
+    version: str(req(m, "version", "(root)"), "version", {
+      pattern: SEMVER,
+      hint: "a semantic version such as 1.2.0",
+    }),
     task: oneOf(req(m, "task", "(root)"), "task", ["segmentation"] as const),
     description: str(req(m, "description", "(root)"), "description"),
     intendedUse: str(req(m, "intendedUse", "(root)"), "intendedUse"),
@@ -566,15 +761,22 @@ export function validateManifest(json: unknown): ModelManifest {
   };
   if (m.authors !== undefined) out.authors = strArr(m.authors, "authors");
   if (m.citations !== undefined) out.citations = strArr(m.citations, "citations");
-  if (m.postprocessing !== undefined) out.postprocessing = postprocessing(m.postprocessing, "postprocessing", values);
+  if (m.postprocessing !== undefined) {
+    out.postprocessing = postprocessing(m.postprocessing, "postprocessing", values);
+  }
   if (m.uncertainty !== undefined) {
     out.uncertainty = uncertainty(m.uncertainty, "uncertainty", { inputs, rank, spatialAxes, files, model });
   }
   // every extra input must be something the pipeline knows how to feed
   inputs.slice(1).forEach((t, i) => {
     if (out.uncertainty?.mcDropout?.input !== t.name) {
-      fail("MANIFEST_INCONSISTENT", `inputs[${i + 1}].name`, "is an extra input EdgeSeg cannot feed",
-        "the uncertainty.mcDropout.input", t.name);
+      fail(
+        "MANIFEST_INCONSISTENT",
+        `inputs[${i + 1}].name`,
+        "is an extra input EdgeSeg cannot feed",
+        "the uncertainty.mcDropout.input",
+        t.name,
+      );
     }
   });
   if (m.variants !== undefined) out.variants = variants(m.variants, "variants", files);
@@ -587,8 +789,20 @@ export function validateManifest(json: unknown): ModelManifest {
 
 /** ONNX TensorProto.DataType numbers → names (the subset a segmentation model may use). */
 export const ONNX_ELEM_TYPES: Record<number, string> = {
-  1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64", 8: "string", 9: "bool",
-  10: "float16", 11: "float64", 12: "uint32", 13: "uint64", 16: "bfloat16",
+  1: "float32",
+  2: "uint8",
+  3: "int8",
+  4: "uint16",
+  5: "int16",
+  6: "int32",
+  7: "int64",
+  8: "string",
+  9: "bool",
+  10: "float16",
+  11: "float64",
+  12: "uint32",
+  13: "uint64",
+  16: "bfloat16",
 };
 
 /** A graph input or output as the ONNX file declares it. */
@@ -623,22 +837,40 @@ function fmtShape(s: (number | string | null)[] | null): string {
 
 function compareTensor(spec: TensorSpec, info: OnnxValueInfo, path: string, file: string): void {
   if (info.elemType !== 1) {
-    mismatch(`${path} "${spec.name}"`, `element type in ${file}`, "float32", ONNX_ELEM_TYPES[info.elemType] ?? `type ${info.elemType}`);
+    mismatch(
+      `${path} "${spec.name}"`,
+      `element type in ${file}`,
+      "float32",
+      ONNX_ELEM_TYPES[info.elemType] ?? `type ${info.elemType}`,
+    );
   }
   if (info.shape === null) return; // an undeclared shape cannot contradict the manifest
   if (info.shape.length !== spec.shape.length) {
-    mismatch(`${path} "${spec.name}"`, `rank in ${file}`, `${spec.shape.length} (${fmtShape(spec.shape)})`,
-      `${info.shape.length} (${fmtShape(info.shape)})`);
+    mismatch(
+      `${path} "${spec.name}"`,
+      `rank in ${file}`,
+      `${spec.shape.length} (${fmtShape(spec.shape)})`,
+      `${info.shape.length} (${fmtShape(info.shape)})`,
+    );
   }
   spec.shape.forEach((d, i) => {
     const g = info.shape![i];
     if (typeof g === "number" && typeof d === "number" && g !== d) {
       const axis = i === 1 ? "channel count" : i === 0 ? "batch size" : `axis ${i}`;
-      mismatch(`${path} "${spec.name}"`, `${axis} in ${file}`, String(d), `${g} (graph shape ${fmtShape(info.shape)})`);
+      mismatch(
+        `${path} "${spec.name}"`,
+        `${axis} in ${file}`,
+        String(d),
+        `${g} (graph shape ${fmtShape(info.shape)})`,
+      );
     }
     if (typeof g === "number" && typeof d === "string") {
-      mismatch(`${path} "${spec.name}"`, `axis ${i} is declared dynamic ("${d}") but ${file} fixes it`, `a dynamic axis`,
-        `${g} (graph shape ${fmtShape(info.shape)})`);
+      mismatch(
+        `${path} "${spec.name}"`,
+        `axis ${i} is declared dynamic ("${d}") but ${file} fixes it`,
+        `a dynamic axis`,
+        `${g} (graph shape ${fmtShape(info.shape)})`,
+      );
     }
   });
 }
@@ -649,7 +881,11 @@ function compareTensor(spec: TensorSpec, info: OnnxValueInfo, path: string, file
  * against the window, the MC-dropout mask input and its shape, and a supported opset.
  * Throws ManifestError("MANIFEST_ONNX_MISMATCH") naming what was expected and what the graph has.
  */
-export function checkManifestAgainstOnnx(manifest: ModelManifest, sig: OnnxSignature, file = manifest.model): void {
+export function checkManifestAgainstOnnx(
+  manifest: ModelManifest,
+  sig: OnnxSignature,
+  file = manifest.model,
+): void {
   // onnxruntime-web 1.30 implements the default domain up to opset 23; below 7 Resize/Upsample semantics differ
   if (!(sig.opset >= 7 && sig.opset <= 23)) {
     mismatch(file, "default-domain opset", "7..23", sig.opset ? String(sig.opset) : "none declared");
@@ -663,38 +899,78 @@ export function checkManifestAgainstOnnx(manifest: ModelManifest, sig: OnnxSigna
     manifest.spatial.window.forEach((w, a) => {
       const d = gShape[rank - 1 - a];
       if (typeof d === "number" && d !== w) {
-        mismatch(`spatial.window[${a}]`, `${file} fixes this axis of "${manifest.inputs[0].name}"`, String(d), String(w));
+        mismatch(
+          `spatial.window[${a}]`,
+          `${file} fixes this axis of "${manifest.inputs[0].name}"`,
+          String(d),
+          String(w),
+        );
       }
     });
   }
   manifest.inputs.forEach((spec, i) => {
     const info = gIn.get(spec.name);
-    if (!info) mismatch(`inputs[${i}]`, `input name not found in ${file}`, spec.name, sig.inputs.map((v) => v.name).join(", ") || "no inputs");
+    if (!info) {
+      mismatch(
+        `inputs[${i}]`,
+        `input name not found in ${file}`,
+        spec.name,
+        sig.inputs.map((v) => v.name).join(", ") || "no inputs",
+      );
+    }
     compareTensor(spec, info, `inputs[${i}]`, file);
   });
   for (const v of sig.inputs) {
     if (!manifest.inputs.some((s) => s.name === v.name)) {
-      mismatch("inputs", `${file} has an input the manifest does not declare, so it could not be fed`,
-        manifest.inputs.map((s) => s.name).join(", "), `${v.name} ${fmtShape(v.shape)}`);
+      mismatch(
+        "inputs",
+        `${file} has an input the manifest does not declare, so it could not be fed`,
+        manifest.inputs.map((s) => s.name).join(", "),
+        `${v.name} ${fmtShape(v.shape)}`,
+      );
     }
   }
   manifest.outputs.forEach((spec, i) => {
     const info = gOut.get(spec.name);
-    if (!info) mismatch(`outputs[${i}]`, `output name not found in ${file}`, spec.name, sig.outputs.map((v) => v.name).join(", ") || "no outputs");
+    if (!info) {
+      mismatch(
+        `outputs[${i}]`,
+        `output name not found in ${file}`,
+        spec.name,
+        sig.outputs.map((v) => v.name).join(", ") || "no outputs",
+      );
+    }
     compareTensor(spec, info, `outputs[${i}]`, file);
   });
   const mc = manifest.uncertainty?.mcDropout;
   if (mc) {
     const info = gIn.get(mc.input);
-    if (!info) mismatch("uncertainty.mcDropout.input", `mask input not found in ${file}`, mc.input, sig.inputs.map((v) => v.name).join(", "));
+    if (!info) {
+      mismatch(
+        "uncertainty.mcDropout.input",
+        `mask input not found in ${file}`,
+        mc.input,
+        sig.inputs.map((v) => v.name).join(", "),
+      );
+    }
     if (info.shape) {
       if (info.shape.length !== mc.shape.length) {
-        mismatch("uncertainty.mcDropout.shape", `rank of "${mc.input}" in ${file}`, JSON.stringify(mc.shape), fmtShape(info.shape));
+        mismatch(
+          "uncertainty.mcDropout.shape",
+          `rank of "${mc.input}" in ${file}`,
+          JSON.stringify(mc.shape),
+          fmtShape(info.shape),
+        );
       }
       mc.shape.forEach((d, i) => {
         const g = info.shape![i];
         if (typeof g === "number" && g !== d) {
-          mismatch(`uncertainty.mcDropout.shape[${i}]`, `size of "${mc.input}" in ${file}`, String(d), `${g} (graph shape ${fmtShape(info.shape)})`);
+          mismatch(
+            `uncertainty.mcDropout.shape[${i}]`,
+            `size of "${mc.input}" in ${file}`,
+            String(d),
+            `${g} (graph shape ${fmtShape(info.shape)})`,
+          );
         }
       });
     }

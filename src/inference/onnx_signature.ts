@@ -149,7 +149,15 @@ function readSparseName(r: Reader): string {
 /** Reads the signature of an ONNX model from its bytes; throws ManifestError("ONNX_INVALID") if unreadable. */
 export function readOnnxSignature(bytes: Uint8Array): OnnxSignature {
   const r = new Reader(bytes, 0, bytes.length);
-  const sig: OnnxSignature = { irVersion: 0, opset: 0, opsets: {}, producer: "", inputs: [], outputs: [], initializers: [] };
+  const sig: OnnxSignature = {
+    irVersion: 0,
+    opset: 0,
+    opsets: {},
+    producer: "",
+    inputs: [],
+    outputs: [],
+    initializers: [],
+  };
   let sawGraph = false;
   const allInputs: OnnxValueInfo[] = [];
   while (!r.done()) {

@@ -19,7 +19,12 @@ function base(): J {
   return loadJson("tiny-2d");
 }
 
-function assertManifestError(fn: () => unknown, code: string, pathPart: string, expectedPart?: string): ManifestError {
+function assertManifestError(
+  fn: () => unknown,
+  code: string,
+  pathPart: string,
+  expectedPart?: string,
+): ManifestError {
   let caught: unknown;
   try {
     fn();
@@ -30,7 +35,10 @@ function assertManifestError(fn: () => unknown, code: string, pathPart: string, 
   assert.equal(caught.code, code, caught.message);
   assert.ok(caught.message.includes(pathPart), `message names ${pathPart}: ${caught.message}`);
   if (expectedPart !== undefined) {
-    assert.ok(caught.expected?.includes(expectedPart), `expected mentions ${expectedPart}: ${caught.expected}`);
+    assert.ok(
+      caught.expected?.includes(expectedPart),
+      `expected mentions ${expectedPart}: ${caught.expected}`,
+    );
   }
   return caught;
 }
@@ -54,13 +62,23 @@ Deno.test("the ONNX reader finds names, element types, dims, initializers and op
   assert.deepEqual(sig.inputs[0].shape, ["batch", 1, "depth", "height", "width"]);
   assert.deepEqual(sig.inputs[1].shape, ["batch", 4, 1, 1, 1]);
   assert.equal(sig.inputs[0].elemType, 1);
-  assert.deepEqual(sig.outputs.map((v) => [v.name, v.shape]), [["logits", ["batch", 2, "depth", "height", "width"]]]);
+  assert.deepEqual(sig.outputs.map((v) => [v.name, v.shape]), [["logits", [
+    "batch",
+    2,
+    "depth",
+    "height",
+    "width",
+  ]]]);
   assert.ok(sig.initializers.length >= 8, `initializers: ${sig.initializers.join(",")}`);
   assert.equal(sig.producer, "edgeseg-make_test_models");
 });
 
 Deno.test("the ONNX reader refuses bytes that are not a model", () => {
-  assertManifestError(() => readOnnxSignature(new TextEncoder().encode("<html>not found</html>")), "ONNX_INVALID", "ONNX");
+  assertManifestError(
+    () => readOnnxSignature(new TextEncoder().encode("<html>not found</html>")),
+    "ONNX_INVALID",
+    "ONNX",
+  );
   const good = Deno.readFileSync(new URL("tiny-2d/tiny-2d.onnx", fixtures));
   assertManifestError(() => readOnnxSignature(good.subarray(0, good.length - 100)), "ONNX_INVALID", "ONNX");
 });
@@ -107,7 +125,11 @@ Deno.test("out-of-range and malformed values are refused saying what was expecte
     [(j) => (j.spatial.mode = "volume"), "spatial.mode", "patch3d"],
     [(j) => (j.spatial.window = [32, 0]), "spatial.window[1]", ">= 1"],
     [(j) => (j.preprocessing.intensity.width = 0), "preprocessing.intensity.width", "> 0"],
-    [(j) => (j.preprocessing.intensity = { kind: "zscore", mask: "body" }), "preprocessing.intensity.mask", "nonzero"],
+    [
+      (j) => (j.preprocessing.intensity = { kind: "zscore", mask: "body" }),
+      "preprocessing.intensity.mask",
+      "nonzero",
+    ],
     [(j) => (j.preprocessing.targetSpacingMm = [1, 1]), "preprocessing.targetSpacingMm", "3 items"],
     [(j) => (j.labels[0].color = [255, 0, 300]), "labels[0].color[2]", "<= 255"],
     [(j) => (j.labels[0].category.scheme = "SRT"), "labels[0].category.scheme", "SCT"],
@@ -140,7 +162,11 @@ Deno.test("inconsistent fields are refused: channels, labels, files, window and 
     [(j) => (j.triage.labels = [7]), "triage.labels[0]", "1"],
     [(j) => (j.postprocessing = { largestComponent: [3] }), "postprocessing.largestComponent[0]", "1"],
     [(j) => delete j.uncertainty, "inputs[1].name", "mcDropout"],
-    [(j) => (j.preprocessing.expandChannels = "repeat", j.constraints.channels = 3), "preprocessing.expandChannels", "1"],
+    [
+      (j) => (j.preprocessing.expandChannels = "repeat", j.constraints.channels = 3),
+      "preprocessing.expandChannels",
+      "1",
+    ],
   ];
   for (const [mutate, path, expected] of cases) {
     const j = base();
@@ -155,14 +181,24 @@ Deno.test("a manifest that does not match its ONNX graph is refused with expecte
   const cases: [(j: J) => void, string, string, string][] = [
     [(j) => (j.inputs[0].name = "image"), "inputs[0]", "image", "input"],
     [(j) => (j.outputs[0].name = "probs"), "outputs[0]", "probs", "logits"],
-    [(j) => {
-      j.outputs[0].shape[1] = 3;
-      j.labels.push({ ...j.labels[0], value: 2, channel: 2 });
-    }, "channel count", "3", "2"],
-    [(j) => {
-      j.inputs[1].shape[1] = 8;
-      j.uncertainty.mcDropout.shape = [1, 8, 1, 1];
-    }, "inputs[1]", "8", "4"],
+    [
+      (j) => {
+        j.outputs[0].shape[1] = 3;
+        j.labels.push({ ...j.labels[0], value: 2, channel: 2 });
+      },
+      "channel count",
+      "3",
+      "2",
+    ],
+    [
+      (j) => {
+        j.inputs[1].shape[1] = 8;
+        j.uncertainty.mcDropout.shape = [1, 8, 1, 1];
+      },
+      "inputs[1]",
+      "8",
+      "4",
+    ],
     [(j) => (j.inputs[0].shape = ["batch", 1, 32, 32]), "", "", ""], // fixed in the manifest, dynamic in the graph: allowed
     [(j) => (j.inputs[0].shape = ["batch", 1, "h", "w", "d"]), "rank", "5", "4"],
   ];
@@ -183,7 +219,12 @@ Deno.test("a manifest that does not match its ONNX graph is refused with expecte
       checkManifestAgainstOnnx(m, sig);
       continue;
     }
-    const e = assertManifestError(() => checkManifestAgainstOnnx(m, sig), "MANIFEST_ONNX_MISMATCH", part, expected);
+    const e = assertManifestError(
+      () => checkManifestAgainstOnnx(m, sig),
+      "MANIFEST_ONNX_MISMATCH",
+      part,
+      expected,
+    );
     assert.ok(e.actual?.includes(actual), `actual ${e.actual} mentions ${actual}`);
   }
 });
@@ -199,12 +240,22 @@ Deno.test("a graph with fixed spatial axes refuses a different window", () => {
   const sig = readOnnxSignature(Deno.readFileSync(new URL("tiny-2d/tiny-2d.onnx", fixtures)));
   sig.inputs[0].shape = ["batch", 1, 64, 64];
   const m = validateManifest(base());
-  assertManifestError(() => checkManifestAgainstOnnx(m, sig), "MANIFEST_ONNX_MISMATCH", "spatial.window", "64");
+  assertManifestError(
+    () => checkManifestAgainstOnnx(m, sig),
+    "MANIFEST_ONNX_MISMATCH",
+    "spatial.window",
+    "64",
+  );
 });
 
 Deno.test("a graph whose input is not float32 is refused", () => {
   const sig = readOnnxSignature(Deno.readFileSync(new URL("tiny-2d/tiny-2d.onnx", fixtures)));
   sig.inputs[0].elemType = 10;
-  const e = assertManifestError(() => checkManifestAgainstOnnx(validateManifest(base()), sig), "MANIFEST_ONNX_MISMATCH", "element type", "float32");
+  const e = assertManifestError(
+    () => checkManifestAgainstOnnx(validateManifest(base()), sig),
+    "MANIFEST_ONNX_MISMATCH",
+    "element type",
+    "float32",
+  );
   assert.equal(e.actual, "float16");
 });
