@@ -1,0 +1,146 @@
+/**
+ * Frame decoding for every transfer syntax EdgeSeg reads. Native syntaxes are sliced, RLE (PS3.5
+ * Annex G) and Deflated Image Frame Compression are decoded here, and the JPEG family goes to the
+ * codec packages Cornerstone publishes on npm (through @cornerstonejs/dicom-codec, which wraps
+ * codec-charls, codec-openjpeg, codec-libjpeg-turbo-8bit and a JPEG lossless decoder). The codecs are
+ * imported lazily: the writers, which also run in the browser, never pull their WASM in.
+ */
+import { InputError } from "../core/errors.ts";
+import { TransferSyntax } from "./dataset.ts";
+
+export interface FrameInfo {
+  rows: number;
+  columns: number;
+  bitsAllocated: number;
+  samplesPerPixel: number;
+  pixelRepresentation: number;
+  /** 0 = interleaved (R1G1B1 R2G2B2 …), 1 = planar; only for samplesPerPixel > 1 */
+  planarConfiguration?: number;
+}
+
+const NATIVE = new Set<string>([TransferSyntax.ImplicitLE, TransferSyntax.ExplicitLE, TransferSyntax.DeflatedLE]);
+const CODEC = new Set<string>([
+  TransferSyntax.JpegBaseline,
+  TransferSyntax.JpegExtended,
+  TransferSyntax.JpegLossless,
+  TransferSyntax.JpegLosslessSV1,
+  TransferSyntax.JpegLsLossless,
+  TransferSyntax.JpegLsNearLossless,
+  TransferSyntax.Jpeg2000Lossless,
+  TransferSyntax.Jpeg2000,
+]);
+
+export function isEncapsulated(ts: string): boolean {
+  return !NATIVE.has(ts) && ts !== TransferSyntax.ExplicitBE;
+}
+
+export function isSupportedTransferSyntax(ts: string): boolean {
+  return NATIVE.has(ts) || CODEC.has(ts) || ts === TransferSyntax.Rle || ts === TransferSyntax.DeflatedImageFrame;
+}
+
+/** Bytes one decoded frame occupies (1-bit frames: ceil(rows·cols/8), byte aligned). */
+export function frameBytes(info: FrameInfo): number {
+  const n = info.rows * info.columns * info.samplesPerPixel;
+  return info.bitsAllocated === 1 ? Math.ceil(n / 8) : n * (info.bitsAllocated / 8);
+}
+
+/**
+ * Decodes one encapsulated frame to native little-endian bytes, colour interleaved. For JPEG 2000
+ * and JPEG-LS a 1-bit source comes back one byte per pixel; the caller checks the length.
+ */
+export async function decodeFrame(ts: string, frame: Uint8Array, info: FrameInfo): Promise<Uint8Array> {
+  if (ts === TransferSyntax.Rle) return decodeRle(frame, info);
+  if (ts === TransferSyntax.DeflatedImageFrame) return await inflateRaw(frame);
+  if (!CODEC.has(ts)) {
+    throw new InputError(
+      "UNSUPPORTED_TRANSFER_SYNTAX",
+      `expected a supported transfer syntax (native LE, deflate, RLE, JPEG, JPEG-LS, JPEG 2000), found ${ts}`,
+    );
+  }
+  const codec = await loadDicomCodec();
+  const result = await codec.decode(frame, {
+    columns: info.columns,
+    rows: info.rows,
+    bitsAllocated: info.bitsAllocated === 1 ? 8 : info.bitsAllocated,
+    samplesPerPixel: info.samplesPerPixel,
+    signed: info.pixelRepresentation === 1,
+    planarConfiguration: info.planarConfiguration ?? 0,
+  }, ts);
+  const out = result.imageFrame;
+  // the typed array's element type varies by codec (Int8 for RLE, Uint16 for .70, Uint8 for JLS): view as bytes
+  return new Uint8Array(out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength));
+}
+
+interface DicomCodec {
+  decode(
+    frame: Uint8Array,
+    info: Record<string, unknown>,
+    ts: string,
+  ): Promise<{ imageFrame: ArrayBufferView }>;
+}
+
+let codecPromise: Promise<DicomCodec> | undefined;
+function loadDicomCodec(): Promise<DicomCodec> {
+  codecPromise ??= import("@cornerstonejs/dicom-codec").then((m) => {
+    const mod = (m as { default?: unknown }).default ?? m;
+    return mod as DicomCodec;
+  });
+  return codecPromise;
+}
+
+/** Deflate (RFC 1951, raw) through the platform's DecompressionStream: no library needed. */
+export async function inflateRaw(bytes: Uint8Array): Promise<Uint8Array> {
+  const stream = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream().pipeThrough(
+    new DecompressionStream("deflate-raw"),
+  );
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+/**
+ * RLE Lossless (PS3.5 Annex G): a 64-byte header (segment count + 15 offsets), then one PackBits
+ * segment per byte plane, most significant byte first, one plane set per sample. Output is native
+ * little endian, colour interleaved. 1-bit frames: one segment holding the packed bits.
+ */
+export function decodeRle(frame: Uint8Array, info: FrameInfo): Uint8Array {
+  if (frame.length < 64) {
+    throw new InputError("BAD_RLE", `expected an RLE frame with a 64-byte header, found ${frame.length} bytes`);
+  }
+  const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
+  const nSegments = view.getUint32(0, true);
+  const bytesPerSample = info.bitsAllocated === 1 ? 1 : info.bitsAllocated / 8;
+  const expectedSegments = bytesPerSample * info.samplesPerPixel;
+  if (nSegments !== expectedSegments) {
+    throw new InputError(
+      "BAD_RLE",
+      `expected ${expectedSegments} RLE segments (${info.samplesPerPixel} samples × ${bytesPerSample} bytes), found ${nSegments}`,
+    );
+  }
+  const pixels = info.rows * info.columns;
+  const planeLen = info.bitsAllocated === 1 ? Math.ceil(pixels / 8) : pixels;
+  const out = new Uint8Array(frameBytes(info));
+  const stride = bytesPerSample * info.samplesPerPixel;
+  for (let s = 0; s < nSegments; s++) {
+    const start = view.getUint32(4 + 4 * s, true);
+    const end = s + 1 < nSegments ? view.getUint32(8 + 4 * s, true) : frame.length;
+    const sample = Math.floor(s / bytesPerSample);
+    // segment 0 of a sample is its most significant byte; little-endian output puts it last
+    const byteInSample = bytesPerSample - 1 - (s % bytesPerSample);
+    const offset = info.bitsAllocated === 1 ? 0 : sample * bytesPerSample + byteInSample;
+    const step = info.bitsAllocated === 1 ? 1 : stride;
+    let o = 0;
+    let i = start;
+    while (i < end && o < planeLen) {
+      const n = (frame[i++] << 24) >> 24;
+      if (n >= 0) {
+        for (let c = 0; c <= n && o < planeLen; c++) out[offset + step * o++] = frame[i++];
+      } else if (n !== -128) {
+        const v = frame[i++];
+        for (let c = 0; c < 1 - n && o < planeLen; c++) out[offset + step * o++] = v;
+      }
+    }
+    if (o < planeLen) {
+      throw new InputError("BAD_RLE", `expected ${planeLen} bytes in RLE segment ${s + 1}, found ${o}`);
+    }
+  }
+  return out;
+}

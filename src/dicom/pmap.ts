@@ -1,0 +1,204 @@
+/**
+ * Parametric Map writer for the float32 uncertainty map: one frame per source slice in source order,
+ * FloatPixelData, Real World Value Mapping (label, explanation naming the measure and the number of
+ * passes, unit "1" in UCUM, Quantity Definition), Frame VOI LUT with LINEAR_EXACT,
+ * ContentQualification RESEARCH, RecognizableVisualFeatures NO, derivation references per frame.
+ */
+import { ConformanceError } from "../core/errors.ts";
+import type { Geometry, UncertaintyMeasure } from "../core/types.ts";
+import { codeItem, Codes } from "./codes.ts";
+import {
+  checkPositiveInt,
+  type CommonOptions,
+  derivationImage,
+  ds,
+  equipment,
+  orientationOf,
+  patientStudyOf,
+  type ProvenanceLike,
+  referencedSeries,
+  sameGrid,
+  slicePosition,
+  sliceThicknessOf,
+  type SourceSeries,
+  validateSource,
+} from "./common.ts";
+import { allocateWithPixelElement, type NaturalizedDataset, SopClass, str, writeDataset } from "./dataset.ts";
+import { dicomDateTime, newUid } from "./uid.ts";
+
+export interface ParametricMapWriteInput {
+  source: SourceSeries;
+  /** the map on the source grid (UncertaintyMap fits) */
+  map: { geometry: Geometry; data: Float32Array; measure?: UncertaintyMeasure; method?: string; passes?: number };
+  provenance?: ProvenanceLike;
+  options?: CommonOptions & { lutLabel?: string; lutExplanation?: string };
+}
+
+const MEASURE_CODES = {
+  entropy: Codes.entropy,
+  mutualInformation: Codes.mutualInformation,
+  variance: Codes.variance,
+  sd: Codes.sd,
+} as const;
+
+const MEASURE_WORDS: Record<UncertaintyMeasure, string> = {
+  entropy: "predictive entropy",
+  mutualInformation: "mutual information",
+  variance: "predictive variance",
+  sd: "predictive standard deviation",
+};
+
+/** Writes a Parametric Map (Part 10, Explicit VR Little Endian, FloatPixelData). */
+export function writeParametricMap(input: ParametricMapWriteInput): Uint8Array {
+  const { source, map } = input;
+  const options = input.options ?? {};
+  validateSource(source, "Parametric Map");
+  checkPositiveInt("SeriesNumber", options.seriesNumber, 2147483647);
+  if (!sameGrid(map.geometry, source.geometry)) {
+    throw new ConformanceError(
+      "GEOMETRY_MISMATCH",
+      `map: expected the source grid ${JSON.stringify(source.geometry)}, found ${JSON.stringify(map.geometry)}`,
+    );
+  }
+  const [cols, rows, K] = source.geometry.dims;
+  const P = cols * rows;
+  if (!(map.data instanceof Float32Array) || map.data.length !== P * K) {
+    throw new ConformanceError("BAD_MAP", `map: expected a Float32Array of ${P * K} values, found ${map.data?.length ?? "none"}`);
+  }
+  const measure: UncertaintyMeasure = map.measure ?? "entropy";
+  if (!(measure in MEASURE_CODES)) {
+    throw new ConformanceError("BAD_MEASURE", `map.measure: expected entropy, mutualInformation, variance or sd, found ${measure}`);
+  }
+  let lo = Infinity, hi = -Infinity, nonFinite = 0;
+  for (let i = 0; i < map.data.length; i++) {
+    const v = map.data[i];
+    if (!Number.isFinite(v)) nonFinite++;
+    else {
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+  }
+  if (nonFinite > 0) {
+    throw new ConformanceError("NON_FINITE", `map: expected finite values, found ${nonFinite} NaN or infinite voxels`);
+  }
+  if (hi === lo) hi = lo + 1;
+
+  const now = options.now ?? new Date();
+  const { date, time } = dicomDateTime(now);
+  const first = source.instances[0];
+  const g = source.geometry;
+  const dimOrgUID = options.uids?.dimensionOrganization ?? newUid();
+  const passes = map.passes ?? 1;
+  const words = MEASURE_WORDS[measure];
+  const explanation = options.lutExplanation ??
+    `${words[0].toUpperCase()}${words.slice(1)} of the model output over ${passes} ${map.method ?? "stochastic"} pass${passes === 1 ? "" : "es"}`;
+
+  const rwvm: NaturalizedDataset = {
+    LUTExplanation: explanation.slice(0, 64),
+    LUTLabel: (options.lutLabel ?? measure.toUpperCase()).slice(0, 16),
+    MeasurementUnitsCodeSequence: [codeItem(Codes.unitlessUcum)],
+    RealWorldValueFirstValueMapped: 0,
+    RealWorldValueLastValueMapped: 0,
+    DoubleFloatRealWorldValueFirstValueMapped: lo,
+    DoubleFloatRealWorldValueLastValueMapped: hi,
+    RealWorldValueIntercept: 0,
+    RealWorldValueSlope: 1,
+    QuantityDefinitionSequence: [
+      {
+        ValueType: "CODE",
+        ConceptNameCodeSequence: [codeItem(Codes.quantity)],
+        ConceptCodeSequence: [codeItem(MEASURE_CODES[measure])],
+      },
+      {
+        ValueType: "CODE",
+        ConceptNameCodeSequence: [codeItem(Codes.measurementMethod)],
+        ConceptCodeSequence: [codeItem(Codes.modelUncertainty)],
+      },
+    ],
+  };
+  delete rwvm.RealWorldValueFirstValueMapped;
+  delete rwvm.RealWorldValueLastValueMapped;
+
+  const sheared = Math.abs(g.direction[2] * (g.direction[3] * g.direction[7] - g.direction[6] * g.direction[4]) +
+    g.direction[5] * (g.direction[6] * g.direction[1] - g.direction[0] * g.direction[7]) +
+    g.direction[8] * (g.direction[0] * g.direction[4] - g.direction[3] * g.direction[1])) < 0.9999;
+  const pixelMeasures: NaturalizedDataset = {
+    PixelSpacing: [ds(g.spacing[1]), ds(g.spacing[0])],
+    SliceThickness: ds(sliceThicknessOf(source)),
+  };
+  if (!sheared) pixelMeasures.SpacingBetweenSlices = ds(g.spacing[2]);
+
+  const perFrame: NaturalizedDataset[] = [];
+  for (let k = 0; k < K; k++) {
+    perFrame.push({
+      DerivationImageSequence: derivationImage(source, k, Codes.modelUncertainty),
+      FrameContentSequence: [{ DimensionIndexValues: [k + 1] }],
+      PlanePositionSequence: [{ ImagePositionPatient: slicePosition(g, k).map(ds) }],
+    });
+  }
+  const dataset: NaturalizedDataset = {
+    SpecificCharacterSet: "ISO_IR 192",
+    // PS3.3 C.8.32.2: four values, value 3 image flavor, value 4 derived pixel contrast
+    ImageType: ["DERIVED", "PRIMARY", "VOLUME", "NONE"],
+    InstanceCreationDate: date,
+    InstanceCreationTime: time,
+    SOPClassUID: SopClass.ParametricMap,
+    SOPInstanceUID: options.uids?.instance ?? newUid(),
+    ContentDate: date,
+    ContentTime: time,
+    Modality: str(first, "Modality") ?? "OT",
+    ...patientStudyOf(first),
+    ...equipment(options, input.provenance, now),
+    SeriesInstanceUID: options.uids?.series ?? newUid(),
+    // General Series: Type 2C, required for paired body parts; empty says "unknown"
+    Laterality: str(first, "Laterality") ?? "",
+    SeriesNumber: options.seriesNumber ?? 9902,
+    SeriesDescription: (options.seriesDescription ?? `EdgeSeg uncertainty (${words})`).slice(0, 64),
+    InstanceNumber: options.instanceNumber ?? 1,
+    FrameOfReferenceUID: str(first, "FrameOfReferenceUID"),
+    PositionReferenceIndicator: str(first, "PositionReferenceIndicator") ?? "",
+    ContentLabel: "UNCERTAINTY",
+    ContentDescription: (options.contentDescription ?? `Model uncertainty: ${words}`).slice(0, 64),
+    ContentCreatorName: options.contentCreatorName ?? "EdgeSeg^AI",
+    ContentQualification: "RESEARCH",
+    RecognizableVisualFeatures: "NO",
+    BurnedInAnnotation: "NO",
+    LossyImageCompression: "00",
+    PresentationLUTShape: "IDENTITY",
+    SamplesPerPixel: 1,
+    PhotometricInterpretation: "MONOCHROME2",
+    Rows: rows,
+    Columns: cols,
+    BitsAllocated: 32,
+    NumberOfFrames: K,
+    AcquisitionContextSequence: [],
+    SharedFunctionalGroupsSequence: [{
+      PixelMeasuresSequence: [pixelMeasures],
+      PlaneOrientationSequence: [{ ImageOrientationPatient: orientationOf(g) }],
+      RealWorldValueMappingSequence: [rwvm],
+      FrameVOILUTSequence: [{
+        WindowCenter: ds((lo + hi) / 2),
+        WindowWidth: ds(Math.max(hi - lo, 1e-6)),
+        VOILUTFunction: "LINEAR_EXACT",
+      }],
+      ParametricMapFrameTypeSequence: [{ FrameType: ["DERIVED", "PRIMARY", "VOLUME", "NONE"] }],
+      // Identity Pixel Value Transformation macro: the real-world mapping does the scaling
+      PixelValueTransformationSequence: [{ RescaleIntercept: "0", RescaleSlope: "1", RescaleType: "US" }],
+    }],
+    PerFrameFunctionalGroupsSequence: perFrame,
+    DimensionOrganizationSequence: [{ DimensionOrganizationUID: dimOrgUID }],
+    DimensionOrganizationType: "3D",
+    DimensionIndexSequence: [{
+      DimensionOrganizationUID: dimOrgUID,
+      DimensionIndexPointer: 0x00200032,
+      FunctionalGroupPointer: 0x00209113,
+      DimensionDescriptionLabel: "Image Position Patient",
+    }],
+    ReferencedSeriesSequence: referencedSeries(source),
+  };
+  const head = writeDataset(dataset);
+  const { file, value } = allocateWithPixelElement(head, "FloatPixelData", "OF", P * K * 4);
+  // Float32 frames in k order are exactly the map's planar layout; copy the bytes (little-endian hosts)
+  value.set(new Uint8Array(map.data.buffer, map.data.byteOffset, P * K * 4));
+  return file;
+}

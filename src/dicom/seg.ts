@@ -1,0 +1,438 @@
+/**
+ * DICOM Segmentation writer on dcmjs's dataset layer (not dcmjs.derivations.Segmentation, which
+ * renumbers segments and maps masks to sorted frames). One constructor validates everything up front
+ * (ConformanceError naming attribute, expected, found), then builds the dataset, then packs pixels
+ * straight into the output buffer.
+ *
+ * - BINARY (default): Segmentation Storage, 1-bit frames packed contiguously across frames (PS3.5 8.1.1:
+ *   LSB first, no padding between frames), one frame per (segment, slice), empty frames omitted.
+ * - LABELMAP: Label Map Segmentation Storage (…66.7, Sup 243), one 8- or 16-bit frame per slice whose
+ *   values are segment numbers; segment 0 "Background" describes the zero pixels.
+ * - FRACTIONAL: PROBABILITY, 8-bit, MaximumFractionalValue 255, one frame per (segment, slice).
+ */
+import { ConformanceError } from "../core/errors.ts";
+import type { Labelmap, SegmentDescription } from "../core/types.ts";
+import { codeItem, Codes } from "./codes.ts";
+import { srgbToDicomLab } from "./color.ts";
+import {
+  checkPositiveInt,
+  type CommonOptions,
+  derivationImage,
+  ds,
+  equipment,
+  orientationOf,
+  patientStudyOf,
+  type ProvenanceLike,
+  referencedSeries,
+  sameGrid,
+  slicePosition,
+  sliceThicknessOf,
+  type SourceSeries,
+  validateSource,
+} from "./common.ts";
+import { allocateWithPixelElement, type NaturalizedDataset, SopClass, str, writeDataset } from "./dataset.ts";
+import { dicomDateTime, newUid } from "./uid.ts";
+
+export type SegmentationType = "BINARY" | "LABELMAP" | "FRACTIONAL";
+
+export interface SegmentationWriteOptions extends CommonOptions {
+  type?: SegmentationType;
+  /** FRACTIONAL: probabilities 0..255, one channel per segment (segments order), planar like Volume */
+  fractional?: { data: Uint8Array; channels: number };
+  /** leave out frames with no segment pixel (default true) */
+  omitEmptyFrames?: boolean;
+}
+
+export interface SegmentationWriteInput {
+  source: SourceSeries;
+  labelmap: Labelmap;
+  /** default: labelmap.segments */
+  segments?: SegmentDescription[];
+  provenance?: ProvenanceLike;
+  options?: SegmentationWriteOptions;
+}
+
+const ALGORITHM_TYPES = new Set(["AUTOMATIC", "SEMIAUTOMATIC", "MANUAL"]);
+
+function validateSegments(segments: SegmentDescription[], maxNumber: number): void {
+  if (segments.length === 0) throw new ConformanceError("NO_SEGMENTS", "SegmentSequence: expected at least one segment, found none");
+  const seen = new Set<number>();
+  for (const s of segments) {
+    const where = `SegmentSequence item ${s.number}`;
+    if (!Number.isInteger(s.number) || s.number < 1 || s.number > maxNumber) {
+      throw new ConformanceError("BAD_SEGMENT_NUMBER", `${where}: expected SegmentNumber an integer 1..${maxNumber}, found ${s.number}`);
+    }
+    if (seen.has(s.number)) throw new ConformanceError("DUPLICATE_SEGMENT_NUMBER", `${where}: expected unique SegmentNumber, found it twice`);
+    seen.add(s.number);
+    if (!s.label || s.label.length > 64) {
+      throw new ConformanceError("BAD_SEGMENT_LABEL", `${where}: expected SegmentLabel of 1..64 characters, found ${JSON.stringify(s.label)}`);
+    }
+    if (!ALGORITHM_TYPES.has(s.algorithmType)) {
+      throw new ConformanceError(
+        "BAD_ALGORITHM_TYPE",
+        `${where}: expected SegmentAlgorithmType AUTOMATIC, SEMIAUTOMATIC or MANUAL, found ${s.algorithmType}`,
+      );
+    }
+    for (const [name, code] of [["SegmentedPropertyCategoryCodeSequence", s.category], ["SegmentedPropertyTypeCodeSequence", s.type]] as const) {
+      if (!code || !code.value || !code.scheme || !code.meaning) {
+        throw new ConformanceError("BAD_CODE", `${where} ${name}: expected CodeValue, CodingSchemeDesignator and CodeMeaning, found ${JSON.stringify(code)}`);
+      }
+      if (code.scheme === "SRT") {
+        throw new ConformanceError(
+          "DEPRECATED_SCHEME",
+          `${where} ${name}: expected SNOMED CT as "SCT", found the retired designator "SRT" (${code.value})`,
+        );
+      }
+    }
+    if (!Array.isArray(s.color) || s.color.length !== 3 || s.color.some((c) => !(c >= 0 && c <= 255))) {
+      throw new ConformanceError("BAD_COLOR", `${where}: expected an sRGB colour of three values 0..255, found ${JSON.stringify(s.color)}`);
+    }
+  }
+}
+
+/**
+ * PS3.3 C.8.20.2 requires SegmentNumber to start at 1 and increase by 1 (dciodvfy checks it), while
+ * model labels may have gaps (1, 3, 7). So DICOM numbers are 1..n in ascending label order and the
+ * label value is kept in AlgorithmParameters (`labelValue`), where readSegmentation finds it again.
+ */
+function segmentItem(s: SegmentDescription, dicomNumber: number, provenance: ProvenanceLike | undefined): NaturalizedDataset {
+  const item: NaturalizedDataset = {
+    SegmentNumber: dicomNumber,
+    SegmentLabel: s.label,
+    SegmentedPropertyCategoryCodeSequence: [codeItem(s.category)],
+    SegmentedPropertyTypeCodeSequence: [codeItem(s.type)],
+    SegmentAlgorithmType: s.algorithmType,
+    RecommendedDisplayCIELabValue: srgbToDicomLab(s.color),
+  };
+  if (s.description) item.SegmentDescription = s.description.slice(0, 64);
+  if (s.algorithmType !== "MANUAL") {
+    const name = s.algorithmName ?? provenance?.modelName ?? provenance?.modelId ?? "EdgeSeg";
+    const version = s.algorithmVersion ?? provenance?.modelVersion ?? "unknown";
+    item.SegmentAlgorithmName = String(name).slice(0, 64);
+    const algo: NaturalizedDataset = {
+      AlgorithmFamilyCodeSequence: [codeItem(Codes.artificialIntelligence)],
+      AlgorithmName: String(name).slice(0, 64),
+      AlgorithmVersion: String(version).slice(0, 64),
+    };
+    algo.AlgorithmParameters = JSON.stringify({ labelValue: s.number, ...(provenance ? { provenance } : {}) });
+    if ((algo.AlgorithmParameters as string).length > 10240) {
+      throw new ConformanceError(
+        "VALUE_TOO_LONG",
+        `AlgorithmParameters (LT): expected at most 10240 characters, found ${(algo.AlgorithmParameters as string).length}`,
+      );
+    }
+    item.SegmentationAlgorithmIdentificationSequence = [algo];
+  }
+  return item;
+}
+
+interface Plan {
+  type: SegmentationType;
+  segments: SegmentDescription[];
+  /** frames in file order: segment index (−1 for LABELMAP) and slice k */
+  frames: { si: number; k: number }[];
+  /** frameIndex[si * K + k] (BINARY/FRACTIONAL) or [k] (LABELMAP), −1 when omitted */
+  frameIndex: Int32Array;
+  bitsAllocated: 1 | 8 | 16;
+}
+
+/** Scans the labelmap once: which segment occurs on which slice, and no undescribed values. */
+function plan(input: SegmentationWriteInput, type: SegmentationType, segments: SegmentDescription[]): Plan {
+  const [cols, rows, K] = input.source.geometry.dims;
+  const P = cols * rows;
+  const omit = input.options?.omitEmptyFrames ?? true;
+  const nSeg = segments.length;
+  const frames: { si: number; k: number }[] = [];
+  if (type === "FRACTIONAL") {
+    const f = input.options?.fractional!;
+    const present = new Uint8Array(nSeg * K);
+    for (let si = 0; si < nSeg; si++) {
+      for (let k = 0; k < K; k++) {
+        const base = (si * K + k) * P;
+        let any = 0;
+        for (let i = 0; i < P && !any; i++) any = f.data[base + i];
+        present[si * K + k] = any ? 1 : 0;
+      }
+    }
+    const frameIndex = new Int32Array(nSeg * K).fill(-1);
+    for (let si = 0; si < nSeg; si++) {
+      for (let k = 0; k < K; k++) {
+        if (omit && !present[si * K + k]) continue;
+        frameIndex[si * K + k] = frames.length;
+        frames.push({ si, k });
+      }
+    }
+    return { type, segments, frames, frameIndex, bitsAllocated: 8 };
+  }
+  const lut = new Int32Array(65536).fill(-1);
+  segments.forEach((s, si) => (lut[s.number] = si));
+  const data = input.labelmap.data;
+  const present = new Uint8Array(nSeg * K);
+  const sliceAny = new Uint8Array(K);
+  for (let k = 0; k < K; k++) {
+    const base = k * P;
+    for (let i = 0; i < P; i++) {
+      const v = data[base + i];
+      if (v === 0) continue;
+      const si = lut[v];
+      if (si < 0) {
+        throw new ConformanceError(
+          "UNDESCRIBED_LABEL",
+          `labelmap: expected only values 0 and the segment numbers (${segments.map((s) => s.number).join(", ")}), found ${v} at voxel ${
+            base + i
+          }`,
+        );
+      }
+      present[si * K + k] = 1;
+      sliceAny[k] = 1;
+    }
+  }
+  if (type === "LABELMAP") {
+    const frameIndex = new Int32Array(K).fill(-1);
+    for (let k = 0; k < K; k++) {
+      if (omit && !sliceAny[k]) continue;
+      frameIndex[k] = frames.length;
+      frames.push({ si: -1, k });
+    }
+    // pixel values are the DICOM segment numbers 1..n (see segmentItem)
+    return { type, segments, frames, frameIndex, bitsAllocated: nSeg > 255 ? 16 : 8 };
+  }
+  const frameIndex = new Int32Array(nSeg * K).fill(-1);
+  for (let si = 0; si < nSeg; si++) {
+    for (let k = 0; k < K; k++) {
+      if (omit && !present[si * K + k]) continue;
+      frameIndex[si * K + k] = frames.length;
+      frames.push({ si, k });
+    }
+  }
+  return { type, segments, frames, frameIndex, bitsAllocated: 1 };
+}
+
+/** Writes a DICOM Segmentation (Part 10, Explicit VR Little Endian). */
+export function writeSegmentation(input: SegmentationWriteInput): Uint8Array {
+  const options = input.options ?? {};
+  const type = options.type ?? "BINARY";
+  if (type !== "BINARY" && type !== "LABELMAP" && type !== "FRACTIONAL") {
+    throw new ConformanceError("BAD_OPTION", `SegmentationType: expected BINARY, LABELMAP or FRACTIONAL, found ${type}`);
+  }
+  const { source, labelmap } = input;
+  validateSource(source, "Segmentation");
+  const segments = [...(input.segments ?? labelmap.segments)].sort((a, b) => a.number - b.number);
+  validateSegments(segments, 65535);
+  checkPositiveInt("SeriesNumber", options.seriesNumber, 2147483647);
+  checkPositiveInt("InstanceNumber", options.instanceNumber, 2147483647);
+  if (!sameGrid(labelmap.geometry, source.geometry)) {
+    throw new ConformanceError(
+      "GEOMETRY_MISMATCH",
+      `labelmap: expected the source grid ${JSON.stringify(source.geometry)}, found ${JSON.stringify(labelmap.geometry)}`,
+    );
+  }
+  const [cols, rows, K] = source.geometry.dims;
+  const P = cols * rows;
+  if (labelmap.data.length !== P * K) {
+    throw new ConformanceError("BAD_LABELMAP", `labelmap: expected ${P * K} voxels, found ${labelmap.data.length}`);
+  }
+  if (type === "FRACTIONAL") {
+    const f = options.fractional;
+    if (!f || f.channels !== segments.length || f.data.length !== P * K * f.channels) {
+      throw new ConformanceError(
+        "BAD_FRACTIONAL",
+        `fractional: expected ${segments.length} channels of ${P * K} probabilities (0..255), found ${
+          f ? `${f.channels} channels, ${f.data.length} values` : "none"
+        }`,
+      );
+    }
+    // fractional channels follow the caller's segment order, which may differ from the sorted one
+    const order = input.segments ?? labelmap.segments;
+    if (order.some((s, i) => s.number !== segments[i].number)) {
+      throw new ConformanceError("BAD_FRACTIONAL", "fractional: expected segments in ascending SegmentNumber order, matching the channels");
+    }
+  }
+
+  const p = plan(input, type, segments);
+  if (p.frames.length === 0) {
+    throw new ConformanceError("EMPTY_SEGMENTATION", "PerFrameFunctionalGroupsSequence: expected at least one frame, found no segment pixels (all frames empty)");
+  }
+  const pixelBytes = type === "BINARY"
+    ? Math.ceil((p.frames.length * P) / 8)
+    : p.frames.length * P * (p.bitsAllocated / 8);
+  if (pixelBytes > 0xfffffffd) {
+    throw new ConformanceError("TOO_LARGE", `PixelData: expected at most 4 GiB − 2, found ${pixelBytes} bytes`);
+  }
+
+  const now = options.now ?? new Date();
+  const { date, time } = dicomDateTime(now);
+  const first = source.instances[0];
+  const seriesUID = options.uids?.series ?? newUid();
+  const instanceUID = options.uids?.instance ?? newUid();
+  const dimOrgUID = options.uids?.dimensionOrganization ?? newUid();
+  const g = source.geometry;
+  const sheared = Math.abs(g.direction[2] * (g.direction[3] * g.direction[7] - g.direction[6] * g.direction[4]) +
+    g.direction[5] * (g.direction[6] * g.direction[1] - g.direction[0] * g.direction[7]) +
+    g.direction[8] * (g.direction[0] * g.direction[4] - g.direction[3] * g.direction[1])) < 0.9999;
+  const pixelMeasures: NaturalizedDataset = {
+    PixelSpacing: [ds(g.spacing[1]), ds(g.spacing[0])],
+    SliceThickness: ds(sliceThicknessOf(source)),
+  };
+  if (!sheared) pixelMeasures.SpacingBetweenSlices = ds(g.spacing[2]);
+
+  const segItems = segments.map((s, si) => segmentItem(s, si + 1, input.provenance));
+  if (type === "LABELMAP") {
+    segItems.unshift({
+      SegmentNumber: 0,
+      SegmentLabel: "Background",
+      SegmentedPropertyCategoryCodeSequence: [codeItem(Codes.background)],
+      SegmentedPropertyTypeCodeSequence: [codeItem(Codes.background)],
+      SegmentAlgorithmType: "AUTOMATIC",
+      SegmentAlgorithmName: segItems[0].SegmentAlgorithmName ?? "EdgeSeg",
+      RecommendedDisplayCIELabValue: srgbToDicomLab([0, 0, 0]),
+    });
+  }
+
+  const dimensionIndex: NaturalizedDataset[] = [];
+  if (type !== "LABELMAP") {
+    dimensionIndex.push({
+      DimensionOrganizationUID: dimOrgUID,
+      DimensionIndexPointer: 0x0062000b,
+      FunctionalGroupPointer: 0x0062000a,
+      DimensionDescriptionLabel: "Segment Number",
+    });
+  }
+  dimensionIndex.push({
+    DimensionOrganizationUID: dimOrgUID,
+    DimensionIndexPointer: 0x00200032,
+    FunctionalGroupPointer: 0x00209113,
+    DimensionDescriptionLabel: "Image Position Patient",
+  });
+
+  const perFrame = p.frames.map(({ si, k }) => {
+    const pos = slicePosition(g, k);
+    const fg: NaturalizedDataset = {
+      DerivationImageSequence: derivationImage(source, k),
+      FrameContentSequence: [{
+        DimensionIndexValues: type === "LABELMAP" ? [k + 1] : [si + 1, k + 1],
+      }],
+      PlanePositionSequence: [{ ImagePositionPatient: pos.map(ds) }],
+    };
+    if (type !== "LABELMAP") fg.SegmentIdentificationSequence = [{ ReferencedSegmentNumber: si + 1 }];
+    return fg;
+  });
+
+  const dataset: NaturalizedDataset = {
+    SpecificCharacterSet: "ISO_IR 192",
+    ImageType: ["DERIVED", "PRIMARY"],
+    InstanceCreationDate: date,
+    InstanceCreationTime: time,
+    SOPClassUID: type === "LABELMAP" ? SopClass.LabelmapSegmentation : SopClass.Segmentation,
+    SOPInstanceUID: instanceUID,
+    ContentDate: date,
+    ContentTime: time,
+    Modality: "SEG",
+    ...patientStudyOf(first),
+    ...equipment(options, input.provenance, now),
+    SeriesInstanceUID: seriesUID,
+    SeriesNumber: options.seriesNumber ?? 9901,
+    SeriesDescription: (options.seriesDescription ?? `EdgeSeg ${input.provenance?.modelName ?? "segmentation"}`).slice(0, 64),
+    InstanceNumber: options.instanceNumber ?? 1,
+    FrameOfReferenceUID: str(first, "FrameOfReferenceUID"),
+    PositionReferenceIndicator: str(first, "PositionReferenceIndicator") ?? "",
+    ContentLabel: sanitizeCs(options.contentLabel ?? "EDGESEG"),
+    ContentDescription: (options.contentDescription ?? "AI segmentation (research use, not for diagnosis)").slice(0, 64),
+    ContentCreatorName: options.contentCreatorName ?? "EdgeSeg^AI",
+    SamplesPerPixel: 1,
+    PhotometricInterpretation: "MONOCHROME2",
+    Rows: rows,
+    Columns: cols,
+    BitsAllocated: p.bitsAllocated,
+    BitsStored: p.bitsAllocated,
+    HighBit: p.bitsAllocated - 1,
+    PixelRepresentation: 0,
+    LossyImageCompression: "00",
+    SegmentationType: type,
+    SegmentSequence: segItems,
+    NumberOfFrames: p.frames.length,
+    SharedFunctionalGroupsSequence: [{
+      PixelMeasuresSequence: [pixelMeasures],
+      PlaneOrientationSequence: [{ ImageOrientationPatient: orientationOf(g) }],
+    }],
+    PerFrameFunctionalGroupsSequence: perFrame,
+    DimensionOrganizationSequence: [{ DimensionOrganizationUID: dimOrgUID }],
+    DimensionOrganizationType: "3D",
+    DimensionIndexSequence: dimensionIndex,
+    ReferencedSeriesSequence: referencedSeries(source),
+  };
+  if (type === "FRACTIONAL") {
+    dataset.SegmentationFractionalType = "PROBABILITY";
+    dataset.MaximumFractionalValue = 255;
+  }
+  if (type !== "LABELMAP") dataset.SegmentsOverlap = type === "BINARY" ? "NO" : "UNDEFINED";
+  else dataset.SegmentsOverlap = "NO";
+
+  const head = writeDataset(dataset);
+  const { file, value } = allocateWithPixelElement(head, "PixelData", p.bitsAllocated === 16 ? "OW" : "OB", pixelBytes);
+  fillPixels(value, input, p, P, K);
+  return file;
+}
+
+function sanitizeCs(s: string): string {
+  return s.toUpperCase().replace(/[^A-Z0-9_ ]/g, "_").slice(0, 16);
+}
+
+function fillPixels(out: Uint8Array, input: SegmentationWriteInput, p: Plan, P: number, K: number): void {
+  const data = input.labelmap.data;
+  if (p.type === "BINARY") {
+    // one pass over the labelmap; every foreground voxel sets one bit in its (segment, slice) frame
+    const lut = new Int32Array(65536).fill(-1);
+    p.segments.forEach((s, si) => (lut[s.number] = si));
+    const frameIndex = p.frameIndex;
+    for (let k = 0; k < K; k++) {
+      const base = k * P;
+      for (let i = 0; i < P; i++) {
+        const v = data[base + i];
+        if (v === 0) continue;
+        const fi = frameIndex[lut[v] * K + k];
+        const bit = fi * P + i;
+        out[Math.floor(bit / 8)] |= 1 << (bit & 7);
+      }
+    }
+    return;
+  }
+  if (p.type === "LABELMAP") {
+    if (p.segments.some((s, si) => s.number !== si + 1)) {
+      // label values with gaps: map to the consecutive DICOM numbers voxel by voxel
+      const lut = new Uint16Array(65536);
+      p.segments.forEach((s, si) => (lut[s.number] = si + 1));
+      const wide = p.bitsAllocated === 16;
+      p.frames.forEach(({ k }, fi) => {
+        for (let i = 0; i < P; i++) {
+          const v = lut[data[k * P + i]];
+          if (wide) {
+            out[2 * (fi * P + i)] = v & 0xff;
+            out[2 * (fi * P + i) + 1] = v >> 8;
+          } else out[fi * P + i] = v;
+        }
+      });
+      return;
+    }
+    if (p.bitsAllocated === 16 && out.byteOffset % 2 !== 0) {
+      // cannot view an odd offset as Uint16: write bytes
+      p.frames.forEach(({ k }, fi) => {
+        for (let i = 0; i < P; i++) {
+          const v = data[k * P + i];
+          out[2 * (fi * P + i)] = v & 0xff;
+          out[2 * (fi * P + i) + 1] = v >> 8;
+        }
+      });
+      return;
+    }
+    const view16 = p.bitsAllocated === 16 ? new Uint16Array(out.buffer, out.byteOffset, out.byteLength / 2) : undefined;
+    p.frames.forEach(({ k }, fi) => {
+      const slice = data.subarray(k * P, (k + 1) * P);
+      if (view16) view16.set(slice, fi * P);
+      else out.set(slice, fi * P);
+    });
+    return;
+  }
+  const f = input.options!.fractional!;
+  p.frames.forEach(({ si, k }, fi) => out.set(f.data.subarray((si * K + k) * P, (si * K + k + 1) * P), fi * P));
+}
