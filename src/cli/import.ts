@@ -1,0 +1,105 @@
+/**
+ * `deno task import <folder> [--data .edgeseg/data]`: loads a folder of DICOM files into the embedded
+ * store, recursively. Non-DICOM files are skipped and counted. Each instance goes through the same
+ * validate → stage → fsync → rename path as STOW-RS, so an interrupted import never leaves a
+ * half-written instance. Do not run it against a data dir a running server is using: the server keeps
+ * its own index in memory (STOW to the server instead, or restart it afterwards).
+ */
+import { join, relative, resolve } from "node:path";
+import { InputError } from "../core/errors.ts";
+import { DicomStore, type ValidatedInstance } from "../server/store.ts";
+import { hasPart10Header } from "../server/dicomfile.ts";
+import { PROJECT_ROOT } from "../server/ohif.ts";
+import { flag, parseArgs } from "./args.ts";
+
+const USAGE = "usage: deno task import <folder> [--data DIR]";
+
+export interface ImportSummary {
+  files: number;
+  imported: number;
+  /** files that are not DICOM Part-10 (by header) */
+  skippedNonDicom: number;
+  /** files with a DICOM header that could not be stored, with the reason */
+  failed: { path: string; reason: string }[];
+  studies: number;
+  series: number;
+}
+
+async function* walkFiles(dir: string): AsyncGenerator<string> {
+  const entries = await Array.fromAsync(Deno.readDir(dir));
+  entries.sort((a, b) => a.name.localeCompare(b.name));
+  for (const e of entries) {
+    const p = join(dir, e.name);
+    if (e.isDirectory) yield* walkFiles(p);
+    else if (e.isFile) yield p;
+  }
+}
+
+/** Imports every DICOM file under `folder` into the store in `dataDir`. */
+export async function importFolder(
+  folder: string,
+  dataDir: string,
+  onProgress?: (done: number, path: string) => void,
+): Promise<ImportSummary> {
+  const stat = await Deno.stat(folder).catch(() => null);
+  if (!stat?.isDirectory) throw new InputError("NOT_A_FOLDER", `expected a folder to import, found ${stat ? "a file" : "nothing"} at ${folder}`);
+  const store = await DicomStore.open(dataDir);
+  const summary: ImportSummary = { files: 0, imported: 0, skippedNonDicom: 0, failed: [], studies: 0, series: 0 };
+  const studies = new Set<string>(), series = new Set<string>();
+  let batch: ValidatedInstance[] = [];
+  const flush = async () => {
+    for (const rec of await store.commit(batch)) {
+      summary.imported++;
+      studies.add(rec.studyInstanceUID);
+      series.add(rec.seriesInstanceUID);
+    }
+    batch = [];
+  };
+  for await (const path of walkFiles(folder)) {
+    summary.files++;
+    const bytes = await Deno.readFile(path);
+    if (!hasPart10Header(bytes)) {
+      summary.skippedNonDicom++;
+      continue;
+    }
+    try {
+      batch.push(await store.validate({ bytes }));
+    } catch (e) {
+      if (!(e instanceof InputError)) throw e;
+      summary.failed.push({ path: relative(folder, path), reason: e.message });
+    }
+    // Commit in batches: each file is still renamed into place atomically; the index is written once per batch.
+    if (batch.length >= 32) await flush();
+    onProgress?.(summary.files, path);
+  }
+  await flush();
+  summary.studies = studies.size;
+  summary.series = series.size;
+  return summary;
+}
+
+if (import.meta.main) {
+  try {
+    const args = parseArgs(Deno.args);
+    const folder = args.positional[0];
+    if (!folder) throw new InputError("ARG_REQUIRED", `a folder to import is required\n${USAGE}`);
+    const dataDir = resolve(flag(args, "data") ?? join(PROJECT_ROOT, ".edgeseg", "data"));
+    const t = performance.now();
+    const s = await importFolder(resolve(folder), dataDir, (n) => {
+      if (n % 50 === 0) console.error(`  … ${n} files`);
+    });
+    console.log(
+      `imported ${s.imported} instance(s) (${s.studies} stud${s.studies === 1 ? "y" : "ies"}, ${s.series} series) ` +
+        `from ${s.files} file(s) in ${((performance.now() - t) / 1000).toFixed(1)} s into ${dataDir}`,
+    );
+    console.log(`skipped ${s.skippedNonDicom} non-DICOM file(s)`);
+    if (s.failed.length) {
+      console.log(`failed ${s.failed.length} DICOM file(s):`);
+      for (const f of s.failed) console.log(`  ${f.path}: ${f.reason}`);
+      Deno.exitCode = 1;
+    }
+  } catch (e) {
+    console.error(e instanceof InputError ? `error: ${e.message}` : e);
+    Deno.exit(2);
+  }
+}

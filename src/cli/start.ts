@@ -1,0 +1,105 @@
+/**
+ * `deno task start`: fetches the OHIF viewer once, builds the EdgeSeg extension, starts the edge server.
+ *
+ *   deno task start [--port 8042] [--host 127.0.0.1] [--data .edgeseg/data] [--pacs <dicomweb url>]
+ *                   [--max-upload-mb 2048] [--expose] [--no-seed] [--stow-token <token>] [--quiet]
+ *
+ * Binding a non-loopback address needs --expose: the server then answers anyone who can reach the
+ * machine, so STOW should be protected with --stow-token (or EDGESEG_STOW_TOKEN).
+ */
+import { existsSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { InputError } from "../core/errors.ts";
+import { ensureOhif, PROJECT_ROOT, startServer } from "../server/mod.ts";
+import { flag, hasFlag, numberFlag, parseArgs } from "./args.ts";
+
+const USAGE = "usage: deno task start [--port N] [--host ADDR] [--data DIR] [--pacs URL] [--max-upload-mb N] " +
+  "[--expose] [--no-seed] [--stow-token TOKEN] [--quiet]";
+
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\./.test(host);
+}
+
+interface BuildModule {
+  buildExtension: (options?: { minify?: boolean }) => Promise<unknown>;
+}
+
+async function buildPlugins(log: (l: string) => void): Promise<void> {
+  const buildPath = join(PROJECT_ROOT, "extension", "build.ts");
+  if (!existsSync(buildPath)) {
+    log("warning: extension/build.ts not found; serving the viewer without a freshly built extension");
+    return;
+  }
+  try {
+    const mod = await import(new URL(`file://${buildPath}`).href) as Partial<BuildModule>;
+    if (typeof mod.buildExtension !== "function") {
+      log("warning: extension/build.ts exports no buildExtension(); skipping the build");
+      return;
+    }
+    const t = performance.now();
+    await mod.buildExtension();
+    log(`built the EdgeSeg extension in ${(performance.now() - t).toFixed(0)} ms`);
+  } catch (e) {
+    log(`warning: building the extension failed (${(e as Error).message}); serving the last build if any`);
+  }
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const args = parseArgs(argv, ["expose", "no-seed", "quiet", "help"]);
+  if (hasFlag(args, "help")) {
+    console.log(USAGE);
+    return;
+  }
+  const host = flag(args, "host") ?? "127.0.0.1";
+  if (!isLoopback(host) && !hasFlag(args, "expose")) {
+    throw new InputError(
+      "NOT_LOOPBACK",
+      `--host ${host} would make the server reachable from other machines; add --expose to confirm (expected a loopback address without it)`,
+    );
+  }
+  const port = numberFlag(args, "port", 8042);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new InputError("BAD_PORT", `--port expects 0..65535, found ${port}`);
+  }
+  const maxUploadMb = numberFlag(args, "max-upload-mb", 2048);
+  if (!(maxUploadMb > 0)) throw new InputError("BAD_LIMIT", `--max-upload-mb expects a positive number, found ${maxUploadMb}`);
+  const dataDir = resolve(flag(args, "data") ?? join(PROJECT_ROOT, ".edgeseg", "data"));
+  const pacsUrl = flag(args, "pacs");
+  const stowToken = flag(args, "stow-token") ?? Deno.env.get("EDGESEG_STOW_TOKEN") ?? undefined;
+  const quiet = hasFlag(args, "quiet");
+  const log = (l: string) => console.error(l);
+  const requestLog = quiet ? (l: string) => (/^(GET|HEAD|POST|PUT|DELETE|OPTIONS) /.test(l) ? undefined : log(l)) : log;
+
+  const ohifDist = await ensureOhif({ log });
+  await buildPlugins(log);
+  const server = await startServer({
+    port,
+    hostname: host,
+    dataDir,
+    pacsUrl,
+    maxUploadBytes: Math.round(maxUploadMb * 1024 * 1024),
+    ohifDist,
+    seed: !hasFlag(args, "no-seed"),
+    stowToken,
+    log: requestLog,
+  });
+  console.log(`EdgeSeg is running at ${server.url}`);
+  console.log(`  port:      ${server.port}`);
+  console.log(pacsUrl ? `  PACS:      ${pacsUrl} (proxied at /dicom-web)` : `  data dir:  ${dataDir}`);
+  if (!isLoopback(host)) console.log(`  exposed on ${host}${stowToken ? " (STOW needs the bearer token)" : " — STOW is open; consider --stow-token"}`);
+  const stop = async () => {
+    await server.close();
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGINT", stop);
+  Deno.addSignalListener("SIGTERM", stop);
+}
+
+if (import.meta.main) {
+  try {
+    await main(Deno.args);
+  } catch (e) {
+    console.error(e instanceof InputError ? `error: ${e.message}\n${USAGE}` : e);
+    Deno.exit(2);
+  }
+}
