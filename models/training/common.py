@@ -1,0 +1,539 @@
+"""Shared parts of EdgeSeg's model training: attention residual U-Nets (2D and 3D), MC-dropout mask,
+ONNX export, weight-only per-channel INT8, manifest writing, checkpoint/resume, sliding-window
+inference that mirrors the package's manifest, and the validation metrics.
+
+Runs with Debian's PyTorch 1.13 (/usr/bin/python3). No network, no GPU assumed.
+"""
+import hashlib
+import json
+import math
+import os
+import random
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+OPSET = 17
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
+DATA = os.path.normpath(os.path.join(ROOT, "..", "shared", "data"))
+MODELS = os.path.join(ROOT, "models")
+CKPT_DIR = os.path.join(HERE, "checkpoints")
+RUNS_DIR = os.path.join(HERE, "runs")
+
+
+def seed_all(seed):
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+# ----------------------------------------------------------------------------------------------
+# network blocks; `dims` is 2 or 3
+
+
+def _conv(dims):
+    return nn.Conv2d if dims == 2 else nn.Conv3d
+
+
+def _norm(dims):
+    # BatchNorm folds into the convolution at export (eval mode), so the ONNX graph is Conv/Relu only.
+    return nn.BatchNorm2d if dims == 2 else nn.BatchNorm3d
+
+
+class ResBlock(nn.Module):
+    """conv-norm-relu-conv-norm plus a (projected) identity, then relu (He et al. residual unit)."""
+
+    def __init__(self, dims, cin, cout, stride=1):
+        super().__init__()
+        Conv, Norm = _conv(dims), _norm(dims)
+        self.c1 = Conv(cin, cout, 3, stride=stride, padding=1, bias=False)
+        self.n1 = Norm(cout)
+        self.c2 = Conv(cout, cout, 3, padding=1, bias=False)
+        self.n2 = Norm(cout)
+        self.skip = None
+        if cin != cout or stride != 1:
+            self.skip = nn.Sequential(Conv(cin, cout, 1, stride=stride, bias=False), Norm(cout))
+
+    def forward(self, x):
+        y = F.relu(self.n1(self.c1(x)))
+        y = self.n2(self.c2(y))
+        s = x if self.skip is None else self.skip(x)
+        return F.relu(y + s)
+
+
+class AttentionGate(nn.Module):
+    """Additive attention gate (Oktay et al. 2018): alpha = sigmoid(psi(relu(Wx x + Wg g))), out = x * alpha.
+    The gating signal is upsampled to the skip's resolution first, so no strided 1x1 is needed."""
+
+    def __init__(self, dims, cx, cg, cint):
+        super().__init__()
+        Conv, Norm = _conv(dims), _norm(dims)
+        self.wx = nn.Sequential(Conv(cx, cint, 1, bias=False), Norm(cint))
+        self.wg = nn.Sequential(Conv(cg, cint, 1, bias=False), Norm(cint))
+        self.psi = nn.Sequential(Conv(cint, 1, 1), Norm(1))
+
+    def forward(self, x, g):
+        a = torch.sigmoid(self.psi(F.relu(self.wx(x) + self.wg(g))))
+        return x * a
+
+
+class AttnResUNet(nn.Module):
+    """Attention residual U-Net for 2D images or 3D patches.
+
+    Down: strided residual blocks (no MaxPool: MaxPool3d fails on the JSEP WebGPU EP).
+    Up: (bi/tri)linear Resize ×2 then a 3×3 conv (no ConvTranspose: ConvTranspose3d fails on WebGPU).
+    MC dropout: the last decoder features are multiplied by a channel mask [B, C, 1, 1(, 1)] that the
+    caller supplies at inference (values 0 or 1/(1-p)); in training the same shape is drawn here.
+    """
+
+    def __init__(self, dims, cin, cout, base=16, depth=4, drop=0.2, max_ch=256):
+        super().__init__()
+        self.dims, self.drop, self.depth = dims, drop, depth
+        Conv, Norm = _conv(dims), _norm(dims)
+        ch = [min(base * 2 ** i, max_ch) for i in range(depth + 1)]
+        self.ch = ch
+        self.stem = ResBlock(dims, cin, ch[0])
+        self.down = nn.ModuleList([ResBlock(dims, ch[i], ch[i + 1], stride=2) for i in range(depth)])
+        self.upconv = nn.ModuleList()
+        self.gates = nn.ModuleList()
+        self.dec = nn.ModuleList()
+        for i in reversed(range(depth)):
+            self.upconv.append(nn.Sequential(Conv(ch[i + 1], ch[i], 3, padding=1, bias=False), Norm(ch[i]),
+                                             nn.ReLU(inplace=True)))
+            self.gates.append(AttentionGate(dims, ch[i], ch[i], max(ch[i] // 2, 4)))
+            self.dec.append(ResBlock(dims, 2 * ch[i], ch[i]))
+        self.head = Conv(ch[0], cout, 1)
+        self.mode = "bilinear" if dims == 2 else "trilinear"
+
+    @property
+    def mask_channels(self):
+        return self.ch[0]
+
+    def mask_shape(self, batch=1):
+        return [batch, self.ch[0]] + [1] * self.dims
+
+    def forward(self, x, mc_mask=None):
+        skips = []
+        h = self.stem(x)
+        for d in self.down:
+            skips.append(h)
+            h = d(h)
+        for up, gate, dec in zip(self.upconv, self.gates, self.dec):
+            s = skips.pop()
+            h = up(F.interpolate(h, scale_factor=2.0, mode=self.mode, align_corners=False))
+            h = dec(torch.cat([gate(s, h), h], dim=1))
+        if mc_mask is None:
+            if self.training and self.drop > 0:
+                keep = (torch.rand(self.mask_shape(h.shape[0]), device=h.device) >= self.drop).float()
+                h = h * keep / (1.0 - self.drop)
+        else:
+            h = h * mc_mask
+        return self.head(h)
+
+
+def count_params(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+# ----------------------------------------------------------------------------------------------
+# MC dropout masks, bit-identical to the TypeScript side (mulberry32 PRNG)
+
+
+def mulberry32(seed):
+    state = [seed & 0xFFFFFFFF]
+
+    def imul(a, b):
+        return ((a & 0xFFFFFFFF) * (b & 0xFFFFFFFF)) & 0xFFFFFFFF
+
+    def nxt():
+        state[0] = (state[0] + 0x6D2B79F5) & 0xFFFFFFFF
+        s = state[0]
+        t = imul(s ^ (s >> 15), 1 | s)
+        t = ((t + imul(t ^ (t >> 7), 61 | t)) & 0xFFFFFFFF) ^ t
+        return ((t ^ (t >> 14)) & 0xFFFFFFFF) / 4294967296.0
+
+    return nxt
+
+
+def dropout_mask(seed, channels, rate, dims):
+    r = mulberry32(seed)
+    m = np.array([0.0 if r() < rate else 1.0 / (1.0 - rate) for _ in range(channels)], np.float32)
+    return torch.from_numpy(m).reshape([1, channels] + [1] * dims)
+
+
+# ----------------------------------------------------------------------------------------------
+# checkpoints
+
+
+class Checkpointer:
+    """Saves model + optimiser + step + RNG states atomically; `--resume` continues from the last one."""
+
+    def __init__(self, name):
+        os.makedirs(CKPT_DIR, exist_ok=True)
+        self.path = os.path.join(CKPT_DIR, name + ".pt")
+        self.best_path = os.path.join(CKPT_DIR, name + ".best.pt")
+
+    def save(self, model, opt, step, extra=None, best=False):
+        state = {"model": model.state_dict(), "opt": opt.state_dict() if opt else None, "step": step,
+                 "extra": extra or {}, "torch_rng": torch.get_rng_state(), "np_rng": np.random.get_state(),
+                 "py_rng": random.getstate()}
+        path = self.best_path if best else self.path
+        tmp = path + ".tmp"
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+
+    def load(self, model, opt=None, best=False):
+        path = self.best_path if best else self.path
+        if not os.path.exists(path):
+            return None
+        state = torch.load(path, map_location="cpu")
+        model.load_state_dict(state["model"])
+        if opt is not None and state.get("opt"):
+            opt.load_state_dict(state["opt"])
+        torch.set_rng_state(state["torch_rng"])
+        np.random.set_state(state["np_rng"])
+        random.setstate(state["py_rng"])
+        return state
+
+
+class Logger:
+    def __init__(self, name):
+        d = os.path.join(RUNS_DIR, name)
+        os.makedirs(d, exist_ok=True)
+        self.f = open(os.path.join(d, "train.log"), "a")
+
+    def __call__(self, *parts):
+        line = time.strftime("%H:%M:%S ") + " ".join(str(p) for p in parts)
+        print(line, flush=True)
+        self.f.write(line + "\n")
+        self.f.flush()
+
+
+# ----------------------------------------------------------------------------------------------
+# losses
+
+
+def soft_dice_loss(prob, target, eps=1.0):
+    """prob, target: [B, C, ...] in 0..1; mean over channels of 1 - Dice (batch pooled)."""
+    dims = [0] + list(range(2, prob.dim()))
+    inter = (prob * target).sum(dims)
+    den = prob.sum(dims) + target.sum(dims)
+    return (1 - (2 * inter + eps) / (den + eps)).mean()
+
+
+# ----------------------------------------------------------------------------------------------
+# sliding-window inference as the manifest describes it (Gaussian blending, sigma = window/8)
+
+
+def gaussian_weight(window, sigma_scale=0.125):
+    axes = []
+    for w in window:
+        c = (w - 1) / 2.0
+        s = w * sigma_scale
+        x = np.arange(w, dtype=np.float64)
+        axes.append(np.exp(-((x - c) ** 2) / (2 * s * s)))
+    g = axes[0]
+    for a in axes[1:]:
+        g = np.multiply.outer(g, a)
+    g = g / g.max()
+    return np.maximum(g, 1e-3).astype(np.float32)
+
+
+def _starts(size, win, overlap):
+    if size <= win:
+        return [0]
+    step = max(1, int(round(win * (1 - overlap))))
+    n = int(math.ceil((size - win) / step)) + 1
+    return [min(i * step, size - win) for i in range(n)]
+
+
+def sliding_window(predict, image, window, overlap, pad_value=0.0, pad_multiple=16):
+    """image: np [C, *spatial] (spatial in array order, window in the same order); predict: tensor→tensor.
+    Returns np [K, *spatial] of blended logits->probabilities done by the caller's predict."""
+    spatial = image.shape[1:]
+    win = [min(w, int(math.ceil(s / pad_multiple) * pad_multiple)) for w, s in zip(window, spatial)]
+    padded = [max(s, w) for s, w in zip(spatial, win)]
+    pad = [(0, 0)] + [(0, p - s) for s, p in zip(spatial, padded)]
+    img = np.pad(image, pad, constant_values=pad_value) if any(p[1] for p in pad) else image
+    weight = gaussian_weight(win)
+    out = None
+    norm = np.zeros(padded, np.float32)
+    grids = np.meshgrid(*[_starts(p, w, overlap) for p, w in zip(padded, win)], indexing="ij")
+    for start in zip(*[g.ravel() for g in grids]):
+        sl = tuple(slice(s, s + w) for s, w in zip(start, win))
+        x = torch.from_numpy(np.ascontiguousarray(img[(slice(None),) + sl]))[None]
+        with torch.no_grad():
+            y = predict(x)[0].numpy()
+        if out is None:
+            out = np.zeros((y.shape[0],) + tuple(padded), np.float32)
+        out[(slice(None),) + sl] += y * weight
+        norm[sl] += weight
+    out /= norm
+    return out[(slice(None),) + tuple(slice(0, s) for s in spatial)]
+
+
+# ----------------------------------------------------------------------------------------------
+# metrics
+
+
+def binary_stats(pred, gt, mask=None):
+    pred, gt = pred.astype(bool), gt.astype(bool)
+    if mask is not None:
+        pred, gt = pred[mask], gt[mask]
+    tp = float(np.sum(pred & gt))
+    fp = float(np.sum(pred & ~gt))
+    fn = float(np.sum(~pred & gt))
+    tn = float(np.sum(~pred & ~gt))
+    return tp, fp, fn, tn
+
+
+def dice(pred, gt, mask=None):
+    tp, fp, fn, _ = binary_stats(pred, gt, mask)
+    return 1.0 if tp + fp + fn == 0 else 2 * tp / (2 * tp + fp + fn)
+
+
+def auc_roc(score, gt):
+    """Area under the ROC curve by the rank-sum (Mann-Whitney U) formula, ties averaged."""
+    from scipy.stats import rankdata
+    score = np.asarray(score, np.float64).ravel()
+    gt = np.asarray(gt, bool).ravel()
+    n_pos, n_neg = gt.sum(), (~gt).sum()
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(score)
+    return float((ranks[gt].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def surface_distances(pred, gt, spacing):
+    """Symmetric surface distances (mm) between the boundaries of two binary volumes."""
+    from scipy import ndimage
+    pred, gt = pred.astype(bool), gt.astype(bool)
+    if not pred.any() or not gt.any():
+        return None
+    st = ndimage.generate_binary_structure(pred.ndim, 1)
+    bp = pred ^ ndimage.binary_erosion(pred, st, border_value=0)
+    bg = gt ^ ndimage.binary_erosion(gt, st, border_value=0)
+    dg = ndimage.distance_transform_edt(~bg, sampling=spacing)
+    dp = ndimage.distance_transform_edt(~bp, sampling=spacing)
+    return np.concatenate([dg[bp], dp[bg]])
+
+
+def hd95_assd(pred, gt, spacing):
+    d = surface_distances(pred, gt, spacing)
+    if d is None:
+        return float("nan"), float("nan")
+    return float(np.percentile(d, 95)), float(d.mean())
+
+
+# ----------------------------------------------------------------------------------------------
+# ONNX export, INT8, manifest
+
+
+def export_onnx(model, path, cin, example_spatial, dims):
+    import onnx
+    model = model.eval()
+    x = torch.randn([1, cin] + list(example_spatial))
+    m = torch.ones(model.mask_shape(1))
+    sp = ["height", "width"] if dims == 2 else ["depth", "height", "width"]
+    dyn = {"input": {0: "batch", **{i + 2: n for i, n in enumerate(sp)}},
+           "mc_mask": {0: "batch"},
+           "logits": {0: "batch", **{i + 2: n for i, n in enumerate(sp)}}}
+    torch.onnx.export(model, (x, m), path, opset_version=OPSET, input_names=["input", "mc_mask"],
+                      output_names=["logits"], dynamic_axes=dyn, do_constant_folding=True)
+    mo = onnx.load(path)
+    onnx.checker.check_model(mo, full_check=True)
+    return path
+
+
+def quantize_int8(src, dst):
+    """Weight-only INT8: every Conv weight becomes an int8 initializer + per-output-channel symmetric
+    DequantizeLinear (axis 0). Per-tensor scales give wrong results on the JSEP WebGPU EP."""
+    import onnx
+    from onnx import helper, numpy_helper, TensorProto
+    m = onnx.load(src)
+    g = m.graph
+    inits = {i.name: i for i in g.initializer}
+    conv_weights = {n.input[1] for n in g.node if n.op_type == "Conv" and n.input[1] in inits}
+    new_nodes = []
+    for name in sorted(conv_weights):
+        w = numpy_helper.to_array(inits[name]).astype(np.float32)
+        flat = np.abs(w.reshape(w.shape[0], -1)).max(axis=1)
+        scale = np.where(flat > 0, flat / 127.0, 1.0).astype(np.float32)
+        q = np.clip(np.round(w / scale.reshape([-1] + [1] * (w.ndim - 1))), -127, 127).astype(np.int8)
+        g.initializer.remove(inits[name])
+        g.initializer.extend([numpy_helper.from_array(q, name + "_q"),
+                              numpy_helper.from_array(scale, name + "_scale"),
+                              numpy_helper.from_array(np.zeros(w.shape[0], np.int8), name + "_zp")])
+        new_nodes.append(helper.make_node("DequantizeLinear", [name + "_q", name + "_scale", name + "_zp"], [name],
+                                          axis=0, name=name + "_dq"))
+    nodes = list(g.node)
+    del g.node[:]
+    g.node.extend(new_nodes + nodes)
+    onnx.checker.check_model(m, full_check=True)
+    onnx.save(m, dst)
+    return len(new_nodes)
+
+
+def fake_quantize_(model):
+    """Replace each conv weight by its int8 per-channel round trip: what ORT computes from the int8 file
+    (DequantizeLinear, then the float conv). BN must already be folded for exactness, so this is applied
+    to a BN-folded copy (see fold_bn)."""
+    for mod in model.modules():
+        if isinstance(mod, (nn.Conv2d, nn.Conv3d)):
+            w = mod.weight.data
+            flat = w.abs().reshape(w.shape[0], -1).max(dim=1).values
+            scale = torch.where(flat > 0, flat / 127.0, torch.ones_like(flat)).reshape([-1] + [1] * (w.dim() - 1))
+            mod.weight.data = torch.clamp(torch.round(w / scale), -127, 127) * scale
+    return model
+
+
+def fold_bn(model):
+    """Fold every BatchNorm that directly follows a Conv (as the ONNX exporter does), in a deep copy."""
+    import copy
+    m = copy.deepcopy(model).eval()
+
+    def fold(conv, bn):
+        w = conv.weight.data
+        b = conv.bias.data if conv.bias is not None else torch.zeros(w.shape[0])
+        s = bn.weight.data / torch.sqrt(bn.running_var + bn.eps)
+        conv.weight.data = w * s.reshape([-1] + [1] * (w.dim() - 1))
+        conv.bias = nn.Parameter(b * s + bn.bias.data - bn.running_mean * s)
+
+    ident = nn.Identity()
+    for mod in m.modules():
+        if isinstance(mod, ResBlock):
+            fold(mod.c1, mod.n1); mod.n1 = nn.Identity()
+            fold(mod.c2, mod.n2); mod.n2 = nn.Identity()
+            if mod.skip is not None:
+                fold(mod.skip[0], mod.skip[1]); mod.skip[1] = nn.Identity()
+        elif isinstance(mod, AttentionGate):
+            for seq in (mod.wx, mod.wg, mod.psi):
+                fold(seq[0], seq[1]); seq[1] = nn.Identity()
+        elif isinstance(mod, AttnResUNet):
+            for seq in mod.upconv:
+                fold(seq[0], seq[1]); seq[1] = nn.Identity()
+    del ident
+    return m
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_manifest(pkg_dir, manifest):
+    """Fills `files` with sha256 + bytes of every .onnx in the package and writes manifest.json."""
+    files = {}
+    for name in sorted(os.listdir(pkg_dir)):
+        if name.endswith(".onnx"):
+            p = os.path.join(pkg_dir, name)
+            files[name] = {"sha256": sha256_file(p), "bytes": os.path.getsize(p)}
+    manifest["files"] = files
+    with open(os.path.join(pkg_dir, "manifest.json"), "w") as f:
+        json.dump(manifest, f, indent=2)
+        f.write("\n")
+    return manifest
+
+
+def write_json(path, obj):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=2)
+        f.write("\n")
+
+
+def code(value, meaning, scheme="SCT"):
+    return {"value": value, "scheme": scheme, "meaning": meaning}
+
+
+ANATOMICAL_STRUCTURE = code("91723000", "Anatomical Structure")
+MORPH_ALTERED = code("49755003", "Morphologically Altered Structure")
+
+
+# ----------------------------------------------------------------------------------------------
+# training loop with time budget, checkpoint every few minutes, resume
+
+
+def lr_at(step, total, base_lr, warmup=50):
+    if step < warmup:
+        return base_lr * (step + 1) / warmup
+    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    return base_lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def train_loop(name, model, sample_batch, loss_fn, total_steps, base_lr, resume, minutes, validate=None,
+               val_every=250, ckpt_minutes=4.0, weight_decay=1e-4):
+    """sample_batch() -> (x, y) tensors; loss_fn(logits, y) -> scalar; validate(model) -> (score, dict).
+    Stops at total_steps or after `minutes`; always leaves a checkpoint that `resume` continues."""
+    log = Logger(name)
+    ck = Checkpointer(name)
+    opt = torch.optim.AdamW(model.parameters(), lr=base_lr, weight_decay=weight_decay)
+    step, best = 0, -1.0
+    if resume:
+        st = ck.load(model, opt)
+        if st is not None:
+            step, best = st["step"], st["extra"].get("best", -1.0)
+            log("resumed at step", step, "best", best)
+    log("params", count_params(model), "total_steps", total_steps, "threads", torch.get_num_threads())
+    t0 = time.time()
+    last_ck = time.time()
+    run_loss = None
+    while step < total_steps:
+        model.train()
+        for gp in opt.param_groups:
+            gp["lr"] = lr_at(step, total_steps, base_lr)
+        x, y = sample_batch()
+        loss = loss_fn(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        step += 1
+        run_loss = loss.item() if run_loss is None else 0.98 * run_loss + 0.02 * loss.item()
+        if step % 25 == 0:
+            log("step", step, "loss %.4f" % run_loss, "lr %.2e" % opt.param_groups[0]["lr"],
+                "%.2fs/step" % ((time.time() - t0) / max(1, step)))
+        done = step >= total_steps or (time.time() - t0) > minutes * 60
+        if validate is not None and (step % val_every == 0 or step >= total_steps):
+            score, info = validate(model)
+            log("val step", step, json.dumps(info))
+            if score > best:
+                best = score
+                ck.save(model, None, step, {"best": best, "val": info}, best=True)
+                log("new best", "%.4f" % best)
+        if done or time.time() - last_ck > ckpt_minutes * 60:
+            ck.save(model, opt, step, {"best": best})
+            last_ck = time.time()
+        if done:
+            break
+    ck.save(model, opt, step, {"best": best})
+    log("stopped at step", step, "of", total_steps, "best", best)
+    return step
+
+
+def parity_input(cin, spatial):
+    n = cin * int(np.prod(spatial))
+    return torch.from_numpy(np.sin(np.arange(n, dtype=np.float64) * 0.001).astype(np.float32)).reshape(
+        [1, cin] + list(spatial))
+
+
+def parity_reference(net, cin, spatial, rate, mask_seed=7):
+    """Torch outputs for a fixed input (x[i] = sin(0.001 i)), with an all-ones mask and with the
+    mulberry32 mask of `mask_seed`; check_onnx.mjs recomputes them with onnxruntime."""
+    net = net.eval()
+    x = parity_input(cin, spatial)
+    dims = len(spatial)
+    ref = {"input": "sin(0.001*i)", "shape": [1, cin] + list(spatial), "maskSeed": mask_seed, "rate": rate}
+    with torch.no_grad():
+        for key, mask in (("ones", torch.ones(net.mask_shape(1))),
+                          ("seeded", dropout_mask(mask_seed, net.mask_channels, rate, dims))):
+            y = net(x, mask).numpy().ravel()
+            ref[key] = {"sum": float(y.astype(np.float64).sum()), "absMax": float(np.abs(y).max()),
+                        "first": [float(v) for v in y[:4]], "len": int(y.size)}
+    return ref

@@ -1,0 +1,277 @@
+#!/usr/bin/python3
+"""ct-lung-infection: COVID-19 lung infection on chest CT slices (attention residual U-Net, 2D).
+
+    /usr/bin/python3 models/training/ct.py train [--resume] [--minutes 35] [--seed 1]
+    /usr/bin/python3 models/training/ct.py validate
+    /usr/bin/python3 models/training/ct.py export   # models/ct-lung-infection (binary) and
+                                                    # models/ct-lung-infection-3class (GGO / consolidation)
+
+One network is trained with three classes (background, ground-glass opacity, consolidation). The binary
+package's ONNX is the same network with the two lesion logits merged by log-sum-exp, so its softmax gives
+exactly p(infection) = p(GGO) + p(consolidation).
+
+Input mapping (the package must see in the viewer what the net saw in training): the COVID-SemiSeg
+slices are 8-bit images that were windowed before publication; we estimated that window from their
+histogram (aerated lung parenchyma ~ -850 HU peaks at grey 44-49, chest-wall soft tissue ~ -20 HU at
+grey 208-212) as [-1100, 200] HU, i.e. centre -450, width 1300. Training feeds grey/255; the manifest
+declares `window` centre -450 width 1300 → [0, 1], which is the same number for a DICOM CT in HU.
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from PIL import Image
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common as C  # noqa: E402
+
+NAME = "ct-lung-infection"
+NAME3 = "ct-lung-infection-3class"
+CT = os.path.join(C.DATA, "covid-ct", "MultiClassInfection-Train")
+WINDOW_CENTER, WINDOW_WIDTH = -450.0, 1300.0
+BASE, DEPTH, DROP = 16, 4, 0.2
+WINDOW, OVERLAP = [256, 256], 0.5
+PATCH, BATCH = 160, 6
+AIR = 20.0 / 255.0  # -1000 HU through the window: value used to pad (outside the body is air)
+VAL_COUNT = 10
+
+
+def slice_ids():
+    ids = sorted(int(f[:-4]) for f in os.listdir(os.path.join(CT, "Imgs")) if f.endswith(".jpg"))
+    # validation = the 10 highest MedSeg slice indices: a contiguous block, so neighbouring slices
+    # of one patient are less likely to sit on both sides of the split
+    return ids[:-VAL_COUNT], ids[-VAL_COUNT:]
+
+
+def load_case(k):
+    img = np.asarray(Image.open(os.path.join(CT, "Imgs", "%d.jpg" % k)).convert("L")).astype(np.float32) / 255.0
+    gt = np.asarray(Image.open(os.path.join(CT, "GT", "%d.png" % k))).astype(np.int64)
+    return img, gt
+
+
+def build(seed=1):
+    C.seed_all(seed)
+    return C.AttnResUNet(2, 1, 3, base=BASE, depth=DEPTH, drop=DROP)
+
+
+class BinaryHead(nn.Module):
+    """[bg, GGO, consolidation] logits → [bg, infection] logits, infection = logsumexp(GGO, consolidation)."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    @property
+    def mask_channels(self):
+        return self.net.mask_channels
+
+    def mask_shape(self, batch=1):
+        return self.net.mask_shape(batch)
+
+    def forward(self, x, mc_mask=None):
+        y = self.net(x, mc_mask)
+        a, b = y[:, 1:2], y[:, 2:3]
+        m = torch.maximum(a, b)
+        return torch.cat([y[:, 0:1], m + torch.log(torch.exp(a - m) + torch.exp(b - m))], dim=1)
+
+
+def predict(model, img):
+    model.eval()
+    return C.sliding_window(lambda t: torch.softmax(model(t), dim=1), img[None], WINDOW, OVERLAP, AIR)
+
+
+def dice_or_none(pred, gt):
+    if not gt.any() and not pred.any():
+        return None  # class absent and not predicted: no Dice defined; skipped in the mean
+    return C.dice(pred, gt)
+
+
+def evaluate(model, cases):
+    """Per-slice Dice at the slice's own size, then the mean over slices (Inf-Net's 'mean Dice')."""
+    inf, ggo, con, sens, spec = [], [], [], [], []
+    for k, (img, gt) in cases.items():
+        p = predict(model, img)
+        lab = p.argmax(0)
+        pi, gi = lab > 0, gt > 0
+        inf.append(C.dice(pi, gi))
+        tp, fp, fn, tn = C.binary_stats(pi, gi)
+        sens.append(tp / max(tp + fn, 1))
+        spec.append(tn / max(tn + fp, 1))
+        for cls, acc in ((1, ggo), (2, con)):
+            d = dice_or_none(lab == cls, gt == cls)
+            if d is not None:
+                acc.append(d)
+    return {"infectionDice": float(np.mean(inf)), "infectionSensitivity": float(np.mean(sens)),
+            "infectionSpecificity": float(np.mean(spec)), "ggoDice": float(np.mean(ggo)),
+            "consolidationDice": float(np.mean(con)), "slices": list(cases.keys()),
+            "perSliceInfectionDice": [round(float(d), 4) for d in inf]}
+
+
+def val_cases():
+    return {k: load_case(k) for k in slice_ids()[1]}
+
+
+def run_name(seed):
+    return NAME if seed == 1 else "%s-seed%d" % (NAME, seed)
+
+
+def train(args):
+    torch.set_num_threads(args.threads)
+    model = build(args.seed)
+    data = [load_case(k) for k in slice_ids()[0]]
+    vcases = val_cases()
+    rng = np.random.RandomState(args.seed)
+
+    def sample():
+        xs, ys = [], []
+        for _ in range(BATCH):
+            img, gt = data[rng.randint(len(data))]
+            # scale jitter: the slices were cropped and their pixel size is unknown
+            s = rng.uniform(0.75, 1.3)
+            h, w = img.shape
+            nh, nw = max(int(h * s), 32), max(int(w * s), 32)
+            ti = torch.from_numpy(img)[None, None]
+            tg = torch.from_numpy(gt.astype(np.float32))[None, None]
+            ti = F.interpolate(ti, size=(nh, nw), mode="bilinear", align_corners=False)[0, 0].numpy()
+            tg = F.interpolate(tg, size=(nh, nw), mode="nearest")[0, 0].numpy().astype(np.int64)
+            # pad with air so the net also sees the outside of the body, as in a full DICOM slice
+            ph, pw = max(0, PATCH - nh) + 16, max(0, PATCH - nw) + 16
+            ti = np.pad(ti, ((ph, ph), (pw, pw)), constant_values=AIR)
+            tg = np.pad(tg, ((ph, ph), (pw, pw)))
+            r = rng.randint(ti.shape[0] - PATCH + 1)
+            c = rng.randint(ti.shape[1] - PATCH + 1)
+            px, py = ti[r:r + PATCH, c:c + PATCH], tg[r:r + PATCH, c:c + PATCH]
+            if rng.rand() < 0.5:
+                px, py = px[:, ::-1], py[:, ::-1]
+            # window mismatch robustness: affine intensity jitter around the estimated window
+            px = np.clip(px * rng.uniform(0.9, 1.1) + rng.uniform(-0.05, 0.05), 0, 1)
+            xs.append(np.ascontiguousarray(px, dtype=np.float32))
+            ys.append(np.ascontiguousarray(py))
+        return torch.from_numpy(np.stack(xs)[:, None]), torch.from_numpy(np.stack(ys))
+
+    def loss_fn(logits, y):
+        ce = F.cross_entropy(logits, y)
+        p = torch.softmax(logits, dim=1)
+        onehot = F.one_hot(y, 3).permute(0, 3, 1, 2).float()
+        inf_p = (p[:, 1] + p[:, 2])[:, None]
+        inf_t = (onehot[:, 1] + onehot[:, 2])[:, None]
+        return ce + C.soft_dice_loss(inf_p, inf_t) + 0.5 * C.soft_dice_loss(p[:, 1:], onehot[:, 1:])
+
+    def validate(m):
+        info = evaluate(m, vcases)
+        info.pop("perSliceInfectionDice")
+        return info["infectionDice"], {k: (round(v, 4) if isinstance(v, float) else v) for k, v in info.items()}
+
+    C.train_loop(run_name(args.seed), model, sample, loss_fn, args.steps, args.lr, args.resume, args.minutes,
+                 validate, val_every=args.val_every)
+
+
+def load_trained(seed=1, which="best"):
+    model = build(seed)
+    st = C.Checkpointer(run_name(seed)).load(model, best=(which == "best"))
+    if st is None:
+        raise SystemExit("no checkpoint for %s (train first)" % run_name(seed))
+    return model.eval(), st
+
+
+def cmd_validate(args):
+    model, st = load_trained(args.seed, args.which)
+    print(json.dumps({"step": st["step"], **evaluate(model, val_cases())}, indent=2))
+
+
+def common_manifest(model, out_channels):
+    return {
+        "schemaVersion": 1,
+        "version": "1.0.0",
+        "task": "segmentation",
+        "intendedUse": "Research only. Not a medical device; not for diagnosis, triage or treatment decisions.",
+        "license": "Weights: non-commercial research use only (derived from COVID-SemiSeg / MedSeg data, "
+                   "which are non-commercial).",
+        "authors": ["EdgeSeg"],
+        "citations": [
+            "D.-P. Fan et al., Inf-Net: Automatic COVID-19 Lung Infection Segmentation From CT Images, "
+            "IEEE TMI 39(8):2626-2637, 2020.",
+            "MedSeg, COVID-19 CT segmentation dataset, https://medicalsegmentation.com/covid19/.",
+            "O. Oktay et al., Attention U-Net: Learning Where to Look for the Pancreas, MIDL 2018.",
+        ],
+        "constraints": {"modalities": ["CT"], "bodyParts": ["CHEST", "LUNG"], "channels": 1},
+        "model": "model.onnx",
+        "inputs": [{"name": "input", "dtype": "float32", "shape": ["batch", 1, "height", "width"]},
+                   {"name": "mc_mask", "dtype": "float32", "shape": ["batch", model.mask_channels, 1, 1]}],
+        "outputs": [{"name": "logits", "dtype": "float32", "shape": ["batch", out_channels, "height", "width"]}],
+        "activation": "softmax",
+        "preprocessing": {"intensity": {"kind": "window", "center": WINDOW_CENTER, "width": WINDOW_WIDTH,
+                                        "outMin": 0, "outMax": 1},
+                          "padMultiple": 2 ** DEPTH, "padValue": round(AIR, 6)},
+        "spatial": {"mode": "slice2d", "window": WINDOW, "overlap": OVERLAP, "blending": "gaussian",
+                    "sigmaScale": 0.125, "batch": 1},
+        "postprocessing": {"minComponentVoxels": 10},
+        "uncertainty": {"mcDropout": {"input": "mc_mask", "shape": model.mask_shape(1), "rate": DROP,
+                                      "defaultPasses": 8},
+                        "tta": {"flips": [[0]]}},
+        "variants": [{"id": "int8", "file": "model.int8.onnx", "precision": "int8",
+                      "description": "weight-only per-channel INT8 (DequantizeLinear + float Conv)"}],
+    }
+
+
+def cmd_export(args):
+    model, st = load_trained(1, args.which)
+    vc = val_cases()
+    fp32 = evaluate(model, vc)
+    int8 = evaluate(C.fake_quantize_(C.fold_bn(model)), vc)
+    split = dict(zip(["train", "validation"], slice_ids()))
+    lesion = C.MORPH_ALTERED
+    for pkg_name, net, channels in ((NAME, BinaryHead(model).eval(), 2), (NAME3, model, 3)):
+        pkg = os.path.join(C.MODELS, pkg_name)
+        os.makedirs(pkg, exist_ok=True)
+        C.export_onnx(net, os.path.join(pkg, "model.onnx"), 1, WINDOW, 2)
+        n = C.quantize_int8(os.path.join(pkg, "model.onnx"), os.path.join(pkg, "model.int8.onnx"))
+        man = common_manifest(model, channels)
+        if channels == 2:
+            man.update({"id": NAME, "name": "Lung infection (chest CT, COVID-19)",
+                        "description": "Attention residual U-Net (2D, slice by slice) segmenting COVID-19 lung "
+                                       "infection (ground-glass opacity and consolidation together) on chest CT."})
+            man["labels"] = [{"value": 1, "name": "Lung infection", "channel": 1, "category": lesion,
+                              "type": C.code("52988006", "Lesion"), "color": [230, 120, 30]}]
+            man["triage"] = {"labels": [1], "referenceVolumeMl": 500, "boundaryWeight": 0.2,
+                             "uncertaintyDiscount": 0.3, "thresholds": {"review": 0.2, "urgent": 0.6}}
+        else:
+            man.update({"id": NAME3, "name": "Lung infection, ground-glass / consolidation (chest CT)",
+                        "description": "Attention residual U-Net (2D, slice by slice) separating COVID-19 "
+                                       "ground-glass opacity from consolidation on chest CT."})
+            man["labels"] = [
+                {"value": 1, "name": "Ground-glass opacity", "channel": 1, "category": lesion,
+                 "type": C.code("52988006", "Lesion"), "color": [240, 200, 60]},
+                {"value": 2, "name": "Consolidation", "channel": 2, "category": lesion,
+                 "type": C.code("95436008", "Lung consolidation"), "color": [200, 60, 40]}]
+        C.write_manifest(pkg, man)
+        metrics = {"split": split, "checkpointStep": st["step"], "fp32": fp32, "int8": int8,
+                   "parity": C.parity_reference(net, 1, WINDOW, DROP),
+                   "int8QuantisedConvs": n, "params": C.count_params(model),
+                   "window": {"center": WINDOW_CENTER, "width": WINDOW_WIDTH}}
+        C.write_json(os.path.join(pkg, "validation.json"), metrics)
+    print(json.dumps({"fp32": fp32, "int8": int8}, indent=2))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("cmd", choices=["train", "validate", "export"])
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--minutes", type=float, default=35)
+    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--val-every", type=int, default=100)
+    ap.add_argument("--which", choices=["best", "last"], default="best")
+    args = ap.parse_args()
+    {"train": train, "validate": cmd_validate, "export": cmd_export}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()

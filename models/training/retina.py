@@ -1,0 +1,223 @@
+#!/usr/bin/python3
+"""retina-vessels: DRIVE fundus vessel segmentation (attention residual U-Net, 2D).
+
+    /usr/bin/python3 models/training/retina.py train [--resume] [--minutes 40] [--seed 1]
+    /usr/bin/python3 models/training/retina.py validate [--seed 1]
+    /usr/bin/python3 models/training/retina.py export            # package models/retina-vessels/
+
+Input: the green channel of the RGB photograph, z-scored over the whole image (manifest preprocessing
+`channels: [1]`, `zscore` mask "all"), so the viewer reproduces it exactly. Split: images 21-36 train,
+37-40 validation (fixed).
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common as C  # noqa: E402
+
+NAME = "retina-vessels"
+TRAIN_IDS = list(range(21, 37))
+VAL_IDS = list(range(37, 41))
+BASE, DEPTH, DROP = 16, 3, 0.2
+WINDOW, OVERLAP = [256, 256], 0.25
+PATCH, BATCH = 128, 8
+PAD_VALUE = 0.0
+DRIVE = os.path.join(C.DATA, "drive", "training")
+
+
+def load_case(i):
+    img = np.asarray(Image.open(os.path.join(DRIVE, "images", "%02d_training.tif" % i)).convert("RGB"))
+    lab = np.asarray(Image.open(os.path.join(DRIVE, "1st_manual", "%02d_manual1.gif" % i))) > 0
+    fov = np.asarray(Image.open(os.path.join(DRIVE, "mask", "%02d_training_mask.gif" % i))) > 0
+    return img, lab, fov
+
+
+def preprocess(img_rgb):
+    """Exactly the manifest's preprocessing: channel 1 (green), z-score over all pixels."""
+    g = img_rgb[..., 1].astype(np.float32)
+    return ((g - g.mean()) / max(g.std(), 1e-6))[None]
+
+
+def build(seed=1):
+    C.seed_all(seed)
+    return C.AttnResUNet(2, 1, 1, base=BASE, depth=DEPTH, drop=DROP)
+
+
+def predict_prob(model, x):
+    """x: np [1, H, W] preprocessed → vessel probability [H, W]."""
+    model.eval()
+    return C.sliding_window(lambda t: torch.sigmoid(model(t)), x, WINDOW, OVERLAP, PAD_VALUE)[0]
+
+
+def evaluate(model, cases, threshold=0.5):
+    """DRIVE convention: pixels inside the FOV mask only, pooled over all validation images."""
+    scores, gts, per_image = [], [], []
+    for i, (x, lab, fov) in cases.items():
+        p = predict_prob(model, x)
+        scores.append(p[fov])
+        gts.append(lab[fov])
+        per_image.append(C.dice(p >= threshold, lab, fov))
+    s, g = np.concatenate(scores), np.concatenate(gts)
+    tp, fp, fn, tn = C.binary_stats(s >= threshold, g)
+    return {"f1": 2 * tp / (2 * tp + fp + fn), "auc": C.auc_roc(s, g), "sensitivity": tp / (tp + fn),
+            "specificity": tn / (tn + fp), "accuracy": (tp + tn) / (tp + tn + fp + fn),
+            "meanImageDice": float(np.mean(per_image)), "images": list(cases.keys())}
+
+
+def val_cases():
+    out = {}
+    for i in VAL_IDS:
+        img, lab, fov = load_case(i)
+        out[i] = (preprocess(img), lab, fov)
+    return out
+
+
+def train(args):
+    torch.set_num_threads(args.threads)
+    model = build(args.seed)
+    data = []
+    for i in TRAIN_IDS:
+        img, lab, fov = load_case(i)
+        data.append((preprocess(img)[0], lab.astype(np.float32), fov))
+    vcases = val_cases()
+    rng = np.random.RandomState(args.seed)
+
+    def sample():
+        xs, ys = [], []
+        for _ in range(BATCH):
+            x, y, fov = data[rng.randint(len(data))]
+            h, w = x.shape
+            while True:
+                r, c = rng.randint(h - PATCH + 1), rng.randint(w - PATCH + 1)
+                if fov[r + PATCH // 2, c + PATCH // 2] or rng.rand() < 0.1:
+                    break
+            px, py = x[r:r + PATCH, c:c + PATCH], y[r:r + PATCH, c:c + PATCH]
+            k = rng.randint(4)
+            px, py = np.rot90(px, k), np.rot90(py, k)
+            if rng.rand() < 0.5:
+                px, py = px[:, ::-1], py[:, ::-1]
+            # contrast/brightness jitter in z-score units: robustness to other cameras and exposure
+            px = px * rng.uniform(0.85, 1.15) + rng.uniform(-0.15, 0.15)
+            xs.append(np.ascontiguousarray(px))
+            ys.append(np.ascontiguousarray(py))
+        return torch.from_numpy(np.stack(xs)[:, None]), torch.from_numpy(np.stack(ys)[:, None])
+
+    def loss_fn(logits, y):
+        return F.binary_cross_entropy_with_logits(logits, y) + C.soft_dice_loss(torch.sigmoid(logits), y)
+
+    def validate(m):
+        info = evaluate(m, vcases)
+        return info["f1"], {k: (round(v, 4) if isinstance(v, float) else v) for k, v in info.items()}
+
+    C.train_loop(run_name(args.seed), model, sample, loss_fn, args.steps, args.lr, args.resume, args.minutes,
+                 validate, val_every=args.val_every)
+
+
+def run_name(seed):
+    return NAME if seed == 1 else "%s-seed%d" % (NAME, seed)
+
+
+def load_trained(seed=1, which="best"):
+    model = build(seed)
+    st = C.Checkpointer(run_name(seed)).load(model, best=(which == "best"))
+    if st is None:
+        raise SystemExit("no checkpoint for %s (train first)" % run_name(seed))
+    return model.eval(), st
+
+
+def cmd_validate(args):
+    model, st = load_trained(args.seed, args.which)
+    print(json.dumps({"step": st["step"], **evaluate(model, val_cases())}, indent=2))
+
+
+def cmd_export(args):
+    pkg = os.path.join(C.MODELS, NAME)
+    os.makedirs(pkg, exist_ok=True)
+    model, st = load_trained(1, args.which)
+    vc = val_cases()
+    fp32 = evaluate(model, vc)
+    int8 = evaluate(C.fake_quantize_(C.fold_bn(model)), vc)
+    C.export_onnx(model, os.path.join(pkg, "model.onnx"), 1, WINDOW, 2)
+    n = C.quantize_int8(os.path.join(pkg, "model.onnx"), os.path.join(pkg, "model.int8.onnx"))
+    members, member_metrics = [], {}
+    for seed in args.ensemble:
+        try:
+            m2, st2 = load_trained(seed, args.which)
+        except SystemExit:
+            continue
+        fname = "model.seed%d.onnx" % seed
+        C.export_onnx(m2, os.path.join(pkg, fname), 1, WINDOW, 2)
+        members.append(fname)
+        member_metrics[fname] = {"step": st2["step"], **evaluate(m2, vc)}
+    metrics = {"split": {"train": TRAIN_IDS, "validation": VAL_IDS}, "checkpointStep": st["step"],
+               "fp32": fp32, "int8": int8, "int8QuantisedConvs": n,
+               "parity": C.parity_reference(model, 1, WINDOW, DROP), "ensembleMembers": member_metrics,
+               "params": C.count_params(model)}
+    C.write_json(os.path.join(pkg, "validation.json"), metrics)
+    manifest = {
+        "schemaVersion": 1,
+        "id": NAME,
+        "name": "Retinal vessels (fundus photograph)",
+        "version": "1.0.0",
+        "task": "segmentation",
+        "description": "Attention residual U-Net (2D) segmenting retinal blood vessels in colour fundus "
+                       "photographs, trained on DRIVE (16 training images).",
+        "intendedUse": "Research and education only. Not a medical device; not for diagnosis or treatment.",
+        "license": "Weights: research and education use only (derived from DRIVE, whose terms forbid "
+                   "commercial use and redistribution of the data).",
+        "authors": ["EdgeSeg"],
+        "citations": [
+            "J.J. Staal, M.D. Abramoff, M. Niemeijer, M.A. Viergever, B. van Ginneken, Ridge-based vessel "
+            "segmentation in color images of the retina, IEEE TMI 23(4):501-509, 2004.",
+            "O. Oktay et al., Attention U-Net: Learning Where to Look for the Pancreas, MIDL 2018.",
+        ],
+        "constraints": {"modalities": ["OP", "XC", "OT"], "bodyParts": ["EYE"], "channels": 3},
+        "model": "model.onnx",
+        "inputs": [{"name": "input", "dtype": "float32", "shape": ["batch", 1, "height", "width"]},
+                   {"name": "mc_mask", "dtype": "float32", "shape": ["batch", model.mask_channels, 1, 1]}],
+        "outputs": [{"name": "logits", "dtype": "float32", "shape": ["batch", 1, "height", "width"]}],
+        "activation": "sigmoid",
+        "preprocessing": {"channels": [1], "intensity": {"kind": "zscore", "mask": "all"},
+                          "padMultiple": 2 ** DEPTH, "padValue": PAD_VALUE},
+        "spatial": {"mode": "image2d", "window": WINDOW, "overlap": OVERLAP, "blending": "gaussian",
+                    "sigmaScale": 0.125, "batch": 1},
+        "labels": [{"value": 1, "name": "Retinal vessels", "channel": 0,
+                    "category": C.ANATOMICAL_STRUCTURE, "type": C.code("59820001", "Blood vessel"),
+                    "color": [220, 40, 40], "threshold": 0.5}],
+        "uncertainty": {"mcDropout": {"input": "mc_mask", "shape": model.mask_shape(1), "rate": DROP,
+                                      "defaultPasses": 8},
+                        "tta": {"flips": [[0], [1]]}},
+        "variants": [{"id": "int8", "file": "model.int8.onnx", "precision": "int8",
+                      "description": "weight-only per-channel INT8 (DequantizeLinear + float Conv)"}],
+    }
+    if members:
+        manifest["uncertainty"]["ensemble"] = {"members": members}
+    C.write_manifest(pkg, manifest)
+    print(json.dumps(metrics, indent=2))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("cmd", choices=["train", "validate", "export"])
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--minutes", type=float, default=40)
+    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--val-every", type=int, default=250)
+    ap.add_argument("--which", choices=["best", "last"], default="best")
+    ap.add_argument("--ensemble", type=int, nargs="*", default=[2])
+    args = ap.parse_args()
+    {"train": train, "validate": cmd_validate, "export": cmd_export}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()
