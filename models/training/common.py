@@ -244,21 +244,26 @@ def gaussian_weight(window, sigma_scale=0.125):
 
 
 def _starts(size, win, overlap):
+    # MONAI / src/segmentation/windows.ts axisStarts: step = floor(win * (1 - overlap)), last window flush
     if size <= win:
         return [0]
-    step = max(1, int(round(win * (1 - overlap))))
+    step = max(1, int(math.floor(win * (1 - overlap))))
     n = int(math.ceil((size - win) / step)) + 1
-    return [min(i * step, size - win) for i in range(n)]
+    return sorted(set(min(i * step, size - win) for i in range(n)))
 
 
 def sliding_window(predict, image, window, overlap, pad_value=0.0, pad_multiple=16):
-    """image: np [C, *spatial] (spatial in array order, window in the same order); predict: tensor→tensor.
-    Returns np [K, *spatial] of blended logits->probabilities done by the caller's predict."""
+    """Mirrors the EdgeSeg pipeline (src/segmentation/windows.ts): the window is rounded up to
+    pad_multiple, axes shorter than the window are padded symmetrically (floor before) with pad_value,
+    windows are blended with a Gaussian (sigma = window/8).
+    image: np [C, *spatial] in array order, window in the same order; predict: tensor → tensor of
+    per-class values. Returns np [K, *spatial]."""
     spatial = image.shape[1:]
-    win = [min(w, int(math.ceil(s / pad_multiple) * pad_multiple)) for w, s in zip(window, spatial)]
+    win = [int(math.ceil(w / pad_multiple) * pad_multiple) for w in window]
     padded = [max(s, w) for s, w in zip(spatial, win)]
-    pad = [(0, 0)] + [(0, p - s) for s, p in zip(spatial, padded)]
-    img = np.pad(image, pad, constant_values=pad_value) if any(p[1] for p in pad) else image
+    before = [(p - s) // 2 for s, p in zip(spatial, padded)]
+    pad = [(0, 0)] + [(b, p - s - b) for s, p, b in zip(spatial, padded, before)]
+    img = np.pad(image, pad, constant_values=pad_value) if any(sum(p) for p in pad) else image
     weight = gaussian_weight(win)
     out = None
     norm = np.zeros(padded, np.float32)
@@ -273,7 +278,7 @@ def sliding_window(predict, image, window, overlap, pad_value=0.0, pad_multiple=
         out[(slice(None),) + sl] += y * weight
         norm[sl] += weight
     out /= norm
-    return out[(slice(None),) + tuple(slice(0, s) for s in spatial)]
+    return out[(slice(None),) + tuple(slice(b, b + s) for b, s in zip(before, spatial))]
 
 
 # ----------------------------------------------------------------------------------------------

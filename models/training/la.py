@@ -63,8 +63,8 @@ def load_case(cid):
 
 
 def net_input(img):
-    """What the pipeline does: z-score (already z-scored: idempotent up to rounding), resample to 1.25 mm."""
-    return zscore(resample(zscore(img), SRC_MM / NET_MM))
+    """What the pipeline does: z-score over all voxels, then linear resampling to 1.25 mm."""
+    return resample(zscore(img), SRC_MM / NET_MM)
 
 
 def build(seed=1):
