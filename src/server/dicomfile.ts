@@ -324,3 +324,12 @@ export function extractFrames(parsed: ParsedDicom, transferSyntaxUID: string): F
   }
   return { frames, transferSyntaxUID, mediaType: frameMediaType(transferSyntaxUID) };
 }
+
+/** "Manufacturer" → "00080070" from dcmjs's dictionary; undefined for unknown keywords. */
+export function tagForKeyword(keyword: string): string | undefined {
+  const nameMap = (dcmjs.data.DicomMetaDictionary as { nameMap?: Record<string, { tag?: string }> }).nameMap;
+  const tag = nameMap?.[keyword]?.tag;
+  if (typeof tag !== "string") return undefined;
+  const hex = tag.replace(/[^0-9A-Fa-f]/g, "").toUpperCase();
+  return hex.length === 8 ? hex : undefined;
+}

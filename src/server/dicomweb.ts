@@ -4,7 +4,7 @@
  * with the usual query filters.
  */
 import { InputError } from "../core/errors.ts";
-import { bulkValue, type DicomJsonAttribute, type DicomJsonDataset, type InstanceRecord } from "./dicomfile.ts";
+import { bulkValue, tagForKeyword, type DicomJsonAttribute, type DicomJsonDataset, type InstanceRecord } from "./dicomfile.ts";
 import { buildMultipart, MultipartError, newBoundary, parseMediaType, parseMultipartStream } from "./multipart.ts";
 import type { DicomStore, ValidatedInstance } from "./store.ts";
 
@@ -262,6 +262,10 @@ async function qido(
     const n = fieldName(inc);
     if (n) names.add(n);
     else if (/^[0-9A-Fa-f]{8}$/.test(inc)) extraTags.push(inc.toUpperCase());
+    else if (inc.toLowerCase() !== "all") {
+      const tag = tagForKeyword(inc);
+      if (tag) extraTags.push(tag);
+    }
   }
   const out: DicomJsonDataset[] = [];
   for (const e of list) {
