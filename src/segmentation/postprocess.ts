@@ -120,7 +120,8 @@ export function fillHoles(
       for (let i = 0; i < nx; i++, p++) {
         if (cc.ids[p] === 0) continue;
         const onBorder = i === 0 || i === nx - 1 || j === 0 || j === ny - 1 ||
-          (connectivity === "3d" && (k === 0 || k === nz - 1));
+          // a single-slice volume has no z faces: its holes are 2D holes
+          (connectivity === "3d" && nz > 1 && (k === 0 || k === nz - 1));
         if (onBorder) touches[cc.ids[p]] = 1;
       }
     }

@@ -1,0 +1,99 @@
+import assert from "node:assert/strict";
+import {
+  boundaryMask,
+  connectedComponents,
+  fillHoles,
+  keepLargestComponent,
+  percentile,
+  removeSmallComponents,
+  segmentStatistics,
+} from "../../src/segmentation/mod.ts";
+
+/** Parse slices of ASCII art ('.' = 0, digits = labels) into a labelmap. */
+function art(...slices: string[][]): { data: Uint8Array; dims: [number, number, number] } {
+  const ny = slices[0].length, nx = slices[0][0].length;
+  const data = new Uint8Array(nx * ny * slices.length);
+  slices.forEach((rows, k) => rows.forEach((row, j) => [...row].forEach((ch, i) => (data[i + nx * (j + ny * k)] = ch === "." ? 0 : Number(ch)))));
+  return { data, dims: [nx, ny, slices.length] };
+}
+
+Deno.test("components use 4-connectivity in a slice (diagonals are separate)", () => {
+  const { data, dims } = art(["1.1", ".1.", "1.."]);
+  const cc = connectedComponents(data, dims);
+  assert.equal(cc.count, 4);
+});
+
+Deno.test("3D components join through slices; 2D connectivity keeps slices apart", () => {
+  const { data, dims } = art(["1..", "..."], ["1..", "..1"]);
+  assert.equal(connectedComponents(data, dims, "3d").count, 2);
+  assert.equal(connectedComponents(data, dims, "2d").count, 3);
+  assert.deepEqual([...connectedComponents(data, dims, "3d").sizes], [0, 2, 1]);
+});
+
+Deno.test("keeping the largest component removes the others of that label only", () => {
+  const { data, dims } = art(["11.2", "1..2", "...1"]);
+  keepLargestComponent(data, dims, 1);
+  assert.deepEqual([...data], [...art(["11.2", "1..2", "...."]).data]);
+});
+
+Deno.test("small components below the minimum are removed for every label", () => {
+  const { data, dims } = art(["11.2", "1...", "..22"]);
+  removeSmallComponents(data, dims, 2);
+  assert.deepEqual([...data], [...art(["11..", "1...", "..22"]).data]);
+});
+
+Deno.test("holes are filled per label; border-touching background and other labels are not", () => {
+  const { data, dims } = art(["11111.", "1.1.1.", "1.121.", "11111."]);
+  fillHoles(data, dims, 1);
+  assert.deepEqual([...data], [...art(["11111.", "11111.", "11121.", "11111."]).data]);
+});
+
+Deno.test("2D hole filling works per slice where 3D would see the hole open through the stack", () => {
+  const ring = ["111", "1.1", "111"];
+  const a = art(ring, ring);
+  fillHoles(a.data, a.dims, 1, "3d");
+  assert.equal(a.data[4], 0, "in 3D the centre column touches the top and bottom faces");
+  fillHoles(a.data, a.dims, 1, "2d");
+  assert.equal(a.data[4], 1);
+  assert.equal(a.data[13], 1);
+});
+
+Deno.test("boundary voxels are the segment voxels with a neighbour outside it", () => {
+  const { data, dims } = art(["....", ".11.", ".11.", "...."], [".111", ".111", ".111", "...."]);
+  const b = boundaryMask(data, dims, 1);
+  // slice 0: all 4; slice 1: all but (2, 1), whose 4 in-plane neighbours and the voxel below are inside
+  assert.equal(b.reduce((s, x) => s + x, 0), 4 + 8);
+  assert.equal(b[2 + 4 * (1 + 4 * 1)], 0);
+});
+
+Deno.test("statistics: volume from spacing, intensity mean/SD, components, uncertainty inside and on the boundary", () => {
+  const { data, dims } = art(["111.", "111.", "111.", "...1"]);
+  const intensity = new Int16Array(16).map((_, p) => p);
+  const u = new Float32Array(16).fill(0.5);
+  u[5] = 0.1; // the centre of the 3×3 block is its only interior voxel
+  const [s] = segmentStatistics({
+    labels: data,
+    geometry: { dims, spacing: [0.5, 0.5, 2], origin: [0, 0, 0], direction: [1, 0, 0, 0, 1, 0, 0, 0, 1] },
+    segments: [{ value: 1, name: "Lesion" }],
+    intensity,
+    uncertainty: u,
+    passVoxels: [[10], [8], [12]],
+  });
+  assert.equal(s.voxels, 10);
+  assert.ok(Math.abs(s.volumeMl - 10 * 0.5 / 1000) < 1e-12);
+  const vals = [0, 1, 2, 4, 5, 6, 8, 9, 10, 15];
+  const mean = vals.reduce((a, b) => a + b) / 10;
+  assert.ok(Math.abs(s.meanIntensity - mean) < 1e-9);
+  assert.ok(Math.abs(s.sdIntensity - Math.sqrt(vals.reduce((a, b) => a + (b - mean) ** 2, 0) / 9)) < 1e-9);
+  assert.equal(s.components, 2);
+  assert.ok(Math.abs(s.meanUncertainty! - (9 * 0.5 + 0.1) / 10) < 1e-7);
+  assert.ok(Math.abs(s.meanBoundaryUncertainty! - 0.5) < 1e-7);
+  assert.ok(Math.abs(s.volumeSdMl! - 2 * 0.0005) < 1e-12);
+  assert.deepEqual(s.volumeCi95Ml!.map((x) => +x.toFixed(8)), [+(8.1 * 0.0005).toFixed(8), +(11.9 * 0.0005).toFixed(8)]);
+});
+
+Deno.test("percentile interpolates linearly like NumPy", () => {
+  assert.equal(percentile([1, 2, 3, 4], 50), 2.5);
+  assert.equal(percentile([0, 0, 0, 0, 1, 1], 95), 1);
+  assert.ok(Math.abs(percentile([10, 20], 2.5) - 10.25) < 1e-12);
+});
