@@ -1,0 +1,116 @@
+/**
+ * Test helpers for the DICOM suite: where the shared data sets are, external validators (dciodvfy,
+ * pydicom under the Debian Python) with skip messages when absent, and common fixtures.
+ */
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import type { SegmentDescription } from "../../src/core/types.ts";
+
+export const projectRoot = fileURLToPath(new URL("../../", import.meta.url));
+export const dataRoot = fileURLToPath(new URL("../../../shared/data/dicom/", import.meta.url));
+export const artifacts = `${projectRoot}artifacts/dicom/`;
+Deno.mkdirSync(artifacts, { recursive: true });
+
+export function haveData(rel: string): boolean {
+  const ok = existsSync(dataRoot + rel);
+  if (!ok) console.log(`skip: ../shared/data/dicom/${rel} is absent`);
+  return ok;
+}
+
+function haveCommand(cmd: string, args: string[]): boolean {
+  try {
+    new Deno.Command(cmd, { args, stdout: "null", stderr: "null" }).outputSync();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export const PYTHON = "/usr/bin/python3";
+export const hasDciodvfy = haveCommand("dciodvfy", ["-"]);
+export const hasPydicom = existsSync(PYTHON) &&
+  new Deno.Command(PYTHON, { args: ["-c", "import pydicom, numpy"], stdout: "null", stderr: "null" }).outputSync().success;
+export const hasDcmtk = haveCommand("dcmdump", ["--version"]);
+if (!hasDciodvfy) console.log("note: dciodvfy (Debian dicom3tools) absent: conformance checks are skipped");
+if (!hasPydicom) console.log("note: pydicom under /usr/bin/python3 absent: pydicom cross-checks are skipped");
+
+export interface Dciodvfy {
+  errors: string[];
+  warnings: string[];
+}
+
+/** Runs dciodvfy; errors are lines starting "Error" (and tag-prefixed "- Error -" lines). */
+export function dciodvfy(path: string): Dciodvfy {
+  const out = new Deno.Command("dciodvfy", { args: [path], stdout: "piped", stderr: "piped" }).outputSync();
+  const lines = new TextDecoder().decode(out.stderr).split("\n").concat(new TextDecoder().decode(out.stdout).split("\n"));
+  return {
+    errors: lines.filter((l) => /^Error/.test(l) || / - Error - /.test(l)),
+    warnings: lines.filter((l) => /^Warning/.test(l) || / - Warning - /.test(l)),
+  };
+}
+
+export interface PydicomSummary {
+  sop: string;
+  type?: string;
+  bits: number;
+  shape: number[];
+  /** non-zero pixels per frame */
+  nonzero: number[];
+  sum: number;
+  /** ReferencedSegmentNumber per frame (BINARY/FRACTIONAL) */
+  segment: number[];
+  /** ImagePositionPatient per frame */
+  ipp: number[][];
+  /** source SOP Instance UID per frame */
+  ref: string[];
+  values?: Record<string, number>;
+}
+
+const SUMMARY_PY = `
+import sys, json, pydicom, numpy as np
+ds = pydicom.dcmread(sys.argv[1])
+arr = ds.pixel_array if 'PixelData' in ds else np.frombuffer(ds.FloatPixelData, dtype='<f4').reshape(int(ds.get('NumberOfFrames', 1)), ds.Rows, ds.Columns)
+n = int(ds.get('NumberOfFrames', 1))
+arr = arr.reshape(n, ds.Rows, ds.Columns)
+pf = ds.get('PerFrameFunctionalGroupsSequence', [])
+seg = [int(f.SegmentIdentificationSequence[0].ReferencedSegmentNumber) if 'SegmentIdentificationSequence' in f else 0 for f in pf]
+ipp = [[float(x) for x in f.PlanePositionSequence[0].ImagePositionPatient] for f in pf]
+ref = [str(f.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID) for f in pf]
+out = dict(sop=str(ds.SOPClassUID), type=str(ds.get('SegmentationType', '')), bits=int(ds.BitsAllocated), shape=list(arr.shape),
+  nonzero=[int(np.count_nonzero(a)) for a in arr], sum=float(arr.astype(np.float64).sum()), segment=seg, ipp=ipp, ref=ref)
+if arr.dtype.kind in 'ui' and ds.BitsAllocated > 1:
+  u, c = np.unique(arr, return_counts=True)
+  out['values'] = {str(int(a)): int(b) for a, b in zip(u, c)}
+print(json.dumps(out))
+`;
+
+/** pydicom's view of a file: frames, non-zero counts, segment refs, positions. */
+export function pydicomSummary(path: string): PydicomSummary {
+  const out = new Deno.Command(PYTHON, { args: ["-c", SUMMARY_PY, path], stdout: "piped", stderr: "piped" }).outputSync();
+  if (!out.success) throw new Error(`pydicom failed on ${path}: ${new TextDecoder().decode(out.stderr)}`);
+  return JSON.parse(new TextDecoder().decode(out.stdout));
+}
+
+export function listDicom(rel: string): Uint8Array[] {
+  const dir = dataRoot + rel;
+  return [...Deno.readDirSync(dir)].filter((e) => e.isFile && e.name.endsWith(".dcm")).map((e) => e.name).sort()
+    .map((n) => Deno.readFileSync(`${dir}/${n}`));
+}
+
+export const SCT = (value: string, meaning: string) => ({ value, scheme: "SCT", meaning });
+export const anatomical = SCT("91723000", "Anatomical structure");
+
+export function segment(number: number, label: string, type = SCT("85756007", "Tissue"), color: [number, number, number] = [200, 80, 60]): SegmentDescription {
+  return {
+    number,
+    label,
+    category: anatomical,
+    type,
+    color,
+    algorithmType: "AUTOMATIC",
+    algorithmName: "EdgeSeg test model",
+    algorithmVersion: "1.2.3",
+  };
+}
+
+export const provenance = { modelId: "test-model", modelName: "EdgeSeg test model", modelVersion: "1.2.3", modelSha256: "ab".repeat(32) };
