@@ -15,7 +15,9 @@ export function colormapTable(name: ColormapName): Uint8Array {
   let t = cache.get(name);
   if (!t) {
     const hex = COLORMAP_HEX[name];
-    if (hex === undefined) throw new RangeError(`unknown colormap "${name}"; expected one of ${COLORMAP_NAMES.join(", ")}`);
+    if (hex === undefined) {
+      throw new RangeError(`unknown colormap "${name}"; expected one of ${COLORMAP_NAMES.join(", ")}`);
+    }
     t = new Uint8Array(768);
     for (let i = 0; i < 768; i++) t[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
     cache.set(name, t);

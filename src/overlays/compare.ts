@@ -26,7 +26,9 @@ export function compareOverlayRGBA(
   ref: ArrayLike<number>,
   options: { label?: number; opacity?: number; colors?: CompareColors; fov?: ArrayLike<number> } = {},
 ): CompareOverlay {
-  if (pred.length !== ref.length) throw new RangeError(`prediction has ${pred.length} pixels, reference ${ref.length}`);
+  if (pred.length !== ref.length) {
+    throw new RangeError(`prediction has ${pred.length} pixels, reference ${ref.length}`);
+  }
   const colors = options.colors ?? DEFAULT_COMPARE_COLORS;
   const alpha = Math.round(Math.min(1, Math.max(0, options.opacity ?? 0.7)) * 255);
   const label = options.label;

@@ -27,7 +27,11 @@ export function finiteRange(values: ArrayLike<number>): [number, number] {
 }
 
 /** One k-slice of a planar volume map (a view, not a copy). */
-export function sliceOf<T extends Float32Array | Uint8Array | Uint16Array>(map: T, dims: [number, number, number], k: number): T {
+export function sliceOf<T extends Float32Array | Uint8Array | Uint16Array>(
+  map: T,
+  dims: [number, number, number],
+  k: number,
+): T {
   if (!(k >= 0 && k < dims[2])) throw new RangeError(`slice ${k} outside 0..${dims[2] - 1}`);
   const n = dims[0] * dims[1];
   return map.subarray(k * n, (k + 1) * n) as T;

@@ -1,6 +1,6 @@
 /** Pure overlay rasters: colormaps, heatmaps, colour-bar legends and TP/FP/FN compare overlays. No DOM. */
 export { COLORMAP_NAMES, type ColormapName, colormapTable, sampleColormap } from "./colormaps.ts";
-export { finiteRange, heatmapRGBA, type HeatmapOptions, sliceOf } from "./heatmap.ts";
+export { finiteRange, type HeatmapOptions, heatmapRGBA, sliceOf } from "./heatmap.ts";
 export { type ColorBar, colorBar, colorBarTicks, niceStep, type Tick } from "./legend.ts";
 export {
   type CompareColors,

@@ -5,7 +5,12 @@
 import type { Activation, LabelSpec } from "../core/types.ts";
 
 /** Softmax / sigmoid in place over `channels` planar channels of `voxels` each. */
-export function applyActivation(data: Float32Array, voxels: number, channels: number, activation: Activation): void {
+export function applyActivation(
+  data: Float32Array,
+  voxels: number,
+  channels: number,
+  activation: Activation,
+): void {
   if (activation === "none") return;
   if (activation === "sigmoid") {
     for (let p = 0; p < voxels * channels; p++) data[p] = 1 / (1 + Math.exp(-data[p]));
@@ -32,7 +37,11 @@ export function applyActivation(data: Float32Array, voxels: number, channels: nu
  * "none" means the model already outputs probabilities: argmax when there is a channel without a
  * label (a background channel), threshold otherwise.
  */
-export function decisionRule(activation: Activation, channels: number, labels: LabelSpec[]): "argmax" | "threshold" {
+export function decisionRule(
+  activation: Activation,
+  channels: number,
+  labels: LabelSpec[],
+): "argmax" | "threshold" {
   if (activation === "softmax") return "argmax";
   if (activation === "sigmoid") return "threshold";
   const mapped = new Set(labels.map((l) => l.channel));

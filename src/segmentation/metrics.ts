@@ -37,9 +37,15 @@ export interface OverlapMetrics {
 }
 
 /** Confusion counts of two binary masks (non-zero = positive), inside `fov` when given. */
-export function confusion(pred: ArrayLike<number>, ref: ArrayLike<number>, fov?: ArrayLike<number>): Confusion {
+export function confusion(
+  pred: ArrayLike<number>,
+  ref: ArrayLike<number>,
+  fov?: ArrayLike<number>,
+): Confusion {
   if (pred.length !== ref.length) throw new RangeError(`mask sizes differ: ${pred.length} vs ${ref.length}`);
-  if (fov && fov.length !== ref.length) throw new RangeError(`field-of-view size ${fov.length} != ${ref.length}`);
+  if (fov && fov.length !== ref.length) {
+    throw new RangeError(`field-of-view size ${fov.length} != ${ref.length}`);
+  }
   let tp = 0, fp = 0, fn = 0, tn = 0;
   for (let p = 0; p < pred.length; p++) {
     if (fov && !fov[p]) continue;
@@ -109,7 +115,10 @@ export function edtSquared(feature: ArrayLike<number>, dims: Dims3, spacing: Dim
   const work = new Float64Array(n);
   for (let p = 0; p < n; p++) work[p] = feature[p] ? 0 : BIG;
   const len = Math.max(nx, ny, nz);
-  const f = new Float64Array(len), d = new Float64Array(len), v = new Int32Array(len), z = new Float64Array(len + 1);
+  const f = new Float64Array(len),
+    d = new Float64Array(len),
+    v = new Int32Array(len),
+    z = new Float64Array(len + 1);
   const strides = [1, nx, nx * ny];
   for (let axis = 0; axis < 3; axis++) {
     const m = dims[axis], stride = strides[axis];
@@ -232,7 +241,11 @@ export function surfaceDistances(
 }
 
 /** Exact ROC AUC of scores against binary labels (non-zero = positive), ties counted as 1/2. */
-export function aucRoc(scores: ArrayLike<number>, labels: ArrayLike<number>, fov?: ArrayLike<number>): number {
+export function aucRoc(
+  scores: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  fov?: ArrayLike<number>,
+): number {
   let nPos = 0, nNeg = 0;
   for (let p = 0; p < scores.length; p++) {
     if (fov && !fov[p]) continue;
@@ -339,7 +352,13 @@ export function evaluateSegmentation(
     }
     const c = confusion(a, b, options.fov);
     const sd = surfaceDistances(a, b, geometry.dims, geometry.spacing, options.fov);
-    const m: LabelMetrics = { label: value, ...overlapMetrics(c), hd95Mm: sd.hd95Mm, assdMm: sd.assdMm, confusion: c };
+    const m: LabelMetrics = {
+      label: value,
+      ...overlapMetrics(c),
+      hd95Mm: sd.hd95Mm,
+      assdMm: sd.assdMm,
+      confusion: c,
+    };
     const prob = options.probabilities?.[value];
     if (prob) {
       m.auc = aucRoc(prob, b, options.fov);

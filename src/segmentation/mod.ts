@@ -2,7 +2,7 @@
  * The pure segmentation core: preprocessing, resampling, sliding windows and blending, activations,
  * post-processing, uncertainty, statistics, triage, metrics and `segment()`. No DOM, no Deno APIs.
  */
-export { modelInputChannels, preprocessVolume, applyIntensity, selectChannels } from "./preprocess.ts";
+export { applyIntensity, modelInputChannels, preprocessVolume, selectChannels } from "./preprocess.ts";
 export { resampleLinear, resampleNearest, targetGeometry } from "./resample.ts";
 export {
   axisStarts,
@@ -36,7 +36,13 @@ export {
   StreamingAggregator,
   tileBatch,
 } from "./uncertainty.ts";
-export { boundaryMask, percentile, segmentStatistics, type StatisticsInput, voxelVolumeMl } from "./statistics.ts";
+export {
+  boundaryMask,
+  percentile,
+  segmentStatistics,
+  type StatisticsInput,
+  voxelVolumeMl,
+} from "./statistics.ts";
 export { triage, type TriageOutcome, type TriageTerms } from "./triage.ts";
 export {
   aucRoc,
@@ -51,8 +57,8 @@ export {
   nanMean,
   type OverlapMetrics,
   overlapMetrics,
-  surfaceDistances,
   type SurfaceDistances,
+  surfaceDistances,
   surfaceMask,
 } from "./metrics.ts";
 export {

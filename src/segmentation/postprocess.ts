@@ -33,7 +33,11 @@ function union(parent: Int32Array, p: number, q: number): void {
  * Connected components of the voxels where `mask` is non-zero. `connectivity` "3d" joins the six
  * face neighbours; "2d" joins the four in-slice neighbours only (each slice on its own).
  */
-export function connectedComponents(mask: Uint8Array, dims: Dims3, connectivity: "2d" | "3d" = "3d"): Components {
+export function connectedComponents(
+  mask: Uint8Array,
+  dims: Dims3,
+  connectivity: "2d" | "3d" = "3d",
+): Components {
   const [nx, ny, nz] = dims;
   const n = nx * ny * nz;
   const parent = new Int32Array(n);
@@ -95,7 +99,9 @@ export function removeSmallComponents(
   for (let p = 0; p < labels.length; p++) if (labels[p] !== 0) values.add(labels[p]);
   for (const value of values) {
     const cc = connectedComponents(maskOf(labels, value), dims, connectivity);
-    for (let p = 0; p < labels.length; p++) if (cc.ids[p] !== 0 && cc.sizes[cc.ids[p]] < minVoxels) labels[p] = 0;
+    for (let p = 0; p < labels.length; p++) {
+      if (cc.ids[p] !== 0 && cc.sizes[cc.ids[p]] < minVoxels) labels[p] = 0;
+    }
   }
 }
 

@@ -85,7 +85,9 @@ export function planPasses(
   intensityScales: number[] = [],
 ): PassSpec[] {
   const tta: PassSpec[] = [{ member: 0, flips: [], scale: 1, mc: false }];
-  for (const f of manifest.uncertainty?.tta?.flips ?? []) tta.push({ member: 0, flips: f, scale: 1, mc: false });
+  for (const f of manifest.uncertainty?.tta?.flips ?? []) {
+    tta.push({ member: 0, flips: f, scale: 1, mc: false });
+  }
   for (const s of intensityScales) tta.push({ member: 0, flips: [], scale: s, mc: false });
   switch (method) {
     case "none":
@@ -100,21 +102,33 @@ export function planPasses(
       return Array.from({ length: passes }, (_, i) => ({ ...tta[i % tta.length], mc: true }));
     case "mc+ensemble": {
       const out: PassSpec[] = [];
-      for (let m = 0; m < members; m++) for (let i = 0; i < passes; i++) out.push({ member: m, flips: [], scale: 1, mc: true });
+      for (let m = 0; m < members; m++) {
+        for (let i = 0; i < passes; i++) out.push({ member: m, flips: [], scale: 1, mc: true });
+      }
       return out;
     }
   }
 }
 
 /** Bytes segment() will hold at its peak for this volume and model (an estimate, used to refuse early). */
-export function estimateWorkingSetBytes(volume: Volume, manifest: ModelManifest, method: UncertaintyMethod): number {
+export function estimateWorkingSetBytes(
+  volume: Volume,
+  manifest: ModelManifest,
+  method: UncertaintyMethod,
+): number {
   const [nx, ny, nz] = volume.geometry.dims;
   const v = nx * ny * nz;
   const tg = targetGeometry(volume.geometry, manifest.preprocessing.targetSpacingMm);
   const vt = tg.dims[0] * tg.dims[1] * tg.dims[2];
   const cin = modelInputChannels(manifest);
   const k = modelOutputChannels(manifest);
-  const plan = planWindows(tg.dims, manifest.spatial.window, manifest.spatial.overlap, manifest.spatial.mode, manifest.preprocessing.padMultiple);
+  const plan = planWindows(
+    tg.dims,
+    manifest.spatial.window,
+    manifest.spatial.overlap,
+    manifest.spatial.mode,
+    manifest.preprocessing.padMultiple,
+  );
   const wv = plan.window[0] * plan.window[1] * plan.window[2];
   const batch = manifest.spatial.batch ?? 1;
   let bytes = 4 * cin * v; // preprocessed copy
@@ -137,11 +151,16 @@ export function validateInput(volume: Volume, runtime: ModelRuntime, options: Se
   if (!mods.includes(String(volume.modality).toUpperCase())) {
     throw new InputError(
       "MODALITY",
-      `model ${m.id} accepts modality ${c.modalities.join(" or ")}, but the volume is ${volume.modality || "(none)"}`,
+      `model ${m.id} accepts modality ${c.modalities.join(" or ")}, but the volume is ${
+        volume.modality || "(none)"
+      }`,
     );
   }
   if (volume.channels !== c.channels) {
-    throw new InputError("CHANNELS", `model ${m.id} expects ${c.channels}-channel images, found ${volume.channels}`);
+    throw new InputError(
+      "CHANNELS",
+      `model ${m.id} expects ${c.channels}-channel images, found ${volume.channels}`,
+    );
   }
   if (!g.dims.every((d) => Number.isInteger(d) && d > 0)) {
     throw new InputError("DIMS", `volume dims must be positive integers, found [${g.dims.join(", ")}]`);
@@ -153,13 +172,18 @@ export function validateInput(volume: Volume, runtime: ModelRuntime, options: Se
     );
   }
   if (c.minSlices !== undefined && g.dims[2] < c.minSlices) {
-    throw new InputError("TOO_FEW_SLICES", `model ${m.id} needs at least ${c.minSlices} slices, found ${g.dims[2]}`);
+    throw new InputError(
+      "TOO_FEW_SLICES",
+      `model ${m.id} needs at least ${c.minSlices} slices, found ${g.dims[2]}`,
+    );
   }
   const voxels = g.dims[0] * g.dims[1] * g.dims[2];
   if (volume.data.length !== voxels * volume.channels) {
     throw new InputError(
       "DATA_LENGTH",
-      `volume data must hold ${voxels * volume.channels} values (dims × channels), found ${volume.data.length}`,
+      `volume data must hold ${
+        voxels * volume.channels
+      } values (dims × channels), found ${volume.data.length}`,
     );
   }
   if (c.maxVoxels !== undefined && voxels > c.maxVoxels) {
@@ -167,7 +191,10 @@ export function validateInput(volume: Volume, runtime: ModelRuntime, options: Se
   }
   const method = options.uncertainty ?? "none";
   if (method.includes("mc") && !m.uncertainty?.mcDropout) {
-    throw new InputError("UNCERTAINTY_UNSUPPORTED", `uncertainty "${method}" needs MC dropout, which model ${m.id} does not declare`);
+    throw new InputError(
+      "UNCERTAINTY_UNSUPPORTED",
+      `uncertainty "${method}" needs MC dropout, which model ${m.id} does not declare`,
+    );
   }
   if (method.includes("ensemble") && runtime.members.length < 2) {
     throw new InputError(
@@ -176,7 +203,10 @@ export function validateInput(volume: Volume, runtime: ModelRuntime, options: Se
     );
   }
   if (method.includes("tta") && !(m.uncertainty?.tta?.flips.length || options.ttaIntensityScales?.length)) {
-    throw new InputError("UNCERTAINTY_UNSUPPORTED", `uncertainty "${method}" needs TTA flips in the manifest or intensity scales`);
+    throw new InputError(
+      "UNCERTAINTY_UNSUPPORTED",
+      `uncertainty "${method}" needs TTA flips in the manifest or intensity scales`,
+    );
   }
   if (options.memoryBudgetBytes !== undefined) {
     const need = estimateWorkingSetBytes(volume, m, method);
@@ -195,7 +225,13 @@ const mib = (b: number) => (b / 2 ** 20).toFixed(1);
 function checkAborted(signal?: AbortSignalLike): void {
   if (signal?.aborted) {
     const r = signal.reason;
-    throw new CancelledError(r instanceof Error ? `cancelled: ${r.message}` : r !== undefined ? `cancelled: ${String(r)}` : "cancelled");
+    throw new CancelledError(
+      r instanceof Error
+        ? `cancelled: ${r.message}`
+        : r !== undefined
+        ? `cancelled: ${String(r)}`
+        : "cancelled",
+    );
   }
 }
 
@@ -228,7 +264,9 @@ export async function sweepWindows(image: Float32Array, ctx: SweepContext): Prom
     checkAborted(ctx.signal);
     const boxes = plan.windows.slice(first, first + batch);
     const b = boxes.length;
-    for (let i = 0; i < b; i++) extractWindow(image, dims, cin, boxes[i], plan.padBefore, ctx.padValue, input, i * cin * wVox);
+    for (let i = 0; i < b; i++) {
+      extractWindow(image, dims, cin, boxes[i], plan.padBefore, ctx.padValue, input, i * cin * wVox);
+    }
     const shape = ctx.mode === "3d" ? [b, cin, wz, wy, wx] : [b, cin, wy, wx];
     const extra = ctx.extraName && ctx.extraMask
       ? { [ctx.extraName]: tileBatch(ctx.extraMask.data, ctx.extraMask.shape, b) }
@@ -242,7 +280,9 @@ export async function sweepWindows(image: Float32Array, ctx: SweepContext): Prom
         actual: `${out.length}`,
       });
     }
-    for (let i = 0; i < b; i++) blendInto(acc, weights, dims, k, out, i * k * wVox, boxes[i], plan.padBefore, ctx.importance);
+    for (let i = 0; i < b; i++) {
+      blendInto(acc, weights, dims, k, out, i * k * wVox, boxes[i], plan.padBefore, ctx.importance);
+    }
     ctx.onWindows(b);
   }
   normaliseBlend(acc, weights, k);
@@ -290,7 +330,9 @@ export async function segment(
   const image = resampleLinear(pre, dims, tdims, cin);
   const sp = manifest.spatial;
   const plan = planWindows(tdims, sp.window, sp.overlap, sp.mode, manifest.preprocessing.padMultiple);
-  const importance = sp.blending === "gaussian" ? gaussianImportance(plan.window, sp.sigmaScale ?? 0.125) : constantImportance(plan.window);
+  const importance = sp.blending === "gaussian"
+    ? gaussianImportance(plan.window, sp.sigmaScale ?? 0.125)
+    : constantImportance(plan.window);
   report({ phase: "preprocessing", done: 1, total: 1 });
   lap("preprocessing");
 
@@ -307,7 +349,9 @@ export async function segment(
   const rule = decisionRule(manifest.activation, k, manifest.labels);
   const entropyKind: EntropyKind = rule === "argmax" ? "categorical" : "binary";
   const labelChannels = manifest.labels.map((l) => l.channel);
-  const aggregator = passes.length > 1 ? new StreamingAggregator(voxels, k, labelChannels, entropyKind) : undefined;
+  const aggregator = passes.length > 1
+    ? new StreamingAggregator(voxels, k, labelChannels, entropyKind)
+    : undefined;
   const passVoxels: number[][] = [];
   const totalWindows = plan.windows.length * passes.length;
   let doneWindows = 0;

@@ -25,7 +25,11 @@ export function voxelVolumeMl(geometry: Geometry): number {
  * Boundary voxels of `value`: voxels of the segment with at least one face neighbour (6 in 3D,
  * in-volume neighbours only) that is not the segment.
  */
-export function boundaryMask(labels: ArrayLike<number>, dims: [number, number, number], value: number): Uint8Array {
+export function boundaryMask(
+  labels: ArrayLike<number>,
+  dims: [number, number, number],
+  value: number,
+): Uint8Array {
   const [nx, ny, nz] = dims;
   const out = new Uint8Array(nx * ny * nz);
   const sxy = nx * ny;

@@ -32,7 +32,9 @@ const fmt = (x: number, d = 2) => x.toFixed(d);
  * [0, 1] (e.g. ln 2 for binary entropy); without uncertainty statistics both uncertainty terms are 0.
  */
 export function triage(stats: SegmentStatistics[], spec: TriageSpec, uncertaintyMax = 1): TriageOutcome {
-  if (!(spec.referenceVolumeMl > 0)) throw new RangeError(`triage.referenceVolumeMl must be > 0, found ${spec.referenceVolumeMl}`);
+  if (!(spec.referenceVolumeMl > 0)) {
+    throw new RangeError(`triage.referenceVolumeMl must be > 0, found ${spec.referenceVolumeMl}`);
+  }
   const chosen = stats.filter((s) => spec.labels.includes(s.number));
   const total = chosen.reduce((a, s) => a + s.volumeMl, 0);
   const norm = uncertaintyMax > 0 ? 1 / uncertaintyMax : 1;
@@ -51,14 +53,20 @@ export function triage(stats: SegmentStatistics[], spec: TriageSpec, uncertainty
   const overallUncertainty = total > 0 ? insideSum / total : 0;
   const discount = 1 - Math.min(1, Math.max(0, spec.uncertaintyDiscount)) * overallUncertainty;
   const score = (volumeScore * locationMultiplier + spec.boundaryWeight * boundaryUncertainty) * discount;
-  const band = score >= spec.thresholds.urgent ? "Urgent" : score >= spec.thresholds.review ? "Review" : "Monitor";
+  const band = score >= spec.thresholds.urgent
+    ? "Urgent"
+    : score >= spec.thresholds.review
+    ? "Review"
+    : "Monitor";
 
   const names = chosen.map((s) => s.label).join(", ") || "triage labels";
   const reasons: string[] = [];
   if (total === 0) reasons.push(`no ${names} found`);
   else {
     reasons.push(
-      `${names}: ${fmt(total)} mL of ${fmt(spec.referenceVolumeMl)} mL reference → volume score ${fmt(volumeScore)}`,
+      `${names}: ${fmt(total)} mL of ${fmt(spec.referenceVolumeMl)} mL reference → volume score ${
+        fmt(volumeScore)
+      }`,
     );
     if (locationMultiplier !== 1) reasons.push(`location multiplier ${fmt(locationMultiplier)}`);
     if (hasUncertainty) {
@@ -80,6 +88,13 @@ export function triage(stats: SegmentStatistics[], spec: TriageSpec, uncertainty
     band,
     score,
     reasons,
-    terms: { totalVolumeMl: total, volumeScore, locationMultiplier, boundaryUncertainty, overallUncertainty, discount },
+    terms: {
+      totalVolumeMl: total,
+      volumeScore,
+      locationMultiplier,
+      boundaryUncertainty,
+      overallUncertainty,
+      discount,
+    },
   };
 }

@@ -43,7 +43,11 @@ export function identityMask(spec: Pick<McDropoutSpec, "shape">): Float32Array {
 }
 
 /** Repeat a batch-1 tensor along the batch axis. */
-export function tileBatch(data: Float32Array, shape: number[], batch: number): { data: Float32Array; shape: number[] } {
+export function tileBatch(
+  data: Float32Array,
+  shape: number[],
+  batch: number,
+): { data: Float32Array; shape: number[] } {
   const out = new Float32Array(data.length * batch);
   for (let b = 0; b < batch; b++) out.set(data, b * data.length);
   return { data: out, shape: [batch, ...shape.slice(1)] };
@@ -67,7 +71,7 @@ export function flipVolume(
         const sj = fy ? ny - 1 - j : j;
         const dst = c * nVox + nx * (j + ny * k);
         const srcRow = c * nVox + nx * (sj + ny * sk);
-        if (fx) for (let i = 0; i < nx; i++) out[dst + i] = src[srcRow + nx - 1 - i];
+        if (fx) { for (let i = 0; i < nx; i++) out[dst + i] = src[srcRow + nx - 1 - i]; }
         else out.set(src.subarray(srcRow, srcRow + nx), dst);
       }
     }
@@ -78,7 +82,12 @@ export function flipVolume(
 export type EntropyKind = "categorical" | "binary";
 
 /** Largest possible value of a measure, used to normalise it to [0, 1]. */
-export function measureMaximum(measure: UncertaintyMeasure, kind: EntropyKind, channels: number, labelChannels: number): number {
+export function measureMaximum(
+  measure: UncertaintyMeasure,
+  kind: EntropyKind,
+  channels: number,
+  labelChannels: number,
+): number {
   switch (measure) {
     case "entropy":
     case "mutualInformation":

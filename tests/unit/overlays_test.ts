@@ -31,7 +31,11 @@ Deno.test("viridis brightens monotonically (perceptual ordering holds)", () => {
 });
 
 Deno.test("a heatmap maps the range ends to the colormap ends with the given opacity", () => {
-  const rgba = heatmapRGBA(new Float32Array([0, 0.5, 1, 2]), { colormap: "hot", range: [0, 1], opacity: 0.5 });
+  const rgba = heatmapRGBA(new Float32Array([0, 0.5, 1, 2]), {
+    colormap: "hot",
+    range: [0, 1],
+    opacity: 0.5,
+  });
   assert.deepEqual([...rgba.slice(0, 4)], [...sampleColormap("hot", 0), 128]);
   assert.deepEqual([...rgba.slice(8, 12)], [255, 255, 255, 128]);
   assert.deepEqual([...rgba.slice(12, 16)], [255, 255, 255, 128], "above the range clamps to the top colour");

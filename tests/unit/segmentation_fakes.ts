@@ -22,13 +22,24 @@ export function thresholdPredictor(t: number, scale = 50): Predictor {
   };
 }
 
-export function geometry(dims: [number, number, number], spacing: [number, number, number] = [1, 1, 1]): Geometry {
+export function geometry(
+  dims: [number, number, number],
+  spacing: [number, number, number] = [1, 1, 1],
+): Geometry {
   return { dims, spacing, origin: [0, 0, 0], direction: [1, 0, 0, 0, 1, 0, 0, 0, 1] };
 }
 
-export function volume(dims: [number, number, number], f: (i: number, j: number, k: number) => number, g?: Partial<Geometry>): Volume {
+export function volume(
+  dims: [number, number, number],
+  f: (i: number, j: number, k: number) => number,
+  g?: Partial<Geometry>,
+): Volume {
   const data = new Float32Array(dims[0] * dims[1] * dims[2]);
-  for (let k = 0, p = 0; k < dims[2]; k++) for (let j = 0; j < dims[1]; j++) for (let i = 0; i < dims[0]; i++, p++) data[p] = f(i, j, k);
+  for (let k = 0, p = 0; k < dims[2]; k++) {
+    for (let j = 0; j < dims[1]; j++) {
+      for (let i = 0; i < dims[0]; i++, p++) data[p] = f(i, j, k);
+    }
+  }
   return { geometry: { ...geometry(dims), ...g }, channels: 1, data, modality: "CT" };
 }
 
@@ -64,5 +75,12 @@ export function manifest(over: Partial<ModelManifest> = {}): ModelManifest {
 }
 
 export function runtime(m: ModelManifest, members: Predictor[]): ModelRuntime {
-  return { manifest: m, members, provider: "fake", fallbackReasons: ["webgpu: not in tests"], modelSha256: "ab".repeat(32), precision: "fp32" };
+  return {
+    manifest: m,
+    members,
+    provider: "fake",
+    fallbackReasons: ["webgpu: not in tests"],
+    modelSha256: "ab".repeat(32),
+    precision: "fp32",
+  };
 }

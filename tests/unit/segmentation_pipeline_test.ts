@@ -23,8 +23,14 @@ Deno.test("channel selection picks the green channel of an RGB image", () => {
 Deno.test("a single channel is repeated when the model wants three and the recipe says repeat", () => {
   const grey = new Int16Array([5, -5]);
   assert.deepEqual([...selectChannels(grey, 2, 1, { expandChannels: "repeat" }, 3)], [5, -5, 5, -5, 5, -5]);
-  assert.throws(() => selectChannels(grey, 2, 1, {}, 3), (e) => e instanceof InputError && e.code === "CHANNEL_COUNT");
-  assert.throws(() => selectChannels(grey, 2, 1, { channels: [2] }, 1), (e) => e instanceof InputError && e.code === "CHANNEL_MISSING");
+  assert.throws(
+    () => selectChannels(grey, 2, 1, {}, 3),
+    (e) => e instanceof InputError && e.code === "CHANNEL_COUNT",
+  );
+  assert.throws(
+    () => selectChannels(grey, 2, 1, { channels: [2] }, 1),
+    (e) => e instanceof InputError && e.code === "CHANNEL_MISSING",
+  );
 });
 
 Deno.test("a CT window clips and maps to the output range", () => {
@@ -68,7 +74,12 @@ Deno.test("resampling to the native spacing returns the same array without a cop
 });
 
 Deno.test("the target grid keeps the physical extent and moves the origin by half a voxel", () => {
-  const g: Geometry = { dims: [10, 10, 5], spacing: [1, 1, 4], origin: [0, 0, 0], direction: [1, 0, 0, 0, 0, 1, 0, -1, 0] };
+  const g: Geometry = {
+    dims: [10, 10, 5],
+    spacing: [1, 1, 4],
+    origin: [0, 0, 0],
+    direction: [1, 0, 0, 0, 0, 1, 0, -1, 0],
+  };
   const t = targetGeometry(g, [null, null, 2]);
   assert.deepEqual(t.dims, [10, 10, 10]);
   assert.deepEqual(t.spacing, [1, 1, 2]);
@@ -106,25 +117,37 @@ Deno.test("softmax sums to one per voxel and argmax maps channels to label value
   const logits = new Float32Array([0, 0, 0, /* c1 */ 1, -1, 0, /* c2 */ 0, 2, 5]);
   applyActivation(logits, 3, 3, "softmax");
   for (let v = 0; v < 3; v++) assert.ok(Math.abs(logits[v] + logits[3 + v] + logits[6 + v] - 1) < 1e-6);
-  const labels = decide(logits, 3, 3, [{ ...manifest().labels[0], value: 7, channel: 1 }, { ...manifest().labels[0], value: 9, channel: 2 }], "argmax");
+  const labels = decide(logits, 3, 3, [{ ...manifest().labels[0], value: 7, channel: 1 }, {
+    ...manifest().labels[0],
+    value: 9,
+    channel: 2,
+  }], "argmax");
   assert.deepEqual([...labels], [7, 9, 9]);
 });
 
 Deno.test("sigmoid thresholds are per label and the most probable passing label wins", () => {
   const p = new Float32Array([0.6, 0.9, 0.2, /* c1 */ 0.7, 0.3, 0.1]);
   const base = manifest().labels[0];
-  const labels = decide(p, 3, 2, [{ ...base, value: 1, channel: 0, threshold: 0.5 }, { ...base, value: 2, channel: 1, threshold: 0.25 }], "threshold");
+  const labels = decide(p, 3, 2, [{ ...base, value: 1, channel: 0, threshold: 0.5 }, {
+    ...base,
+    value: 2,
+    channel: 1,
+    threshold: 0.25,
+  }], "threshold");
   assert.deepEqual([...labels], [2, 1, 0]);
 });
 
 // ---- segment() --------------------------------------------------------------------------------------
 
-const ct = (dims: [number, number, number], g?: Partial<Geometry>) => volume(dims, (i, j) => (i + j) % 7 < 3 ? 300 : -100, g);
+const ct = (dims: [number, number, number], g?: Partial<Geometry>) =>
+  volume(dims, (i, j) => (i + j) % 7 < 3 ? 300 : -100, g);
 
 Deno.test("segment() with a threshold predictor labels exactly the bright voxels and keeps geometry", async () => {
   const direction: Geometry["direction"] = [0, 0, 1, 1, 0, 0, 0, 1, 0]; // sagittal: non-axial
   const v = ct([13, 11, 3], { spacing: [0.7, 0.7, 3], origin: [10, -20, 30], direction });
-  const m = manifest({ spatial: { mode: "slice2d", window: [8, 8], overlap: 0.25, blending: "gaussian", batch: 2 } });
+  const m = manifest({
+    spatial: { mode: "slice2d", window: [8, 8], overlap: 0.25, blending: "gaussian", batch: 2 },
+  });
   const progress: Progress[] = [];
   const r = await segment(v, runtime(m, [thresholdPredictor(100)]), { onProgress: (p) => progress.push(p) });
   for (let p = 0; p < v.data.length; p++) assert.equal(r.labelmap.data[p], v.data[p] > 100 ? 1 : 0);
@@ -160,7 +183,9 @@ Deno.test("patch3d with anisotropic target spacing gets uniform regions right an
 });
 
 Deno.test("segment() refuses a wrong modality, missing spacing, too few slices and wrong channels", async () => {
-  const rt = runtime(manifest({ constraints: { modalities: ["CT"], channels: 1, minSlices: 4 } }), [thresholdPredictor(0)]);
+  const rt = runtime(manifest({ constraints: { modalities: ["CT"], channels: 1, minSlices: 4 } }), [
+    thresholdPredictor(0),
+  ]);
   const code = (c: string) => (e: unknown) => e instanceof InputError && e.code === c;
   await assert.rejects(segment({ ...ct([8, 8, 4]), modality: "MR" }, rt), code("MODALITY"));
   await assert.rejects(segment(ct([8, 8, 4], { spacing: [1, 0, 1] }), rt), code("SPACING"));
@@ -194,13 +219,19 @@ Deno.test("an aborted signal stops segment() with CancelledError between windows
     }
     return thresholdPredictor(0)(x, shape);
   }]);
-  await assert.rejects(segment(ct([16, 16, 4]), rt, { signal: ctrl }), (e) => e instanceof CancelledError && /user closed/.test(e.message));
+  await assert.rejects(
+    segment(ct([16, 16, 4]), rt, { signal: ctrl }),
+    (e) => e instanceof CancelledError && /user closed/.test(e.message),
+  );
   assert.equal(calls, 2);
 });
 
 Deno.test("a predictor returning the wrong size is a ManifestError naming expected and found", async () => {
   const rt = runtime(manifest(), [(x) => Promise.resolve(x.slice())]);
-  await assert.rejects(segment(ct([8, 8, 1]), rt), (e) => e instanceof ManifestError && e.code === "OUTPUT_SHAPE" && /expected/.test(e.message));
+  await assert.rejects(
+    segment(ct([8, 8, 1]), rt),
+    (e) => e instanceof ManifestError && e.code === "OUTPUT_SHAPE" && /expected/.test(e.message),
+  );
 });
 
 Deno.test("post-processing runs inside segment(): the largest component is kept", async () => {

@@ -13,7 +13,11 @@ import {
 function art(...slices: string[][]): { data: Uint8Array; dims: [number, number, number] } {
   const ny = slices[0].length, nx = slices[0][0].length;
   const data = new Uint8Array(nx * ny * slices.length);
-  slices.forEach((rows, k) => rows.forEach((row, j) => [...row].forEach((ch, i) => (data[i + nx * (j + ny * k)] = ch === "." ? 0 : Number(ch)))));
+  slices.forEach((rows, k) =>
+    rows.forEach((row, j) =>
+      [...row].forEach((ch, i) => (data[i + nx * (j + ny * k)] = ch === "." ? 0 : Number(ch)))
+    )
+  );
   return { data, dims: [nx, ny, slices.length] };
 }
 
@@ -89,7 +93,10 @@ Deno.test("statistics: volume from spacing, intensity mean/SD, components, uncer
   assert.ok(Math.abs(s.meanUncertainty! - (9 * 0.5 + 0.1) / 10) < 1e-7);
   assert.ok(Math.abs(s.meanBoundaryUncertainty! - 0.5) < 1e-7);
   assert.ok(Math.abs(s.volumeSdMl! - 2 * 0.0005) < 1e-12);
-  assert.deepEqual(s.volumeCi95Ml!.map((x) => +x.toFixed(8)), [+(8.1 * 0.0005).toFixed(8), +(11.9 * 0.0005).toFixed(8)]);
+  assert.deepEqual(s.volumeCi95Ml!.map((x) => +x.toFixed(8)), [
+    +(8.1 * 0.0005).toFixed(8),
+    +(11.9 * 0.0005).toFixed(8),
+  ]);
 });
 
 Deno.test("percentile interpolates linearly like NumPy", () => {

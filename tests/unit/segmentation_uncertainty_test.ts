@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import type { ModelManifest, Predictor } from "../../src/core/types.ts";
-import { dropoutMask, flipVolume, mulberry32, planPasses, segment, StreamingAggregator } from "../../src/segmentation/mod.ts";
+import {
+  dropoutMask,
+  flipVolume,
+  mulberry32,
+  planPasses,
+  segment,
+  StreamingAggregator,
+} from "../../src/segmentation/mod.ts";
 import { manifest, runtime, volume } from "./segmentation_fakes.ts";
 
 const close = (a: number, b: number, tol = 1e-5) => assert.ok(Math.abs(a - b) <= tol, `${a} vs ${b}`);
@@ -53,7 +60,10 @@ Deno.test("binary (sigmoid) entropy sums the label channels", () => {
 // probability is sigmoid(s · x) with s known from the mask the test can regenerate from the seed.
 function mcManifest(over: Partial<ModelManifest> = {}): ModelManifest {
   return manifest({
-    uncertainty: { mcDropout: { input: "mask", shape: [1, 4, 1, 1], rate: 0.5, defaultPasses: 5 }, tta: { flips: [[0], [1]] } },
+    uncertainty: {
+      mcDropout: { input: "mask", shape: [1, 4, 1, 1], rate: 0.5, defaultPasses: 5 },
+      tta: { flips: [[0], [1]] },
+    },
     ...over,
   });
 }
@@ -66,7 +76,9 @@ const maskedPredictor: Predictor = (input, shape, _signal, extra) => {
   const s = (mask.data[0] + mask.data[1] + mask.data[2] + mask.data[3]) / 4;
   const per = input.length / shape[0];
   const out = new Float32Array(input.length * 2);
-  for (let b = 0; b < shape[0]; b++) for (let p = 0; p < per; p++) out[b * 2 * per + per + p] = s * input[b * per + p];
+  for (let b = 0; b < shape[0]; b++) {
+    for (let p = 0; p < per; p++) out[b * 2 * per + per + p] = s * input[b * per + p];
+  }
   return Promise.resolve(out);
 };
 
@@ -74,7 +86,12 @@ Deno.test("MC dropout: mean, variance and per-pass volumes match the closed form
   const v = volume([6, 5, 2], (i, j) => (i - 2.5) * 0.8 + j * 0.1);
   const passes = 6, seed = 1234;
   seen.length = 0;
-  const rt = runtime(mcManifest({ spatial: { mode: "slice2d", window: [4, 4], overlap: 0.5, blending: "gaussian", batch: 3 } }), [maskedPredictor]);
+  const rt = runtime(
+    mcManifest({
+      spatial: { mode: "slice2d", window: [4, 4], overlap: 0.5, blending: "gaussian", batch: 3 },
+    }),
+    [maskedPredictor],
+  );
   const r = await segment(v, rt, { uncertainty: "mc", passes, seed, measure: "variance" });
   const rng = mulberry32(seed);
   const masks = Array.from({ length: passes }, () => dropoutMask({ shape: [1, 4, 1, 1], rate: 0.5 }, rng));
@@ -150,11 +167,17 @@ Deno.test("an ensemble of two constant members has variance (p1 − p2)² / 4", 
     return Promise.resolve(out);
   };
   const v = volume([5, 4, 2], () => 0);
-  const r = await segment(v, runtime(manifest(), [constant(1), constant(-2)]), { uncertainty: "ensemble", measure: "variance" });
+  const r = await segment(v, runtime(manifest(), [constant(1), constant(-2)]), {
+    uncertainty: "ensemble",
+    measure: "variance",
+  });
   const p1 = sigmoid(1), p2 = sigmoid(-2);
   assert.equal(r.provenance.passes, 2);
   assert.ok(r.uncertainty!.data.every((x) => Math.abs(x - (p1 - p2) ** 2 / 4) < 1e-6));
-  const mi = await segment(v, runtime(manifest(), [constant(1), constant(-2)]), { uncertainty: "ensemble", measure: "mutualInformation" });
+  const mi = await segment(v, runtime(manifest(), [constant(1), constant(-2)]), {
+    uncertainty: "ensemble",
+    measure: "mutualInformation",
+  });
   close(mi.uncertainty!.data[0], H((p1 + p2) / 2) - (H(p1) + H(p2)) / 2);
 });
 
@@ -174,7 +197,11 @@ Deno.test("mc+ensemble uses both members with fresh masks and records the seed",
     calls[i]++;
     return maskedPredictor(x, s, sig, extra);
   };
-  const r = await segment(volume([4, 4, 1], (i) => i - 2), runtime(mcManifest(), [member(0), member(1)]), { uncertainty: "mc+ensemble", passes: 3, seed: 5 });
+  const r = await segment(volume([4, 4, 1], (i) => i - 2), runtime(mcManifest(), [member(0), member(1)]), {
+    uncertainty: "mc+ensemble",
+    passes: 3,
+    seed: 5,
+  });
   assert.equal(r.provenance.passes, 6);
   assert.equal(r.provenance.uncertainty, "mc+ensemble");
   assert.ok(calls[0] === 3 && calls[1] === 3);

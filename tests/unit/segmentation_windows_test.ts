@@ -16,7 +16,16 @@ function ramp(n: number, channels = 1): Float32Array {
   return a;
 }
 
-async function sweep(dims: Dims3, window: number[], overlap: number, mode: SpatialMode, f = identityPredictor, batch = 1, channels = 1, gaussian = true) {
+async function sweep(
+  dims: Dims3,
+  window: number[],
+  overlap: number,
+  mode: SpatialMode,
+  f = identityPredictor,
+  batch = 1,
+  channels = 1,
+  gaussian = true,
+) {
   const plan = planWindows(dims, window, overlap, mode);
   const image = ramp(dims[0] * dims[1] * dims[2], channels);
   let calls = 0;

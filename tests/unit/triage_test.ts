@@ -29,7 +29,11 @@ function seg(number: number, label: string, volumeMl: number, u?: number, b?: nu
 
 Deno.test("the worked example of docs/triage.md scores 0.8091 and is Urgent", () => {
   const ln2 = Math.LN2;
-  const r = triage([seg(1, "IRF", 0.2, 0.2 * ln2, 0.5 * ln2), seg(2, "SRF", 0.3, 0.3 * ln2, 0.6 * ln2), seg(3, "PED", 5)], spec, ln2);
+  const r = triage(
+    [seg(1, "IRF", 0.2, 0.2 * ln2, 0.5 * ln2), seg(2, "SRF", 0.3, 0.3 * ln2, 0.6 * ln2), seg(3, "PED", 5)],
+    spec,
+    ln2,
+  );
   close(r.terms.volumeScore, 0.5);
   close(r.terms.locationMultiplier, 1.3);
   close(r.terms.boundaryUncertainty, 0.56);
