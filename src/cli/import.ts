@@ -42,9 +42,21 @@ export async function importFolder(
   onProgress?: (done: number, path: string) => void,
 ): Promise<ImportSummary> {
   const stat = await Deno.stat(folder).catch(() => null);
-  if (!stat?.isDirectory) throw new InputError("NOT_A_FOLDER", `expected a folder to import, found ${stat ? "a file" : "nothing"} at ${folder}`);
+  if (!stat?.isDirectory) {
+    throw new InputError(
+      "NOT_A_FOLDER",
+      `expected a folder to import, found ${stat ? "a file" : "nothing"} at ${folder}`,
+    );
+  }
   const store = await DicomStore.open(dataDir);
-  const summary: ImportSummary = { files: 0, imported: 0, skippedNonDicom: 0, failed: [], studies: 0, series: 0 };
+  const summary: ImportSummary = {
+    files: 0,
+    imported: 0,
+    skippedNonDicom: 0,
+    failed: [],
+    studies: 0,
+    series: 0,
+  };
   const studies = new Set<string>(), series = new Set<string>();
   let batch: ValidatedInstance[] = [];
   const flush = async () => {
@@ -89,7 +101,9 @@ if (import.meta.main) {
       if (n % 50 === 0) console.error(`  … ${n} files`);
     });
     console.log(
-      `imported ${s.imported} instance(s) (${s.studies} stud${s.studies === 1 ? "y" : "ies"}, ${s.series} series) ` +
+      `imported ${s.imported} instance(s) (${s.studies} stud${
+        s.studies === 1 ? "y" : "ies"
+      }, ${s.series} series) ` +
         `from ${s.files} file(s) in ${((performance.now() - t) / 1000).toFixed(1)} s into ${dataDir}`,
     );
     console.log(`skipped ${s.skippedNonDicom} non-DICOM file(s)`);

@@ -13,7 +13,8 @@ import { InputError } from "../core/errors.ts";
 import { ensureOhif, PROJECT_ROOT, startServer } from "../server/mod.ts";
 import { flag, hasFlag, numberFlag, parseArgs } from "./args.ts";
 
-const USAGE = "usage: deno task start [--port N] [--host ADDR] [--data DIR] [--pacs URL] [--max-upload-mb N] " +
+const USAGE =
+  "usage: deno task start [--port N] [--host ADDR] [--data DIR] [--pacs URL] [--max-upload-mb N] " +
   "[--expose] [--no-seed] [--stow-token TOKEN] [--quiet]";
 
 function isLoopback(host: string): boolean {
@@ -62,13 +63,17 @@ export async function main(argv: string[]): Promise<void> {
     throw new InputError("BAD_PORT", `--port expects 0..65535, found ${port}`);
   }
   const maxUploadMb = numberFlag(args, "max-upload-mb", 2048);
-  if (!(maxUploadMb > 0)) throw new InputError("BAD_LIMIT", `--max-upload-mb expects a positive number, found ${maxUploadMb}`);
+  if (!(maxUploadMb > 0)) {
+    throw new InputError("BAD_LIMIT", `--max-upload-mb expects a positive number, found ${maxUploadMb}`);
+  }
   const dataDir = resolve(flag(args, "data") ?? join(PROJECT_ROOT, ".edgeseg", "data"));
   const pacsUrl = flag(args, "pacs");
   const stowToken = flag(args, "stow-token") ?? Deno.env.get("EDGESEG_STOW_TOKEN") ?? undefined;
   const quiet = hasFlag(args, "quiet");
   const log = (l: string) => console.error(l);
-  const requestLog = quiet ? (l: string) => (/^(GET|HEAD|POST|PUT|DELETE|OPTIONS) /.test(l) ? undefined : log(l)) : log;
+  const requestLog = quiet
+    ? (l: string) => (/^(GET|HEAD|POST|PUT|DELETE|OPTIONS) /.test(l) ? undefined : log(l))
+    : log;
 
   const ohifDist = await ensureOhif({ log });
   await buildPlugins(log);
@@ -86,7 +91,13 @@ export async function main(argv: string[]): Promise<void> {
   console.log(`EdgeSeg is running at ${server.url}`);
   console.log(`  port:      ${server.port}`);
   console.log(pacsUrl ? `  PACS:      ${pacsUrl} (proxied at /dicom-web)` : `  data dir:  ${dataDir}`);
-  if (!isLoopback(host)) console.log(`  exposed on ${host}${stowToken ? " (STOW needs the bearer token)" : " — STOW is open; consider --stow-token"}`);
+  if (!isLoopback(host)) {
+    console.log(
+      `  exposed on ${host}${
+        stowToken ? " (STOW needs the bearer token)" : " — STOW is open; consider --stow-token"
+      }`,
+    );
+  }
   const stop = async () => {
     await server.close();
     Deno.exit(0);

@@ -193,7 +193,11 @@ export function phantomSeries(opts: PhantomOptions = {}): PhantomSeries {
       },
       _vrMap: { PixelData: "OW" },
     };
-    const buffer = dcmjs.data.datasetToBuffer(dataset) as { buffer: ArrayBuffer; byteOffset?: number; length?: number };
+    const buffer = dcmjs.data.datasetToBuffer(dataset) as {
+      buffer: ArrayBuffer;
+      byteOffset?: number;
+      length?: number;
+    };
     files.push(toBytes(buffer));
   }
   return {
@@ -212,7 +216,9 @@ function toBytes(value: unknown): Uint8Array<ArrayBuffer> {
   if (value instanceof ArrayBuffer) return new Uint8Array(value);
   if (value instanceof Uint8Array) return new Uint8Array(value); // copy into a plain ArrayBuffer
   if (ArrayBuffer.isView(value)) {
-    return new Uint8Array(value.buffer.slice(value.byteOffset, value.byteOffset + value.byteLength) as ArrayBuffer);
+    return new Uint8Array(
+      value.buffer.slice(value.byteOffset, value.byteOffset + value.byteLength) as ArrayBuffer,
+    );
   }
   throw new TypeError(`dcmjs.datasetToBuffer returned ${typeof value}; expected a buffer`);
 }

@@ -75,14 +75,18 @@ export function hasPart10Header(bytes: Uint8Array): boolean {
 }
 
 function plainBuffer(bytes: Uint8Array): ArrayBuffer {
-  if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer) {
+  if (
+    bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength &&
+    bytes.buffer instanceof ArrayBuffer
+  ) {
     return bytes.buffer;
   }
   return bytes.slice().buffer as ArrayBuffer;
 }
 
 function isDict(value: unknown): value is DcmjsDict {
-  return typeof value === "object" && value !== null && !Array.isArray(value) && !(value instanceof ArrayBuffer);
+  return typeof value === "object" && value !== null && !Array.isArray(value) &&
+    !(value instanceof ArrayBuffer);
 }
 
 /** Parses a Part-10 file; throws `InputError` (code NOT_DICOM) when it is not one. */
@@ -97,7 +101,10 @@ export function parseDicom(bytes: Uint8Array): ParsedDicom {
   try {
     parsed = dcmjs.data.DicomMessage.readFile(plainBuffer(bytes), { ignoreErrors: true });
   } catch (e) {
-    throw new InputError("NOT_DICOM", `the DICOM file could not be parsed: ${(e as Error).message ?? String(e)}`);
+    throw new InputError(
+      "NOT_DICOM",
+      `the DICOM file could not be parsed: ${(e as Error).message ?? String(e)}`,
+    );
   }
   if (!isDict(parsed) || !isDict(parsed.dict) || !isDict(parsed.meta)) {
     throw new InputError("NOT_DICOM", "the DICOM file could not be parsed: no dataset found");
@@ -138,7 +145,10 @@ export function recordFromParsed(parsed: ParsedDicom, path: string, size: number
     const v = str(d, tag) || fallback || "";
     if (!v) throw new InputError("MISSING_ATTRIBUTE", `expected ${name} (${tag}) in the dataset, found none`);
     if (!UID_PATTERN.test(v) || v.length > 64) {
-      throw new InputError("BAD_UID", `expected ${name} to be a UID (digits and dots, ≤ 64), found "${v.slice(0, 80)}"`);
+      throw new InputError(
+        "BAD_UID",
+        `expected ${name} to be a UID (digits and dots, ≤ 64), found "${v.slice(0, 80)}"`,
+      );
     }
     return v;
   };
@@ -182,7 +192,9 @@ function base64(bytes: Uint8Array): string {
 }
 
 function binaryBytes(values: unknown[]): Uint8Array {
-  const parts = values.filter((v): v is ArrayBuffer => v instanceof ArrayBuffer).map((b) => new Uint8Array(b));
+  const parts = values.filter((v): v is ArrayBuffer => v instanceof ArrayBuffer).map((b) =>
+    new Uint8Array(b)
+  );
   if (parts.length === 1) return parts[0];
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let o = 0;
@@ -312,7 +324,9 @@ export function extractFrames(parsed: ParsedDicom, transferSyntaxUID: string): F
     }
     return { frames, transferSyntaxUID: "1.2.840.10008.1.2.1", mediaType: "application/octet-stream" };
   }
-  const buffers = values.filter((v): v is ArrayBuffer => v instanceof ArrayBuffer).map((b) => new Uint8Array(b));
+  const buffers = values.filter((v): v is ArrayBuffer => v instanceof ArrayBuffer).map((b) =>
+    new Uint8Array(b)
+  );
   let frames: Uint8Array[];
   if (buffers.length === nFrames) frames = buffers;
   else if (nFrames === 1) frames = [binaryBytes(values)];

@@ -4,8 +4,20 @@
  * with the usual query filters.
  */
 import { InputError } from "../core/errors.ts";
-import { bulkValue, tagForKeyword, type DicomJsonAttribute, type DicomJsonDataset, type InstanceRecord } from "./dicomfile.ts";
-import { buildMultipart, MultipartError, newBoundary, parseMediaType, parseMultipartStream } from "./multipart.ts";
+import {
+  bulkValue,
+  type DicomJsonAttribute,
+  type DicomJsonDataset,
+  type InstanceRecord,
+  tagForKeyword,
+} from "./dicomfile.ts";
+import {
+  buildMultipart,
+  MultipartError,
+  newBoundary,
+  parseMediaType,
+  parseMultipartStream,
+} from "./multipart.ts";
 import type { DicomStore, ValidatedInstance } from "./store.ts";
 
 export interface DicomWebOptions {
@@ -18,7 +30,12 @@ export interface DicomWebOptions {
 const JSON_HEADERS = { "content-type": "application/dicom+json; charset=utf-8" };
 
 /** `{error, message}` JSON for 4xx/5xx answers. */
-export function errorResponse(status: number, error: string, message: string, extra: HeadersInit = {}): Response {
+export function errorResponse(
+  status: number,
+  error: string,
+  message: string,
+  extra: HeadersInit = {},
+): Response {
   return new Response(JSON.stringify({ error, message }), {
     status,
     headers: { "content-type": "application/json; charset=utf-8", ...Object.fromEntries(new Headers(extra)) },
@@ -56,7 +73,12 @@ const FIELDS: Record<string, Field> = {
   StudyDate: { tag: "00080020", vr: "DA", kind: "date", get: (e) => one(e.rep.studyDate) },
   StudyTime: { tag: "00080030", vr: "TM", kind: "time", get: (e) => one(e.rep.studyTime) },
   AccessionNumber: { tag: "00080050", vr: "SH", kind: "str", get: (e) => one(e.rep.accessionNumber) },
-  ReferringPhysicianName: { tag: "00080090", vr: "PN", kind: "pn", get: (e) => one(e.rep.referringPhysicianName) },
+  ReferringPhysicianName: {
+    tag: "00080090",
+    vr: "PN",
+    kind: "pn",
+    get: (e) => one(e.rep.referringPhysicianName),
+  },
   StudyDescription: { tag: "00081030", vr: "LO", kind: "pn", get: (e) => one(e.rep.studyDescription) },
   StudyInstanceUID: { tag: "0020000D", vr: "UI", kind: "uid", get: (e) => one(e.rep.studyInstanceUID) },
   StudyID: { tag: "00200010", vr: "SH", kind: "str", get: (e) => one(e.rep.studyID) },
@@ -181,7 +203,10 @@ function attribute(field: Field, entity: Entity): DicomJsonAttribute {
   return { vr: field.vr, Value: values };
 }
 
-function groupBy(records: InstanceRecord[], key: (r: InstanceRecord) => string): Map<string, InstanceRecord[]> {
+function groupBy(
+  records: InstanceRecord[],
+  key: (r: InstanceRecord) => string,
+): Map<string, InstanceRecord[]> {
   const out = new Map<string, InstanceRecord[]>();
   for (const r of records) {
     const k = key(r);
@@ -193,12 +218,18 @@ function groupBy(records: InstanceRecord[], key: (r: InstanceRecord) => string):
 }
 
 function byInstanceNumber(a: InstanceRecord, b: InstanceRecord): number {
-  return (a.instanceNumber ?? 0) - (b.instanceNumber ?? 0) || a.sopInstanceUID.localeCompare(b.sopInstanceUID);
+  return (a.instanceNumber ?? 0) - (b.instanceNumber ?? 0) ||
+    a.sopInstanceUID.localeCompare(b.sopInstanceUID);
 }
 
 function entities(level: Level, records: InstanceRecord[]): Entity[] {
   if (level === "instance") {
-    return records.sort(byInstanceNumber).map((r) => ({ rep: r, records: [r], modalities: one(r.modality) as string[], seriesCount: 1 }));
+    return records.sort(byInstanceNumber).map((r) => ({
+      rep: r,
+      records: [r],
+      modalities: one(r.modality) as string[],
+      seriesCount: 1,
+    }));
   }
   const groups = groupBy(records, (r) => (level === "study" ? r.studyInstanceUID : r.seriesInstanceUID));
   const out: Entity[] = [];
@@ -215,7 +246,8 @@ function entities(level: Level, records: InstanceRecord[]): Entity[] {
     );
   } else {
     out.sort((a, b) =>
-      (a.rep.seriesNumber ?? 0) - (b.rep.seriesNumber ?? 0) || a.rep.seriesInstanceUID.localeCompare(b.rep.seriesInstanceUID)
+      (a.rep.seriesNumber ?? 0) - (b.rep.seriesNumber ?? 0) ||
+      a.rep.seriesInstanceUID.localeCompare(b.rep.seriesInstanceUID)
     );
   }
   return out;
@@ -249,12 +281,20 @@ async function qido(
   const offsetRaw = params.get("offset");
   const limit = limitRaw === null ? Infinity : Number(limitRaw);
   const offset = offsetRaw === null ? 0 : Number(offsetRaw);
-  if (!Number.isInteger(offset) || offset < 0 || (limit !== Infinity && (!Number.isInteger(limit) || limit < 0))) {
-    return errorResponse(400, "BAD_QUERY", `expected limit and offset to be non-negative integers, found limit=${limitRaw} offset=${offsetRaw}`);
+  if (
+    !Number.isInteger(offset) || offset < 0 || (limit !== Infinity && (!Number.isInteger(limit) || limit < 0))
+  ) {
+    return errorResponse(
+      400,
+      "BAD_QUERY",
+      `expected limit and offset to be non-negative integers, found limit=${limitRaw} offset=${offsetRaw}`,
+    );
   }
   list = list.slice(offset, limit === Infinity ? undefined : offset + limit);
 
-  const include = params.getAll("includefield").flatMap((v) => v.split(",")).map((s) => s.trim()).filter(Boolean);
+  const include = params.getAll("includefield").flatMap((v) => v.split(",")).map((s) => s.trim()).filter(
+    Boolean,
+  );
   const all = include.some((s) => s.toLowerCase() === "all");
   const names = new Set(DEFAULT_FIELDS[level]);
   const extraTags: string[] = [];
@@ -289,7 +329,11 @@ async function qido(
     out.push(sorted);
   }
   const headers: Record<string, string> = { ...JSON_HEADERS };
-  if (ignored.length) headers["warning"] = `299 edgeseg "The fields ${ignored.join(", ")} could not be matched and were ignored"`;
+  if (ignored.length) {
+    headers["warning"] = `299 edgeseg "The fields ${
+      ignored.join(", ")
+    } could not be matched and were ignored"`;
+  }
   return new Response(JSON.stringify(out), { status: 200, headers });
 }
 
@@ -334,7 +378,9 @@ function retrieveInstances(store: DicomStore, records: InstanceRecord[]): Respon
 }
 
 /** Which transfer syntaxes an Accept header allows for frames/bulk ("*" = as stored). */
-function acceptedTransferSyntaxes(accept: string | null): { any: boolean; list: string[]; singlePart: boolean } {
+function acceptedTransferSyntaxes(
+  accept: string | null,
+): { any: boolean; list: string[]; singlePart: boolean } {
   if (!accept) return { any: true, list: [], singlePart: false };
   const list: string[] = [];
   let any = false;
@@ -353,10 +399,20 @@ function acceptedTransferSyntaxes(accept: string | null): { any: boolean; list: 
   return { any, list, singlePart };
 }
 
-async function retrieveFrames(store: DicomStore, r: InstanceRecord, frameList: string, req: Request, base: string): Promise<Response> {
+async function retrieveFrames(
+  store: DicomStore,
+  r: InstanceRecord,
+  frameList: string,
+  req: Request,
+  base: string,
+): Promise<Response> {
   const numbers = frameList.split(",").map((s) => Number(s.trim()));
   if (!numbers.length || numbers.some((n) => !Number.isInteger(n) || n < 1)) {
-    return errorResponse(400, "BAD_FRAMES", `expected a comma-separated list of frame numbers ≥ 1, found "${frameList}"`);
+    return errorResponse(
+      400,
+      "BAD_FRAMES",
+      `expected a comma-separated list of frame numbers ≥ 1, found "${frameList}"`,
+    );
   }
   let frames;
   try {
@@ -367,31 +423,51 @@ async function retrieveFrames(store: DicomStore, r: InstanceRecord, frameList: s
   }
   const bad = numbers.find((n) => n > frames.frames.length);
   if (bad !== undefined) {
-    return errorResponse(404, "NO_SUCH_FRAME", `frame ${bad} requested; the instance has ${frames.frames.length} frame(s)`);
+    return errorResponse(
+      404,
+      "NO_SUCH_FRAME",
+      `frame ${bad} requested; the instance has ${frames.frames.length} frame(s)`,
+    );
   }
   const acc = acceptedTransferSyntaxes(req.headers.get("accept"));
   if (!acc.any && !acc.list.includes(frames.transferSyntaxUID)) {
     return errorResponse(
       406,
       "NOT_ACCEPTABLE",
-      `the frames are stored as ${frames.transferSyntaxUID}; the request accepts only ${acc.list.join(", ")} (no transcoding here; ask for transfer-syntax=*)`,
+      `the frames are stored as ${frames.transferSyntaxUID}; the request accepts only ${
+        acc.list.join(", ")
+      } (no transcoding here; ask for transfer-syntax=*)`,
     );
   }
   const partType = `${frames.mediaType}; transfer-syntax=${frames.transferSyntaxUID}`;
   const boundary = newBoundary();
   const body = buildMultipart(
-    numbers.map((n) => ({ contentType: partType, body: frames.frames[n - 1], location: `${instanceUrl(base, r)}/frames/${n}` })),
+    numbers.map((n) => ({
+      contentType: partType,
+      body: frames.frames[n - 1],
+      location: `${instanceUrl(base, r)}/frames/${n}`,
+    })),
     boundary,
   );
   return new Response(body, {
     status: 200,
-    headers: { "content-type": `multipart/related; type="${frames.mediaType}"; transfer-syntax=${frames.transferSyntaxUID}; boundary=${boundary}` },
+    headers: {
+      "content-type":
+        `multipart/related; type="${frames.mediaType}"; transfer-syntax=${frames.transferSyntaxUID}; boundary=${boundary}`,
+    },
   });
 }
 
-async function retrieveBulk(store: DicomStore, r: InstanceRecord, tag: string, req: Request): Promise<Response> {
+async function retrieveBulk(
+  store: DicomStore,
+  r: InstanceRecord,
+  tag: string,
+  req: Request,
+): Promise<Response> {
   const up = tag.toUpperCase();
-  if (!/^[0-9A-F]{8}$/.test(up)) return errorResponse(400, "BAD_TAG", `expected an 8-digit hex tag, found "${tag}"`);
+  if (!/^[0-9A-F]{8}$/.test(up)) {
+    return errorResponse(400, "BAD_TAG", `expected an 8-digit hex tag, found "${tag}"`);
+  }
   const parsed = await store.parsed(r);
   const el = parsed.dict[up];
   if (!el) return notFound(`attribute ${up} of instance ${r.sopInstanceUID}`);
@@ -404,32 +480,55 @@ async function retrieveBulk(store: DicomStore, r: InstanceRecord, tag: string, r
     mediaType = frames.mediaType;
     if (frames.frames.length === 1 || mediaType === "application/octet-stream") {
       // native data: the value as stored (1-bit data stays packed across frames)
-      body = mediaType === "application/octet-stream" ? bulkValue(parsed.dict, up) ?? new Uint8Array() : frames.frames[0];
+      body = mediaType === "application/octet-stream"
+        ? bulkValue(parsed.dict, up) ?? new Uint8Array()
+        : frames.frames[0];
     } else {
       const boundary = newBoundary();
       return new Response(
-        buildMultipart(frames.frames.map((f) => ({ contentType: `${mediaType}; transfer-syntax=${ts}`, body: f })), boundary),
-        { status: 200, headers: { "content-type": `multipart/related; type="${mediaType}"; boundary=${boundary}` } },
+        buildMultipart(
+          frames.frames.map((f) => ({ contentType: `${mediaType}; transfer-syntax=${ts}`, body: f })),
+          boundary,
+        ),
+        {
+          status: 200,
+          headers: { "content-type": `multipart/related; type="${mediaType}"; boundary=${boundary}` },
+        },
       );
     }
   } else {
     const v = bulkValue(parsed.dict, up);
-    if (!v) return errorResponse(400, "NOT_BULK", `attribute ${up} is not binary (vr ${el.vr}); read it from /metadata`);
+    if (!v) {
+      return errorResponse(
+        400,
+        "NOT_BULK",
+        `attribute ${up} is not binary (vr ${el.vr}); read it from /metadata`,
+      );
+    }
     body = v;
   }
   const accept = req.headers.get("accept") ?? "";
   if (/^\s*application\/octet-stream/i.test(accept) && !/multipart/i.test(accept)) {
-    return new Response(body as Uint8Array<ArrayBuffer>, { status: 200, headers: { "content-type": "application/octet-stream" } });
+    return new Response(body as Uint8Array<ArrayBuffer>, {
+      status: 200,
+      headers: { "content-type": "application/octet-stream" },
+    });
   }
   const boundary = newBoundary();
-  const partType = mediaType === "application/octet-stream" ? mediaType : `${mediaType}; transfer-syntax=${ts}`;
+  const partType = mediaType === "application/octet-stream"
+    ? mediaType
+    : `${mediaType}; transfer-syntax=${ts}`;
   return new Response(buildMultipart([{ contentType: partType, body }], boundary), {
     status: 200,
     headers: { "content-type": `multipart/related; type="${mediaType}"; boundary=${boundary}` },
   });
 }
 
-async function metadataResponse(store: DicomStore, records: InstanceRecord[], base: string): Promise<Response> {
+async function metadataResponse(
+  store: DicomStore,
+  records: InstanceRecord[],
+  base: string,
+): Promise<Response> {
   const out: DicomJsonDataset[] = [];
   for (const r of records.sort(byInstanceNumber)) out.push(await store.metadata(r, instanceUrl(base, r)));
   return new Response(JSON.stringify(out), { status: 200, headers: JSON_HEADERS });
@@ -457,7 +556,10 @@ class FilePart {
   }
 }
 
-function sopItem(r: { sopClassUID: string; sopInstanceUID: string }, extra: DicomJsonDataset = {}): DicomJsonDataset {
+function sopItem(
+  r: { sopClassUID: string; sopInstanceUID: string },
+  extra: DicomJsonDataset = {},
+): DicomJsonDataset {
   return {
     "00081150": { vr: "UI", Value: [r.sopClassUID] },
     "00081155": { vr: "UI", Value: [r.sopInstanceUID] },
@@ -465,36 +567,63 @@ function sopItem(r: { sopClassUID: string; sopInstanceUID: string }, extra: Dico
   };
 }
 
-async function stow(store: DicomStore, req: Request, studyInPath: string | undefined, opts: DicomWebOptions, base: string): Promise<Response> {
+async function stow(
+  store: DicomStore,
+  req: Request,
+  studyInPath: string | undefined,
+  opts: DicomWebOptions,
+  base: string,
+): Promise<Response> {
   if (opts.stowToken !== undefined) {
     const auth = req.headers.get("authorization") ?? "";
     if (auth !== `Bearer ${opts.stowToken}`) {
       await req.body?.cancel().catch(() => {});
-      return errorResponse(401, "UNAUTHORIZED", "STOW-RS on this server needs an Authorization: Bearer <token> header", {
-        "www-authenticate": 'Bearer realm="edgeseg-stow"',
-      });
+      return errorResponse(
+        401,
+        "UNAUTHORIZED",
+        "STOW-RS on this server needs an Authorization: Bearer <token> header",
+        {
+          "www-authenticate": 'Bearer realm="edgeseg-stow"',
+        },
+      );
     }
   }
   const contentType = req.headers.get("content-type") ?? "";
   const mt = parseMediaType(contentType);
   if (mt.type !== "multipart/related") {
     await req.body?.cancel().catch(() => {});
-    return errorResponse(415, "UNSUPPORTED_MEDIA_TYPE", `expected Content-Type multipart/related; type="application/dicom", found "${contentType || "(none)"}"`);
+    return errorResponse(
+      415,
+      "UNSUPPORTED_MEDIA_TYPE",
+      `expected Content-Type multipart/related; type="application/dicom", found "${contentType || "(none)"}"`,
+    );
   }
   const partTypeParam = (mt.params["type"] ?? "").toLowerCase();
   if (partTypeParam !== "application/dicom") {
     await req.body?.cancel().catch(() => {});
-    return errorResponse(415, "UNSUPPORTED_MEDIA_TYPE", `expected type="application/dicom" (PS3.18 §10.5), found type="${partTypeParam || "(none)"}"`);
+    return errorResponse(
+      415,
+      "UNSUPPORTED_MEDIA_TYPE",
+      `expected type="application/dicom" (PS3.18 §10.5), found type="${partTypeParam || "(none)"}"`,
+    );
   }
   const boundary = mt.params["boundary"];
   if (!boundary) {
     await req.body?.cancel().catch(() => {});
-    return errorResponse(400, "NO_BOUNDARY", "expected a boundary parameter in the multipart/related Content-Type, found none");
+    return errorResponse(
+      400,
+      "NO_BOUNDARY",
+      "expected a boundary parameter in the multipart/related Content-Type, found none",
+    );
   }
   const declared = Number(req.headers.get("content-length") ?? NaN);
   if (Number.isFinite(declared) && declared > opts.maxUploadBytes) {
     await req.body?.cancel().catch(() => {});
-    return errorResponse(413, "TOO_LARGE", `upload of ${declared} bytes exceeds the limit of ${opts.maxUploadBytes} bytes`);
+    return errorResponse(
+      413,
+      "TOO_LARGE",
+      `upload of ${declared} bytes exceeds the limit of ${opts.maxUploadBytes} bytes`,
+    );
   }
   if (!req.body) return errorResponse(400, "EMPTY_BODY", "expected a multipart body, found none");
 
@@ -519,7 +648,9 @@ async function stow(store: DicomStore, req: Request, studyInPath: string | undef
       if (e instanceof MultipartError) return errorResponse(e.status, e.code, e.message);
       throw e;
     }
-    if (parts.length === 0) return errorResponse(400, "NO_PARTS", "expected at least one application/dicom part, found none");
+    if (parts.length === 0) {
+      return errorResponse(400, "NO_PARTS", "expected at least one application/dicom part, found none");
+    }
     const validated: ValidatedInstance[] = [];
     for (let i = 0; i < parts.length; i++) {
       const partType = parseMediaType(parts[i].headers["content-type"] ?? "").type;
@@ -527,7 +658,9 @@ async function stow(store: DicomStore, req: Request, studyInPath: string | undef
         return errorResponse(
           partType === "" ? 400 : 415,
           "BAD_PART",
-          `part ${i + 1}: expected Content-Type application/dicom, found "${parts[i].headers["content-type"] ?? "(none)"}"; nothing was stored`,
+          `part ${i + 1}: expected Content-Type application/dicom, found "${
+            parts[i].headers["content-type"] ?? "(none)"
+          }"; nothing was stored`,
         );
       }
       try {
@@ -595,12 +728,12 @@ const ROUTES: [RegExp, string][] = [
 /**
  * Handles a request whose path starts with `/dicom-web`. `subPath` is the rest (e.g. `/studies`).
  */
-export async function handleDicomWeb(
+export function handleDicomWeb(
   store: DicomStore,
   req: Request,
   subPath: string,
   opts: DicomWebOptions,
-): Promise<Response> {
+): Response | Promise<Response> {
   const url = new URL(req.url);
   const base = `${url.origin}/dicom-web`;
   const path = subPath.replace(/\/+$/, "") || "/";
@@ -618,10 +751,17 @@ export async function handleDicomWeb(
   if (req.method === "POST") {
     if (name === "studies") return stow(store, req, undefined, opts, base);
     if (name === "study") return stow(store, req, a, opts, base);
-    return errorResponse(405, "METHOD_NOT_ALLOWED", `POST is only accepted on /studies and /studies/{study}`, { allow: "GET, HEAD" });
+    return errorResponse(
+      405,
+      "METHOD_NOT_ALLOWED",
+      `POST is only accepted on /studies and /studies/{study}`,
+      { allow: "GET, HEAD" },
+    );
   }
   if (req.method !== "GET" && req.method !== "HEAD") {
-    return errorResponse(405, "METHOD_NOT_ALLOWED", `${req.method} is not supported here`, { allow: "GET, HEAD, POST" });
+    return errorResponse(405, "METHOD_NOT_ALLOWED", `${req.method} is not supported here`, {
+      allow: "GET, HEAD, POST",
+    });
   }
   const q = url.searchParams;
   const recs = () => store.records();
@@ -646,7 +786,9 @@ export async function handleDicomWeb(
     }
     case "series":
     case "seriesMetadata": {
-      const list = recs().filter((r) => r.studyInstanceUID === a && r.seriesInstanceUID === b).sort(byInstanceNumber);
+      const list = recs().filter((r) => r.studyInstanceUID === a && r.seriesInstanceUID === b).sort(
+        byInstanceNumber,
+      );
       if (!list.length) return notFound(`series ${b}`);
       return name === "series" ? retrieveInstances(store, list) : metadataResponse(store, list, base);
     }

@@ -105,7 +105,9 @@ async function readPluginList(pluginsDir: string, log: (l: string) => void): Pro
   try {
     const raw: unknown = JSON.parse(await Deno.readTextFile(path));
     const list = (v: unknown): string[] =>
-      Array.isArray(v) ? v.filter((s): s is string => typeof s === "string" && s.startsWith("/plugins/")) : [];
+      Array.isArray(v)
+        ? v.filter((s): s is string => typeof s === "string" && s.startsWith("/plugins/"))
+        : [];
     if (typeof raw === "object" && raw !== null) {
       const r = raw as Record<string, unknown>;
       return { extensions: list(r.extensions), modes: list(r.modes) };
@@ -113,7 +115,11 @@ async function readPluginList(pluginsDir: string, log: (l: string) => void): Pro
     log(`warning: ${path} is not an object; serving the viewer without the EdgeSeg plugins`);
   } catch (e) {
     log(
-      `warning: ${path} ${e instanceof Deno.errors.NotFound ? "is missing (run deno task build)" : `is unreadable (${(e as Error).message})`}; serving the viewer without the EdgeSeg plugins`,
+      `warning: ${path} ${
+        e instanceof Deno.errors.NotFound
+          ? "is missing (run deno task build)"
+          : `is unreadable (${(e as Error).message})`
+      }; serving the viewer without the EdgeSeg plugins`,
     );
   }
   return { extensions: [], modes: [] };
@@ -188,7 +194,10 @@ function asRecord(v: unknown): Record<string, unknown> {
 }
 
 /** Lists `models/<id>/manifest.json` (skipping `training/` and unreadable manifests, with a log line). */
-export async function modelIndex(modelsDir: string, log: (l: string) => void = () => {}): Promise<{ models: ModelIndexEntry[] }> {
+export async function modelIndex(
+  modelsDir: string,
+  log: (l: string) => void = () => {},
+): Promise<{ models: ModelIndexEntry[] }> {
   const models: ModelIndexEntry[] = [];
   let entries: Deno.DirEntry[] = [];
   try {
@@ -202,11 +211,15 @@ export async function modelIndex(modelsDir: string, log: (l: string) => void = (
     try {
       raw = asRecord(JSON.parse(await Deno.readTextFile(join(modelsDir, e.name, "manifest.json"))));
     } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) log(`models: skipping ${e.name}: ${(err as Error).message}`);
+      if (!(err instanceof Deno.errors.NotFound)) {
+        log(`models: skipping ${e.name}: ${(err as Error).message}`);
+      }
       continue;
     }
     const c = asRecord(raw.constraints);
-    const strings = (v: unknown) => (Array.isArray(v) ? v.filter((s): s is string => typeof s === "string") : []);
+    const strings = (
+      v: unknown,
+    ) => (Array.isArray(v) ? v.filter((s): s is string => typeof s === "string") : []);
     models.push({
       id: typeof raw.id === "string" ? raw.id : e.name,
       name: typeof raw.name === "string" ? raw.name : e.name,
@@ -214,7 +227,9 @@ export async function modelIndex(modelsDir: string, log: (l: string) => void = (
       modalities: strings(c.modalities),
       bodyParts: strings(c.bodyParts),
       channels: typeof c.channels === "number" ? c.channels : null,
-      spatialMode: typeof asRecord(raw.spatial).mode === "string" ? asRecord(raw.spatial).mode as string : null,
+      spatialMode: typeof asRecord(raw.spatial).mode === "string"
+        ? asRecord(raw.spatial).mode as string
+        : null,
       labels: (Array.isArray(raw.labels) ? raw.labels : []).map(asRecord).map((l) => ({
         value: typeof l.value === "number" ? l.value : 0,
         name: typeof l.name === "string" ? l.name : "",
@@ -231,7 +246,13 @@ export async function modelIndex(modelsDir: string, log: (l: string) => void = (
 const ORT_EXTENSIONS = /\.(mjs|wasm|js)$/;
 
 /** Relays `/dicom-web/*` to a PACS on the same origin (see the header notes inline). */
-async function proxy(req: Request, url: URL, subPath: string, pacsUrl: string, timeoutMs: number): Promise<Response> {
+async function proxy(
+  req: Request,
+  url: URL,
+  subPath: string,
+  pacsUrl: string,
+  timeoutMs: number,
+): Promise<Response> {
   const target = new URL(pacsUrl.replace(/\/+$/, "") + subPath + url.search);
   const headers = new Headers(req.headers);
   // Deno's fetch un-gzips transparently; asking for identity keeps bodies and lengths consistent.
@@ -255,18 +276,29 @@ async function proxy(req: Request, url: URL, subPath: string, pacsUrl: string, t
     upstream = await fetch(target, init);
   } catch (e) {
     const timeout = e instanceof DOMException && e.name === "TimeoutError";
-    return errorResponse(timeout ? 504 : 502, timeout ? "PACS_TIMEOUT" : "PACS_UNREACHABLE", `the PACS at ${target.origin} ${timeout ? `did not answer within ${timeoutMs} ms` : `could not be reached: ${(e as Error).message}`}`);
+    return errorResponse(
+      timeout ? 504 : 502,
+      timeout ? "PACS_TIMEOUT" : "PACS_UNREACHABLE",
+      `the PACS at ${target.origin} ${
+        timeout ? `did not answer within ${timeoutMs} ms` : `could not be reached: ${(e as Error).message}`
+      }`,
+    );
   }
   const out = new Headers(upstream.headers);
   out.delete("content-encoding");
   out.delete("content-length");
   out.delete("transfer-encoding");
   out.delete("connection");
-  return new Response(upstream.body, { status: upstream.status, statusText: upstream.statusText, headers: out });
+  return new Response(upstream.body, {
+    status: upstream.status,
+    statusText: upstream.statusText,
+    headers: out,
+  });
 }
 
 function isLoopback(hostname: string): boolean {
-  return hostname === "127.0.0.1" || hostname === "::1" || hostname === "localhost" || /^127\./.test(hostname);
+  return hostname === "127.0.0.1" || hostname === "::1" || hostname === "localhost" ||
+    /^127\./.test(hostname);
 }
 
 /**
@@ -283,7 +315,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const proxyTimeoutMs = opts.proxyTimeoutMs ?? 120_000;
   if (opts.pacsUrl) {
     const u = new URL(opts.pacsUrl); // throws early on a malformed URL
-    if (u.protocol !== "http:" && u.protocol !== "https:") throw new TypeError(`pacsUrl must be http(s), found ${u.protocol}`);
+    if (u.protocol !== "http:" && u.protocol !== "https:") {
+      throw new TypeError(`pacsUrl must be http(s), found ${u.protocol}`);
+    }
   }
 
   let store: DicomStore | undefined;
@@ -299,7 +333,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
 
   const plugins = await readPluginList(pluginsDir, log);
   const appConfig = appConfigJs(plugins, { proxy: Boolean(opts.pacsUrl) });
-  if (!ohifDist) log("warning: no OHIF dist given; the viewer is not served (DICOMweb, plugins and models are)");
+  if (!ohifDist) {
+    log("warning: no OHIF dist given; the viewer is not served (DICOMweb, plugins and models are)");
+  }
 
   const dicomWebOpts = { maxUploadBytes, stowToken: opts.stowToken, log };
 
@@ -312,7 +348,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     }
     if (req.method !== "GET" && req.method !== "HEAD") {
       await req.body?.cancel().catch(() => {});
-      return errorResponse(405, "METHOD_NOT_ALLOWED", `${req.method} is only accepted under /dicom-web/`, { allow: "GET, HEAD" });
+      return errorResponse(405, "METHOD_NOT_ALLOWED", `${req.method} is only accepted under /dicom-web/`, {
+        allow: "GET, HEAD",
+      });
     }
     if (p === "/app-config.js") {
       return new Response(appConfig, {
@@ -321,7 +359,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     }
     if (p === "/models/index.json") {
       const body = JSON.stringify(await modelIndex(modelsDir, log));
-      return new Response(body, { headers: { "content-type": "application/json; charset=utf-8", "cache-control": "no-cache" } });
+      return new Response(body, {
+        headers: { "content-type": "application/json; charset=utf-8", "cache-control": "no-cache" },
+      });
     }
     const mounts: [string, string][] = [["/plugins/", pluginsDir], ["/models/", modelsDir]];
     for (const [prefix, root] of mounts) {
@@ -335,7 +375,13 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       }
       // OHIF ships an older onnxruntime under /ort/ for its own tools; let it have the names we lack.
     }
-    if (!ohifDist) return errorResponse(404, "NO_VIEWER", "the OHIF viewer is not installed here (run deno task fetch-ohif)");
+    if (!ohifDist) {
+      return errorResponse(
+        404,
+        "NO_VIEWER",
+        "the OHIF viewer is not installed here (run deno task fetch-ohif)",
+      );
+    }
     const r = await resolveStatic(ohifDist, p.slice(1));
     if (r.kind === "file") {
       if (p === "/index.html") return serveFile(req, r.path, r.stat, { cacheControl: "no-cache" });
@@ -389,7 +435,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     },
   }, handler);
   const addr = await listening;
-  const hostForUrl = hostname.includes(":") ? `[${hostname}]` : hostname === "0.0.0.0" ? "127.0.0.1" : hostname;
+  const hostForUrl = hostname.includes(":")
+    ? `[${hostname}]`
+    : hostname === "0.0.0.0"
+    ? "127.0.0.1"
+    : hostname;
   if (!isLoopback(hostname)) log(`warning: listening on ${hostname}, reachable from other machines`);
   return {
     url: `http://${hostForUrl}:${addr.port}/`,

@@ -64,7 +64,11 @@ export async function parseMultipartStream<T extends PartSink>(
   maxBytes: number,
 ): Promise<ParsedPart<T>[]> {
   if (!boundary || boundary.length > 70) {
-    throw new MultipartError(400, "BAD_BOUNDARY", `expected a boundary of 1..70 characters, found ${boundary.length}`);
+    throw new MultipartError(
+      400,
+      "BAD_BOUNDARY",
+      `expected a boundary of 1..70 characters, found ${boundary.length}`,
+    );
   }
   // A leading CRLF lets the first "--boundary" match the same delimiter as the others.
   const delim = Buffer.from(`\r\n--${boundary}`);
@@ -94,7 +98,9 @@ export async function parseMultipartStream<T extends PartSink>(
         // transport padding (spaces/tabs) then CRLF
         const i = buf.indexOf(CRLF);
         if (i < 0) {
-          if (buf.length > 1024) throw new MultipartError(400, "BAD_MULTIPART", "expected CRLF after a boundary");
+          if (buf.length > 1024) {
+            throw new MultipartError(400, "BAD_MULTIPART", "expected CRLF after a boundary");
+          }
           return;
         }
         buf = buf.subarray(i + 2);
@@ -111,7 +117,11 @@ export async function parseMultipartStream<T extends PartSink>(
         }
         if (end < 0) {
           if (buf.length > MAX_HEADER_BYTES) {
-            throw new MultipartError(400, "BAD_MULTIPART", `part headers longer than ${MAX_HEADER_BYTES} bytes`);
+            throw new MultipartError(
+              400,
+              "BAD_MULTIPART",
+              `part headers longer than ${MAX_HEADER_BYTES} bytes`,
+            );
           }
           return;
         }

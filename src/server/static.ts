@@ -43,7 +43,8 @@ export function contentTypeFor(path: string): string {
  */
 export function isContentHashed(path: string): boolean {
   const base = path.split("/").pop() ?? "";
-  return /\.[0-9a-f]{16,}\.(js|css|wasm)$/.test(base) || /^[0-9a-f]{16,}\.(wasm|woff2?|ttf|png|svg)$/.test(base) ||
+  return /\.[0-9a-f]{16,}\.(js|css|wasm)$/.test(base) ||
+    /^[0-9a-f]{16,}\.(wasm|woff2?|ttf|png|svg)$/.test(base) ||
     /-[A-Z0-9]{8}\.(js|css|map)$/.test(base);
 }
 
@@ -64,9 +65,13 @@ export async function resolveStatic(root: string, urlPath: string): Promise<Reso
   } catch {
     return { kind: "forbidden", reason: "malformed percent-encoding" };
   }
-  if (decoded.includes("\0") || decoded.includes("\\")) return { kind: "forbidden", reason: "NUL or backslash in path" };
+  if (decoded.includes("\0") || decoded.includes("\\")) {
+    return { kind: "forbidden", reason: "NUL or backslash in path" };
+  }
   const segments = decoded.split("/").filter((s) => s !== "");
-  if (segments.some((s) => s === ".." || s === ".")) return { kind: "forbidden", reason: "dot segment in path" };
+  if (segments.some((s) => s === ".." || s === ".")) {
+    return { kind: "forbidden", reason: "dot segment in path" };
+  }
   const rel = segments.join("/");
   if (rel === "") return { kind: "missing" };
   if (isAbsolute(rel) || /^[a-zA-Z]:/.test(rel)) return { kind: "forbidden", reason: "absolute path" };
@@ -93,7 +98,9 @@ export async function resolveStatic(root: string, urlPath: string): Promise<Reso
 
 function etagFor(stat: Deno.FileInfo): string {
   // npm-extracted files all share one mtime, so the inode joins size and mtime.
-  return `"${stat.size.toString(16)}-${(stat.mtime?.getTime() ?? 0).toString(16)}-${(stat.ino ?? 0).toString(16)}"`;
+  return `"${stat.size.toString(16)}-${(stat.mtime?.getTime() ?? 0).toString(16)}-${
+    (stat.ino ?? 0).toString(16)
+  }"`;
 }
 
 /** Parses a single `bytes=` range; null when absent or unsupported (served in full), "invalid" → 416. */
@@ -123,13 +130,19 @@ export interface ServeFileOptions {
 }
 
 /** Serves a resolved file with caching, conditional GET and Range. */
-export async function serveFile(req: Request, path: string, stat: Deno.FileInfo, opts: ServeFileOptions = {}): Promise<Response> {
+export async function serveFile(
+  req: Request,
+  path: string,
+  stat: Deno.FileInfo,
+  opts: ServeFileOptions = {},
+): Promise<Response> {
   const etag = etagFor(stat);
   const headers = new Headers({
     "content-type": opts.contentType ?? contentTypeFor(path),
     "etag": etag,
     "accept-ranges": "bytes",
-    "cache-control": opts.cacheControl ?? (isContentHashed(path) ? "public, max-age=31536000, immutable" : "no-cache"),
+    "cache-control": opts.cacheControl ??
+      (isContentHashed(path) ? "public, max-age=31536000, immutable" : "no-cache"),
   });
   if (stat.mtime) headers.set("last-modified", stat.mtime.toUTCString());
   const inm = req.headers.get("if-none-match");

@@ -134,7 +134,8 @@ export class DicomStore {
     try {
       const raw: unknown = JSON.parse(await Deno.readTextFile(this.indexPath));
       if (
-        typeof raw === "object" && raw !== null && (raw as Record<string, unknown>).version === INDEX_VERSION &&
+        typeof raw === "object" && raw !== null &&
+        (raw as Record<string, unknown>).version === INDEX_VERSION &&
         Array.isArray((raw as Record<string, unknown>).instances)
       ) {
         fromIndex = (raw as { instances: InstanceRecord[] }).instances;
@@ -143,7 +144,9 @@ export class DicomStore {
         this.#log(`store: ${this.indexPath} has an unknown format; rebuilding from files`);
       }
     } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) this.#log(`store: index unreadable (${(e as Error).message}); rebuilding`);
+      if (!(e instanceof Deno.errors.NotFound)) {
+        this.#log(`store: index unreadable (${(e as Error).message}); rebuilding`);
+      }
     }
     const byPath = new Map(fromIndex.map((r) => [r.path, r]));
     let added = 0, dropped = 0, broken = 0;
@@ -170,7 +173,9 @@ export class DicomStore {
     for (const r of fromIndex) if (!seen.has(r.path)) dropped++;
     if (!indexOk || added || dropped) {
       this.#log(
-        `store: index ${indexOk ? "reconciled" : "rebuilt"} — ${this.#records.size} instances (${added} added from files, ${dropped} missing files dropped, ${broken} unreadable)`,
+        `store: index ${
+          indexOk ? "reconciled" : "rebuilt"
+        } — ${this.#records.size} instances (${added} added from files, ${dropped} missing files dropped, ${broken} unreadable)`,
       );
       await this.persist();
     }
@@ -197,7 +202,10 @@ export class DicomStore {
 
   /** A fresh path in tmp/ (same file system as the final place, so rename is atomic). */
   tempPath(prefix = "part"): string {
-    return join(this.tmpDir, `${prefix}-${Date.now().toString(36)}-${(this.#tmpCounter++).toString(36)}-${crypto.randomUUID()}`);
+    return join(
+      this.tmpDir,
+      `${prefix}-${Date.now().toString(36)}-${(this.#tmpCounter++).toString(36)}-${crypto.randomUUID()}`,
+    );
   }
 
   /**
@@ -208,7 +216,12 @@ export class DicomStore {
     const bytes = "bytes" in source ? source.bytes : await Deno.readFile(source.tmpPath);
     const parsed = parseDicom(bytes);
     const rec0 = recordFromParsed(parsed, "", bytes.length);
-    const rel = join("instances", rec0.studyInstanceUID, rec0.seriesInstanceUID, `${rec0.sopInstanceUID}.dcm`);
+    const rel = join(
+      "instances",
+      rec0.studyInstanceUID,
+      rec0.seriesInstanceUID,
+      `${rec0.sopInstanceUID}.dcm`,
+    );
     return { record: { ...rec0, path: rel }, source };
   }
 
@@ -221,7 +234,9 @@ export class DicomStore {
     for (const item of items) {
       const rec = item.record;
       const finalPath = join(this.dataDir, rec.path);
-      await Deno.mkdir(join(this.instancesDir, rec.studyInstanceUID, rec.seriesInstanceUID), { recursive: true });
+      await Deno.mkdir(join(this.instancesDir, rec.studyInstanceUID, rec.seriesInstanceUID), {
+        recursive: true,
+      });
       let staged: string;
       if ("tmpPath" in item.source) {
         staged = item.source.tmpPath;

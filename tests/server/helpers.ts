@@ -1,6 +1,6 @@
 /** Shared fixtures for the server tests: a small phantom, temp dirs, a server on an ephemeral port. */
 import { join } from "node:path";
-import { phantomSeries, type PhantomSeries } from "../../src/dicom/phantom.ts";
+import { type PhantomSeries, phantomSeries } from "../../src/dicom/phantom.ts";
 import { type RunningServer, type ServerOptions, startServer } from "../../src/server/mod.ts";
 
 /** A 4-slice 32×32 phantom: fast to build, same code path as the seeded one. */
@@ -48,7 +48,11 @@ export function stowBody(files: Uint8Array[], boundary = "EDGESEG-TEST-BOUNDARY"
   const enc = new TextEncoder();
   const chunks: Uint8Array[] = [];
   for (const f of files) {
-    chunks.push(enc.encode(`--${boundary}\r\nContent-Type: application/dicom\r\n\r\n`), f, enc.encode("\r\n"));
+    chunks.push(
+      enc.encode(`--${boundary}\r\nContent-Type: application/dicom\r\n\r\n`),
+      f,
+      enc.encode("\r\n"),
+    );
   }
   chunks.push(enc.encode(`--${boundary}--\r\n`));
   const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
@@ -64,7 +68,11 @@ export const STOW_TYPE = (boundary = "EDGESEG-TEST-BOUNDARY") =>
   `multipart/related; type="application/dicom"; boundary=${boundary}`;
 
 /** POSTs files to /dicom-web/studies and returns the response (body consumed as JSON when possible). */
-export async function stow(s: TestServer, files: Uint8Array[], path = "/dicom-web/studies"): Promise<{ status: number; json: unknown }> {
+export async function stow(
+  s: TestServer,
+  files: Uint8Array[],
+  path = "/dicom-web/studies",
+): Promise<{ status: number; json: unknown }> {
   const res = await fetch(s.at(path), {
     method: "POST",
     headers: { "content-type": STOW_TYPE(), accept: "application/dicom+json" },
@@ -79,7 +87,10 @@ export async function stow(s: TestServer, files: Uint8Array[], path = "/dicom-we
 }
 
 /** Splits a multipart/related response body into parts (headers + bytes). */
-export function parseMultipartResponse(body: Uint8Array, contentType: string): { headers: Record<string, string>; body: Uint8Array }[] {
+export function parseMultipartResponse(
+  body: Uint8Array,
+  contentType: string,
+): { headers: Record<string, string>; body: Uint8Array }[] {
   const m = contentType.match(/boundary=("?)([^";]+)\1/);
   if (!m) throw new Error(`no boundary in ${contentType}`);
   const delim = new TextEncoder().encode(`--${m[2]}`);
@@ -97,7 +108,10 @@ export function parseMultipartResponse(body: Uint8Array, contentType: string): {
     if (body[afterDelim] === 0x2d && body[afterDelim + 1] === 0x2d) break;
     const headStart = afterDelim + 2;
     let headEnd = headStart;
-    while (!(body[headEnd] === 13 && body[headEnd + 1] === 10 && body[headEnd + 2] === 13 && body[headEnd + 3] === 10)) headEnd++;
+    while (
+      !(body[headEnd] === 13 && body[headEnd + 1] === 10 && body[headEnd + 2] === 13 &&
+        body[headEnd + 3] === 10)
+    ) headEnd++;
     const headers: Record<string, string> = {};
     for (const line of new TextDecoder().decode(body.subarray(headStart, headEnd)).split("\r\n")) {
       const c = line.indexOf(":");
@@ -113,7 +127,16 @@ export function parseMultipartResponse(body: Uint8Array, contentType: string): {
   return parts;
 }
 
-export async function getJson(s: TestServer, path: string): Promise<{ status: number; json: Record<string, { vr: string; Value?: unknown[]; BulkDataURI?: string }>[]; headers: Headers }> {
+export async function getJson(
+  s: TestServer,
+  path: string,
+): Promise<
+  {
+    status: number;
+    json: Record<string, { vr: string; Value?: unknown[]; BulkDataURI?: string }>[];
+    headers: Headers;
+  }
+> {
   const res = await fetch(s.at(path), { headers: { accept: "application/dicom+json" } });
   const json = await res.json();
   return { status: res.status, json, headers: res.headers };

@@ -5,12 +5,18 @@ import { type TestServer, withServer } from "./helpers.ts";
 /** A fake OHIF dist: index.html, a content-hashed chunk, a sub-folder, and a symlink pointing outside. */
 async function fakeDist(): Promise<{ dist: string; plugins: string; models: string; outside: string }> {
   const root = await Deno.makeTempDir({ prefix: "edgeseg-http-" });
-  const dist = join(root, "dist"), plugins = join(root, "plugins"), models = join(root, "models"), outside = join(root, "secret.txt");
+  const dist = join(root, "dist"),
+    plugins = join(root, "plugins"),
+    models = join(root, "models"),
+    outside = join(root, "secret.txt");
   await Deno.mkdir(join(dist, "assets"), { recursive: true });
   await Deno.writeTextFile(join(dist, "index.html"), "<!doctype html><title>viewer</title>");
   await Deno.writeTextFile(join(dist, "app-config.js"), "window.config = { original: true };");
   await Deno.writeTextFile(join(dist, "1234.bundle.0123456789abcdef.js"), "export const chunk = 1;");
-  await Deno.writeFile(join(dist, "0ddf166f7a343eda.wasm"), new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]));
+  await Deno.writeFile(
+    join(dist, "0ddf166f7a343eda.wasm"),
+    new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]),
+  );
   await Deno.writeTextFile(join(dist, "assets", "logo.svg"), "<svg xmlns='http://www.w3.org/2000/svg'/>");
   await Deno.writeTextFile(outside, "TOP SECRET");
   await Deno.symlink(outside, join(dist, "escape.txt"));
@@ -18,7 +24,10 @@ async function fakeDist(): Promise<{ dist: string; plugins: string; models: stri
   await Deno.writeTextFile(join(plugins, "edgeseg", "edgeseg-extension-ABCD1234.js"), "export default {};");
   await Deno.writeTextFile(
     join(plugins, "edgeseg", "plugins.json"),
-    JSON.stringify({ extensions: ["/plugins/edgeseg/edgeseg-extension-ABCD1234.js"], modes: ["/plugins/edgeseg/edgeseg-mode-ABCD1234.js"] }),
+    JSON.stringify({
+      extensions: ["/plugins/edgeseg/edgeseg-extension-ABCD1234.js"],
+      modes: ["/plugins/edgeseg/edgeseg-mode-ABCD1234.js"],
+    }),
   );
   for (const id of ["tiny", "training"]) {
     await Deno.mkdir(join(models, id), { recursive: true });
@@ -38,7 +47,10 @@ async function fakeDist(): Promise<{ dist: string; plugins: string; models: stri
   return { dist, plugins, models, outside };
 }
 
-async function withFakeViewer(fn: (s: TestServer) => Promise<void>, extra: Record<string, unknown> = {}): Promise<void> {
+async function withFakeViewer(
+  fn: (s: TestServer) => Promise<void>,
+  extra: Record<string, unknown> = {},
+): Promise<void> {
   const f = await fakeDist();
   await withServer({ ohifDist: f.dist, pluginsDir: f.plugins, modelsDir: f.models, ...extra }, fn);
 }
@@ -51,7 +63,16 @@ async function get(s: TestServer, path: string, headers: Record<string, string> 
 
 Deno.test("every response carries COOP, COEP, CORP, nosniff, no-referrer and a CSP", async () => {
   await withFakeViewer(async (s) => {
-    for (const path of ["/", "/app-config.js", "/dicom-web/studies", "/nope.js", "/dicom-web/studies/1.2/metadata", "/models/index.json"]) {
+    for (
+      const path of [
+        "/",
+        "/app-config.js",
+        "/dicom-web/studies",
+        "/nope.js",
+        "/dicom-web/studies/1.2/metadata",
+        "/models/index.json",
+      ]
+    ) {
       const { res } = await get(s, path);
       assert.equal(res.headers.get("cross-origin-opener-policy"), "same-origin", path);
       assert.equal(res.headers.get("cross-origin-embedder-policy"), "require-corp", path);
@@ -119,7 +140,9 @@ Deno.test("path traversal is rejected: encoded .., %2e%2e, absolute paths, symli
     // Raw requests: fetch() would normalise the path before sending it.
     const raw = async (path: string) => {
       const conn = await Deno.connect({ hostname: url.hostname, port: Number(url.port) });
-      await conn.write(new TextEncoder().encode(`GET ${path} HTTP/1.1\r\nHost: ${url.host}\r\nConnection: close\r\n\r\n`));
+      await conn.write(
+        new TextEncoder().encode(`GET ${path} HTTP/1.1\r\nHost: ${url.host}\r\nConnection: close\r\n\r\n`),
+      );
       const text = new TextDecoder().decode(await new Response(conn.readable).arrayBuffer());
       return { status: Number(text.split(" ")[1]), text };
     };

@@ -13,20 +13,29 @@ interface Seen {
 async function withFakePacs(fn: (base: string, seen: Seen[]) => Promise<void>): Promise<void> {
   const seen: Seen[] = [];
   const { promise, resolve } = Promise.withResolvers<number>();
-  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: (a) => resolve(a.port) }, async (req) => {
-    const url = new URL(req.url);
-    const body = new Uint8Array(await req.arrayBuffer());
-    seen.push({ method: req.method, path: url.pathname + url.search, headers: req.headers, body });
-    if (url.pathname.endsWith("/slow")) await new Promise((r) => setTimeout(r, 2000));
-    const fwd = req.headers.get("forwarded") ?? "";
-    const host = /host=([^;]+)/.exec(fwd)?.[1] ?? url.host;
-    const json = JSON.stringify([{ "00081190": { vr: "UR", Value: [`http://${host}/dicom-web/studies/1.2.3`] } }]);
-    // Always gzip, as a PACS may: the proxy must not pass a stale content-encoding along.
-    return new Response(gzipSync(new TextEncoder().encode(json)), {
-      status: req.method === "POST" ? 200 : 200,
-      headers: { "content-type": "application/dicom+json", "content-encoding": "gzip", "x-upstream": "yes" },
-    });
-  });
+  const server = Deno.serve(
+    { port: 0, hostname: "127.0.0.1", onListen: (a) => resolve(a.port) },
+    async (req) => {
+      const url = new URL(req.url);
+      const body = new Uint8Array(await req.arrayBuffer());
+      seen.push({ method: req.method, path: url.pathname + url.search, headers: req.headers, body });
+      if (url.pathname.endsWith("/slow")) await new Promise((r) => setTimeout(r, 2000));
+      const fwd = req.headers.get("forwarded") ?? "";
+      const host = /host=([^;]+)/.exec(fwd)?.[1] ?? url.host;
+      const json = JSON.stringify([{
+        "00081190": { vr: "UR", Value: [`http://${host}/dicom-web/studies/1.2.3`] },
+      }]);
+      // Always gzip, as a PACS may: the proxy must not pass a stale content-encoding along.
+      return new Response(gzipSync(new TextEncoder().encode(json)), {
+        status: req.method === "POST" ? 200 : 200,
+        headers: {
+          "content-type": "application/dicom+json",
+          "content-encoding": "gzip",
+          "x-upstream": "yes",
+        },
+      });
+    },
+  );
   const port = await promise;
   try {
     await fn(`http://127.0.0.1:${port}/dicom-web`, seen);
@@ -63,7 +72,11 @@ Deno.test("proxy mode streams a STOW body to the PACS unchanged", async () => {
     await withServer({ pacsUrl: pacs }, async (s) => {
       const body = new Uint8Array(300_000).map((_, i) => (i * 7) & 255);
       const ct = 'multipart/related; type="application/dicom"; boundary=XYZ';
-      const res = await fetch(s.at("/dicom-web/studies"), { method: "POST", headers: { "content-type": ct }, body });
+      const res = await fetch(s.at("/dicom-web/studies"), {
+        method: "POST",
+        headers: { "content-type": ct },
+        body,
+      });
       assert.equal(res.status, 200);
       await res.body?.cancel();
       assert.equal(seen[0].method, "POST");

@@ -12,7 +12,8 @@ async function withTwoStudies(fn: (s: TestServer) => Promise<void>): Promise<voi
   });
 }
 
-const studyUids = (json: Record<string, { Value?: unknown[] }>[]) => json.map((d) => val(d, "0020000D")).sort();
+const studyUids = (json: Record<string, { Value?: unknown[] }>[]) =>
+  json.map((d) => val(d, "0020000D")).sort();
 
 Deno.test("QIDO studies returns the attributes OHIF's study list needs", async () => {
   await withTwoStudies(async (s) => {
@@ -37,9 +38,15 @@ Deno.test("QIDO studies returns the attributes OHIF's study list needs", async (
 
 Deno.test("PatientName matches with * wildcards, case-insensitively", async () => {
   await withTwoStudies(async (s) => {
-    assert.deepEqual(studyUids((await getJson(s, "/dicom-web/studies?PatientName=doe*")).json), [B.studyInstanceUID]);
-    assert.deepEqual(studyUids((await getJson(s, "/dicom-web/studies?PatientName=*PHANTOM*")).json), [A.studyInstanceUID]);
-    assert.deepEqual(studyUids((await getJson(s, "/dicom-web/studies?00100010=Doe%5EJane")).json), [B.studyInstanceUID]);
+    assert.deepEqual(studyUids((await getJson(s, "/dicom-web/studies?PatientName=doe*")).json), [
+      B.studyInstanceUID,
+    ]);
+    assert.deepEqual(studyUids((await getJson(s, "/dicom-web/studies?PatientName=*PHANTOM*")).json), [
+      A.studyInstanceUID,
+    ]);
+    assert.deepEqual(studyUids((await getJson(s, "/dicom-web/studies?00100010=Doe%5EJane")).json), [
+      B.studyInstanceUID,
+    ]);
     assert.equal((await getJson(s, "/dicom-web/studies?PatientName=Smith*")).json.length, 0);
     assert.equal((await getJson(s, "/dicom-web/studies?PatientName=*")).json.length, 2);
   });
@@ -64,7 +71,10 @@ Deno.test("ModalitiesInStudy, PatientID, AccessionNumber and StudyInstanceUID li
     assert.deepEqual(await q("ModalitiesInStudy=MR"), []);
     assert.deepEqual(await q("PatientID=PID-2"), [B.studyInstanceUID]);
     assert.deepEqual(await q("AccessionNumber=EDGESEG0001"), [A.studyInstanceUID]);
-    assert.deepEqual(await q(`StudyInstanceUID=${A.studyInstanceUID},${B.studyInstanceUID}`), [A.studyInstanceUID, B.studyInstanceUID].sort());
+    assert.deepEqual(
+      await q(`StudyInstanceUID=${A.studyInstanceUID},${B.studyInstanceUID}`),
+      [A.studyInstanceUID, B.studyInstanceUID].sort(),
+    );
     assert.deepEqual(await q(`StudyInstanceUID=${B.studyInstanceUID}`), [B.studyInstanceUID]);
   });
 });
@@ -86,10 +96,15 @@ Deno.test("includefield adds attributes that are not returned by default", async
   await withTwoStudies(async (s) => {
     const plain = (await getJson(s, `/dicom-web/studies/${A.studyInstanceUID}/series`)).json[0];
     assert.equal(plain["00180015"], undefined);
-    const withBody = (await getJson(s, `/dicom-web/studies/${A.studyInstanceUID}/series?includefield=00180015,Manufacturer`)).json[0];
+    const withBody =
+      (await getJson(s, `/dicom-web/studies/${A.studyInstanceUID}/series?includefield=00180015,Manufacturer`))
+        .json[0];
     assert.equal(val(withBody, "00180015"), "ABDOMEN");
     assert.equal(val(withBody, "00080070"), "EdgeSeg");
-    const inst = (await getJson(s, `/dicom-web/studies/${A.studyInstanceUID}/instances?includefield=00200032&InstanceNumber=2`)).json;
+    const inst = (await getJson(
+      s,
+      `/dicom-web/studies/${A.studyInstanceUID}/instances?includefield=00200032&InstanceNumber=2`,
+    )).json;
     assert.equal(inst.length, 1);
     assert.equal(inst[0]["00200032"].Value!.length, 3);
   });
@@ -104,7 +119,9 @@ Deno.test("series and instance levels answer with Modality, counts, SOPClassUID,
     assert.equal(val(a, "0008103E"), "Phantom abdomen 2.5 mm");
     assert.equal(val(a, "00200011"), 2);
     assert.equal(val(a, "00201209"), A.files.length);
-    const inst = (await getJson(s, `/dicom-web/studies/${A.studyInstanceUID}/series/${A.seriesInstanceUID}/instances`)).json;
+    const inst =
+      (await getJson(s, `/dicom-web/studies/${A.studyInstanceUID}/series/${A.seriesInstanceUID}/instances`))
+        .json;
     assert.deepEqual(inst.map((d) => val(d, "00080018")), A.sopInstanceUIDs);
     assert.equal(val(inst[0], "00080016"), "1.2.840.10008.5.1.4.1.1.2");
     assert.equal(val(inst[0], "00280010"), 32);
@@ -113,7 +130,10 @@ Deno.test("series and instance levels answer with Modality, counts, SOPClassUID,
     const bySop = (await getJson(s, `/dicom-web/instances?SOPInstanceUID=${B.sopInstanceUIDs[1]}`)).json;
     assert.equal(bySop.length, 1);
     assert.equal(val(bySop[0], "0020000D"), B.studyInstanceUID);
-    const byClass = (await getJson(s, `/dicom-web/studies/${B.studyInstanceUID}/instances?SOPClassUID=1.2.840.10008.5.1.4.1.1.4`)).json;
+    const byClass = (await getJson(
+      s,
+      `/dicom-web/studies/${B.studyInstanceUID}/instances?SOPClassUID=1.2.840.10008.5.1.4.1.1.4`,
+    )).json;
     assert.equal(byClass.length, 0);
   });
 });

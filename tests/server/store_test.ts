@@ -45,8 +45,11 @@ Deno.test("the index is reconciled with the files: new files are added, deleted 
   const store = await DicomStore.open(dataDir);
   await store.storeFiles(a.files);
   // a file that reached its place but not the index (crash between rename and index write)
-  const rec = (await (await DicomStore.open(await Deno.makeTempDir())).validate({ bytes: b.files[0] })).record;
-  await Deno.mkdir(join(dataDir, "instances", rec.studyInstanceUID, rec.seriesInstanceUID), { recursive: true });
+  const rec =
+    (await (await DicomStore.open(await Deno.makeTempDir())).validate({ bytes: b.files[0] })).record;
+  await Deno.mkdir(join(dataDir, "instances", rec.studyInstanceUID, rec.seriesInstanceUID), {
+    recursive: true,
+  });
   await Deno.writeFile(join(dataDir, rec.path), b.files[0]);
   await Deno.remove(join(dataDir, store.get(a.sopInstanceUIDs[0])!.path));
   // a half-written upload left in tmp/ must never be served
@@ -62,7 +65,10 @@ Deno.test("the index is reconciled with the files: new files are added, deleted 
 
 Deno.test("concurrent STOWs all land and the index lists every instance", async () => {
   const dataDir = await Deno.makeTempDir({ prefix: "edgeseg-concurrent-" });
-  const studies = Array.from({ length: 8 }, (_, i) => smallPhantom({ uidRoot: `2.25.424242${i}`, slices: 2 }));
+  const studies = Array.from(
+    { length: 8 },
+    (_, i) => smallPhantom({ uidRoot: `2.25.424242${i}`, slices: 2 }),
+  );
   await withServer({ dataDir }, async (s) => {
     const results = await Promise.all(studies.map((st) => stow(s, st.files)));
     assert.deepEqual(results.map((r) => r.status), studies.map(() => 200));
@@ -115,7 +121,7 @@ Deno.test("import loads a folder recursively and skips non-DICOM files with a co
   await Deno.remove(dataDir, { recursive: true });
 });
 
-Deno.test("the phantom is deterministic and has consistent CT geometry", async () => {
+Deno.test("the phantom is deterministic and has consistent CT geometry", () => {
   const a = smallPhantom();
   const b = smallPhantom();
   assert.deepEqual(a.files, b.files);

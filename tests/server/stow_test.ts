@@ -1,5 +1,14 @@
 import assert from "node:assert/strict";
-import { countStored, otherPhantom, parseMultipartResponse, smallPhantom, stow, stowBody, STOW_TYPE, withServer } from "./helpers.ts";
+import {
+  countStored,
+  otherPhantom,
+  parseMultipartResponse,
+  smallPhantom,
+  stow,
+  STOW_TYPE,
+  stowBody,
+  withServer,
+} from "./helpers.ts";
 
 Deno.test("a STOW'd instance comes back byte-identical through WADO-RS instance retrieve", async () => {
   const ph = smallPhantom();
@@ -10,10 +19,17 @@ Deno.test("a STOW'd instance comes back byte-identical through WADO-RS instance 
     assert.equal(ok.length, ph.files.length);
     assert.deepEqual(ok.map((i) => i["00081155"].Value[0]).sort(), [...ph.sopInstanceUIDs].sort());
     for (let k = 0; k < ph.files.length; k++) {
-      const url = `/dicom-web/studies/${ph.studyInstanceUID}/series/${ph.seriesInstanceUID}/instances/${ph.sopInstanceUIDs[k]}`;
-      const res = await fetch(s.at(url), { headers: { accept: 'multipart/related; type="application/dicom"' } });
+      const url = `/dicom-web/studies/${ph.studyInstanceUID}/series/${ph.seriesInstanceUID}/instances/${
+        ph.sopInstanceUIDs[k]
+      }`;
+      const res = await fetch(s.at(url), {
+        headers: { accept: 'multipart/related; type="application/dicom"' },
+      });
       assert.equal(res.status, 200);
-      const parts = parseMultipartResponse(new Uint8Array(await res.arrayBuffer()), res.headers.get("content-type")!);
+      const parts = parseMultipartResponse(
+        new Uint8Array(await res.arrayBuffer()),
+        res.headers.get("content-type")!,
+      );
       assert.equal(parts.length, 1);
       assert.match(parts[0].headers["content-type"], /^application\/dicom/);
       assert.deepEqual(parts[0].body, ph.files[k]);
@@ -26,7 +42,10 @@ Deno.test("study retrieve returns every stored instance of the study", async () 
   await withServer({}, async (s) => {
     await stow(s, [...ph.files, ...otherPhantom().files]);
     const res = await fetch(s.at(`/dicom-web/studies/${ph.studyInstanceUID}`));
-    const parts = parseMultipartResponse(new Uint8Array(await res.arrayBuffer()), res.headers.get("content-type")!);
+    const parts = parseMultipartResponse(
+      new Uint8Array(await res.arrayBuffer()),
+      res.headers.get("content-type")!,
+    );
     assert.equal(parts.length, ph.files.length);
     assert.deepEqual(parts.map((p) => p.body), ph.files); // instance-number order
   });
@@ -38,7 +57,8 @@ Deno.test("STOW to /studies/{study} with an instance of another study answers 40
   await withServer({}, async (s) => {
     const r = await stow(s, [ph.files[0], other.files[0]], `/dicom-web/studies/${ph.studyInstanceUID}`);
     assert.equal(r.status, 409);
-    const failed = (r.json as Record<string, { Value: Record<string, { Value: unknown[] }>[] }>)["00081198"].Value;
+    const failed =
+      (r.json as Record<string, { Value: Record<string, { Value: unknown[] }>[] }>)["00081198"].Value;
     assert.equal(failed.length, 1);
     assert.equal(failed[0]["00081155"].Value[0], other.sopInstanceUIDs[0]);
     assert.equal(await countStored(s.dataDir), 0);
@@ -84,12 +104,20 @@ Deno.test("STOW without a boundary, with the wrong type or a wrong boundary is a
     const cases: [string, number, string][] = [
       ['multipart/related; type="application/dicom"', 400, "NO_BOUNDARY"],
       ["application/dicom", 415, "UNSUPPORTED_MEDIA_TYPE"],
-      ['multipart/related; type="application/dicom+json"; boundary=EDGESEG-TEST-BOUNDARY', 415, "UNSUPPORTED_MEDIA_TYPE"],
+      [
+        'multipart/related; type="application/dicom+json"; boundary=EDGESEG-TEST-BOUNDARY',
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+      ],
       ["multipart/related; boundary=EDGESEG-TEST-BOUNDARY", 415, "UNSUPPORTED_MEDIA_TYPE"],
       ['multipart/related; type="application/dicom"; boundary=SOMETHING-ELSE', 400, "BAD_MULTIPART"],
     ];
     for (const [ct, status, code] of cases) {
-      const res = await fetch(s.at("/dicom-web/studies"), { method: "POST", headers: { "content-type": ct }, body });
+      const res = await fetch(s.at("/dicom-web/studies"), {
+        method: "POST",
+        headers: { "content-type": ct },
+        body,
+      });
       assert.equal(res.status, status, ct);
       assert.match(res.headers.get("content-type") ?? "", /application\/json/);
       const j = await res.json();
@@ -104,7 +132,11 @@ Deno.test("STOW over the upload limit answers 413 from Content-Length and while 
   const ph = smallPhantom();
   const body = stowBody(ph.files);
   await withServer({ maxUploadBytes: 4096 }, async (s) => {
-    const res = await fetch(s.at("/dicom-web/studies"), { method: "POST", headers: { "content-type": STOW_TYPE() }, body });
+    const res = await fetch(s.at("/dicom-web/studies"), {
+      method: "POST",
+      headers: { "content-type": STOW_TYPE() },
+      body,
+    });
     assert.equal(res.status, 413);
     assert.equal((await res.json()).error, "TOO_LARGE");
     // A chunked body has no Content-Length: the server counts bytes as they arrive.
@@ -114,7 +146,11 @@ Deno.test("STOW over the upload limit answers 413 from Content-Length and while 
         c.close();
       },
     });
-    const res2 = await fetch(s.at("/dicom-web/studies"), { method: "POST", headers: { "content-type": STOW_TYPE() }, body: stream });
+    const res2 = await fetch(s.at("/dicom-web/studies"), {
+      method: "POST",
+      headers: { "content-type": STOW_TYPE() },
+      body: stream,
+    });
     assert.equal(res2.status, 413);
     await res2.body?.cancel();
     assert.equal(await countStored(s.dataDir), 0);
@@ -132,7 +168,11 @@ Deno.test("a chunked STOW body split at awkward places is parsed correctly", asy
         c.close();
       },
     });
-    const res = await fetch(s.at("/dicom-web/studies"), { method: "POST", headers: { "content-type": STOW_TYPE() }, body: stream });
+    const res = await fetch(s.at("/dicom-web/studies"), {
+      method: "POST",
+      headers: { "content-type": STOW_TYPE() },
+      body: stream,
+    });
     assert.equal(res.status, 200);
     await res.body?.cancel();
     assert.equal(await countStored(s.dataDir), ph.files.length);
@@ -145,7 +185,11 @@ Deno.test("STOW needs the bearer token when one is configured", async () => {
   const ph = smallPhantom();
   await withServer({ stowToken: "s3cret" }, async (s) => {
     const body = stowBody([ph.files[0]]);
-    const denied = await fetch(s.at("/dicom-web/studies"), { method: "POST", headers: { "content-type": STOW_TYPE() }, body });
+    const denied = await fetch(s.at("/dicom-web/studies"), {
+      method: "POST",
+      headers: { "content-type": STOW_TYPE() },
+      body,
+    });
     assert.equal(denied.status, 401);
     assert.equal((await denied.json()).error, "UNAUTHORIZED");
     const wrong = await fetch(s.at("/dicom-web/studies"), {

@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { getJson, parseMultipartResponse, sharedDataDir, smallPhantom, stow, val, withServer } from "./helpers.ts";
+import {
+  getJson,
+  parseMultipartResponse,
+  sharedDataDir,
+  smallPhantom,
+  stow,
+  val,
+  withServer,
+} from "./helpers.ts";
 
 const ph = smallPhantom();
 const seriesPath = `/dicom-web/studies/${ph.studyInstanceUID}/series/${ph.seriesInstanceUID}`;
@@ -29,7 +37,10 @@ Deno.test("series metadata is DICOM JSON whose values match the stored files, pi
       assert.equal(val(ds, "00280010"), 32);
       assert.deepEqual(val(ds, "00100010"), { Alphabetic: "EdgeSeg^Phantom" });
       assert.equal(ds["7FE00010"].Value, undefined);
-      assert.match(ds["7FE00010"].BulkDataURI!, new RegExp(`/instances/${ph.sopInstanceUIDs[k]}/bulk/7FE00010$`));
+      assert.match(
+        ds["7FE00010"].BulkDataURI!,
+        new RegExp(`/instances/${ph.sopInstanceUIDs[k]}/bulk/7FE00010$`),
+      );
       for (const attr of Object.values(ds)) assert.ok(!("_rawValue" in attr));
     });
     const study = await getJson(s, `/dicom-web/studies/${ph.studyInstanceUID}/metadata`);
@@ -46,10 +57,15 @@ Deno.test("the BulkDataURI of pixel data is served and equals the stored pixels"
     const { json } = await getJson(s, `${seriesPath}/instances/${ph.sopInstanceUIDs[2]}/metadata`);
     const res = await fetch(json[0]["7FE00010"].BulkDataURI!);
     assert.equal(res.status, 200);
-    const parts = parseMultipartResponse(new Uint8Array(await res.arrayBuffer()), res.headers.get("content-type")!);
+    const parts = parseMultipartResponse(
+      new Uint8Array(await res.arrayBuffer()),
+      res.headers.get("content-type")!,
+    );
     assert.equal(parts.length, 1);
     assert.deepEqual(parts[0].body, storedSlice(2));
-    const single = await fetch(json[0]["7FE00010"].BulkDataURI!, { headers: { accept: "application/octet-stream" } });
+    const single = await fetch(json[0]["7FE00010"].BulkDataURI!, {
+      headers: { accept: "application/octet-stream" },
+    });
     assert.equal(single.headers.get("content-type"), "application/octet-stream");
     assert.deepEqual(new Uint8Array(await single.arrayBuffer()), storedSlice(2));
   });
@@ -59,13 +75,18 @@ Deno.test("frames come back as raw little-endian pixels with the transfer syntax
   await withServer({}, async (s) => {
     await stow(s, ph.files);
     for (const k of [0, 3]) {
-      const res = await fetch(s.at(`${seriesPath}/instances/${ph.sopInstanceUIDs[k]}/frames/1`), { headers: { accept: OHIF_FRAME_ACCEPT } });
+      const res = await fetch(s.at(`${seriesPath}/instances/${ph.sopInstanceUIDs[k]}/frames/1`), {
+        headers: { accept: OHIF_FRAME_ACCEPT },
+      });
       assert.equal(res.status, 200);
       const ct = res.headers.get("content-type")!;
       assert.match(ct, /^multipart\/related/);
       const parts = parseMultipartResponse(new Uint8Array(await res.arrayBuffer()), ct);
       assert.equal(parts.length, 1);
-      assert.equal(parts[0].headers["content-type"], "application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1");
+      assert.equal(
+        parts[0].headers["content-type"],
+        "application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1",
+      );
       assert.deepEqual(parts[0].body, storedSlice(k));
     }
   });
@@ -98,10 +119,15 @@ Deno.test({
       const inst = (await getJson(s, "/dicom-web/instances")).json;
       assert.equal(inst.length, 3);
       const d = inst[0];
-      const url = `/dicom-web/studies/${val(d, "0020000D")}/series/${val(d, "0020000E")}/instances/${val(d, "00080018")}`;
+      const url = `/dicom-web/studies/${val(d, "0020000D")}/series/${val(d, "0020000E")}/instances/${
+        val(d, "00080018")
+      }`;
       const res = await fetch(s.at(`${url}/frames/1`), { headers: { accept: OHIF_FRAME_ACCEPT } });
       assert.equal(res.status, 200);
-      const parts = parseMultipartResponse(new Uint8Array(await res.arrayBuffer()), res.headers.get("content-type")!);
+      const parts = parseMultipartResponse(
+        new Uint8Array(await res.arrayBuffer()),
+        res.headers.get("content-type")!,
+      );
       assert.equal(parts[0].headers["content-type"], "image/jls; transfer-syntax=1.2.840.10008.1.2.4.80");
       // JPEG-LS start-of-image marker, then the frame decodes with the codec the viewer uses.
       assert.deepEqual([...parts[0].body.subarray(0, 2)], [0xff, 0xd8]);
@@ -116,7 +142,9 @@ Deno.test({
       dec.delete();
       // Asking only for explicit VR LE cannot be served without transcoding: 406, not garbage.
       const raw = await fetch(s.at(`${url}/frames/1`), {
-        headers: { accept: "multipart/related; type=application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1" },
+        headers: {
+          accept: "multipart/related; type=application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1",
+        },
       });
       assert.equal(raw.status, 406);
       await raw.body?.cancel();
@@ -143,15 +171,22 @@ Deno.test({
     await withServer({}, async (s) => {
       assert.equal((await stow(s, [bytes])).status, 200);
       const d = (await getJson(s, "/dicom-web/instances")).json[0];
-      const url = `/dicom-web/studies/${val(d, "0020000D")}/series/${val(d, "0020000E")}/instances/${val(d, "00080018")}`;
+      const url = `/dicom-web/studies/${val(d, "0020000D")}/series/${val(d, "0020000E")}/instances/${
+        val(d, "00080018")
+      }`;
       const list = Array.from({ length: nFrames }, (_, i) => i + 1).join(",");
       const res = await fetch(s.at(`${url}/frames/${list}`));
-      const parts = parseMultipartResponse(new Uint8Array(await res.arrayBuffer()), res.headers.get("content-type")!);
+      const parts = parseMultipartResponse(
+        new Uint8Array(await res.arrayBuffer()),
+        res.headers.get("content-type")!,
+      );
       assert.equal(parts.length, nFrames);
       const n = rows * cols;
       for (let f = 0; f < nFrames; f++) {
         assert.equal(parts[f].body.length, Math.ceil(n / 8));
-        for (let i = 0; i < n; i++) assert.equal((parts[f].body[i >> 3] >> (i & 7)) & 1, bit(f * n + i), `frame ${f + 1} pixel ${i}`);
+        for (let i = 0; i < n; i++) {
+          assert.equal((parts[f].body[i >> 3] >> (i & 7)) & 1, bit(f * n + i), `frame ${f + 1} pixel ${i}`);
+        }
       }
     });
   },
