@@ -89,17 +89,18 @@ export const IMPLEMENTATION_CLASS_UID = "2.25.2669404629811483915484115363291850
 export const IMPLEMENTATION_VERSION_NAME = "EDGESEG_0_1";
 
 /**
- * Serialises a naturalized dataset as Explicit VR Little Endian Part 10 (dataset only, no pixel
- * data appended; see `appendPixelElement`). `vrMap` fixes VRs dcmjs cannot infer (e.g. OB/OW).
+ * Serialises a naturalized dataset as Part 10, Explicit VR Little Endian unless told otherwise (an
+ * encapsulated syntax makes dcmjs write PixelData given as one ArrayBuffer per frame as fragments).
+ * The writers leave pixel data out and append it with `allocateWithPixelElement`.
  */
-export function writeDataset(dataset: NaturalizedDataset): Uint8Array {
+export function writeDataset(dataset: NaturalizedDataset, transferSyntaxUID: string = TransferSyntax.ExplicitLE): Uint8Array {
   const sopClass = str(dataset, "SOPClassUID") ?? "";
   const sopInstance = str(dataset, "SOPInstanceUID") ?? "";
   const meta: NaturalizedDataset = {
     FileMetaInformationVersion: new Uint8Array([0, 1]).buffer,
     MediaStorageSOPClassUID: sopClass,
     MediaStorageSOPInstanceUID: sopInstance,
-    TransferSyntaxUID: TransferSyntax.ExplicitLE,
+    TransferSyntaxUID: transferSyntaxUID,
     ImplementationClassUID: IMPLEMENTATION_CLASS_UID,
     ImplementationVersionName: IMPLEMENTATION_VERSION_NAME,
     _vrMap: { FileMetaInformationVersion: "OB" },
