@@ -132,7 +132,12 @@ export function appConfigJs(plugins: PluginList, opts: { proxy: boolean }): stri
     routerBasename: "/",
     extensions: plugins.extensions,
     modes: plugins.modes,
-    customizationService: {},
+    // OHIF 3.13.2 takes its onboarding tours from the 'ohif.tours' customization (mode-basic sets it
+    // at mode scope), so it is cleared in both the global and the every-mode phase.
+    customizationService: {
+      global: { "ohif.tours": { $set: [] } },
+      mode: { "*": { "ohif.tours": { $set: [] } } },
+    },
     showStudyList: true,
     maxNumberOfWebWorkers: 3,
     showWarningMessageForCrossOrigin: false,

@@ -99,6 +99,10 @@ Deno.test("our app-config.js replaces the dist's: plugins, embedded store, tour 
     assert.deepEqual(config.modes, ["/plugins/edgeseg/edgeseg-mode-ABCD1234.js"]);
     assert.equal(config.showStudyList, true);
     assert.deepEqual(config.tours, []);
+    // OHIF 3.13.2 reads its tours from the 'ohif.tours' customization; mode-basic sets it per mode.
+    assert.deepEqual(config.customizationService.global["ohif.tours"], { $set: [] });
+    assert.deepEqual(config.customizationService.mode["*"]["ohif.tours"], { $set: [] });
+    assert.equal(config.investigationalUseDialog.option, "never");
     assert.equal(config.defaultDataSourceName, config.dataSources[0].sourceName);
     assert.equal(config.dataSources[0].configuration.qidoRoot, "/dicom-web");
     assert.equal(config.dataSources[0].configuration.wadoRoot, "/dicom-web");
