@@ -88,8 +88,21 @@ function loadDicomCodec(): Promise<DicomCodec> {
   return codecPromise;
 }
 
-/** Deflate (RFC 1951, raw) through the platform's DecompressionStream: no library needed. */
+/**
+ * Deflate (RFC 1951, raw) through the platform's DecompressionStream: no library needed. A fragment
+ * is padded to even length with a zero byte, which the stream rejects as trailing data: retry
+ * without it.
+ */
 export async function inflateRaw(bytes: Uint8Array): Promise<Uint8Array> {
+  try {
+    return await inflateOnce(bytes);
+  } catch (e) {
+    if (bytes.length > 1 && bytes[bytes.length - 1] === 0) return await inflateOnce(bytes.subarray(0, bytes.length - 1));
+    throw new InputError("BAD_DEFLATE", `expected a raw deflate stream, found bytes it cannot inflate: ${e instanceof Error ? e.message : e}`);
+  }
+}
+
+async function inflateOnce(bytes: Uint8Array): Promise<Uint8Array> {
   const stream = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream().pipeThrough(
     new DecompressionStream("deflate-raw"),
   );
