@@ -25,6 +25,8 @@ export interface PluginList {
 }
 
 export interface BuildResult extends PluginList {
+  /** URL of the inference Worker bundle (segment() + src/inference), injected into the extension. */
+  worker: string;
   /** Every file written, relative to build/plugins/edgeseg/. */
   files: string[];
   /** Total bytes of the JavaScript written. */
@@ -62,6 +64,31 @@ export async function buildExtension(options: { minify?: boolean } = {}): Promis
     if (!(err instanceof Deno.errors.NotFound)) throw err;
   });
   await Deno.mkdir(PLUGIN_DIR, { recursive: true });
+  const minify = options.minify ?? true;
+
+  // The Worker first: its hashed URL is compiled into the extension, which starts it on the first Run.
+  const workerBuild = await esbuild.build({
+    absWorkingDir: PROJECT_ROOT,
+    entryPoints: { "edgeseg-worker": join(SRC, "worker.ts") },
+    outdir: PLUGIN_DIR,
+    bundle: true,
+    format: "esm",
+    platform: "browser",
+    target: "es2022",
+    entryNames: "[name]-[hash]",
+    minify,
+    sourcemap: "linked",
+    metafile: true,
+    legalComments: "linked",
+    plugins: [hostReactPlugin],
+    logLevel: "silent",
+  });
+  const workerOut = Object.entries(workerBuild.metafile.outputs).find(([, m]) =>
+    m.entryPoint?.endsWith("worker.ts")
+  );
+  if (!workerOut) throw new Error("extension build: the worker bundle was not written");
+  const worker = PLUGIN_URL_PREFIX + relative(PLUGIN_DIR, join(PROJECT_ROOT, workerOut[0]));
+
   const result = await esbuild.build({
     absWorkingDir: PROJECT_ROOT,
     entryPoints: {
@@ -76,11 +103,12 @@ export async function buildExtension(options: { minify?: boolean } = {}): Promis
     target: "es2022",
     entryNames: "[name]-[hash]",
     chunkNames: "chunks/[name]-[hash]",
-    minify: options.minify ?? true,
+    minify,
     sourcemap: "linked",
     metafile: true,
     legalComments: "linked",
     plugins: [hostReactPlugin],
+    define: { __EDGESEG_WORKER_URL__: JSON.stringify(worker) },
     logLevel: "silent",
   });
   await esbuild.stop();
@@ -89,7 +117,8 @@ export async function buildExtension(options: { minify?: boolean } = {}): Promis
   const modes: string[] = [];
   const files: string[] = [];
   let bytes = 0;
-  for (const [outPath, meta] of Object.entries(result.metafile.outputs)) {
+  const outputs = { ...workerBuild.metafile.outputs, ...result.metafile.outputs };
+  for (const [outPath, meta] of Object.entries(outputs)) {
     const rel = relative(PLUGIN_DIR, join(PROJECT_ROOT, outPath));
     files.push(rel);
     if (!rel.endsWith(".js")) continue;
@@ -106,7 +135,7 @@ export async function buildExtension(options: { minify?: boolean } = {}): Promis
   const list: PluginList = { extensions, modes };
   await Deno.writeTextFile(join(PLUGIN_DIR, "plugins.json"), JSON.stringify(list, null, 2) + "\n");
   files.push("plugins.json");
-  return { ...list, files: files.sort(), bytes, elapsedMs: performance.now() - started };
+  return { ...list, worker, files: files.sort(), bytes, elapsedMs: performance.now() - started };
 }
 
 if (import.meta.main) {
@@ -115,6 +144,8 @@ if (import.meta.main) {
     `built ${r.files.length} files (${(r.bytes / 1024).toFixed(1)} KiB JS) in ${
       r.elapsedMs.toFixed(0)
     } ms into ` +
-      `${relative(PROJECT_ROOT, PLUGIN_DIR)}/\n  extension: ${r.extensions[0]}\n  mode:      ${r.modes[0]}`,
+      `${relative(PROJECT_ROOT, PLUGIN_DIR)}/\n  extension: ${r.extensions[0]}\n  mode:      ${
+        r.modes[0]
+      }\n  worker:    ${r.worker}`,
   );
 }

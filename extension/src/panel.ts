@@ -3,7 +3,9 @@
  * (later) Run / Cancel / progress. Plain `createElement` calls against the host React keep the bundle
  * free of a JSX toolchain and of React type packages.
  */
-import { h, useEffect, useState } from "./host_react.ts";
+import { h, useEffect, useRef, useState } from "./host_react.ts";
+import type { UncertaintyMethod } from "../../src/core/types.ts";
+import { type ActiveRun, type Device, type RunOutcome, type RunProgress, startRun } from "./run.ts";
 import { type Capabilities, detectCapabilities } from "./capabilities.ts";
 import { fetchModelIndex, type ModelIndexEntry } from "./models.ts";
 import type { DisplaySet, ServicesManager } from "./host.ts";
@@ -18,7 +20,15 @@ const colors = {
   bad: "#f87171",
 };
 const styles = {
-  root: { padding: "8px 10px", color: colors.text, fontSize: "13px", lineHeight: "1.4", overflowY: "auto" },
+  root: {
+    padding: "8px 10px",
+    color: colors.text,
+    fontSize: "13px",
+    lineHeight: "1.4",
+    overflowY: "auto",
+    overflowX: "hidden",
+    boxSizing: "border-box",
+  },
   title: { color: colors.accent, fontSize: "15px", fontWeight: 600, margin: "0 0 6px 0" },
   section: {
     margin: "10px 0 4px 0",
@@ -40,6 +50,38 @@ const styles = {
   itemSelected: { borderColor: colors.accent },
   meta: { color: colors.muted, fontSize: "11px" },
   warn: { color: colors.bad, fontSize: "11px" },
+  row: { display: "flex", flexWrap: "wrap", gap: "6px", alignItems: "center", margin: "4px 0" },
+  select: {
+    background: colors.row,
+    color: colors.text,
+    border: `1px solid ${colors.border}`,
+    borderRadius: "3px",
+    padding: "2px 4px",
+    fontSize: "12px",
+    minWidth: 0,
+    maxWidth: "100%",
+  },
+  button: {
+    background: colors.accent,
+    color: "#000",
+    border: "none",
+    borderRadius: "4px",
+    padding: "4px 14px",
+    fontWeight: 600,
+    cursor: "pointer",
+  },
+  buttonSecondary: { background: "transparent", color: colors.accent, border: `1px solid ${colors.accent}` },
+  buttonDisabled: { opacity: 0.4, cursor: "not-allowed" },
+  barOuter: {
+    height: "6px",
+    background: colors.row,
+    borderRadius: "3px",
+    overflow: "hidden",
+    margin: "4px 0",
+  },
+  barInner: { height: "100%", background: colors.accent },
+  table: { width: "100%", borderCollapse: "collapse", fontSize: "12px" },
+  cell: { padding: "2px 4px", borderBottom: `1px solid ${colors.border}` },
 } as const;
 
 /** Capability line with machine-readable data attributes (read by the e2e tests). */
@@ -140,6 +182,151 @@ function activeDisplaySet(servicesManager: ServicesManager): DisplaySet | undefi
   }
 }
 
+/** Uncertainty methods the model package supports (from its manifest's `uncertainty` block). */
+export function uncertaintyChoices(model: ModelIndexEntry | undefined): UncertaintyMethod[] {
+  const u = model?.uncertainty;
+  const has = (k: string) => typeof u === "object" && u !== null && (u as Record<string, unknown>)[k] != null;
+  const out: UncertaintyMethod[] = ["none"];
+  if (has("tta")) out.push("tta");
+  if (has("mcDropout")) out.push("mc");
+  if (has("ensemble")) out.push("ensemble");
+  if (has("mcDropout") && has("tta")) out.push("mc+tta");
+  return out;
+}
+
+const UNCERTAINTY_TEXT: Record<UncertaintyMethod, string> = {
+  none: "Uncertainty off",
+  tta: "Test-time augmentation",
+  mc: "MC dropout",
+  ensemble: "Ensemble",
+  "mc+tta": "MC dropout + TTA",
+  "mc+ensemble": "MC dropout + ensemble",
+};
+
+function Select(
+  props: {
+    id: string;
+    value: string;
+    options: [string, string][];
+    onChange: (v: string) => void;
+    disabled?: boolean;
+  },
+): unknown {
+  return h(
+    "select",
+    {
+      id: props.id,
+      value: props.value,
+      disabled: props.disabled,
+      style: styles.select,
+      onChange: (ev: { target: { value: string } }) => props.onChange(ev.target.value),
+    },
+    ...props.options.map(([value, text]) => h("option", { key: value, value }, text)),
+  );
+}
+
+function formatEta(seconds: number | undefined): string {
+  if (seconds === undefined || !Number.isFinite(seconds)) return "";
+  return seconds < 60
+    ? ` · about ${Math.ceil(seconds)} s left`
+    : ` · about ${Math.ceil(seconds / 60)} min left`;
+}
+
+function ProgressView(props: { progress: RunProgress }): unknown {
+  const { progress } = props;
+  const pct = progress.fraction === null ? null : Math.round(progress.fraction * 100);
+  return h(
+    "div",
+    {
+      id: "edgeseg-progress",
+      "data-phase": progress.phase,
+      "data-fraction": pct === null ? "" : String(pct),
+    },
+    h(
+      "div",
+      { style: styles.meta },
+      `${progress.text}${pct === null ? "" : ` · ${pct} %`}${formatEta(progress.etaSeconds)}`,
+    ),
+    h(
+      "div",
+      { style: styles.barOuter },
+      h("div", { style: { ...styles.barInner, width: `${pct ?? 100}%`, opacity: pct === null ? 0.35 : 1 } }),
+    ),
+  );
+}
+
+function ResultView(props: { outcome: RunOutcome }): unknown {
+  const { result, segmentationId, displayError, elapsedMs } = props.outcome;
+  const p = result.provenance;
+  const colorOf = (n: number) =>
+    result.labelmap.segments.find((s) => s.number === n)?.color ?? [128, 128, 128];
+  const volumeText = (s: RunOutcome["result"]["statistics"][number]) =>
+    `${s.volumeMl.toFixed(1)} mL${s.volumeSdMl !== undefined ? ` ± ${s.volumeSdMl.toFixed(1)}` : ""}`;
+  const fallback = p.fallbackReasons.length ? ` (fell back: ${p.fallbackReasons.join("; ")})` : "";
+  return h(
+    "div",
+    {
+      id: "edgeseg-result",
+      "data-segmentation-id": segmentationId ?? "",
+      "data-segments": String(result.statistics.length),
+    },
+    h(
+      "table",
+      { style: styles.table },
+      h(
+        "tbody",
+        null,
+        ...result.statistics.map((s) =>
+          h(
+            "tr",
+            { key: s.number, "data-segment": String(s.number), "data-voxels": String(s.voxels) },
+            h(
+              "td",
+              { style: styles.cell },
+              h("span", {
+                style: {
+                  display: "inline-block",
+                  width: "10px",
+                  height: "10px",
+                  marginRight: "5px",
+                  background: `rgb(${colorOf(s.number).join(",")})`,
+                },
+              }),
+              s.label,
+            ),
+            h("td", { style: { ...styles.cell, textAlign: "right" } }, volumeText(s)),
+            h(
+              "td",
+              { style: { ...styles.cell, textAlign: "right", color: colors.muted } },
+              `μ ${s.meanIntensity.toFixed(0)}`,
+            ),
+          )
+        ),
+      ),
+    ),
+    result.triage
+      ? h(
+        "div",
+        { id: "edgeseg-triage", "data-band": result.triage.band, style: { margin: "6px 0" } },
+        h("strong", null, `Triage: ${result.triage.band}`),
+        h(
+          "span",
+          { style: styles.meta },
+          ` (score ${result.triage.score.toFixed(2)}) ${result.triage.reasons.join("; ")}`,
+        ),
+      )
+      : null,
+    h(
+      "div",
+      { id: "edgeseg-provenance", "data-provider": p.provider, style: styles.meta },
+      `${p.modelName} ${p.modelVersion} · ${p.provider.toUpperCase()}${fallback} · ${
+        (elapsedMs / 1000).toFixed(1)
+      } s`,
+    ),
+    displayError ? h("div", { style: styles.warn }, `Not shown in the viewer: ${displayError}`) : null,
+  );
+}
+
 /** The panel component registered as `edgeseg.panelModule.panel`. */
 export function EdgeSegPanel(props: { servicesManager: ServicesManager }): unknown {
   const [caps, setCaps] = useState<Capabilities | null>(null);
@@ -147,6 +334,13 @@ export function EdgeSegPanel(props: { servicesManager: ServicesManager }): unkno
   const [modelError, setModelError] = useState<string | null>(null);
   const [selected, setSelected] = useState<string | null>(null);
   const [active, setActive] = useState<DisplaySet | undefined>(undefined);
+  const [uncertainty, setUncertainty] = useState<UncertaintyMethod>("none");
+  const [passes, setPasses] = useState<number>(8);
+  const [device, setDevice] = useState<Device>("auto");
+  const [progress, setProgress] = useState<RunProgress | null>(null);
+  const [outcome, setOutcome] = useState<RunOutcome | null>(null);
+  const [runError, setRunError] = useState<string | null>(null);
+  const runRef = useRef<ActiveRun | null>(null);
 
   useEffect(() => {
     let live = true;
@@ -176,6 +370,36 @@ export function EdgeSegPanel(props: { servicesManager: ServicesManager }): unkno
     return () => subs.forEach((s) => s?.unsubscribe());
   }, [props.servicesManager]);
 
+  const model = models?.find((m) => m.id === selected);
+  const mismatch = model ? modelMismatch(model, active) : undefined;
+  const running = progress !== null;
+  const canRun = !!model && !!active && !mismatch && !running;
+  const choices = uncertaintyChoices(model);
+  const method = choices.includes(uncertainty) ? uncertainty : "none";
+
+  const run = () => {
+    if (!model || !active || running) return;
+    setOutcome(null);
+    setRunError(null);
+    const r = startRun(
+      props.servicesManager,
+      active,
+      { model, uncertainty: method, passes: method.startsWith("mc") ? passes : undefined, device },
+      setProgress,
+    );
+    runRef.current = r;
+    r.outcome.then(
+      (o) => setOutcome(o),
+      (err: unknown) => {
+        const code = (err as { code?: unknown })?.code;
+        setRunError(code === "CANCELLED" ? "Cancelled." : err instanceof Error ? err.message : String(err));
+      },
+    ).finally(() => {
+      runRef.current = null;
+      setProgress(null);
+    });
+  };
+
   const seriesLine = active
     ? `${active.Modality ?? "?"} · ${active.SeriesDescription || "unnamed series"}${
       active.numImageFrames ? ` · ${active.numImageFrames} images` : ""
@@ -195,6 +419,62 @@ export function EdgeSegPanel(props: { servicesManager: ServicesManager }): unkno
       : models
       ? h(ModelList, { models, selected, onSelect: setSelected, active })
       : h("div", { style: styles.meta }, "Loading model packages…"),
+    h("div", { style: styles.section }, "Run"),
+    h(
+      "div",
+      { style: styles.row },
+      h(Select, {
+        id: "edgeseg-uncertainty",
+        value: method,
+        disabled: running,
+        options: choices.map((c) => [c, UNCERTAINTY_TEXT[c]]),
+        onChange: (v: string) => setUncertainty(v as UncertaintyMethod),
+      }),
+      method.startsWith("mc")
+        ? h("input", {
+          id: "edgeseg-passes",
+          type: "number",
+          min: 2,
+          max: 50,
+          value: passes,
+          disabled: running,
+          title: "MC dropout passes",
+          style: { ...styles.select, width: "48px" },
+          onChange: (ev: { target: { value: string } }) =>
+            setPasses(Math.max(2, Math.min(50, Number(ev.target.value) || 2))),
+        })
+        : null,
+      h(Select, {
+        id: "edgeseg-device",
+        value: device,
+        disabled: running,
+        options: [["auto", "Device: auto"], ["webgpu", "WebGPU"], ["wasm", "WASM"]],
+        onChange: (v: string) => setDevice(v as Device),
+      }),
+    ),
+    h(
+      "div",
+      { style: styles.row },
+      h("button", {
+        id: "edgeseg-run",
+        type: "button",
+        disabled: !canRun,
+        title: mismatch ?? (active ? undefined : "Open a series first"),
+        style: canRun ? styles.button : { ...styles.button, ...styles.buttonDisabled },
+        onClick: run,
+      }, "Run"),
+      running
+        ? h("button", {
+          id: "edgeseg-cancel",
+          type: "button",
+          style: { ...styles.button, ...styles.buttonSecondary },
+          onClick: () => runRef.current?.cancel(),
+        }, "Cancel")
+        : null,
+    ),
+    progress ? h(ProgressView, { progress }) : null,
+    runError ? h("div", { id: "edgeseg-error", style: styles.warn }, runError) : null,
+    outcome ? h(ResultView, { outcome }) : null,
     h(
       "div",
       { id: "edgeseg-status", style: { ...styles.meta, marginTop: "10px" } },

@@ -1,0 +1,102 @@
+/**
+ * A segmentation result shown in OHIF: a labelmap segmentation on the source display set, named and
+ * coloured from the model's labels, editable with OHIF's segmentation tools. Slices are matched by
+ * the Cornerstone imageId each result slice came from, never by index (display sets and volumes sort
+ * slices differently).
+ */
+import type { Labelmap } from "../../src/core/types.ts";
+import type { DisplaySet, ServicesManager } from "./host.ts";
+import { hostCornerstone } from "./host.ts";
+
+interface SegmentationServiceLike {
+  createLabelmapForDisplaySet(
+    ds: DisplaySet,
+    opts: { label: string; segments: Record<number, Record<string, unknown>> },
+  ): Promise<string>;
+  addSegmentationRepresentation(viewportId: string, opts: { segmentationId: string }): Promise<void>;
+  setSegmentColor(viewportId: string, segmentationId: string, segmentIndex: number, color: number[]): void;
+}
+
+interface DerivedImageLike {
+  referencedImageId?: string;
+  voxelManager: { getScalarData(): { set(src: ArrayLike<number>): void; length: number } };
+}
+
+interface ToolsLike {
+  segmentation: {
+    state: {
+      getSegmentation(id: string): { representationData: { Labelmap?: { imageIds: string[] } } } | undefined;
+    };
+    triggerSegmentationEvents: { triggerSegmentationDataModified(id: string): void };
+  };
+}
+
+/** Which result slice k fills each labelmap image: the index of its referenced image in the volume. */
+export function sliceIndexByImageId(sliceImageIds: string[]): Map<string, number> {
+  const map = new Map<string, number>();
+  sliceImageIds.forEach((id, k) => map.set(id, k));
+  return map;
+}
+
+/** Adds the labelmap to the display set's viewport; returns the OHIF segmentation id. */
+export async function showLabelmap(
+  servicesManager: ServicesManager,
+  displaySet: DisplaySet,
+  sliceImageIds: string[],
+  labelmap: Labelmap,
+  title: string,
+): Promise<string> {
+  const services = servicesManager.services;
+  const segmentationService = services.segmentationService as SegmentationServiceLike | undefined;
+  const viewportId = services.viewportGridService?.getActiveViewportId();
+  const cs = hostCornerstone() as
+    | { cache?: { getImage(id: string): DerivedImageLike | undefined } }
+    | undefined;
+  const tools = (globalThis as unknown as { cornerstoneTools?: ToolsLike }).cornerstoneTools;
+  if (!segmentationService || !viewportId || !cs?.cache || !tools) {
+    throw new Error("EdgeSeg: the viewer's segmentation service or Cornerstone tools are not available");
+  }
+  const segments: Record<number, Record<string, unknown>> = {};
+  labelmap.segments.forEach((s, i) => {
+    segments[s.number] = {
+      label: s.label,
+      active: i === 0,
+      algorithmType: s.algorithmType,
+      algorithmName: s.algorithmName ?? title,
+    };
+  });
+  const segmentationId = await segmentationService.createLabelmapForDisplaySet(displaySet, {
+    label: title,
+    segments,
+  });
+  const seg = tools.segmentation.state.getSegmentation(segmentationId);
+  const imageIds = seg?.representationData.Labelmap?.imageIds ?? [];
+  const [cols, rows] = labelmap.geometry.dims;
+  const sliceSize = cols * rows;
+  const byImageId = sliceIndexByImageId(sliceImageIds);
+  let filled = 0;
+  for (const id of imageIds) {
+    const img = cs.cache.getImage(id);
+    const k = img?.referencedImageId !== undefined ? byImageId.get(img.referencedImageId) : undefined;
+    if (!img || k === undefined) continue;
+    const target = img.voxelManager.getScalarData();
+    if (target.length !== sliceSize) {
+      throw new Error(
+        `EdgeSeg: labelmap slice has ${target.length} pixels, the result has ${sliceSize} (${cols}×${rows})`,
+      );
+    }
+    target.set(labelmap.data.subarray(k * sliceSize, (k + 1) * sliceSize));
+    filled++;
+  }
+  if (filled !== labelmap.geometry.dims[2]) {
+    throw new Error(
+      `EdgeSeg: matched ${filled} of ${labelmap.geometry.dims[2]} result slices to the series' images`,
+    );
+  }
+  await segmentationService.addSegmentationRepresentation(viewportId, { segmentationId });
+  for (const s of labelmap.segments) {
+    segmentationService.setSegmentColor(viewportId, segmentationId, s.number, [...s.color, 255]);
+  }
+  tools.segmentation.triggerSegmentationEvents.triggerSegmentationDataModified(segmentationId);
+  return segmentationId;
+}

@@ -1,0 +1,152 @@
+/**
+ * One EdgeSeg run on the active series: read the volume from the viewer, run segment() in the Worker
+ * with the chosen provider and uncertainty method, show the labelmap. Progress and cancellation are
+ * surfaced to the panel; nothing here touches the DOM.
+ */
+import type {
+  ExecutionProvider,
+  Progress,
+  SegmentationResult,
+  UncertaintyMethod,
+} from "../../src/core/types.ts";
+import type { DisplaySet, ServicesManager } from "./host.ts";
+import type { ModelIndexEntry } from "./models.ts";
+import { showLabelmap } from "./labelmap.ts";
+import { volumeFromDisplaySet } from "./viewer_volume.ts";
+import { sharedWorker } from "./worker_client.ts";
+
+export type Device = "auto" | "webgpu" | "wasm";
+
+export interface RunSettings {
+  model: ModelIndexEntry;
+  uncertainty: UncertaintyMethod;
+  /** MC dropout passes (mc, mc+tta, mc+ensemble) */
+  passes?: number;
+  device: Device;
+}
+
+/** What the panel shows while a run is under way. */
+export interface RunProgress {
+  phase: "series" | Progress["phase"];
+  /** 0..1 within the phase, or null when unknown */
+  fraction: number | null;
+  text: string;
+  /** seconds left in the phase, when it can be estimated */
+  etaSeconds?: number;
+}
+
+const PHASE_TEXT: Record<RunProgress["phase"], string> = {
+  series: "Reading the series",
+  loading: "Loading model",
+  preprocessing: "Preprocessing",
+  inference: "Running the model",
+  postprocessing: "Post-processing",
+  writing: "Writing results",
+};
+
+export function providersFor(device: Device): ExecutionProvider[] | undefined {
+  if (device === "webgpu") return ["webgpu"];
+  if (device === "wasm") return ["wasm"];
+  return undefined; // the worker's default order: webgpu → webnn → wasm
+}
+
+/**
+ * Turns a worker progress report into panel text and an ETA. The ETA extrapolates the phase's own
+ * pace (time since the phase began / work done), so it needs at least one unit done.
+ */
+export function describeProgress(p: Progress, phaseStartedMs: number, nowMs: number): RunProgress {
+  const fraction = p.total > 0 ? Math.min(1, p.done / p.total) : null;
+  let text = PHASE_TEXT[p.phase] ?? p.phase;
+  if (p.phase === "inference" && p.total > 0) text = `Window ${Math.min(p.done + 1, p.total)} of ${p.total}`;
+  else if (p.phase === "loading" && p.total > 0) {
+    text = `Loading model (${(p.done / 1048576).toFixed(1)} of ${(p.total / 1048576).toFixed(1)} MiB)`;
+  }
+  if (p.message && p.phase !== "loading") text += ` — ${p.message}`;
+  let etaSeconds: number | undefined;
+  if (fraction !== null && p.done > 0 && p.done < p.total) {
+    const elapsed = (nowMs - phaseStartedMs) / 1000;
+    etaSeconds = (elapsed / p.done) * (p.total - p.done);
+  }
+  return { phase: p.phase, fraction, text, etaSeconds };
+}
+
+export interface RunOutcome {
+  result: SegmentationResult;
+  segmentationId?: string;
+  /** why the labelmap could not be shown, when it could not */
+  displayError?: string;
+  elapsedMs: number;
+}
+
+export interface ActiveRun {
+  cancel(): void;
+  outcome: Promise<RunOutcome>;
+}
+
+/** Starts a run. `cancel()` stops it within one model call; the outcome then rejects with CANCELLED. */
+export function startRun(
+  servicesManager: ServicesManager,
+  displaySet: DisplaySet,
+  settings: RunSettings,
+  onProgress: (p: RunProgress) => void,
+): ActiveRun {
+  let cancelled = false;
+  let cancelWorker: (() => void) | undefined;
+  const started = performance.now();
+  const outcome = (async (): Promise<RunOutcome> => {
+    onProgress({ phase: "series", fraction: null, text: PHASE_TEXT.series });
+    const { volume, sliceImageIds } = await volumeFromDisplaySet(displaySet, {
+      onProgress: (done, total) =>
+        onProgress({ phase: "series", fraction: total ? done / total : null, text: PHASE_TEXT.series }),
+    });
+    if (cancelled) throw Object.assign(new Error("cancelled"), { code: "CANCELLED" });
+    let phase: Progress["phase"] | undefined;
+    let phaseStart = performance.now();
+    const handle = sharedWorker().run(
+      {
+        volume,
+        modelUrl: typeof settings.model.url === "string"
+          ? settings.model.url
+          : `/models/${encodeURIComponent(settings.model.id)}/`,
+        providers: providersFor(settings.device),
+        options: { uncertainty: settings.uncertainty, passes: settings.passes },
+      },
+      (p) => {
+        if (p.phase !== phase) {
+          phase = p.phase;
+          phaseStart = performance.now();
+        }
+        onProgress(describeProgress(p, phaseStart, performance.now()));
+      },
+    );
+    cancelWorker = handle.cancel;
+    if (cancelled) handle.cancel();
+    const result = await handle.result;
+    onProgress({ phase: "writing", fraction: null, text: "Showing the labelmap" });
+    const title = `${settings.model.name} ${settings.model.version}`;
+    try {
+      const segmentationId = await showLabelmap(
+        servicesManager,
+        displaySet,
+        sliceImageIds,
+        result.labelmap,
+        title,
+      );
+      return { result, segmentationId, elapsedMs: performance.now() - started };
+    } catch (err) {
+      // The result stays usable (statistics, export) even if the viewer cannot draw it.
+      return {
+        result,
+        displayError: err instanceof Error ? err.message : String(err),
+        elapsedMs: performance.now() - started,
+      };
+    }
+  })();
+  return {
+    cancel() {
+      cancelled = true;
+      cancelWorker?.();
+    },
+    outcome,
+  };
+}

@@ -1,0 +1,133 @@
+/**
+ * The active series as an EdgeSeg `Volume`, read from the host's Cornerstone3D: a streaming image
+ * volume built from the display set's imageIds (pixel values already rescaled, e.g. CT in HU — never
+ * rescale again), with its geometry converted to EdgeSeg's convention and the source instance of
+ * every slice k recorded, because Cornerstone sorts slices by position (z ascending) while the display
+ * set runs in file/instance order. Results are mapped back by these references, never by index.
+ */
+import type { Geometry, Mat3, Vec3, Volume, VoxelArray } from "../../src/core/types.ts";
+import type { DisplaySet } from "./host.ts";
+import { hostCornerstone } from "./host.ts";
+
+/** The parts of a Cornerstone3D image volume used here (5.6.8). */
+export interface CornerstoneVolumeLike {
+  dimensions: ArrayLike<number>;
+  spacing: ArrayLike<number>;
+  origin: ArrayLike<number>;
+  /** [rowCosines, columnCosines, normal]: each triple is one axis (i, j, k) */
+  direction: ArrayLike<number>;
+  imageIds: string[];
+  numberOfComponents?: number;
+  voxelManager: { getCompleteScalarDataArray(): ArrayLike<number> };
+  load(callback: () => void): void;
+}
+
+/**
+ * Cornerstone stores the direction as three axis vectors one after another; EdgeSeg stores the same
+ * vectors as the columns of a row-major matrix. The conversion is a transpose.
+ */
+export function geometryFromCornerstone(
+  vol: Pick<CornerstoneVolumeLike, "dimensions" | "spacing" | "origin" | "direction">,
+): Geometry {
+  const d = vol.direction;
+  const direction: Mat3 = [d[0], d[3], d[6], d[1], d[4], d[7], d[2], d[5], d[8]];
+  const v3 = (a: ArrayLike<number>): Vec3 => [a[0], a[1], a[2]];
+  return { dims: v3(vol.dimensions), spacing: v3(vol.spacing), origin: v3(vol.origin), direction };
+}
+
+/** Copies (never aliases) Cornerstone's scalar array into a typed array EdgeSeg accepts. */
+export function voxelsFrom(scalars: ArrayLike<number>): VoxelArray {
+  if (
+    scalars instanceof Int16Array || scalars instanceof Uint16Array || scalars instanceof Uint8Array ||
+    scalars instanceof Float32Array
+  ) {
+    return scalars.slice();
+  }
+  return Float32Array.from(scalars);
+}
+
+/** Cornerstone keeps colour voxels interleaved (RGBRGB…); EdgeSeg volumes are planar (all R, then G, then B). */
+export function planarFromInterleaved(data: VoxelArray, channels: number): VoxelArray {
+  if (channels === 1) return data;
+  const n = data.length / channels;
+  const out = new (data.constructor as { new (len: number): VoxelArray })(data.length);
+  for (let c = 0; c < channels; c++) {
+    const base = c * n;
+    for (let v = 0, src = c; v < n; v++, src += channels) out[base + v] = data[src];
+  }
+  return out;
+}
+
+interface MetaDataLike {
+  get(type: string, imageId: string): Record<string, unknown> | undefined;
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === "string" && v !== "" ? v : undefined;
+}
+
+/** A volume read from the viewer, with the Cornerstone imageId of every slice k (to map results back). */
+export interface ViewerVolume {
+  volume: Volume;
+  sliceImageIds: string[];
+}
+
+/** Builds the volume for a display set through the host's Cornerstone; reports load progress. */
+export async function volumeFromDisplaySet(
+  displaySet: DisplaySet,
+  options: { onProgress?: (done: number, total: number) => void } = {},
+): Promise<ViewerVolume> {
+  const cs = hostCornerstone() as
+    | {
+      volumeLoader?: {
+        createAndCacheVolume(id: string, opts: { imageIds: string[] }): Promise<CornerstoneVolumeLike>;
+      };
+      metaData?: MetaDataLike;
+      cache?: { getVolume(id: string): CornerstoneVolumeLike | undefined };
+    }
+    | undefined;
+  if (!cs?.volumeLoader || !cs.metaData) {
+    throw new Error("EdgeSeg: the viewer's Cornerstone3D (window.cornerstone) is not available yet");
+  }
+  const imageIds = displaySet.imageIds ?? [];
+  if (imageIds.length === 0) throw new Error("EdgeSeg: the active series has no images to segment");
+  const volumeId = `cornerstoneStreamingImageVolume:edgeseg-${displaySet.displaySetInstanceUID}`;
+  const vol = cs.cache?.getVolume(volumeId) ??
+    await cs.volumeLoader.createAndCacheVolume(volumeId, { imageIds });
+  options.onProgress?.(0, imageIds.length);
+  await new Promise<void>((resolve) => vol.load(resolve));
+  options.onProgress?.(imageIds.length, imageIds.length);
+
+  const geometry = geometryFromCornerstone(vol);
+  const channels = vol.numberOfComponents ?? 1;
+  const data = planarFromInterleaved(voxelsFrom(vol.voxelManager.getCompleteScalarDataArray()), channels);
+  const expected = geometry.dims[0] * geometry.dims[1] * geometry.dims[2] * channels;
+  if (data.length !== expected) {
+    throw new Error(
+      `EdgeSeg: the volume has ${data.length} voxels, expected ${expected} (${
+        geometry.dims.join("×")
+      }×${channels})`,
+    );
+  }
+  const meta = cs.metaData;
+  const first = vol.imageIds[0];
+  const series = meta.get("generalSeriesModule", first) ?? {};
+  const frame = meta.get("imagePlaneModule", first) ?? {};
+  const instances = vol.imageIds.map((id) => {
+    const sop = meta.get("sopCommonModule", id) ?? {};
+    return { sopClassUID: str(sop.sopClassUID) ?? "", sopInstanceUID: str(sop.sopInstanceUID) ?? "" };
+  });
+  const volume: Volume = {
+    geometry,
+    channels,
+    data,
+    modality: str(series.modality) ?? displaySet.Modality ?? "OT",
+    frameOfReferenceUID: str(frame.frameOfReferenceUID),
+    source: {
+      studyUID: displaySet.StudyInstanceUID ?? str(series.studyInstanceUID) ?? "",
+      seriesUID: displaySet.SeriesInstanceUID ?? str(series.seriesInstanceUID) ?? "",
+      instances,
+    },
+  };
+  return { volume, sliceImageIds: [...vol.imageIds] };
+}

@@ -1,0 +1,119 @@
+/**
+ * The page side of the inference Worker (src/inference/protocol.ts): one Worker per page, runs
+ * identified by id, progress streamed to a callback, cancel that ends the run with a CANCELLED error.
+ */
+import {
+  type Capabilities as WorkerCapabilities,
+  deserializeError,
+  isWorkerResponse,
+  requestTransferables,
+  type RunRequest,
+  type WorkerRequest,
+} from "../../src/inference/protocol.ts";
+import type { Progress, SegmentationResult } from "../../src/core/types.ts";
+
+/** Replaced at build time with the hashed URL of the worker bundle (see extension/build.ts). */
+declare const __EDGESEG_WORKER_URL__: string;
+
+export function workerUrl(): string {
+  return typeof __EDGESEG_WORKER_URL__ === "string"
+    ? __EDGESEG_WORKER_URL__
+    : "/plugins/edgeseg/edgeseg-worker.js";
+}
+
+interface WorkerLike {
+  postMessage(msg: unknown, transfer?: Transferable[]): void;
+  addEventListener(type: "message" | "error", fn: (ev: { data?: unknown; message?: string }) => void): void;
+  terminate(): void;
+}
+
+interface Pending {
+  resolve(value: unknown): void;
+  reject(err: Error): void;
+  onProgress?: (p: Progress) => void;
+}
+
+export interface RunHandle {
+  id: string;
+  result: Promise<SegmentationResult>;
+  cancel(): void;
+}
+
+let counter = 0;
+function nextId(prefix: string): string {
+  counter += 1;
+  return `${prefix}-${Date.now().toString(36)}-${counter}`;
+}
+
+export class SegmentationWorker {
+  readonly #worker: WorkerLike;
+  readonly #pending = new Map<string, Pending>();
+
+  /** `create` exists so tests can hand in a fake Worker. */
+  constructor(
+    create: () => WorkerLike = () => new Worker(workerUrl(), { type: "module", name: "edgeseg-inference" }),
+  ) {
+    this.#worker = create();
+    this.#worker.addEventListener("message", (ev) => this.#onMessage(ev.data));
+    this.#worker.addEventListener("error", (ev) => {
+      // A worker that fails to load or throws at top level fails every pending run.
+      const err = new Error(`the EdgeSeg inference worker failed: ${ev.message ?? "unknown error"}`);
+      for (const p of this.#pending.values()) p.reject(err);
+      this.#pending.clear();
+    });
+  }
+
+  #onMessage(data: unknown): void {
+    if (!isWorkerResponse(data)) return;
+    const pending = this.#pending.get(data.id);
+    if (!pending) return;
+    if (data.type === "progress") {
+      pending.onProgress?.(data.progress);
+      return;
+    }
+    this.#pending.delete(data.id);
+    if (data.type === "error") pending.reject(deserializeError(data.error));
+    else if (data.type === "result") pending.resolve(data.result);
+    else pending.resolve(data.capabilities);
+  }
+
+  #post(req: WorkerRequest, transfer: ArrayBuffer[] = []): void {
+    this.#worker.postMessage(req, transfer);
+  }
+
+  /** Starts a run. The volume's voxel buffer is transferred: the caller must not use it afterwards. */
+  run(request: Omit<RunRequest, "type" | "id">, onProgress?: (p: Progress) => void): RunHandle {
+    const id = nextId("run");
+    const req: RunRequest = { type: "run", id, ...request };
+    const result = new Promise<SegmentationResult>((resolve, reject) => {
+      this.#pending.set(id, { resolve: (v) => resolve(v as SegmentationResult), reject, onProgress });
+    });
+    this.#post(req, requestTransferables(req));
+    return { id, result, cancel: () => this.#post({ type: "cancel", id }) };
+  }
+
+  /** What the worker's ONNX Runtime can use (WebGPU adapter, WebNN, WASM threads). */
+  capabilities(): Promise<WorkerCapabilities> {
+    const id = nextId("caps");
+    const p = new Promise<WorkerCapabilities>((resolve, reject) => {
+      this.#pending.set(id, { resolve: (v) => resolve(v as WorkerCapabilities), reject });
+    });
+    this.#post({ type: "capabilities", id });
+    return p;
+  }
+
+  terminate(): void {
+    this.#worker.terminate();
+    const err = new Error("the EdgeSeg inference worker was stopped");
+    for (const p of this.#pending.values()) p.reject(err);
+    this.#pending.clear();
+  }
+}
+
+let shared: SegmentationWorker | undefined;
+
+/** The page's one inference worker, started on first use (keeps ORT sessions warm between runs). */
+export function sharedWorker(): SegmentationWorker {
+  shared ??= new SegmentationWorker();
+  return shared;
+}
