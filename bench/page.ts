@@ -1,0 +1,51 @@
+/**
+ * Page side of `deno task bench`'s Chromium sections (bundled into bench/tmp/page.js by src/cli/bench.ts):
+ * loads a model package through src/inference/browser.ts with a given provider and WASM thread count
+ * and times the Predictor. One page per thread count: ORT fixes its threads when its WASM starts.
+ */
+import { browserOrtLoader, loadBrowserModel } from "../src/inference/browser.ts";
+import { serializeError } from "../src/inference/protocol.ts";
+import type { ExecutionProvider } from "../src/core/types.ts";
+
+async function bench(modelUrl: string, provider: ExecutionProvider, threads: number, shape: number[], iters: number) {
+  try {
+    const { runtime } = await loadBrowserModel(modelUrl, {
+      providers: [provider],
+      loadOrt: browserOrtLoader("/ort/", threads),
+      numThreads: threads,
+      useCache: false,
+      loadMembers: false,
+      probe: false,
+    });
+    const n = shape.reduce((a, b) => a * b, 1);
+    const x = new Float32Array(n);
+    for (let i = 0; i < n; i++) x[i] = Math.sin(i * 0.001);
+    await runtime.members[0](x, shape); // warm-up: shader compilation, first allocation
+    const times: number[] = [];
+    for (let i = 0; i < iters; i++) {
+      const t0 = performance.now();
+      await runtime.members[0](x, shape);
+      times.push(performance.now() - t0);
+    }
+    const out = {
+      ok: true,
+      provider: runtime.provider,
+      threads: runtime.sessions[0].numThreads ?? null,
+      adapter: runtime.sessions[0].gpu?.description ?? null,
+      times,
+    };
+    await runtime.release();
+    return out;
+  } catch (e) {
+    return { ok: false, error: serializeError(e) };
+  }
+}
+
+async function adapter() {
+  const gpu = (navigator as unknown as { gpu?: { requestAdapter(): Promise<{ info?: Record<string, unknown> } | null> } }).gpu;
+  const a = gpu ? await gpu.requestAdapter() : null;
+  return a ? { vendor: a.info?.vendor, architecture: a.info?.architecture, isFallbackAdapter: a.info?.isFallbackAdapter } : null;
+}
+
+(globalThis as Record<string, unknown>).edgesegBench = { bench, adapter };
+(globalThis as Record<string, unknown>).edgesegReady = true;
