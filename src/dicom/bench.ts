@@ -22,7 +22,12 @@ export interface EncodeBench {
 }
 
 function syntheticSource(dims: [number, number, number]) {
-  const geometry: Geometry = { dims, spacing: [0.8, 0.8, 1.5], origin: [-200, -200, 0], direction: [1, 0, 0, 0, 1, 0, 0, 0, 1] };
+  const geometry: Geometry = {
+    dims,
+    spacing: [0.8, 0.8, 1.5],
+    origin: [-200, -200, 0],
+    direction: [1, 0, 0, 0, 1, 0, 0, 0, 1],
+  };
   const instances: NaturalizedDataset[] = [];
   for (let k = 0; k < dims[2]; k++) {
     instances.push({
@@ -76,7 +81,15 @@ export function benchSegEncode(
     if (r === 0 && m0 !== undefined) extraBytes = options.memory!() - m0;
     outputBytes = out.length;
   }
-  return { name: "SEG BINARY encode, 5 segments", dims, ms: median(runs), runsMs: runs, outputBytes, inputBytes: data.byteLength, extraBytes };
+  return {
+    name: "SEG BINARY encode, 5 segments",
+    dims,
+    ms: median(runs),
+    runsMs: runs,
+    outputBytes,
+    inputBytes: data.byteLength,
+    extraBytes,
+  };
 }
 
 /** Parametric Map (float32) encode on the same grid. */
@@ -92,10 +105,21 @@ export function benchPmapEncode(
   for (let r = 0; r < (options.runs ?? 3); r++) {
     const m0 = options.memory?.();
     const t0 = performance.now();
-    const out = writeParametricMap({ source, map: { geometry: source.geometry, data, measure: "entropy", method: "mc", passes: 20 } });
+    const out = writeParametricMap({
+      source,
+      map: { geometry: source.geometry, data, measure: "entropy", method: "mc", passes: 20 },
+    });
     runs.push(performance.now() - t0);
     if (r === 0 && m0 !== undefined) extraBytes = options.memory!() - m0;
     outputBytes = out.length;
   }
-  return { name: "Parametric Map float32 encode", dims, ms: median(runs), runsMs: runs, outputBytes, inputBytes: data.byteLength, extraBytes };
+  return {
+    name: "Parametric Map float32 encode",
+    dims,
+    ms: median(runs),
+    runsMs: runs,
+    outputBytes,
+    inputBytes: data.byteLength,
+    extraBytes,
+  };
 }

@@ -18,7 +18,11 @@ export interface FrameInfo {
   planarConfiguration?: number;
 }
 
-const NATIVE = new Set<string>([TransferSyntax.ImplicitLE, TransferSyntax.ExplicitLE, TransferSyntax.DeflatedLE]);
+const NATIVE = new Set<string>([
+  TransferSyntax.ImplicitLE,
+  TransferSyntax.ExplicitLE,
+  TransferSyntax.DeflatedLE,
+]);
 const CODEC = new Set<string>([
   TransferSyntax.JpegBaseline,
   TransferSyntax.JpegExtended,
@@ -35,7 +39,8 @@ export function isEncapsulated(ts: string): boolean {
 }
 
 export function isSupportedTransferSyntax(ts: string): boolean {
-  return NATIVE.has(ts) || CODEC.has(ts) || ts === TransferSyntax.Rle || ts === TransferSyntax.DeflatedImageFrame;
+  return NATIVE.has(ts) || CODEC.has(ts) || ts === TransferSyntax.Rle ||
+    ts === TransferSyntax.DeflatedImageFrame;
 }
 
 /** Bytes one decoded frame occupies (1-bit frames: ceil(rows·cols/8), byte aligned). */
@@ -97,8 +102,13 @@ export async function inflateRaw(bytes: Uint8Array): Promise<Uint8Array> {
   try {
     return await inflateOnce(bytes);
   } catch (e) {
-    if (bytes.length > 1 && bytes[bytes.length - 1] === 0) return await inflateOnce(bytes.subarray(0, bytes.length - 1));
-    throw new InputError("BAD_DEFLATE", `expected a raw deflate stream, found bytes it cannot inflate: ${e instanceof Error ? e.message : e}`);
+    if (bytes.length > 1 && bytes[bytes.length - 1] === 0) {
+      return await inflateOnce(bytes.subarray(0, bytes.length - 1));
+    }
+    throw new InputError(
+      "BAD_DEFLATE",
+      `expected a raw deflate stream, found bytes it cannot inflate: ${e instanceof Error ? e.message : e}`,
+    );
   }
 }
 
@@ -116,7 +126,10 @@ async function inflateOnce(bytes: Uint8Array): Promise<Uint8Array> {
  */
 export function decodeRle(frame: Uint8Array, info: FrameInfo): Uint8Array {
   if (frame.length < 64) {
-    throw new InputError("BAD_RLE", `expected an RLE frame with a 64-byte header, found ${frame.length} bytes`);
+    throw new InputError(
+      "BAD_RLE",
+      `expected an RLE frame with a 64-byte header, found ${frame.length} bytes`,
+    );
   }
   const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
   const nSegments = view.getUint32(0, true);

@@ -8,7 +8,11 @@ export const Codes = {
   /** CID 7162 Segmentation Algorithm Family */
   artificialIntelligence: { value: "123110", scheme: "DCM", meaning: "Artificial Intelligence" },
   /** CID 7202 Source Image Purpose of Reference */
-  sourceImageForProcessing: { value: "121322", scheme: "DCM", meaning: "Source image for image processing operation" },
+  sourceImageForProcessing: {
+    value: "121322",
+    scheme: "DCM",
+    meaning: "Source image for image processing operation",
+  },
   /** CID 7203 Image Derivation */
   segmentation: { value: "113076", scheme: "DCM", meaning: "Segmentation" },
   /** CID 7005 Contributing Equipment Purpose of Reference (IHE AIR: the algorithm as processing equipment) */

@@ -85,7 +85,10 @@ export function validateSource(source: SourceSeries, what: string): void {
     );
   }
   if (source.refs && source.refs.length !== n) {
-    throw new ConformanceError("SOURCE_MISMATCH", `${what}: expected ${n} source refs, found ${source.refs.length}`);
+    throw new ConformanceError(
+      "SOURCE_MISMATCH",
+      `${what}: expected ${n} source refs, found ${source.refs.length}`,
+    );
   }
   const first = source.instances[0];
   for (const key of ["StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID"]) {
@@ -101,18 +104,24 @@ export function validateSource(source: SourceSeries, what: string): void {
     if (!sop.sopClassUID || !sop.sopInstanceUID) {
       throw new ConformanceError(
         "MISSING_ATTRIBUTE",
-        `${what}: expected SOPClassUID and SOPInstanceUID on source slice ${k}, found ${sop.sopClassUID || "none"} / ${
-          sop.sopInstanceUID || "none"
-        }`,
+        `${what}: expected SOPClassUID and SOPInstanceUID on source slice ${k}, found ${
+          sop.sopClassUID || "none"
+        } / ${sop.sopInstanceUID || "none"}`,
       );
     }
     if (str(ds, "StudyInstanceUID") !== str(first, "StudyInstanceUID")) {
-      throw new ConformanceError("MIXED_STUDIES", `${what}: expected every source slice in one study, found slice ${k} in another`);
+      throw new ConformanceError(
+        "MIXED_STUDIES",
+        `${what}: expected every source slice in one study, found slice ${k} in another`,
+      );
     }
   });
   const d = source.geometry.dims;
   if (!(d[0] > 0 && d[1] > 0 && d[2] > 0) || d[0] > 65535 || d[1] > 65535) {
-    throw new ConformanceError("BAD_DIMENSIONS", `${what}: expected 1..65535 rows and columns, found ${d[0]}×${d[1]}×${d[2]}`);
+    throw new ConformanceError(
+      "BAD_DIMENSIONS",
+      `${what}: expected 1..65535 rows and columns, found ${d[0]}×${d[1]}×${d[2]}`,
+    );
   }
 }
 
@@ -170,11 +179,18 @@ export function referencedSeries(source: SourceSeries): NaturalizedDataset[] {
     seen.add(r.sopInstanceUID);
     items.push({ ReferencedSOPClassUID: r.sopClassUID, ReferencedSOPInstanceUID: r.sopInstanceUID });
   });
-  return [{ SeriesInstanceUID: str(source.instances[0], "SeriesInstanceUID"), ReferencedInstanceSequence: items }];
+  return [{
+    SeriesInstanceUID: str(source.instances[0], "SeriesInstanceUID"),
+    ReferencedInstanceSequence: items,
+  }];
 }
 
 /** A per-frame Derivation Image item pointing at source slice k. */
-export function derivationImage(source: SourceSeries, k: number, derivation: Code = Codes.segmentation): NaturalizedDataset[] {
+export function derivationImage(
+  source: SourceSeries,
+  k: number,
+  derivation: Code = Codes.segmentation,
+): NaturalizedDataset[] {
   const r = refOf(source, k);
   const src: NaturalizedDataset = {
     ReferencedSOPClassUID: r.sopClassUID,
@@ -187,7 +203,11 @@ export function derivationImage(source: SourceSeries, k: number, derivation: Cod
 }
 
 /** Equipment, Enhanced General Equipment, and Contributing Equipment naming the model (IHE AI Results). */
-export function equipment(options: CommonOptions, provenance: ProvenanceLike | undefined, now: Date): NaturalizedDataset {
+export function equipment(
+  options: CommonOptions,
+  provenance: ProvenanceLike | undefined,
+  now: Date,
+): NaturalizedDataset {
   const manufacturer = options.manufacturer ?? SOFTWARE_NAME;
   const out: NaturalizedDataset = {
     Manufacturer: manufacturer,
@@ -196,9 +216,9 @@ export function equipment(options: CommonOptions, provenance: ProvenanceLike | u
     SoftwareVersions: SOFTWARE_VERSION,
   };
   const p = (n: number) => String(n).padStart(2, "0");
-  const dt = `${now.getUTCFullYear()}${p(now.getUTCMonth() + 1)}${p(now.getUTCDate())}${p(now.getUTCHours())}${
-    p(now.getUTCMinutes())
-  }${p(now.getUTCSeconds())}+0000`;
+  const dt = `${now.getUTCFullYear()}${p(now.getUTCMonth() + 1)}${p(now.getUTCDate())}${
+    p(now.getUTCHours())
+  }${p(now.getUTCMinutes())}${p(now.getUTCSeconds())}+0000`;
   if (provenance?.modelName || provenance?.modelId) {
     out.ContributingEquipmentSequence = [{
       PurposeOfReferenceCodeSequence: [codeItem(Codes.processingEquipment)],

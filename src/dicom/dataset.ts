@@ -93,7 +93,10 @@ export const IMPLEMENTATION_VERSION_NAME = "EDGESEG_0_1";
  * encapsulated syntax makes dcmjs write PixelData given as one ArrayBuffer per frame as fragments).
  * The writers leave pixel data out and append it with `allocateWithPixelElement`.
  */
-export function writeDataset(dataset: NaturalizedDataset, transferSyntaxUID: string = TransferSyntax.ExplicitLE): Uint8Array {
+export function writeDataset(
+  dataset: NaturalizedDataset,
+  transferSyntaxUID: string = TransferSyntax.ExplicitLE,
+): Uint8Array {
   const sopClass = str(dataset, "SOPClassUID") ?? "";
   const sopInstance = str(dataset, "SOPInstanceUID") ?? "";
   const meta: NaturalizedDataset = {
@@ -144,7 +147,9 @@ export function str(ds: NaturalizedDataset | undefined, key: string): string | u
   if (Array.isArray(v) && v.length > 0 && (typeof v[0] === "string" || typeof v[0] === "number")) {
     return String(v[0]);
   }
-  if (v && typeof v === "object" && "Alphabetic" in v) return String((v as { Alphabetic: unknown }).Alphabetic);
+  if (v && typeof v === "object" && "Alphabetic" in v) {
+    return String((v as { Alphabetic: unknown }).Alphabetic);
+  }
   return undefined;
 }
 

@@ -4,7 +4,13 @@
  * be sliced per byte: `nativeBits` hands the whole bit stream to the SEG reader instead.
  */
 import { InputError } from "../core/errors.ts";
-import { decodeFrame, type FrameInfo, frameBytes, isEncapsulated, isSupportedTransferSyntax } from "./codecs.ts";
+import {
+  decodeFrame,
+  frameBytes,
+  type FrameInfo,
+  isEncapsulated,
+  isSupportedTransferSyntax,
+} from "./codecs.ts";
 import { type NaturalizedDataset, num, pixelBuffers } from "./dataset.ts";
 
 export function frameInfoOf(ds: NaturalizedDataset): FrameInfo {
@@ -12,7 +18,9 @@ export function frameInfoOf(ds: NaturalizedDataset): FrameInfo {
   if (!rows || !columns || !bitsAllocated) {
     throw new InputError(
       "MISSING_ATTRIBUTE",
-      `expected Rows, Columns and BitsAllocated, found ${rows ?? "none"}, ${columns ?? "none"}, ${bitsAllocated ?? "none"}`,
+      `expected Rows, Columns and BitsAllocated, found ${rows ?? "none"}, ${columns ?? "none"}, ${
+        bitsAllocated ?? "none"
+      }`,
     );
   }
   return {
@@ -63,11 +71,15 @@ export async function readFrames(
   }
   if (!isEncapsulated(transferSyntaxUID)) {
     const [whole] = pixelBuffers(ds, pixelKey);
-    const bytesPerFrame = pixelKey === "PixelData" ? frameBytes(info) : info.rows * info.columns * (pixelKey === "FloatPixelData" ? 4 : 8);
+    const bytesPerFrame = pixelKey === "PixelData"
+      ? frameBytes(info)
+      : info.rows * info.columns * (pixelKey === "FloatPixelData" ? 4 : 8);
     if (!whole || whole.length < bytesPerFrame * nFrames) {
       throw new InputError(
         "PIXEL_DATA_LENGTH",
-        `expected ${bytesPerFrame * nFrames} bytes of pixel data (${nFrames} frames), found ${whole?.length ?? 0}`,
+        `expected ${bytesPerFrame * nFrames} bytes of pixel data (${nFrames} frames), found ${
+          whole?.length ?? 0
+        }`,
       );
     }
     const out: Uint8Array[] = [];

@@ -18,7 +18,10 @@ export async function readDicomFolder(dir: string): Promise<{ path: string; byte
       if (e.isDirectory) await walk(p);
       else if (e.isFile) {
         const bytes = await Deno.readFile(p);
-        if (bytes.length > 132 && bytes[128] === 0x44 && bytes[129] === 0x49 && bytes[130] === 0x43 && bytes[131] === 0x4d) {
+        if (
+          bytes.length > 132 && bytes[128] === 0x44 && bytes[129] === 0x49 && bytes[130] === 0x43 &&
+          bytes[131] === 0x4d
+        ) {
           out.push({ path: p, bytes });
         }
       }
@@ -55,7 +58,9 @@ export class FolderOutbox implements Outbox {
   async list(): Promise<string[]> {
     const ids: string[] = [];
     try {
-      for await (const e of Deno.readDir(this.dir)) if (e.isFile && e.name.endsWith(".dcm")) ids.push(e.name.slice(0, -4));
+      for await (const e of Deno.readDir(this.dir)) {
+        if (e.isFile && e.name.endsWith(".dcm")) ids.push(e.name.slice(0, -4));
+      }
     } catch (e) {
       if (!(e instanceof Deno.errors.NotFound)) throw e;
     }

@@ -14,5 +14,12 @@ export { decodeFrame, decodeRle, isSupportedTransferSyntax } from "./codecs.ts";
 export { dicomLabToSrgb, srgbToDicomLab, srgbToLab } from "./color.ts";
 export { codeItem, Codes } from "./codes.ts";
 export { newUid } from "./uid.ts";
-export { DicomWebClient, flushOutbox, MemoryOutbox, multipartBody, multipartParts, storeWithRetention } from "./web.ts";
+export {
+  DicomWebClient,
+  flushOutbox,
+  MemoryOutbox,
+  multipartBody,
+  multipartParts,
+  storeWithRetention,
+} from "./web.ts";
 export type { DicomJson, DicomWebClientOptions, Outbox, StowResult } from "./web.ts";

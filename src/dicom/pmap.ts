@@ -29,7 +29,13 @@ import { dicomDateTime, newUid } from "./uid.ts";
 export interface ParametricMapWriteInput {
   source: SourceSeries;
   /** the map on the source grid (UncertaintyMap fits) */
-  map: { geometry: Geometry; data: Float32Array; measure?: UncertaintyMeasure; method?: string; passes?: number };
+  map: {
+    geometry: Geometry;
+    data: Float32Array;
+    measure?: UncertaintyMeasure;
+    method?: string;
+    passes?: number;
+  };
   provenance?: ProvenanceLike;
   options?: CommonOptions & { lutLabel?: string; lutExplanation?: string };
 }
@@ -57,17 +63,25 @@ export function writeParametricMap(input: ParametricMapWriteInput): Uint8Array {
   if (!sameGrid(map.geometry, source.geometry)) {
     throw new ConformanceError(
       "GEOMETRY_MISMATCH",
-      `map: expected the source grid ${JSON.stringify(source.geometry)}, found ${JSON.stringify(map.geometry)}`,
+      `map: expected the source grid ${JSON.stringify(source.geometry)}, found ${
+        JSON.stringify(map.geometry)
+      }`,
     );
   }
   const [cols, rows, K] = source.geometry.dims;
   const P = cols * rows;
   if (!(map.data instanceof Float32Array) || map.data.length !== P * K) {
-    throw new ConformanceError("BAD_MAP", `map: expected a Float32Array of ${P * K} values, found ${map.data?.length ?? "none"}`);
+    throw new ConformanceError(
+      "BAD_MAP",
+      `map: expected a Float32Array of ${P * K} values, found ${map.data?.length ?? "none"}`,
+    );
   }
   const measure: UncertaintyMeasure = map.measure ?? "entropy";
   if (!(measure in MEASURE_CODES)) {
-    throw new ConformanceError("BAD_MEASURE", `map.measure: expected entropy, mutualInformation, variance or sd, found ${measure}`);
+    throw new ConformanceError(
+      "BAD_MEASURE",
+      `map.measure: expected entropy, mutualInformation, variance or sd, found ${measure}`,
+    );
   }
   let lo = Infinity, hi = -Infinity, nonFinite = 0;
   for (let i = 0; i < map.data.length; i++) {
@@ -79,7 +93,10 @@ export function writeParametricMap(input: ParametricMapWriteInput): Uint8Array {
     }
   }
   if (nonFinite > 0) {
-    throw new ConformanceError("NON_FINITE", `map: expected finite values, found ${nonFinite} NaN or infinite voxels`);
+    throw new ConformanceError(
+      "NON_FINITE",
+      `map: expected finite values, found ${nonFinite} NaN or infinite voxels`,
+    );
   }
   if (hi === lo) hi = lo + 1;
 
@@ -91,7 +108,9 @@ export function writeParametricMap(input: ParametricMapWriteInput): Uint8Array {
   const passes = map.passes ?? 1;
   const words = MEASURE_WORDS[measure];
   const explanation = options.lutExplanation ??
-    `${words[0].toUpperCase()}${words.slice(1)} of the model output over ${passes} ${map.method ?? "stochastic"} pass${passes === 1 ? "" : "es"}`;
+    `${words[0].toUpperCase()}${words.slice(1)} of the model output over ${passes} ${
+      map.method ?? "stochastic"
+    } pass${passes === 1 ? "" : "es"}`;
 
   const rwvm: NaturalizedDataset = {
     LUTExplanation: explanation.slice(0, 64),
@@ -119,9 +138,11 @@ export function writeParametricMap(input: ParametricMapWriteInput): Uint8Array {
   delete rwvm.RealWorldValueFirstValueMapped;
   delete rwvm.RealWorldValueLastValueMapped;
 
-  const sheared = Math.abs(g.direction[2] * (g.direction[3] * g.direction[7] - g.direction[6] * g.direction[4]) +
-    g.direction[5] * (g.direction[6] * g.direction[1] - g.direction[0] * g.direction[7]) +
-    g.direction[8] * (g.direction[0] * g.direction[4] - g.direction[3] * g.direction[1])) < 0.9999;
+  const sheared = Math.abs(
+    g.direction[2] * (g.direction[3] * g.direction[7] - g.direction[6] * g.direction[4]) +
+      g.direction[5] * (g.direction[6] * g.direction[1] - g.direction[0] * g.direction[7]) +
+      g.direction[8] * (g.direction[0] * g.direction[4] - g.direction[3] * g.direction[1]),
+  ) < 0.9999;
   const pixelMeasures: NaturalizedDataset = {
     PixelSpacing: [ds(g.spacing[1]), ds(g.spacing[0])],
     SliceThickness: ds(sliceThicknessOf(source)),

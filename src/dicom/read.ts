@@ -11,7 +11,17 @@
  */
 import { InputError } from "../core/errors.ts";
 import type { Geometry, Mat3, SourceInstanceRef, Vec3, Volume, VoxelArray } from "../core/types.ts";
-import { type NaturalizedDataset, item, num, nums, parseDicom, seq, str, TransferSyntax, withoutPixels } from "./dataset.ts";
+import {
+  item,
+  type NaturalizedDataset,
+  num,
+  nums,
+  parseDicom,
+  seq,
+  str,
+  TransferSyntax,
+  withoutPixels,
+} from "./dataset.ts";
 import { frameInfoOf, readFrames } from "./frames.ts";
 
 export interface ReadSeriesOptions {
@@ -59,7 +69,9 @@ export async function readSeries(files: Uint8Array[], options: ReadSeriesOptions
     try {
       return parseDicom(bytes);
     } catch (e) {
-      throw new InputError("NOT_DICOM", `file ${index}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+      throw new InputError("NOT_DICOM", `file ${index}: ${e instanceof Error ? e.message : String(e)}`, {
+        cause: e,
+      });
     }
   });
   const bySeries = new Map<string, typeof parsed>();
@@ -80,13 +92,17 @@ export async function readSeries(files: Uint8Array[], options: ReadSeriesOptions
   } else if (bySeries.size > 1) {
     throw new InputError(
       "MIXED_SERIES",
-      `expected one series, found ${bySeries.size} (${[...bySeries.keys()].join(", ")}); choose one with seriesUID`,
+      `expected one series, found ${bySeries.size} (${
+        [...bySeries.keys()].join(", ")
+      }); choose one with seriesUID`,
     );
   } else chosen = [...bySeries.values()][0];
 
   const slices: SliceRef[] = [];
   for (const p of chosen) slices.push(...slicesOf(p.dataset, p.transferSyntaxUID, options));
-  if (slices.length === 0) throw new InputError("NO_FRAMES", "expected at least one frame, found none after filtering");
+  if (slices.length === 0) {
+    throw new InputError("NO_FRAMES", "expected at least one frame, found none after filtering");
+  }
 
   const first = slices[0].ds;
   const rows = num(first, "Rows")!, cols = num(first, "Columns")!;
@@ -95,21 +111,30 @@ export async function readSeries(files: Uint8Array[], options: ReadSeriesOptions
     if (num(s.ds, "Rows") !== rows || num(s.ds, "Columns") !== cols) {
       throw new InputError(
         "INCONSISTENT_DIMENSIONS",
-        `expected every slice ${cols}×${rows}, found ${num(s.ds, "Columns")}×${num(s.ds, "Rows")} (${str(s.ds, "SOPInstanceUID")})`,
+        `expected every slice ${cols}×${rows}, found ${num(s.ds, "Columns")}×${num(s.ds, "Rows")} (${
+          str(s.ds, "SOPInstanceUID")
+        })`,
       );
     }
     for (let i = 0; i < 6; i++) {
       if (Math.abs(s.orientation[i] - slices[0].orientation[i]) > 1e-4) {
         throw new InputError(
           "INCONSISTENT_ORIENTATION",
-          `expected every slice with ImageOrientationPatient ${slices[0].orientation.join("\\")}, found ${s.orientation.join("\\")}`,
+          `expected every slice with ImageOrientationPatient ${slices[0].orientation.join("\\")}, found ${
+            s.orientation.join("\\")
+          }`,
         );
       }
     }
-    if (Math.abs(s.pixelSpacing[0] - slices[0].pixelSpacing[0]) > 1e-4 || Math.abs(s.pixelSpacing[1] - slices[0].pixelSpacing[1]) > 1e-4) {
+    if (
+      Math.abs(s.pixelSpacing[0] - slices[0].pixelSpacing[0]) > 1e-4 ||
+      Math.abs(s.pixelSpacing[1] - slices[0].pixelSpacing[1]) > 1e-4
+    ) {
       throw new InputError(
         "INCONSISTENT_SPACING",
-        `expected every slice with PixelSpacing ${slices[0].pixelSpacing.join("\\")}, found ${s.pixelSpacing.join("\\")}`,
+        `expected every slice with PixelSpacing ${slices[0].pixelSpacing.join("\\")}, found ${
+          s.pixelSpacing.join("\\")
+        }`,
       );
     }
   }
@@ -132,7 +157,9 @@ export async function readSeries(files: Uint8Array[], options: ReadSeriesOptions
   }
   frameCache.clear();
 
-  const data = channels === 1 ? toScalarVolume(slices, raw, rows * cols) : toRgbVolume(slices, raw, rows * cols, channels);
+  const data = channels === 1
+    ? toScalarVolume(slices, raw, rows * cols)
+    : toRgbVolume(slices, raw, rows * cols, channels);
 
   const volume: Volume = {
     geometry,
@@ -178,7 +205,9 @@ function slicesOf(ds: NaturalizedDataset, ts: string, options: ReadSeriesOptions
       if (!pos || pos.length !== 3 || !ori || ori.length !== 6) {
         throw new InputError(
           "MISSING_GEOMETRY",
-          `expected PlanePositionSequence and PlaneOrientationSequence for frame ${f + 1} of ${str(ds, "SOPInstanceUID")}, found none`,
+          `expected PlanePositionSequence and PlaneOrientationSequence for frame ${f + 1} of ${
+            str(ds, "SOPInstanceUID")
+          }, found none`,
         );
       }
       out.push({
@@ -266,9 +295,9 @@ function geometryOf(
     if (Math.abs(worst - mean) > tol) {
       throw new InputError(
         "NON_UNIFORM_SPACING",
-        `expected uniform slice steps along the normal (mean ${mean.toFixed(3)} mm ± ${tol.toFixed(3)}), found a step of ${
-          worst.toFixed(3)
-        } mm`,
+        `expected uniform slice steps along the normal (mean ${mean.toFixed(3)} mm ± ${
+          tol.toFixed(3)
+        }), found a step of ${worst.toFixed(3)} mm`,
       );
     }
     const p0 = slices[0].position, pn = slices[n - 1].position;
@@ -287,7 +316,9 @@ function geometryOf(
       if (dev > tol) {
         throw new InputError(
           "NON_UNIFORM_SPACING",
-          `expected slice ${k} at ${stepLen.toFixed(3)} mm steps on a line, found it ${dev.toFixed(3)} mm off`,
+          `expected slice ${k} at ${stepLen.toFixed(3)} mm steps on a line, found it ${
+            dev.toFixed(3)
+          } mm off`,
         );
       }
     }
@@ -297,7 +328,9 @@ function geometryOf(
       if (options.gantryTilt === "refuse") {
         throw new InputError(
           "GANTRY_TILT",
-          `expected slice positions stepping along the slice normal, found them ${deg.toFixed(2)}° off (gantry tilt ${
+          `expected slice positions stepping along the slice normal, found them ${
+            deg.toFixed(2)
+          }° off (gantry tilt ${
             num(slices[0].ds, "GantryDetectorTilt") ?? "unknown"
           }°): the stack is sheared; read with gantryTilt "carry" to keep the sheared geometry`,
         );
@@ -307,9 +340,15 @@ function geometryOf(
     kSpacing = stepLen;
   }
   const direction: Mat3 = [
-    rowDir[0], colDir[0], kDir[0],
-    rowDir[1], colDir[1], kDir[1],
-    rowDir[2], colDir[2], kDir[2],
+    rowDir[0],
+    colDir[0],
+    kDir[0],
+    rowDir[1],
+    colDir[1],
+    kDir[1],
+    rowDir[2],
+    colDir[2],
+    kDir[2],
   ];
   return {
     dims: [cols, rows, n],
@@ -333,19 +372,32 @@ function toScalarVolume(slices: SliceRef[], raw: Uint8Array[], sliceLen: number)
       );
     }
     const aligned = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice();
-    if (info.bitsAllocated === 8) return signed ? new Int8Array(aligned.buffer, aligned.byteOffset, sliceLen) : aligned.subarray(0, sliceLen);
+    if (info.bitsAllocated === 8) {
+      return signed
+        ? new Int8Array(aligned.buffer, aligned.byteOffset, sliceLen)
+        : aligned.subarray(0, sliceLen);
+    }
     if (info.bitsAllocated === 16) {
-      return signed ? new Int16Array(aligned.buffer, aligned.byteOffset, sliceLen) : new Uint16Array(aligned.buffer, aligned.byteOffset, sliceLen);
+      return signed
+        ? new Int16Array(aligned.buffer, aligned.byteOffset, sliceLen)
+        : new Uint16Array(aligned.buffer, aligned.byteOffset, sliceLen);
     }
     if (info.bitsAllocated === 32) {
-      return signed ? new Int32Array(aligned.buffer, aligned.byteOffset, sliceLen) : new Uint32Array(aligned.buffer, aligned.byteOffset, sliceLen);
+      return signed
+        ? new Int32Array(aligned.buffer, aligned.byteOffset, sliceLen)
+        : new Uint32Array(aligned.buffer, aligned.byteOffset, sliceLen);
     }
-    throw new InputError("UNSUPPORTED_BITS", `expected BitsAllocated 8, 16 or 32, found ${info.bitsAllocated}`);
+    throw new InputError(
+      "UNSUPPORTED_BITS",
+      `expected BitsAllocated 8, 16 or 32, found ${info.bitsAllocated}`,
+    );
   });
   // high bits above BitsStored may hold overlays or garbage: mask (unsigned) or sign-extend (signed)
   const shift = 32 - bitsStored;
   const mask = bitsStored >= 32 ? 0xffffffff : (2 ** bitsStored) - 1;
-  const clean = (v: number) => (bitsStored >= info.bitsAllocated ? v : signed ? (v << shift) >> shift : v & mask);
+  const clean = (
+    v: number,
+  ) => (bitsStored >= info.bitsAllocated ? v : signed ? (v << shift) >> shift : v & mask);
   let integral = true;
   let lo = Infinity, hi = -Infinity;
   for (let k = 0; k < n; k++) {
@@ -393,7 +445,10 @@ function toRgbVolume(slices: SliceRef[], raw: Uint8Array[], sliceLen: number, ch
   const jpegFamily = ts.startsWith("1.2.840.10008.1.2.4.");
   const ybr = photometric.startsWith("YBR") && !jpegFamily;
   if (ybr && photometric !== "YBR_FULL") {
-    throw new InputError("UNSUPPORTED_COLOR", `expected RGB or YBR_FULL for native colour, found ${photometric}`);
+    throw new InputError(
+      "UNSUPPORTED_COLOR",
+      `expected RGB or YBR_FULL for native colour, found ${photometric}`,
+    );
   }
   // RLE output is interleaved (see decodeRle); native data follows PlanarConfiguration
   const planar = ts !== TransferSyntax.Rle && !jpegFamily && info.planarConfiguration === 1;

@@ -55,17 +55,30 @@ export interface SegmentationWriteInput {
 const ALGORITHM_TYPES = new Set(["AUTOMATIC", "SEMIAUTOMATIC", "MANUAL"]);
 
 function validateSegments(segments: SegmentDescription[], maxNumber: number): void {
-  if (segments.length === 0) throw new ConformanceError("NO_SEGMENTS", "SegmentSequence: expected at least one segment, found none");
+  if (segments.length === 0) {
+    throw new ConformanceError("NO_SEGMENTS", "SegmentSequence: expected at least one segment, found none");
+  }
   const seen = new Set<number>();
   for (const s of segments) {
     const where = `SegmentSequence item ${s.number}`;
     if (!Number.isInteger(s.number) || s.number < 1 || s.number > maxNumber) {
-      throw new ConformanceError("BAD_SEGMENT_NUMBER", `${where}: expected SegmentNumber an integer 1..${maxNumber}, found ${s.number}`);
+      throw new ConformanceError(
+        "BAD_SEGMENT_NUMBER",
+        `${where}: expected SegmentNumber an integer 1..${maxNumber}, found ${s.number}`,
+      );
     }
-    if (seen.has(s.number)) throw new ConformanceError("DUPLICATE_SEGMENT_NUMBER", `${where}: expected unique SegmentNumber, found it twice`);
+    if (seen.has(s.number)) {
+      throw new ConformanceError(
+        "DUPLICATE_SEGMENT_NUMBER",
+        `${where}: expected unique SegmentNumber, found it twice`,
+      );
+    }
     seen.add(s.number);
     if (!s.label || s.label.length > 64) {
-      throw new ConformanceError("BAD_SEGMENT_LABEL", `${where}: expected SegmentLabel of 1..64 characters, found ${JSON.stringify(s.label)}`);
+      throw new ConformanceError(
+        "BAD_SEGMENT_LABEL",
+        `${where}: expected SegmentLabel of 1..64 characters, found ${JSON.stringify(s.label)}`,
+      );
     }
     if (!ALGORITHM_TYPES.has(s.algorithmType)) {
       throw new ConformanceError(
@@ -73,9 +86,19 @@ function validateSegments(segments: SegmentDescription[], maxNumber: number): vo
         `${where}: expected SegmentAlgorithmType AUTOMATIC, SEMIAUTOMATIC or MANUAL, found ${s.algorithmType}`,
       );
     }
-    for (const [name, code] of [["SegmentedPropertyCategoryCodeSequence", s.category], ["SegmentedPropertyTypeCodeSequence", s.type]] as const) {
+    for (
+      const [name, code] of [["SegmentedPropertyCategoryCodeSequence", s.category], [
+        "SegmentedPropertyTypeCodeSequence",
+        s.type,
+      ]] as const
+    ) {
       if (!code || !code.value || !code.scheme || !code.meaning) {
-        throw new ConformanceError("BAD_CODE", `${where} ${name}: expected CodeValue, CodingSchemeDesignator and CodeMeaning, found ${JSON.stringify(code)}`);
+        throw new ConformanceError(
+          "BAD_CODE",
+          `${where} ${name}: expected CodeValue, CodingSchemeDesignator and CodeMeaning, found ${
+            JSON.stringify(code)
+          }`,
+        );
       }
       if (code.scheme === "SRT") {
         throw new ConformanceError(
@@ -85,7 +108,10 @@ function validateSegments(segments: SegmentDescription[], maxNumber: number): vo
       }
     }
     if (!Array.isArray(s.color) || s.color.length !== 3 || s.color.some((c) => !(c >= 0 && c <= 255))) {
-      throw new ConformanceError("BAD_COLOR", `${where}: expected an sRGB colour of three values 0..255, found ${JSON.stringify(s.color)}`);
+      throw new ConformanceError(
+        "BAD_COLOR",
+        `${where}: expected an sRGB colour of three values 0..255, found ${JSON.stringify(s.color)}`,
+      );
     }
   }
 }
@@ -95,7 +121,11 @@ function validateSegments(segments: SegmentDescription[], maxNumber: number): vo
  * model labels may have gaps (1, 3, 7). So DICOM numbers are 1..n in ascending label order and the
  * label value is kept in AlgorithmParameters (`labelValue`), where readSegmentation finds it again.
  */
-function segmentItem(s: SegmentDescription, dicomNumber: number, provenance: ProvenanceLike | undefined): NaturalizedDataset {
+function segmentItem(
+  s: SegmentDescription,
+  dicomNumber: number,
+  provenance: ProvenanceLike | undefined,
+): NaturalizedDataset {
   const item: NaturalizedDataset = {
     SegmentNumber: dicomNumber,
     SegmentLabel: s.label,
@@ -114,11 +144,16 @@ function segmentItem(s: SegmentDescription, dicomNumber: number, provenance: Pro
       AlgorithmName: String(name).slice(0, 64),
       AlgorithmVersion: String(version).slice(0, 64),
     };
-    algo.AlgorithmParameters = JSON.stringify({ labelValue: s.number, ...(provenance ? { provenance } : {}) });
+    algo.AlgorithmParameters = JSON.stringify({
+      labelValue: s.number,
+      ...(provenance ? { provenance } : {}),
+    });
     if ((algo.AlgorithmParameters as string).length > 10240) {
       throw new ConformanceError(
         "VALUE_TOO_LONG",
-        `AlgorithmParameters (LT): expected at most 10240 characters, found ${(algo.AlgorithmParameters as string).length}`,
+        `AlgorithmParameters (LT): expected at most 10240 characters, found ${
+          (algo.AlgorithmParameters as string).length
+        }`,
       );
     }
     item.SegmentationAlgorithmIdentificationSequence = [algo];
@@ -184,7 +219,9 @@ function plan(input: SegmentationWriteInput, type: SegmentationType, segments: S
     if (everSeen[v] && lut[v] < 0) {
       throw new ConformanceError(
         "UNDESCRIBED_LABEL",
-        `labelmap: expected only values 0 and the segment numbers (${segments.map((s) => s.number).join(", ")}), found ${v}`,
+        `labelmap: expected only values 0 and the segment numbers (${
+          segments.map((s) => s.number).join(", ")
+        }), found ${v}`,
       );
     }
   }
@@ -214,7 +251,10 @@ export function writeSegmentation(input: SegmentationWriteInput): Uint8Array {
   const options = input.options ?? {};
   const type = options.type ?? "BINARY";
   if (type !== "BINARY" && type !== "LABELMAP" && type !== "FRACTIONAL") {
-    throw new ConformanceError("BAD_OPTION", `SegmentationType: expected BINARY, LABELMAP or FRACTIONAL, found ${type}`);
+    throw new ConformanceError(
+      "BAD_OPTION",
+      `SegmentationType: expected BINARY, LABELMAP or FRACTIONAL, found ${type}`,
+    );
   }
   const { source, labelmap } = input;
   validateSource(source, "Segmentation");
@@ -225,13 +265,18 @@ export function writeSegmentation(input: SegmentationWriteInput): Uint8Array {
   if (!sameGrid(labelmap.geometry, source.geometry)) {
     throw new ConformanceError(
       "GEOMETRY_MISMATCH",
-      `labelmap: expected the source grid ${JSON.stringify(source.geometry)}, found ${JSON.stringify(labelmap.geometry)}`,
+      `labelmap: expected the source grid ${JSON.stringify(source.geometry)}, found ${
+        JSON.stringify(labelmap.geometry)
+      }`,
     );
   }
   const [cols, rows, K] = source.geometry.dims;
   const P = cols * rows;
   if (labelmap.data.length !== P * K) {
-    throw new ConformanceError("BAD_LABELMAP", `labelmap: expected ${P * K} voxels, found ${labelmap.data.length}`);
+    throw new ConformanceError(
+      "BAD_LABELMAP",
+      `labelmap: expected ${P * K} voxels, found ${labelmap.data.length}`,
+    );
   }
   if (type === "FRACTIONAL") {
     const f = options.fractional;
@@ -246,19 +291,28 @@ export function writeSegmentation(input: SegmentationWriteInput): Uint8Array {
     // fractional channels follow the caller's segment order, which may differ from the sorted one
     const order = input.segments ?? labelmap.segments;
     if (order.some((s, i) => s.number !== segments[i].number)) {
-      throw new ConformanceError("BAD_FRACTIONAL", "fractional: expected segments in ascending SegmentNumber order, matching the channels");
+      throw new ConformanceError(
+        "BAD_FRACTIONAL",
+        "fractional: expected segments in ascending SegmentNumber order, matching the channels",
+      );
     }
   }
 
   const p = plan(input, type, segments);
   if (p.frames.length === 0) {
-    throw new ConformanceError("EMPTY_SEGMENTATION", "PerFrameFunctionalGroupsSequence: expected at least one frame, found no segment pixels (all frames empty)");
+    throw new ConformanceError(
+      "EMPTY_SEGMENTATION",
+      "PerFrameFunctionalGroupsSequence: expected at least one frame, found no segment pixels (all frames empty)",
+    );
   }
   const pixelBytes = type === "BINARY"
     ? Math.ceil((p.frames.length * P) / 8)
     : p.frames.length * P * (p.bitsAllocated / 8);
   if (pixelBytes > 0xfffffffd) {
-    throw new ConformanceError("TOO_LARGE", `PixelData: expected at most 4 GiB − 2, found ${pixelBytes} bytes`);
+    throw new ConformanceError(
+      "TOO_LARGE",
+      `PixelData: expected at most 4 GiB − 2, found ${pixelBytes} bytes`,
+    );
   }
 
   const now = options.now ?? new Date();
@@ -268,9 +322,11 @@ export function writeSegmentation(input: SegmentationWriteInput): Uint8Array {
   const instanceUID = options.uids?.instance ?? newUid();
   const dimOrgUID = options.uids?.dimensionOrganization ?? newUid();
   const g = source.geometry;
-  const sheared = Math.abs(g.direction[2] * (g.direction[3] * g.direction[7] - g.direction[6] * g.direction[4]) +
-    g.direction[5] * (g.direction[6] * g.direction[1] - g.direction[0] * g.direction[7]) +
-    g.direction[8] * (g.direction[0] * g.direction[4] - g.direction[3] * g.direction[1])) < 0.9999;
+  const sheared = Math.abs(
+    g.direction[2] * (g.direction[3] * g.direction[7] - g.direction[6] * g.direction[4]) +
+      g.direction[5] * (g.direction[6] * g.direction[1] - g.direction[0] * g.direction[7]) +
+      g.direction[8] * (g.direction[0] * g.direction[4] - g.direction[3] * g.direction[1]),
+  ) < 0.9999;
   const pixelMeasures: NaturalizedDataset = {
     PixelSpacing: [ds(g.spacing[1]), ds(g.spacing[0])],
     SliceThickness: ds(sliceThicknessOf(source)),
@@ -333,12 +389,14 @@ export function writeSegmentation(input: SegmentationWriteInput): Uint8Array {
     ...equipment(options, input.provenance, now),
     SeriesInstanceUID: seriesUID,
     SeriesNumber: options.seriesNumber ?? 9901,
-    SeriesDescription: (options.seriesDescription ?? `EdgeSeg ${input.provenance?.modelName ?? "segmentation"}`).slice(0, 64),
+    SeriesDescription:
+      (options.seriesDescription ?? `EdgeSeg ${input.provenance?.modelName ?? "segmentation"}`).slice(0, 64),
     InstanceNumber: options.instanceNumber ?? 1,
     FrameOfReferenceUID: str(first, "FrameOfReferenceUID"),
     PositionReferenceIndicator: str(first, "PositionReferenceIndicator") ?? "",
     ContentLabel: sanitizeCs(options.contentLabel ?? "EDGESEG"),
-    ContentDescription: (options.contentDescription ?? "AI segmentation (research use, not for diagnosis)").slice(0, 64),
+    ContentDescription: (options.contentDescription ?? "AI segmentation (research use, not for diagnosis)")
+      .slice(0, 64),
     ContentCreatorName: options.contentCreatorName ?? "EdgeSeg^AI",
     SamplesPerPixel: 1,
     PhotometricInterpretation: "MONOCHROME2",
@@ -370,7 +428,12 @@ export function writeSegmentation(input: SegmentationWriteInput): Uint8Array {
   else dataset.SegmentsOverlap = "NO";
 
   const head = writeDataset(dataset);
-  const { file, value } = allocateWithPixelElement(head, "PixelData", p.bitsAllocated === 16 ? "OW" : "OB", pixelBytes);
+  const { file, value } = allocateWithPixelElement(
+    head,
+    "PixelData",
+    p.bitsAllocated === 16 ? "OW" : "OB",
+    pixelBytes,
+  );
   fillPixels(value, input, p, P, K);
   return file;
 }
@@ -466,7 +529,9 @@ function fillPixels(out: Uint8Array, input: SegmentationWriteInput, p: Plan, P: 
       });
       return;
     }
-    const view16 = p.bitsAllocated === 16 ? new Uint16Array(out.buffer, out.byteOffset, out.byteLength / 2) : undefined;
+    const view16 = p.bitsAllocated === 16
+      ? new Uint16Array(out.buffer, out.byteOffset, out.byteLength / 2)
+      : undefined;
     p.frames.forEach(({ k }, fi) => {
       const slice = data.subarray(k * P, (k + 1) * P);
       if (view16) view16.set(slice, fi * P);
@@ -475,5 +540,7 @@ function fillPixels(out: Uint8Array, input: SegmentationWriteInput, p: Plan, P: 
     return;
   }
   const f = input.options!.fractional!;
-  p.frames.forEach(({ si, k }, fi) => out.set(f.data.subarray((si * K + k) * P, (si * K + k + 1) * P), fi * P));
+  p.frames.forEach(({ si, k }, fi) =>
+    out.set(f.data.subarray((si * K + k) * P, (si * K + k + 1) * P), fi * P)
+  );
 }

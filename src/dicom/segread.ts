@@ -4,11 +4,28 @@
  * They return the same SegmentDescription the writer takes, so round-trip tests compare them directly.
  */
 import { InputError } from "../core/errors.ts";
-import type { AlgorithmType, Geometry, Labelmap, SegmentDescription, SourceInstanceRef, Vec3 } from "../core/types.ts";
+import type {
+  AlgorithmType,
+  Geometry,
+  Labelmap,
+  SegmentDescription,
+  SourceInstanceRef,
+  Vec3,
+} from "../core/types.ts";
 import { codeFromItem } from "./codes.ts";
 import { dicomLabToSrgb } from "./color.ts";
 import { type FrameInfo, isEncapsulated } from "./codecs.ts";
-import { item, type NaturalizedDataset, num, nums, parseDicom, pixelBuffers, seq, SopClass, str } from "./dataset.ts";
+import {
+  item,
+  type NaturalizedDataset,
+  num,
+  nums,
+  parseDicom,
+  pixelBuffers,
+  seq,
+  SopClass,
+  str,
+} from "./dataset.ts";
 import { frameInfoOf, readFrames } from "./frames.ts";
 
 export interface ReadTarget {
@@ -63,8 +80,10 @@ function segmentOf(s: NaturalizedDataset): { dicomNumber: number; desc: SegmentD
   const desc: SegmentDescription = {
     number: labelValue,
     label: str(s, "SegmentLabel") ?? "",
-    category: codeFromItem(item(s, "SegmentedPropertyCategoryCodeSequence")) ?? { value: "", scheme: "", meaning: "" },
-    type: codeFromItem(item(s, "SegmentedPropertyTypeCodeSequence")) ?? { value: "", scheme: "", meaning: "" },
+    category: codeFromItem(item(s, "SegmentedPropertyCategoryCodeSequence")) ??
+      { value: "", scheme: "", meaning: "" },
+    type: codeFromItem(item(s, "SegmentedPropertyTypeCodeSequence")) ??
+      { value: "", scheme: "", meaning: "" },
     color: lab && lab.length === 3 ? dicomLabToSrgb([lab[0], lab[1], lab[2]]) : [128, 128, 128],
     algorithmType: (str(s, "SegmentAlgorithmType") ?? "MANUAL") as AlgorithmType,
   };
@@ -89,7 +108,10 @@ function framesOf(ds: NaturalizedDataset, dicomToLabel: Map<number, number>, typ
     if (type !== "LABELMAP") {
       const dn = num(pick("SegmentIdentificationSequence"), "ReferencedSegmentNumber");
       if (dn === undefined) {
-        throw new InputError("MISSING_ATTRIBUTE", `frame ${f + 1}: expected SegmentIdentificationSequence > ReferencedSegmentNumber, found none`);
+        throw new InputError(
+          "MISSING_ATTRIBUTE",
+          `frame ${f + 1}: expected SegmentIdentificationSequence > ReferencedSegmentNumber, found none`,
+        );
       }
       label = dicomToLabel.get(dn) ?? dn;
     }
@@ -98,7 +120,9 @@ function framesOf(ds: NaturalizedDataset, dicomToLabel: Map<number, number>, typ
       ? {
         sopClassUID: str(src, "ReferencedSOPClassUID") ?? "",
         sopInstanceUID: str(src, "ReferencedSOPInstanceUID")!,
-        ...(num(src, "ReferencedFrameNumber") !== undefined ? { frame: num(src, "ReferencedFrameNumber") } : {}),
+        ...(num(src, "ReferencedFrameNumber") !== undefined
+          ? { frame: num(src, "ReferencedFrameNumber") }
+          : {}),
       }
       : undefined;
     const pos = nums(pick("PlanePositionSequence"), "ImagePositionPatient");
@@ -111,11 +135,18 @@ function framesOf(ds: NaturalizedDataset, dicomToLabel: Map<number, number>, typ
 function gridFromPositions(ds: NaturalizedDataset, frames: Frame[]): Geometry | undefined {
   const shared = item(ds, "SharedFunctionalGroupsSequence");
   const perFrame0 = seq(ds, "PerFrameFunctionalGroupsSequence")[0];
-  const ori = nums(item(perFrame0, "PlaneOrientationSequence") ?? item(shared, "PlaneOrientationSequence"), "ImageOrientationPatient");
+  const ori = nums(
+    item(perFrame0, "PlaneOrientationSequence") ?? item(shared, "PlaneOrientationSequence"),
+    "ImageOrientationPatient",
+  );
   const measures = item(shared, "PixelMeasuresSequence") ?? item(perFrame0, "PixelMeasuresSequence");
   const ps = nums(measures, "PixelSpacing") ?? [1, 1];
   if (!ori || ori.length !== 6 || frames.some((f) => !f.position)) return undefined;
-  const normal: Vec3 = [ori[1] * ori[5] - ori[2] * ori[4], ori[2] * ori[3] - ori[0] * ori[5], ori[0] * ori[4] - ori[1] * ori[3]];
+  const normal: Vec3 = [
+    ori[1] * ori[5] - ori[2] * ori[4],
+    ori[2] * ori[3] - ori[0] * ori[5],
+    ori[0] * ori[4] - ori[1] * ori[3],
+  ];
   const unique: Vec3[] = [];
   for (const f of frames) {
     const d = dot(f.position!, normal);
@@ -123,8 +154,12 @@ function gridFromPositions(ds: NaturalizedDataset, frames: Frame[]): Geometry | 
   }
   unique.sort((a, b) => dot(a, normal) - dot(b, normal));
   const steps = unique.slice(1).map((p, i) => dot(p, normal) - dot(unique[i], normal));
-  const step = steps.length ? Math.min(...steps) : num(measures, "SliceThickness") ?? num(measures, "SpacingBetweenSlices") ?? 1;
-  const nSlices = steps.length ? Math.round((dot(unique[unique.length - 1], normal) - dot(unique[0], normal)) / step) + 1 : 1;
+  const step = steps.length
+    ? Math.min(...steps)
+    : num(measures, "SliceThickness") ?? num(measures, "SpacingBetweenSlices") ?? 1;
+  const nSlices = steps.length
+    ? Math.round((dot(unique[unique.length - 1], normal) - dot(unique[0], normal)) / step) + 1
+    : 1;
   return {
     dims: [num(ds, "Columns")!, num(ds, "Rows")!, nSlices],
     spacing: [ps[1], ps[0], step],
@@ -135,7 +170,8 @@ function gridFromPositions(ds: NaturalizedDataset, frames: Frame[]): Geometry | 
 
 function sliceIndexOf(frame: Frame, target: ReadTarget, byUid: Map<string, number>, f: number): number {
   if (frame.ref) {
-    const k = byUid.get(`${frame.ref.sopInstanceUID}|${frame.ref.frame ?? ""}`) ?? byUid.get(`${frame.ref.sopInstanceUID}|`);
+    const k = byUid.get(`${frame.ref.sopInstanceUID}|${frame.ref.frame ?? ""}`) ??
+      byUid.get(`${frame.ref.sopInstanceUID}|`);
     if (k !== undefined) return k;
   }
   if (!frame.position) {
@@ -146,31 +182,56 @@ function sliceIndexOf(frame: Frame, target: ReadTarget, byUid: Map<string, numbe
   }
   const g = target.geometry;
   const d = g.direction;
-  const rel = [frame.position[0] - g.origin[0], frame.position[1] - g.origin[1], frame.position[2] - g.origin[2]];
+  const rel = [
+    frame.position[0] - g.origin[0],
+    frame.position[1] - g.origin[1],
+    frame.position[2] - g.origin[2],
+  ];
   // solve rel = kDir · spacing_k · k + in-plane offset: project on the normal of the i, j plane
   const normal = [d[3] * d[7] - d[6] * d[4], d[6] * d[1] - d[0] * d[7], d[0] * d[4] - d[3] * d[1]];
   const kStep = g.spacing[2] * (d[2] * normal[0] + d[5] * normal[1] + d[8] * normal[2]);
   const kf = dot(rel, normal) / kStep;
   const k = Math.round(kf);
-  const expect = [g.origin[0] + d[2] * g.spacing[2] * k, g.origin[1] + d[5] * g.spacing[2] * k, g.origin[2] + d[8] * g.spacing[2] * k];
-  const off = Math.hypot(frame.position[0] - expect[0], frame.position[1] - expect[1], frame.position[2] - expect[2]);
-  if (k < 0 || k >= g.dims[2] || off > Math.max(0.01, 0.05 * Math.min(g.spacing[0], g.spacing[1], Math.abs(g.spacing[2])))) {
+  const expect = [
+    g.origin[0] + d[2] * g.spacing[2] * k,
+    g.origin[1] + d[5] * g.spacing[2] * k,
+    g.origin[2] + d[8] * g.spacing[2] * k,
+  ];
+  const off = Math.hypot(
+    frame.position[0] - expect[0],
+    frame.position[1] - expect[1],
+    frame.position[2] - expect[2],
+  );
+  if (
+    k < 0 || k >= g.dims[2] ||
+    off > Math.max(0.01, 0.05 * Math.min(g.spacing[0], g.spacing[1], Math.abs(g.spacing[2])))
+  ) {
     throw new InputError(
       "FRAME_OFF_GRID",
-      `frame ${f + 1}: expected its position on a slice of the target grid, found ${frame.position.join("\\")} (${off.toFixed(3)} mm off slice ${k})`,
+      `frame ${f + 1}: expected its position on a slice of the target grid, found ${
+        frame.position.join("\\")
+      } (${off.toFixed(3)} mm off slice ${k})`,
     );
   }
   return k;
 }
 
 /** Unpacked 0/1 bytes for each BINARY frame (native: bit stream continuous across frames). */
-async function binaryFrames(ds: NaturalizedDataset, ts: string, info: FrameInfo, nFrames: number): Promise<(f: number, out: Uint8Array) => void> {
+async function binaryFrames(
+  ds: NaturalizedDataset,
+  ts: string,
+  info: FrameInfo,
+  nFrames: number,
+): Promise<(f: number, out: Uint8Array) => void> {
   const P = info.rows * info.columns;
   if (!isEncapsulated(ts)) {
     const [bits] = pixelBuffers(ds);
     const need = Math.ceil((P * nFrames) / 8);
     if (!bits || bits.length < need) {
-      throw new InputError("PIXEL_DATA_LENGTH", `expected ${need} bytes of 1-bit pixel data, found ${bits?.length ?? 0}`);
+      throw new InputError(
+        "PIXEL_DATA_LENGTH",
+        `expected ${need} bytes of 1-bit pixel data, found ${bits?.length ?? 0}`,
+      );
     }
     return (f, out) => {
       const base = f * P;
@@ -197,11 +258,17 @@ export async function readSegmentation(bytes: Uint8Array, target?: ReadTarget): 
   const { dataset: ds, transferSyntaxUID: ts } = parseDicom(bytes);
   const sop = str(ds, "SOPClassUID");
   if (sop !== SopClass.Segmentation && sop !== SopClass.LabelmapSegmentation) {
-    throw new InputError("NOT_SEGMENTATION", `expected a Segmentation SOP class (…66.4 or …66.7), found ${sop}`);
+    throw new InputError(
+      "NOT_SEGMENTATION",
+      `expected a Segmentation SOP class (…66.4 or …66.7), found ${sop}`,
+    );
   }
   const type = (str(ds, "SegmentationType") ?? "BINARY") as SegmentationRead["type"];
   if (type !== "BINARY" && type !== "FRACTIONAL" && type !== "LABELMAP") {
-    throw new InputError("BAD_SEGMENTATION_TYPE", `expected SegmentationType BINARY, FRACTIONAL or LABELMAP, found ${type}`);
+    throw new InputError(
+      "BAD_SEGMENTATION_TYPE",
+      `expected SegmentationType BINARY, FRACTIONAL or LABELMAP, found ${type}`,
+    );
   }
   const dicomToLabel = new Map<number, number>();
   const segments: SegmentDescription[] = [];
@@ -219,7 +286,9 @@ export async function readSegmentation(bytes: Uint8Array, target?: ReadTarget): 
   if (geometry && (geometry.dims[0] !== info.columns || geometry.dims[1] !== info.rows)) {
     throw new InputError(
       "GRID_MISMATCH",
-      `expected SEG frames of the target size ${geometry.dims[0]}×${geometry.dims[1]}, found ${info.columns}×${info.rows}`,
+      `expected SEG frames of the target size ${geometry.dims[0]}×${
+        geometry.dims[1]
+      }, found ${info.columns}×${info.rows}`,
     );
   }
   const effectiveTarget = geometry ? { geometry, refs: target?.refs } : undefined;
@@ -257,7 +326,9 @@ export async function readSegmentation(bytes: Uint8Array, target?: ReadTarget): 
     const decoded = await readFrames(ds, ts);
     const channelOf = new Map(segments.map((s, c) => [s.number, c]));
     const maxValue = num(ds, "MaximumFractionalValue") ?? 255;
-    const fractional = type === "FRACTIONAL" && geometry ? new Uint8Array(P * K * segments.length) : undefined;
+    const fractional = type === "FRACTIONAL" && geometry
+      ? new Uint8Array(P * K * segments.length)
+      : undefined;
     for (let f = 0; f < nFrames; f++) {
       const src = decoded[f];
       const values = info.bitsAllocated === 16
@@ -309,7 +380,9 @@ export async function readSegmentation(bytes: Uint8Array, target?: ReadTarget): 
       geometry,
       labelmap: geometry && labelData ? { geometry, data: labelData, segments } : undefined,
       overlapVoxels,
-      ...(fractional ? { fractional: { data: fractional, channels: segments.length, maxValue: maxValue ?? 255 } } : {}),
+      ...(fractional
+        ? { fractional: { data: fractional, channels: segments.length, maxValue: maxValue ?? 255 } }
+        : {}),
     };
   }
 }
@@ -330,16 +403,27 @@ export interface ParametricMapRead {
 export async function readParametricMap(bytes: Uint8Array, target?: ReadTarget): Promise<ParametricMapRead> {
   const { dataset: ds, transferSyntaxUID: ts } = parseDicom(bytes);
   if (str(ds, "SOPClassUID") !== SopClass.ParametricMap) {
-    throw new InputError("NOT_PARAMETRIC_MAP", `expected Parametric Map Storage (…1.30), found ${str(ds, "SOPClassUID")}`);
+    throw new InputError(
+      "NOT_PARAMETRIC_MAP",
+      `expected Parametric Map Storage (…1.30), found ${str(ds, "SOPClassUID")}`,
+    );
   }
   const info = frameInfoOf({ ...ds, BitsAllocated: num(ds, "BitsAllocated") ?? 32 });
   const P = info.rows * info.columns;
   const nFrames = num(ds, "NumberOfFrames") ?? 1;
   const shared = item(ds, "SharedFunctionalGroupsSequence");
   const perFrame = seq(ds, "PerFrameFunctionalGroupsSequence");
-  const rwvmOf = (f: number) => item(item(perFrame[f], "RealWorldValueMappingSequence") ? perFrame[f] : shared, "RealWorldValueMappingSequence");
+  const rwvmOf = (f: number) =>
+    item(
+      item(perFrame[f], "RealWorldValueMappingSequence") ? perFrame[f] : shared,
+      "RealWorldValueMappingSequence",
+    );
   const rw0 = rwvmOf(0);
-  const key = ds.FloatPixelData !== undefined ? "FloatPixelData" : ds.DoubleFloatPixelData !== undefined ? "DoubleFloatPixelData" : "PixelData";
+  const key = ds.FloatPixelData !== undefined
+    ? "FloatPixelData"
+    : ds.DoubleFloatPixelData !== undefined
+    ? "DoubleFloatPixelData"
+    : "PixelData";
   const raw = await readFrames(ds, ts, key);
   const frames: Float32Array[] = raw.map((b, f) => {
     const rw = rwvmOf(f);

@@ -16,7 +16,10 @@
  */
 import { DicomWebError } from "../core/errors.ts";
 
-export type DicomJson = Record<string, { vr: string; Value?: unknown[]; BulkDataURI?: string; InlineBinary?: string }>;
+export type DicomJson = Record<
+  string,
+  { vr: string; Value?: unknown[]; BulkDataURI?: string; InlineBinary?: string }
+>;
 
 export interface DicomWebClientOptions {
   /** e.g. http://127.0.0.1:8042/dicom-web (no trailing slash needed) */
@@ -59,7 +62,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class DicomWebClient {
   readonly baseUrl: string;
-  private readonly opts: Required<Omit<DicomWebClientOptions, "onRetry" | "headers" | "fetch">> & DicomWebClientOptions;
+  private readonly opts:
+    & Required<Omit<DicomWebClientOptions, "onRetry" | "headers" | "fetch">>
+    & DicomWebClientOptions;
 
   constructor(options: DicomWebClientOptions) {
     this.baseUrl = options.baseUrl.replace(/\/+$/, "");
@@ -75,7 +80,10 @@ export class DicomWebClient {
       let status = 0;
       let text = "";
       const controller = new AbortController();
-      const timer = setTimeout(() => controller.abort(new Error(`timeout after ${this.opts.timeoutMs} ms`)), this.opts.timeoutMs);
+      const timer = setTimeout(
+        () => controller.abort(new Error(`timeout after ${this.opts.timeoutMs} ms`)),
+        this.opts.timeoutMs,
+      );
       try {
         const res = await doFetch(url, {
           ...init,
@@ -91,7 +99,11 @@ export class DicomWebClient {
         text = await res.text().catch(() => "");
         if (status < 500) {
           clearTimeout(timer);
-          throw new DicomWebError(status, `${init.method ?? "GET"} ${url}: expected 2xx, found ${status} ${res.statusText}`, text);
+          throw new DicomWebError(
+            status,
+            `${init.method ?? "GET"} ${url}: expected 2xx, found ${status} ${res.statusText}`,
+            text,
+          );
         }
         reason = `HTTP ${status}`;
       } catch (e) {
@@ -165,14 +177,20 @@ export class DicomWebClient {
   ): Promise<Uint8Array[]> {
     const res = await this.request(
       `/studies/${studyUID}/series/${seriesUID}/instances/${instanceUID}/frames/${frames.join(",")}`,
-      { headers: { Accept: `multipart/related; type="application/octet-stream"; transfer-syntax=${transferSyntax}` } },
+      {
+        headers: {
+          Accept: `multipart/related; type="application/octet-stream"; transfer-syntax=${transferSyntax}`,
+        },
+      },
     );
     return await multipartParts(res);
   }
 
   /** A bulk data URI (e.g. …/bulk/7fe00010) as bytes. */
   async retrieveBulk(uri: string): Promise<Uint8Array> {
-    const res = await this.request(uri, { headers: { Accept: 'multipart/related; type="application/octet-stream"' } });
+    const res = await this.request(uri, {
+      headers: { Accept: 'multipart/related; type="application/octet-stream"' },
+    });
     const parts = await multipartParts(res);
     return parts[0] ?? new Uint8Array(0);
   }
@@ -243,7 +261,11 @@ export function multipartBody(parts: Uint8Array[], boundary: string): Uint8Array
 
 function indexOf(hay: Uint8Array, needle: Uint8Array, from: number): number {
   const first = needle[0];
-  outer: for (let i = hay.indexOf(first, from); i !== -1 && i <= hay.length - needle.length; i = hay.indexOf(first, i + 1)) {
+  outer: for (
+    let i = hay.indexOf(first, from);
+    i !== -1 && i <= hay.length - needle.length;
+    i = hay.indexOf(first, i + 1)
+  ) {
     for (let j = 1; j < needle.length; j++) if (hay[i + j] !== needle[j]) continue outer;
     return i;
   }
@@ -327,7 +349,10 @@ export async function storeWithRetention(
 }
 
 /** Retries everything waiting in the outbox; returns the ids stored and the ids still waiting. */
-export async function flushOutbox(client: DicomWebClient, outbox: Outbox): Promise<{ stored: string[]; pending: string[] }> {
+export async function flushOutbox(
+  client: DicomWebClient,
+  outbox: Outbox,
+): Promise<{ stored: string[]; pending: string[] }> {
   const stored: string[] = [], pending: string[] = [];
   for (const id of await outbox.list()) {
     const bytes = await outbox.get(id);

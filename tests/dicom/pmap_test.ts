@@ -13,7 +13,10 @@ const r = await readSeries([...s.files].reverse());
 const source = { instances: r.instances, geometry: r.volume.geometry, refs: r.volume.source!.instances };
 const map = new Float32Array(s.truth.length);
 for (let i = 0; i < map.length; i++) map[i] = s.truth[i] ? 0.05 + (i % 13) / 40 : (i % 7) * 1e-3;
-const golden = { uids: { series: "2.25.87", instance: "2.25.88", dimensionOrganization: "2.25.89" }, now: new Date("2026-01-02T03:04:05Z") };
+const golden = {
+  uids: { series: "2.25.87", instance: "2.25.88", dimensionOrganization: "2.25.89" },
+  now: new Date("2026-01-02T03:04:05Z"),
+};
 
 Deno.test("a Parametric Map of the uncertainty is dciodvfy-clean, one float frame per source slice, read back exactly", async () => {
   const bytes = writeParametricMap({
@@ -24,9 +27,20 @@ Deno.test("a Parametric Map of the uncertainty is dciodvfy-clean, one float fram
   });
   const path = `${artifacts}golden-pmap.dcm`;
   Deno.writeFileSync(path, bytes);
-  assert.deepEqual(writeParametricMap({ source, map: { geometry: r.volume.geometry, data: map, measure: "entropy", method: "mc", passes: 20 }, provenance, options: golden }), bytes);
+  assert.deepEqual(
+    writeParametricMap({
+      source,
+      map: { geometry: r.volume.geometry, data: map, measure: "entropy", method: "mc", passes: 20 },
+      provenance,
+      options: golden,
+    }),
+    bytes,
+  );
   if (hasDciodvfy) assert.deepEqual(dciodvfy(path).errors, []);
-  const back = await readParametricMap(bytes, { geometry: r.volume.geometry, refs: r.volume.source!.instances });
+  const back = await readParametricMap(bytes, {
+    geometry: r.volume.geometry,
+    refs: r.volume.source!.instances,
+  });
   assert.deepEqual(back.data, map);
   assert.equal(back.mapping.unit, "1");
   assert.match(back.mapping.explanation!, /entropy.*20 mc passes/i);
@@ -49,9 +63,16 @@ Deno.test("a Parametric Map of the uncertainty is dciodvfy-clean, one float fram
 Deno.test("the Parametric Map writer refuses NaN values and a map on another grid", () => {
   const bad = map.slice();
   bad[3] = NaN;
-  assert.throws(() => writeParametricMap({ source, map: { geometry: r.volume.geometry, data: bad } }), (e: unknown) => e instanceof ConformanceError && e.code === "NON_FINITE");
   assert.throws(
-    () => writeParametricMap({ source, map: { geometry: { ...r.volume.geometry, dims: [1, 1, 1] }, data: new Float32Array(1) } }),
+    () => writeParametricMap({ source, map: { geometry: r.volume.geometry, data: bad } }),
+    (e: unknown) => e instanceof ConformanceError && e.code === "NON_FINITE",
+  );
+  assert.throws(
+    () =>
+      writeParametricMap({
+        source,
+        map: { geometry: { ...r.volume.geometry, dims: [1, 1, 1] }, data: new Float32Array(1) },
+      }),
     (e: unknown) => e instanceof ConformanceError && e.code === "GEOMETRY_MISMATCH",
   );
 });

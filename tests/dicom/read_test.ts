@@ -49,7 +49,10 @@ Deno.test("mixed series are refused unless one is chosen", async () => {
 
 Deno.test("a missing slice (non-uniform spacing) is refused with NON_UNIFORM_SPACING", async () => {
   const s = syntheticSeries({ seed: 8 });
-  await assert.rejects(readSeries([s.files[0], s.files[1], s.files[3], s.files[4]]), isInputError("NON_UNIFORM_SPACING"));
+  await assert.rejects(
+    readSeries([s.files[0], s.files[1], s.files[3], s.files[4]]),
+    isInputError("NON_UNIFORM_SPACING"),
+  );
 });
 
 Deno.test("a synthetic sheared (tilted) stack is carried with the k axis along the position step, or refused", async () => {
@@ -73,7 +76,10 @@ Deno.test({
     // j axis is the tilted column direction, k the scanner's z step (2.5 mm)
     assert.ok(Math.abs(d[4] - 0.9483) < 1e-3 && Math.abs(d[7] + 0.3173) < 1e-3);
     assert.ok(Math.abs(d[8] - 1) < 1e-6 && Math.abs(volume.geometry.spacing[2] - 2.5) < 1e-3);
-    await assert.rejects(readSeries(files, { gantryTilt: "refuse" }), (e: unknown) => e instanceof InputError && e.code === "GANTRY_TILT" && /18\.5/.test(e.message));
+    await assert.rejects(
+      readSeries(files, { gantryTilt: "refuse" }),
+      (e: unknown) => e instanceof InputError && e.code === "GANTRY_TILT" && /18\.5/.test(e.message),
+    );
   },
 });
 
@@ -81,7 +87,10 @@ Deno.test({
   name: "the GE tilted head with variable slice steps is refused with NON_UNIFORM_SPACING",
   ignore: !haveData("ct-head-phantom/ge-hispeed-tilt+18.5-human-head"),
   fn: async () => {
-    await assert.rejects(readSeries(listDicom("ct-head-phantom/ge-hispeed-tilt+18.5-human-head")), isInputError("NON_UNIFORM_SPACING"));
+    await assert.rejects(
+      readSeries(listDicom("ct-head-phantom/ge-hispeed-tilt+18.5-human-head")),
+      isInputError("NON_UNIFORM_SPACING"),
+    );
   },
 });
 
@@ -117,7 +126,11 @@ Deno.test({
   name: "an enhanced MR with two frame types per position needs a frame filter; with one it reads 32 slices",
   ignore: !haveData("mr/enhanced/philips_IM_0027_fMAP.dcm"),
   fn: async () => {
-    const file = [Deno.readFileSync(new URL("../../../shared/data/dicom/mr/enhanced/philips_IM_0027_fMAP.dcm", import.meta.url))];
+    const file = [
+      Deno.readFileSync(
+        new URL("../../../shared/data/dicom/mr/enhanced/philips_IM_0027_fMAP.dcm", import.meta.url),
+      ),
+    ];
     await assert.rejects(readSeries(file), isInputError("DUPLICATE_POSITION"));
     const { volume } = await readSeries(file, {
       frameFilter: (pf) => {
@@ -145,7 +158,9 @@ for (const v of variants.mono8) {
   Deno.test(`lossy ${v.name} decodes within JPEG error of the original`, async () => {
     const { volume } = await readSeries([Deno.readFileSync(v.path)]);
     let worst = 0;
-    for (let i = 0; i < variants.mono8Ref.length; i++) worst = Math.max(worst, Math.abs(volume.data[i] - variants.mono8Ref[i]));
+    for (let i = 0; i < variants.mono8Ref.length; i++) {
+      worst = Math.max(worst, Math.abs(volume.data[i] - variants.mono8Ref[i]));
+    }
     assert.ok(worst <= 16, `max error ${worst}`);
   });
 }
@@ -162,14 +177,19 @@ for (const kind of ["RGB0", "RGB1", "YBR_FULL"] as const) {
 }
 
 Deno.test("bytes that are not DICOM are refused with NOT_DICOM", async () => {
-  await assert.rejects(readSeries([new TextEncoder().encode("hello, not a DICOM file at all")]), isInputError("NOT_DICOM"));
+  await assert.rejects(
+    readSeries([new TextEncoder().encode("hello, not a DICOM file at all")]),
+    isInputError("NOT_DICOM"),
+  );
 });
 
 function transcode(cmd: string, args: string[], input: Uint8Array, name: string): Uint8Array | undefined {
   const src = `${artifacts}variants/${name}-in.dcm`, dst = `${artifacts}variants/${name}-out.dcm`;
   Deno.writeFileSync(src, input);
   try {
-    const ok = new Deno.Command(cmd, { args: [...args, src, dst], stdout: "null", stderr: "null" }).outputSync().success;
+    const ok =
+      new Deno.Command(cmd, { args: [...args, src, dst], stdout: "null", stderr: "null" }).outputSync()
+        .success;
     return ok ? Deno.readFileSync(dst) : undefined;
   } catch {
     console.log(`skip: ${cmd} (dcmtk) is absent`);

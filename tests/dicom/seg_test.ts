@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { ConformanceError } from "../../src/core/errors.ts";
 import type { Geometry, Labelmap, SegmentDescription } from "../../src/core/types.ts";
 import { srgbToDicomLab } from "../../src/dicom/color.ts";
-import { parseDicom, seq, str, nums } from "../../src/dicom/dataset.ts";
+import { nums, parseDicom, seq, str } from "../../src/dicom/dataset.ts";
 import { readSeries, type SeriesRead } from "../../src/dicom/read.ts";
 import { readSegmentation } from "../../src/dicom/segread.ts";
 import { type SegmentationWriteOptions, writeSegmentation } from "../../src/dicom/seg.ts";
@@ -15,9 +15,9 @@ import { syntheticSeries } from "./synthetic.ts";
 import {
   artifacts,
   dciodvfy,
-  haveData,
   hasDciodvfy,
   hasPydicom,
+  haveData,
   listDicom,
   provenance,
   pydicomSummary,
@@ -48,7 +48,10 @@ async function writeAndCheck(
     const v = dciodvfy(path);
     assert.deepEqual(v.errors, [], `dciodvfy errors for ${name}`);
   }
-  const back = await readSegmentation(bytes, { geometry: r.volume.geometry, refs: r.volume.source!.instances });
+  const back = await readSegmentation(bytes, {
+    geometry: r.volume.geometry,
+    refs: r.volume.source!.instances,
+  });
   // frames sit exactly at their source slice's position (no mirrored or shifted frames)
   const ipp = new Map(r.instances.map((ds) => [str(ds, "SOPInstanceUID"), nums(ds, "ImagePositionPatient")]));
   const { dataset } = parseDicom(bytes);
@@ -56,7 +59,11 @@ async function writeAndCheck(
     const src = seq(seq(f, "DerivationImageSequence")[0], "SourceImageSequence")[0];
     const pos = nums(seq(f, "PlanePositionSequence")[0], "ImagePositionPatient")!;
     const want = ipp.get(str(src, "ReferencedSOPInstanceUID"));
-    if (want) for (let a = 0; a < 3; a++) assert.ok(Math.abs(pos[a] - want[a]) < 1e-3, `frame position ${pos} vs source ${want}`);
+    if (want) {
+      for (let a = 0; a < 3; a++) {
+        assert.ok(Math.abs(pos[a] - want[a]) < 1e-3, `frame position ${pos} vs source ${want}`);
+      }
+    }
   }
   return { bytes, path, back };
 }
@@ -69,14 +76,28 @@ function countsOf(data: ArrayLike<number>): Record<number, number> {
 
 const synth = syntheticSeries();
 const synthRead = await readSeries(synth.files);
-const synthLabelmap: Labelmap = { geometry: synthRead.volume.geometry, data: synth.truth, segments: [tissue, bone] };
-const golden = { uids: { series: "2.25.77", instance: "2.25.78", dimensionOrganization: "2.25.79" }, now: new Date("2026-01-02T03:04:05Z") };
+const synthLabelmap: Labelmap = {
+  geometry: synthRead.volume.geometry,
+  data: synth.truth,
+  segments: [tissue, bone],
+};
+const golden = {
+  uids: { series: "2.25.77", instance: "2.25.78", dimensionOrganization: "2.25.79" },
+  now: new Date("2026-01-02T03:04:05Z"),
+};
 
 Deno.test("a BINARY SEG of the synthetic phantom is byte-stable, dciodvfy-clean and reads back voxel-exact", async () => {
   const { bytes, path, back } = await writeAndCheck("golden-binary", synthRead, synthLabelmap, golden);
-  const again = writeSegmentation({ source: sourceOf(synthRead), labelmap: synthLabelmap, provenance, options: golden });
+  const again = writeSegmentation({
+    source: sourceOf(synthRead),
+    labelmap: synthLabelmap,
+    provenance,
+    options: golden,
+  });
   assert.deepEqual(again, bytes, "same input, same UIDs and time → same bytes");
-  const digest = Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>)))
+  const digest = Array.from(
+    new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>)),
+  )
     .map((b) => b.toString(16).padStart(2, "0")).join("");
   const goldenFile = new URL("./golden/binary-seg.sha256", import.meta.url);
   const pinned = (() => {
@@ -86,7 +107,13 @@ Deno.test("a BINARY SEG of the synthetic phantom is byte-stable, dciodvfy-clean 
       return undefined;
     }
   })();
-  if (pinned) assert.equal(digest, pinned, "golden BINARY SEG bytes changed: inspect artifacts/dicom/golden-binary.dcm");
+  if (pinned) {
+    assert.equal(
+      digest,
+      pinned,
+      "golden BINARY SEG bytes changed: inspect artifacts/dicom/golden-binary.dcm",
+    );
+  }
   assert.deepEqual(back.labelmap!.data, synth.truth);
   assert.deepEqual(back.segments, [tissue, bone]);
   if (hasPydicom) {
@@ -106,7 +133,12 @@ Deno.test("a BINARY SEG of the synthetic phantom is byte-stable, dciodvfy-clean 
 
 Deno.test("segments carry AUTOMATIC/SEMIAUTOMATIC, the AI algorithm identification, SCT codes and CIELab colour", () => {
   const edited = { ...bone, algorithmType: "SEMIAUTOMATIC" as const };
-  const bytes = writeSegmentation({ source: sourceOf(synthRead), labelmap: synthLabelmap, segments: [tissue, edited], provenance });
+  const bytes = writeSegmentation({
+    source: sourceOf(synthRead),
+    labelmap: synthLabelmap,
+    segments: [tissue, edited],
+    provenance,
+  });
   const { dataset, meta } = parseDicom(bytes);
   const segs = seq(dataset, "SegmentSequence");
   assert.equal(segs[0].SegmentAlgorithmType, "AUTOMATIC");
@@ -121,18 +153,27 @@ Deno.test("segments carry AUTOMATIC/SEMIAUTOMATIC, the AI algorithm identificati
   assert.equal(contrib.ManufacturerModelName, "EdgeSeg test model");
   assert.equal(seq(contrib, "PurposeOfReferenceCodeSequence")[0].CodeValue, "109102");
   assert.equal(dataset.SegmentsOverlap, "NO");
-  assert.equal(seq(seq(dataset, "ReferencedSeriesSequence")[0], "ReferencedInstanceSequence").length, synth.files.length);
+  assert.equal(
+    seq(seq(dataset, "ReferencedSeriesSequence")[0], "ReferencedInstanceSequence").length,
+    synth.files.length,
+  );
   assert.ok(meta.FileMetaInformationVersion !== undefined);
 });
 
 Deno.test("sRGB to DICOM CIELab follows D65 CIELab (white, red)", () => {
   assert.deepEqual(srgbToDicomLab([255, 255, 255]), [65535, 32896, 32896]);
   const [l, a, b] = srgbToDicomLab([255, 0, 0]);
-  assert.ok(Math.abs(l * 100 / 65535 - 53.24) < 0.05 && Math.abs(a * 255 / 65535 - 128 - 80.09) < 0.1 && Math.abs(b * 255 / 65535 - 128 - 67.2) < 0.1);
+  assert.ok(
+    Math.abs(l * 100 / 65535 - 53.24) < 0.05 && Math.abs(a * 255 / 65535 - 128 - 80.09) < 0.1 &&
+      Math.abs(b * 255 / 65535 - 128 - 67.2) < 0.1,
+  );
 });
 
 Deno.test("LABELMAP SEG (…66.7) reads back voxel-exact with pydicom and our reader", async () => {
-  const { path, back } = await writeAndCheck("golden-labelmap", synthRead, synthLabelmap, { ...golden, type: "LABELMAP" });
+  const { path, back } = await writeAndCheck("golden-labelmap", synthRead, synthLabelmap, {
+    ...golden,
+    type: "LABELMAP",
+  });
   assert.deepEqual(back.labelmap!.data, synth.truth);
   assert.deepEqual(back.segments, [tissue, bone]);
   if (hasPydicom) {
@@ -162,11 +203,21 @@ Deno.test("FRACTIONAL SEG stores 8-bit probabilities and reads them back exactly
 });
 
 Deno.test("segment numbers with gaps keep their label values through a round trip and stay dciodvfy-clean", async () => {
-  const segs = [segment(3, "Liver"), segment(7, "Spleen", SCT("78961009", "Spleen"), [157, 108, 162]), segment(12, "Kidney", SCT("64033007", "Kidney"), [185, 102, 83])];
+  const segs = [
+    segment(3, "Liver"),
+    segment(7, "Spleen", SCT("78961009", "Spleen"), [157, 108, 162]),
+    segment(12, "Kidney", SCT("64033007", "Kidney"), [185, 102, 83]),
+  ];
   const data = new Uint8Array(synth.truth.length);
-  for (let i = 0; i < data.length; i++) data[i] = synth.truth[i] === 1 ? (i % 2 ? 3 : 12) : synth.truth[i] === 2 ? 7 : 0;
+  for (let i = 0; i < data.length; i++) {
+    data[i] = synth.truth[i] === 1 ? (i % 2 ? 3 : 12) : synth.truth[i] === 2 ? 7 : 0;
+  }
   for (const type of ["BINARY", "LABELMAP"] as const) {
-    const { back } = await writeAndCheck(`gaps-${type}`, synthRead, { geometry: synthRead.volume.geometry, data, segments: segs }, { type });
+    const { back } = await writeAndCheck(`gaps-${type}`, synthRead, {
+      geometry: synthRead.volume.geometry,
+      data,
+      segments: segs,
+    }, { type });
     assert.deepEqual(back.labelmap!.data, data);
     assert.deepEqual(back.segments.map((s) => s.number), [3, 7, 12]);
   }
@@ -175,10 +226,17 @@ Deno.test("segment numbers with gaps keep their label values through a round tri
 Deno.test("300 segments are written as a 16-bit LABELMAP and read back exactly", async () => {
   const s = syntheticSeries({ cols: 30, rows: 20, slices: 4, seed: 3 });
   const r = await readSeries(s.files);
-  const segs = Array.from({ length: 300 }, (_, i) => segment(i + 1, `Structure ${i + 1}`, SCT("85756007", "Tissue"), [i % 256, (i * 7) % 256, 100]));
+  const segs = Array.from(
+    { length: 300 },
+    (_, i) => segment(i + 1, `Structure ${i + 1}`, SCT("85756007", "Tissue"), [i % 256, (i * 7) % 256, 100]),
+  );
   const data = new Uint16Array(30 * 20 * 4);
-  for (let i = 0; i < data.length; i++) data[i] = (i % 301);
-  const { path, back } = await writeAndCheck("labelmap-300", r, { geometry: r.volume.geometry, data, segments: segs }, { type: "LABELMAP" });
+  for (let i = 0; i < data.length; i++) data[i] = i % 301;
+  const { path, back } = await writeAndCheck("labelmap-300", r, {
+    geometry: r.volume.geometry,
+    data,
+    segments: segs,
+  }, { type: "LABELMAP" });
   assert.deepEqual(back.labelmap!.data, data);
   assert.equal(back.segments.length, 300);
   if (hasPydicom) {
@@ -191,19 +249,43 @@ Deno.test("300 segments are written as a 16-bit LABELMAP and read back exactly",
 Deno.test("a series with reversed slice order (normal pointing feet-ward, files shuffled) gives frames at the source positions", async () => {
   const s = syntheticSeries({ orientation: [1, 0, 0, 0, -1, 0], seed: 4 });
   const r = await readSeries([...s.files].reverse());
-  const { back } = await writeAndCheck("reversed", r, { geometry: r.volume.geometry, data: s.truth, segments: [tissue, bone] });
+  const { back } = await writeAndCheck("reversed", r, {
+    geometry: r.volume.geometry,
+    data: s.truth,
+    segments: [tissue, bone],
+  });
   assert.deepEqual(back.labelmap!.data, s.truth);
 });
 
 Deno.test("writer refuses bad input before allocating: SRT codes, undescribed labels, wrong grid, missing probabilities", () => {
   const src = sourceOf(synthRead);
   const srt = { ...tissue, type: { value: "T-D0050", scheme: "SRT", meaning: "Tissue" } };
-  assert.throws(() => writeSegmentation({ source: src, labelmap: { ...synthLabelmap, segments: [srt, bone] } }), (e: unknown) => e instanceof ConformanceError && e.code === "DEPRECATED_SCHEME");
-  assert.throws(() => writeSegmentation({ source: src, labelmap: { ...synthLabelmap, segments: [tissue] } }), (e: unknown) => e instanceof ConformanceError && e.code === "UNDESCRIBED_LABEL" && /found 2/.test(e.message));
+  assert.throws(
+    () => writeSegmentation({ source: src, labelmap: { ...synthLabelmap, segments: [srt, bone] } }),
+    (e: unknown) => e instanceof ConformanceError && e.code === "DEPRECATED_SCHEME",
+  );
+  assert.throws(
+    () => writeSegmentation({ source: src, labelmap: { ...synthLabelmap, segments: [tissue] } }),
+    (e: unknown) =>
+      e instanceof ConformanceError && e.code === "UNDESCRIBED_LABEL" && /found 2/.test(e.message),
+  );
   const g: Geometry = { ...synthRead.volume.geometry, spacing: [1, 1, 1] };
-  assert.throws(() => writeSegmentation({ source: src, labelmap: { ...synthLabelmap, geometry: g } }), (e: unknown) => e instanceof ConformanceError && e.code === "GEOMETRY_MISMATCH");
-  assert.throws(() => writeSegmentation({ source: src, labelmap: synthLabelmap, options: { type: "FRACTIONAL" } }), (e: unknown) => e instanceof ConformanceError && e.code === "BAD_FRACTIONAL");
-  assert.throws(() => writeSegmentation({ source: src, labelmap: { ...synthLabelmap, data: new Uint8Array(synth.truth.length) } }), (e: unknown) => e instanceof ConformanceError && e.code === "EMPTY_SEGMENTATION");
+  assert.throws(
+    () => writeSegmentation({ source: src, labelmap: { ...synthLabelmap, geometry: g } }),
+    (e: unknown) => e instanceof ConformanceError && e.code === "GEOMETRY_MISMATCH",
+  );
+  assert.throws(
+    () => writeSegmentation({ source: src, labelmap: synthLabelmap, options: { type: "FRACTIONAL" } }),
+    (e: unknown) => e instanceof ConformanceError && e.code === "BAD_FRACTIONAL",
+  );
+  assert.throws(
+    () =>
+      writeSegmentation({
+        source: src,
+        labelmap: { ...synthLabelmap, data: new Uint8Array(synth.truth.length) },
+      }),
+    (e: unknown) => e instanceof ConformanceError && e.code === "EMPTY_SEGMENTATION",
+  );
 });
 
 for (const size of ["23x38x3", "24x38x3"]) {
@@ -212,12 +294,18 @@ for (const size of ["23x38x3", "24x38x3"]) {
     ignore: !haveData(`seg-examples/dcmqi/${size}`),
     fn: async () => {
       const r = await readSeries(listDicom(`seg-examples/dcmqi/${size}/image`));
-      const theirs = await readSegmentation(Deno.readFileSync(`${dataRoot()}seg-examples/dcmqi/${size}/seg.dcm`), {
-        geometry: r.volume.geometry,
-        refs: r.volume.source!.instances,
-      });
+      const theirs = await readSegmentation(
+        Deno.readFileSync(`${dataRoot()}seg-examples/dcmqi/${size}/seg.dcm`),
+        {
+          geometry: r.volume.geometry,
+          refs: r.volume.source!.instances,
+        },
+      );
       const liver = { ...segment(1, "Liver", SCT("10200004", "Liver"), [221, 130, 101]) };
-      const { path, back } = await writeAndCheck(`dcmqi-${size}`, r, { ...theirs.labelmap!, segments: [liver] }, { omitEmptyFrames: false });
+      const { path, back } = await writeAndCheck(`dcmqi-${size}`, r, {
+        ...theirs.labelmap!,
+        segments: [liver],
+      }, { omitEmptyFrames: false });
       assert.deepEqual(back.labelmap!.data, theirs.labelmap!.data);
       if (hasPydicom) {
         const ours = pydicomSummary(path);
@@ -240,7 +328,11 @@ Deno.test({
     const r = await readSeries(listDicom("ct-head-phantom/philips-ingenuity-tilt-18.5-phantom"));
     const data = new Uint8Array(r.volume.data.length);
     for (let i = 0; i < data.length; i++) data[i] = r.volume.data[i] > 300 ? 1 : 0;
-    const { back } = await writeAndCheck("tilt-philips", r, { geometry: r.volume.geometry, data, segments: [segment(1, "Dense", SCT("85756007", "Tissue"))] });
+    const { back } = await writeAndCheck("tilt-philips", r, {
+      geometry: r.volume.geometry,
+      data,
+      segments: [segment(1, "Dense", SCT("85756007", "Tissue"))],
+    });
     assert.deepEqual(back.labelmap!.data, data);
   },
 });
@@ -265,12 +357,23 @@ Deno.test({
       segment(5, "Bone", SCT("272673000", "Bone structure"), [241, 214, 145]),
     ];
     const t0 = performance.now();
-    const bytes = writeSegmentation({ source: sourceOf(r), labelmap: { geometry: r.volume.geometry, data, segments: segs }, provenance });
-    console.log(`ct-abdomen BINARY SEG 512×512×134, 5 segments: ${(performance.now() - t0).toFixed(0)} ms, ${bytes.length} bytes`);
+    const bytes = writeSegmentation({
+      source: sourceOf(r),
+      labelmap: { geometry: r.volume.geometry, data, segments: segs },
+      provenance,
+    });
+    console.log(
+      `ct-abdomen BINARY SEG 512×512×134, 5 segments: ${
+        (performance.now() - t0).toFixed(0)
+      } ms, ${bytes.length} bytes`,
+    );
     const path = `${artifacts}ct-abdomen-binary.dcm`;
     Deno.writeFileSync(path, bytes);
     if (hasDciodvfy) assert.deepEqual(dciodvfy(path).errors, []);
-    const back = await readSegmentation(bytes, { geometry: r.volume.geometry, refs: r.volume.source!.instances });
+    const back = await readSegmentation(bytes, {
+      geometry: r.volume.geometry,
+      refs: r.volume.source!.instances,
+    });
     assert.deepEqual(back.labelmap!.data, data);
     if (hasPydicom) {
       const py = pydicomSummary(path);

@@ -3,7 +3,12 @@
  * rescale 1/−1024): a sphere of "soft tissue" and a smaller bright "bone" ball in air, so masks
  * and golden files are predictable. Used by the DICOM tests; all UIDs are derived from `seed`.
  */
-import { allocateWithPixelElement, type NaturalizedDataset, SopClass, writeDataset } from "../../src/dicom/dataset.ts";
+import {
+  allocateWithPixelElement,
+  type NaturalizedDataset,
+  SopClass,
+  writeDataset,
+} from "../../src/dicom/dataset.ts";
 
 export interface SyntheticOptions {
   cols?: number;

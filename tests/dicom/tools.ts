@@ -29,7 +29,8 @@ function haveCommand(cmd: string, args: string[]): boolean {
 export const PYTHON = "/usr/bin/python3";
 export const hasDciodvfy = haveCommand("dciodvfy", ["-"]);
 export const hasPydicom = existsSync(PYTHON) &&
-  new Deno.Command(PYTHON, { args: ["-c", "import pydicom, numpy"], stdout: "null", stderr: "null" }).outputSync().success;
+  new Deno.Command(PYTHON, { args: ["-c", "import pydicom, numpy"], stdout: "null", stderr: "null" })
+    .outputSync().success;
 export const hasDcmtk = haveCommand("dcmdump", ["--version"]);
 if (!hasDciodvfy) console.log("note: dciodvfy (Debian dicom3tools) absent: conformance checks are skipped");
 if (!hasPydicom) console.log("note: pydicom under /usr/bin/python3 absent: pydicom cross-checks are skipped");
@@ -42,7 +43,9 @@ export interface Dciodvfy {
 /** Runs dciodvfy; errors are lines starting "Error" (and tag-prefixed "- Error -" lines). */
 export function dciodvfy(path: string): Dciodvfy {
   const out = new Deno.Command("dciodvfy", { args: [path], stdout: "piped", stderr: "piped" }).outputSync();
-  const lines = new TextDecoder().decode(out.stderr).split("\n").concat(new TextDecoder().decode(out.stdout).split("\n"));
+  const lines = new TextDecoder().decode(out.stderr).split("\n").concat(
+    new TextDecoder().decode(out.stdout).split("\n"),
+  );
   return {
     errors: lines.filter((l) => /^Error/.test(l) || / - Error - /.test(l)),
     warnings: lines.filter((l) => /^Warning/.test(l) || / - Warning - /.test(l)),
@@ -86,21 +89,28 @@ print(json.dumps(out))
 
 /** pydicom's view of a file: frames, non-zero counts, segment refs, positions. */
 export function pydicomSummary(path: string): PydicomSummary {
-  const out = new Deno.Command(PYTHON, { args: ["-c", SUMMARY_PY, path], stdout: "piped", stderr: "piped" }).outputSync();
+  const out = new Deno.Command(PYTHON, { args: ["-c", SUMMARY_PY, path], stdout: "piped", stderr: "piped" })
+    .outputSync();
   if (!out.success) throw new Error(`pydicom failed on ${path}: ${new TextDecoder().decode(out.stderr)}`);
   return JSON.parse(new TextDecoder().decode(out.stdout));
 }
 
 export function listDicom(rel: string): Uint8Array[] {
   const dir = dataRoot + rel;
-  return [...Deno.readDirSync(dir)].filter((e) => e.isFile && e.name.endsWith(".dcm")).map((e) => e.name).sort()
+  return [...Deno.readDirSync(dir)].filter((e) => e.isFile && e.name.endsWith(".dcm")).map((e) => e.name)
+    .sort()
     .map((n) => Deno.readFileSync(`${dir}/${n}`));
 }
 
 export const SCT = (value: string, meaning: string) => ({ value, scheme: "SCT", meaning });
 export const anatomical = SCT("91723000", "Anatomical structure");
 
-export function segment(number: number, label: string, type = SCT("85756007", "Tissue"), color: [number, number, number] = [200, 80, 60]): SegmentDescription {
+export function segment(
+  number: number,
+  label: string,
+  type = SCT("85756007", "Tissue"),
+  color: [number, number, number] = [200, 80, 60],
+): SegmentDescription {
   return {
     number,
     label,
@@ -113,4 +123,9 @@ export function segment(number: number, label: string, type = SCT("85756007", "T
   };
 }
 
-export const provenance = { modelId: "test-model", modelName: "EdgeSeg test model", modelVersion: "1.2.3", modelSha256: "ab".repeat(32) };
+export const provenance = {
+  modelId: "test-model",
+  modelName: "EdgeSeg test model",
+  modelVersion: "1.2.3",
+  modelSha256: "ab".repeat(32),
+};
