@@ -1,0 +1,335 @@
+/**
+ * deno task eval --model <id|path> --input <images> --reference <labels> [--fov <masks>]
+ *   [--second-reference <labels>] [--uncertainty …] --json <file> [--report <file.html>] [--device …]
+ *
+ * Runs the package on every input case, pairs it with its reference by case key (DRIVE
+ * `21_training.tif` ↔ `21_manual1.gif`, NIfTI `<case>_image` ↔ `<case>_label`, or a DICOM series ↔
+ * its reference SEG), and reports per-case and mean Dice, IoU, precision, recall, specificity,
+ * accuracy, AUC, HD95 and ASSD (mm), inside the field-of-view mask when one is given.
+ */
+import { join } from "node:path";
+import { InputError } from "../core/errors.ts";
+import type { ModelManifest, SegmentationResult, Volume } from "../core/types.ts";
+import { readSegmentation } from "../dicom/mod.ts";
+import { readImage, readNifti, sniffImageFormat, writePng } from "../io/mod.ts";
+import { compareOverlayRGBA, compositeOnGray } from "../overlays/mod.ts";
+import { evaluateSegmentation, nanMean, segment } from "../segmentation/mod.ts";
+import { flag, parseArgs, requireFlag } from "./args.ts";
+import { openModel, parseUncertainty, reportError, UNCERTAINTY_GRAMMAR } from "./common.ts";
+import { type CaseInput, fileCase, loadInputs } from "./inputs.ts";
+import { writeFileAtomic } from "./output.ts";
+import { pairCases } from "./pairing.ts";
+import { ProgressBar } from "./progress.ts";
+import { type Histogram, type ReliabilityBins, renderEvalReport } from "./report.ts";
+
+const USAGE = `usage: deno task eval --model <id|path> --input <images> --reference <labels> --json <file>
+  [--fov <masks>] [--second-reference <labels>] [--uncertainty ${UNCERTAINTY_GRAMMAR}] [--report <file.html>]
+  [--device wasm|webgpu|cpu] [--limit N]`;
+
+export const METRICS = ["dice", "iou", "precision", "recall", "specificity", "accuracy", "auc", "hd95_mm", "assd_mm"] as const;
+
+async function listPaths(path: string): Promise<string[]> {
+  const st = await Deno.stat(path);
+  if (st.isFile) return [path];
+  const out: string[] = [];
+  for await (const e of Deno.readDir(path)) if (e.isFile && !e.name.startsWith(".")) out.push(join(path, e.name));
+  return out.sort();
+}
+
+/**
+ * A reference label raster on the prediction's grid. Image labels: for a one-label model every
+ * non-zero pixel is the label (DRIVE's GIFs hold 0/255 or 0/1); for several labels, values that are
+ * label values are kept, otherwise the distinct non-zero grey levels map in order onto the labels.
+ */
+export async function readReference(path: string, manifest: ModelManifest, grid: Volume): Promise<Uint16Array> {
+  const bytes = await Deno.readFile(path);
+  const n = grid.geometry.dims[0] * grid.geometry.dims[1] * grid.geometry.dims[2];
+  let values: ArrayLike<number>;
+  if (/\.nii(\.gz)?$/i.test(path)) {
+    values = (await readNifti(bytes)).volume.data;
+  } else if (sniffImageFormat(bytes)) {
+    values = readImage(bytes, { channels: 1 }).data;
+  } else {
+    const seg = await readSegmentation(bytes, { geometry: grid.geometry, refs: grid.source?.instances });
+    if (!seg.labelmap) throw new InputError("REFERENCE_SEG", `reference SEG ${path} could not be mapped onto the input series`);
+    values = seg.labelmap.data;
+  }
+  if (values.length !== n) {
+    throw new InputError("REFERENCE_GRID", `reference ${path} has ${values.length} voxels, the input ${n}: expected the same grid`);
+  }
+  const labelValues = manifest.labels.map((l) => l.value);
+  const out = new Uint16Array(n);
+  if (labelValues.length === 1) {
+    for (let i = 0; i < n; i++) out[i] = values[i] > 0 ? labelValues[0] : 0;
+    return out;
+  }
+  const distinct = new Set<number>();
+  for (let i = 0; i < n; i++) if (values[i] > 0) distinct.add(Math.round(values[i]));
+  const direct = [...distinct].every((v) => labelValues.includes(v));
+  const order = [...distinct].sort((a, b) => a - b);
+  const map = new Map(order.map((v, i) => [v, labelValues[Math.min(i, labelValues.length - 1)]]));
+  for (let i = 0; i < n; i++) {
+    const v = Math.round(values[i]);
+    out[i] = v > 0 ? (direct ? v : map.get(v)!) : 0;
+  }
+  return out;
+}
+
+async function readMask(path: string, n: number): Promise<Uint8Array> {
+  const bytes = await Deno.readFile(path);
+  const v = /\.nii(\.gz)?$/i.test(path) ? (await readNifti(bytes)).volume.data : readImage(bytes, { channels: 1 }).data;
+  if (v.length !== n) throw new InputError("FOV_GRID", `field-of-view mask ${path} has ${v.length} pixels, expected ${n}`);
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = v[i] > 0 ? 1 : 0;
+  return out;
+}
+
+/** Two-sided p-value of a standard normal z (Abramowitz–Stegun 7.1.26 erfc, |error| < 1.5e-7). */
+export function normalTwoSidedP(z: number): number {
+  const x = Math.abs(z) / Math.SQRT2;
+  const t = 1 / (1 + 0.3275911 * x);
+  const erfc = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429)))) * Math.exp(-x * x);
+  return Math.min(1, erfc);
+}
+
+/** Exact two-sided sign test: probability of a split at least as uneven as `positive` of `n`. */
+export function signTestP(positive: number, n: number): number {
+  if (n === 0) return 1;
+  const k = Math.min(positive, n - positive);
+  let p = 0, c = 1; // C(n, 0)
+  for (let i = 0; i <= k; i++) {
+    p += c;
+    c = (c * (n - i)) / (i + 1);
+  }
+  return Math.min(1, (2 * p) / 2 ** n);
+}
+
+interface Running {
+  n: number;
+  sum: number;
+  sumSq: number;
+}
+const running = (): Running => ({ n: 0, sum: 0, sumSq: 0 });
+const push = (r: Running, v: number) => {
+  r.n++;
+  r.sum += v;
+  r.sumSq += v * v;
+};
+const meanOf = (r: Running) => (r.n ? r.sum / r.n : NaN);
+const varOf = (r: Running) => (r.n > 1 ? (r.sumSq - (r.sum * r.sum) / r.n) / (r.n - 1) : NaN);
+
+export interface EvalCase {
+  case: string;
+  input: string;
+  reference: string;
+  metrics: Record<string, number>;
+  perLabel: Record<string, Record<string, number>>;
+  uncertainty?: { disagree: number; agree: number; ratio: number };
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(Deno.args, ["help"]);
+  if (args.flags.has("help")) {
+    console.log(USAGE);
+    return;
+  }
+  const model = requireFlag(args, "model", USAGE);
+  const input = requireFlag(args, "input", USAGE);
+  const reference = requireFlag(args, "reference", USAGE);
+  const jsonPath = requireFlag(args, "json", USAGE);
+  const unc = parseUncertainty(flag(args, "uncertainty"));
+  const second = flag(args, "second-reference");
+  const limit = flag(args, "limit") ? Number(flag(args, "limit")) : Infinity;
+  const { runtime } = await openModel(model, flag(args, "device"));
+  const manifest = runtime.manifest;
+  const labelValues = manifest.labels.map((l) => l.value);
+
+  // DICOM series folders are one case each; files pair by case key.
+  const inputStat = await Deno.stat(input);
+  const inputFiles = inputStat.isFile ? [input] : (await listPaths(input));
+  const isDicomFolder = !inputStat.isFile && inputFiles.every((f) => !/\.(nii|nii\.gz|png|jpe?g|gif|tiff?)$/i.test(f));
+  const pairs = isDicomFolder
+    ? [{ key: input, input, reference: (await listPaths(reference))[0], secondReference: undefined, fov: undefined }]
+    : pairCases(inputFiles, await listPaths(reference), {
+      secondReferences: second ? await listPaths(second) : undefined,
+      fovs: flag(args, "fov") ? await listPaths(flag(args, "fov")!) : undefined,
+    });
+  const usable = pairs.filter((p) => p.reference).slice(0, limit);
+  if (!usable.length) throw new InputError("NO_PAIRS", `no input in ${input} has a reference in ${reference} (pairing by case number or stem)`);
+  const unpaired = pairs.filter((p) => !p.reference).map((p) => p.input);
+
+  const cases: EvalCase[] = [];
+  const thumbs: Uint8Array[] = [];
+  const relCount = new Float64Array(10), relConf = new Float64Array(10), relPos = new Float64Array(10);
+  const uBins = 30;
+  let uMax = 0;
+  const uHist = { correct: new Float64Array(uBins), wrong: new Float64Array(uBins), agree: new Float64Array(uBins), disagree: new Float64Array(uBins) };
+  const agreeAll = running(), disagreeAll = running();
+  let casesMoreUncertain = 0, casesCompared = 0;
+
+  for (const pair of usable) {
+    const c: CaseInput = isDicomFolder ? (await loadInputs(pair.input, manifest))[0] : await fileCase(pair.input, manifest);
+    const bar = new ProgressBar(pair.key);
+    const result: SegmentationResult = await segment(c.volume, runtime, { ...unc, keepProbabilities: true, onProgress: bar.update });
+    const n = result.labelmap.data.length;
+    const ref = await readReference(pair.reference!, manifest, c.volume);
+    const fov = pair.fov ? await readMask(pair.fov, n) : undefined;
+    const probabilities: Record<number, Float32Array> = {};
+    if (result.probabilities) {
+      manifest.labels.forEach((l, li) => {
+        const p = new Float32Array(n);
+        const q = result.probabilities!.data;
+        for (let i = 0; i < n; i++) p[i] = q[li * n + i] / 255;
+        probabilities[l.value] = p;
+      });
+    }
+    const ev = evaluateSegmentation(result.labelmap.data, ref, result.labelmap.geometry, labelValues, { fov, probabilities });
+    const pick = (m: { dice: number; iou: number; precision: number; recall: number; specificity: number; accuracy: number; auc?: number; hd95Mm: number; assdMm: number }) => ({
+      dice: m.dice, iou: m.iou, precision: m.precision, recall: m.recall, specificity: m.specificity, accuracy: m.accuracy,
+      auc: m.auc ?? NaN, hd95_mm: m.hd95Mm, assd_mm: m.assdMm,
+    });
+    const perLabel: Record<string, Record<string, number>> = {};
+    ev.perLabel.forEach((m, i) => (perLabel[manifest.labels[i].name] = pick(m)));
+    const record: EvalCase = { case: pair.key, input: pair.input, reference: pair.reference!, metrics: pick(ev.mean), perLabel };
+
+    // Reliability of the first label's probability, pooled over cases.
+    const p0 = probabilities[labelValues[0]];
+    if (p0) {
+      for (let i = 0; i < n; i++) {
+        if (fov && !fov[i]) continue;
+        const b = Math.min(9, Math.floor(p0[i] * 10));
+        relCount[b]++;
+        relConf[b] += p0[i];
+        relPos[b] += ref[i] === labelValues[0] ? 1 : 0;
+      }
+    }
+    // Uncertainty where prediction is right vs wrong, and where the two references disagree vs agree.
+    const u = result.uncertainty?.data;
+    if (u) {
+      uMax = Math.max(uMax, result.uncertainty!.measure === "variance" ? 0.25 : result.uncertainty!.measure === "sd" ? 0.5 : Math.log(Math.max(2, labelValues.length + 1)));
+      const ref2 = pair.secondReference ? await readReference(pair.secondReference, manifest, c.volume) : undefined;
+      const agree = running(), disagree = running();
+      for (let i = 0; i < n; i++) {
+        if (fov && !fov[i]) continue;
+        const b = Math.min(uBins - 1, Math.floor((u[i] / uMax) * uBins));
+        (result.labelmap.data[i] === ref[i] ? uHist.correct : uHist.wrong)[b]++;
+        if (ref2) {
+          if ((ref[i] > 0) === (ref2[i] > 0)) {
+            push(agree, u[i]);
+            push(agreeAll, u[i]);
+            uHist.agree[b]++;
+          } else {
+            push(disagree, u[i]);
+            push(disagreeAll, u[i]);
+            uHist.disagree[b]++;
+          }
+        }
+      }
+      if (ref2 && agree.n && disagree.n) {
+        record.uncertainty = { disagree: meanOf(disagree), agree: meanOf(agree), ratio: meanOf(disagree) / meanOf(agree) };
+        casesCompared++;
+        if (meanOf(disagree) > meanOf(agree)) casesMoreUncertain++;
+      }
+    }
+    cases.push(record);
+    if (flag(args, "report") && c.volume.geometry.dims[2] >= 1) thumbs.push(thumbnail(c.volume, result, ref, fov));
+    bar.done(`${pair.key}: ${METRICS.map((m) => `${m} ${fmt(record.metrics[m])}`).join("  ")}`);
+  }
+
+  const mean: Record<string, number> = {};
+  for (const m of METRICS) mean[m] = nanMean(cases.map((c) => c.metrics[m]));
+  const out: Record<string, unknown> = {
+    model: { id: manifest.id, name: manifest.name, version: manifest.version, sha256: runtime.modelSha256, provider: runtime.provider },
+    input,
+    reference,
+    fov: flag(args, "fov") ?? null,
+    uncertainty: unc.uncertainty,
+    cases,
+    mean,
+    unpaired,
+    definitions: "per case: metrics per label, then the mean over labels; mean: mean over cases. Inside the field-of-view mask when given. " +
+      "HD95/ASSD in mm from voxel spacing (NaN when one mask is empty). AUC from the label's probability (quantised to 1/255).",
+  };
+  if (casesCompared) {
+    const ma = meanOf(agreeAll), md = meanOf(disagreeAll);
+    const se = Math.sqrt(varOf(agreeAll) / agreeAll.n + varOf(disagreeAll) / disagreeAll.n);
+    const z = (md - ma) / se;
+    out.interRater = {
+      meanUncertaintyDisagree: md,
+      meanUncertaintyAgree: ma,
+      ratio: md / ma,
+      pixelsDisagree: disagreeAll.n,
+      pixelsAgree: agreeAll.n,
+      welchZ: z,
+      welchP: normalTwoSidedP(z),
+      casesMoreUncertainWhereDisagree: casesMoreUncertain,
+      casesCompared,
+      signTestP: signTestP(casesMoreUncertain, casesCompared),
+      note: "pixel-level Welch z treats pixels as independent (optimistic); the per-case sign test does not",
+    };
+  }
+  await writeFileAtomic(jsonPath, JSON.stringify(out, (_k, v) => (typeof v === "number" && !Number.isFinite(v) ? null : v), 2) + "\n");
+
+  console.log(`\n${"case".padEnd(24)}${METRICS.map((m) => m.padStart(12)).join("")}`);
+  for (const c of cases) console.log(`${c.case.padEnd(24)}${METRICS.map((m) => fmt(c.metrics[m]).padStart(12)).join("")}`);
+  console.log(`${"mean".padEnd(24)}${METRICS.map((m) => fmt(mean[m]).padStart(12)).join("")}`);
+  if (out.interRater) {
+    const r = out.interRater as { ratio: number; welchP: number; signTestP: number };
+    console.log(`uncertainty where references disagree / agree: ${r.ratio.toFixed(2)}× (Welch p=${r.welchP.toExponential(2)}, sign test p=${r.signTestP.toFixed(4)})`);
+  }
+  if (unpaired.length) console.log(`${unpaired.length} inputs had no reference and were skipped`);
+
+  const reportPath = flag(args, "report");
+  if (reportPath) {
+    const reliability: ReliabilityBins | undefined = relCount.some((c) => c > 0)
+      ? { counts: [...relCount], confidence: [...relConf].map((s, i) => s / (relCount[i] || 1)), frequency: [...relPos].map((s, i) => s / (relCount[i] || 1)) }
+      : undefined;
+    const edges = Array.from({ length: uBins + 1 }, (_, i) => (i / uBins) * uMax);
+    const histograms: Histogram[] = [];
+    if (uMax > 0) {
+      histograms.push({ title: "Uncertainty: correct vs wrong pixels", edges, series: [{ name: "correct", color: "#59a14f", counts: [...uHist.correct] }, { name: "wrong", color: "#e15759", counts: [...uHist.wrong] }] });
+      if (casesCompared) {
+        histograms.push({ title: "Uncertainty: references agree vs disagree", edges, series: [{ name: "agree", color: "#4e79a7", counts: [...uHist.agree] }, { name: "disagree", color: "#f28e2b", counts: [...uHist.disagree] }] });
+      }
+    }
+    await writeFileAtomic(reportPath, renderEvalReport({
+      title: `EdgeSeg evaluation: ${manifest.name}`,
+      model: { id: manifest.id, name: manifest.name, version: manifest.version, sha256: runtime.modelSha256 },
+      generatedAt: new Date().toISOString(),
+      metricNames: [...METRICS],
+      cases: cases.map((c, i) => ({ key: c.case, metrics: c.metrics, overlayPng: thumbs[i] })),
+      mean,
+      reliability,
+      histograms,
+      notes: [`Input ${input}, reference ${reference}${flag(args, "fov") ? `, field of view ${flag(args, "fov")}` : ""}; uncertainty ${unc.uncertainty}.`],
+    }));
+    console.log(`report: ${reportPath}`);
+  }
+}
+
+function fmt(v: number): string {
+  return Number.isFinite(v) ? v.toFixed(4) : "NaN";
+}
+
+/** The middle slice as grey (first input channel, min–max scaled) with the TP/FP/FN overlay. */
+function thumbnail(volume: Volume, result: SegmentationResult, ref: Uint16Array, fov?: Uint8Array): Uint8Array {
+  const [w, h, d] = volume.geometry.dims;
+  const k = Math.floor(d / 2), plane = w * h;
+  const channel = volume.channels === 3 ? 1 : 0; // green shows fundus vessels best
+  const base = (channel * d + k) * plane;
+  let lo = Infinity, hi = -Infinity;
+  for (let i = 0; i < plane; i++) {
+    const v = volume.data[base + i];
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  const gray = new Uint8Array(plane);
+  for (let i = 0; i < plane; i++) gray[i] = hi > lo ? Math.round(((volume.data[base + i] - lo) / (hi - lo)) * 255) : 0;
+  const overlay = compareOverlayRGBA(result.labelmap.data.subarray(k * plane, (k + 1) * plane), ref.subarray(k * plane, (k + 1) * plane), {
+    fov: fov?.subarray(k * plane, (k + 1) * plane),
+  });
+  const rgba = compositeOnGray(gray, overlay.rgba);
+  return writePng(w, h, new Uint8Array(rgba.buffer, rgba.byteOffset, rgba.byteLength), 4);
+}
+
+if (import.meta.main) await main().catch(reportError);
