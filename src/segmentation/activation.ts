@@ -16,6 +16,15 @@ export function applyActivation(
     for (let p = 0; p < voxels * channels; p++) data[p] = 1 / (1 + Math.exp(-data[p]));
     return;
   }
+  if (channels === 2) {
+    // two classes: softmax is a logistic of the logit difference, one exp per voxel instead of two
+    for (let v = 0; v < voxels; v++) {
+      const p1 = 1 / (1 + Math.exp(data[v] - data[voxels + v]));
+      data[voxels + v] = p1;
+      data[v] = 1 - p1;
+    }
+    return;
+  }
   for (let v = 0; v < voxels; v++) {
     let max = -Infinity;
     for (let c = 0; c < channels; c++) if (data[c * voxels + v] > max) max = data[c * voxels + v];
@@ -48,16 +57,21 @@ export function decisionRule(
   return mapped.size < channels ? "argmax" : "threshold";
 }
 
-/** Probabilities (planar, `channels` × voxels) → labelmap values. */
+/** A zeroed labelmap array wide enough for the label values (Uint16 above 255). */
+export function labelArray(labels: Pick<LabelSpec, "value">[], voxels: number): Uint8Array | Uint16Array {
+  const maxValue = labels.reduce((m, l) => Math.max(m, l.value), 0);
+  return maxValue > 255 ? new Uint16Array(voxels) : new Uint8Array(voxels);
+}
+
+/** Probabilities (planar, `channels` × voxels) → labelmap values, written into `out` when given. */
 export function decide(
   probs: Float32Array,
   voxels: number,
   channels: number,
   labels: LabelSpec[],
   rule: "argmax" | "threshold",
+  out: Uint8Array | Uint16Array = labelArray(labels, voxels),
 ): Uint8Array | Uint16Array {
-  const maxValue = labels.reduce((m, l) => Math.max(m, l.value), 0);
-  const out = maxValue > 255 ? new Uint16Array(voxels) : new Uint8Array(voxels);
   const valueOfChannel = new Int32Array(channels);
   for (const l of labels) valueOfChannel[l.channel] = l.value;
   if (rule === "argmax") {

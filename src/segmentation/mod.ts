@@ -8,16 +8,18 @@ export {
   axisStarts,
   blendInto,
   constantImportance,
+  copyInto,
   type Dims3,
   extractWindow,
   gaussianImportance,
+  isDisjoint,
   normaliseBlend,
   planWindows,
   resolveWindow,
   type WindowBox,
   type WindowPlan,
 } from "./windows.ts";
-export { applyActivation, decide, decisionRule } from "./activation.ts";
+export { applyActivation, decide, decisionRule, labelArray } from "./activation.ts";
 export {
   type Components,
   connectedComponents,
@@ -66,7 +68,10 @@ export {
   modelOutputChannels,
   type PassSpec,
   planPasses,
+  planSlabs,
   segment,
+  type SegmentTuning,
+  type SlabPlan,
   SOFTWARE,
   sweepWindows,
   validateInput,

@@ -14,6 +14,35 @@ export function modelInputChannels(manifest: ModelManifest): number {
 }
 
 /**
+ * Which volume channel feeds each model input channel: `preprocessing.channels` (e.g. [1] = green
+ * of RGB) or all channels, repeated when `expandChannels` is "repeat". Throws InputError.
+ */
+export function channelPicks(
+  volumeChannels: number,
+  pre: Pick<Preprocessing, "channels" | "expandChannels">,
+  modelChannels: number,
+): number[] {
+  const picks = pre.channels ?? Array.from({ length: volumeChannels }, (_, c) => c);
+  for (const c of picks) {
+    if (!Number.isInteger(c) || c < 0 || c >= volumeChannels) {
+      throw new InputError(
+        "CHANNEL_MISSING",
+        `preprocessing selects channel ${c}, but the volume has channels 0..${volumeChannels - 1}`,
+      );
+    }
+  }
+  if (picks.length === modelChannels) return picks;
+  if (picks.length === 1 && pre.expandChannels === "repeat") {
+    return Array.from({ length: modelChannels }, () => picks[0]);
+  }
+  throw new InputError(
+    "CHANNEL_COUNT",
+    `the model expects ${modelChannels} input channel(s); preprocessing provides ${picks.length}` +
+      (picks.length === 1 ? ' (set preprocessing.expandChannels to "repeat" to copy it)' : ""),
+  );
+}
+
+/**
  * Pick and order the volume's channels for the model (e.g. [1] = green of RGB), or repeat a single
  * channel N times when `expandChannels` is "repeat". Always returns a fresh Float32Array.
  */
@@ -24,26 +53,7 @@ export function selectChannels(
   pre: Pick<Preprocessing, "channels" | "expandChannels">,
   modelChannels: number,
 ): Float32Array {
-  let picks = pre.channels ?? Array.from({ length: volumeChannels }, (_, c) => c);
-  for (const c of picks) {
-    if (!Number.isInteger(c) || c < 0 || c >= volumeChannels) {
-      throw new InputError(
-        "CHANNEL_MISSING",
-        `preprocessing selects channel ${c}, but the volume has channels 0..${volumeChannels - 1}`,
-      );
-    }
-  }
-  if (picks.length !== modelChannels) {
-    if (picks.length === 1 && pre.expandChannels === "repeat") {
-      picks = Array.from({ length: modelChannels }, () => picks[0]);
-    } else {
-      throw new InputError(
-        "CHANNEL_COUNT",
-        `the model expects ${modelChannels} input channel(s); preprocessing provides ${picks.length}` +
-          (picks.length === 1 ? ' (set preprocessing.expandChannels to "repeat" to copy it)' : ""),
-      );
-    }
-  }
+  const picks = channelPicks(volumeChannels, pre, modelChannels);
   const out = new Float32Array(voxels * picks.length);
   for (let o = 0; o < picks.length; o++) {
     const src = picks[o] * voxels;
@@ -109,17 +119,85 @@ function zscore(data: Float32Array, mask: "all" | "nonzero", clip?: [number, num
   }
 }
 
-/** The whole recipe on a volume: channels, then intensity. Returns a fresh planar float32 array. */
-export function preprocessVolume(volume: Volume, manifest: ModelManifest): Float32Array {
+/**
+ * A preprocessing recipe resolved against one volume: the channel picks, and for z-score the
+ * statistics of the whole volume, so that slabs can then be preprocessed one at a time with the
+ * same result as the whole volume at once.
+ */
+export interface PreprocessPlan {
+  picks: number[];
+  transform: IntensityTransform;
+  /** per model channel: mean and 1/sd of the z-score mask (z-score only) */
+  zscore?: { mean: number[]; inv: number[] };
+}
+
+/** Resolve the recipe for a volume (one pass over the picked channels for z-score statistics). */
+export function planPreprocessing(volume: Volume, manifest: ModelManifest): PreprocessPlan {
+  const picks = channelPicks(volume.channels, manifest.preprocessing, modelInputChannels(manifest));
+  const t = manifest.preprocessing.intensity;
+  if (t.kind !== "zscore") return { picks, transform: t };
   const [nx, ny, nz] = volume.geometry.dims;
   const voxels = nx * ny * nz;
-  const out = selectChannels(
-    volume.data,
-    voxels,
-    volume.channels,
-    manifest.preprocessing,
-    modelInputChannels(manifest),
-  );
-  applyIntensity(out, voxels, manifest.preprocessing.intensity);
+  const mean: number[] = [], inv: number[] = [];
+  for (const c of picks) {
+    let n = 0, mu = 0, m2 = 0;
+    const off = c * voxels;
+    for (let v = 0; v < voxels; v++) {
+      const x = volume.data[off + v];
+      if (t.mask === "nonzero" && x === 0) continue;
+      n++;
+      const d = x - mu;
+      mu += d / n;
+      m2 += d * (x - mu);
+    }
+    const sd = n > 0 ? Math.sqrt(m2 / n) : 1;
+    mean.push(mu);
+    inv.push(sd > 1e-8 ? 1 / sd : 1);
+  }
+  return { picks, transform: t, zscore: { mean, inv } };
+}
+
+/**
+ * Preprocess slices z0..z1−1 of a volume with a resolved plan: planar float32, model channels ×
+ * slab voxels.
+ */
+export function preprocessSlab(volume: Volume, plan: PreprocessPlan, z0: number, z1: number): Float32Array {
+  const [nx, ny, nz] = volume.geometry.dims;
+  const sliceVox = nx * ny, voxels = sliceVox * nz, slabVox = sliceVox * (z1 - z0);
+  const out = new Float32Array(slabVox * plan.picks.length);
+  const t = plan.transform;
+  for (let o = 0; o < plan.picks.length; o++) {
+    const src = plan.picks[o] * voxels + z0 * sliceVox;
+    const dst = o * slabVox;
+    const view = out.subarray(dst, dst + slabVox);
+    const data = volume.data;
+    if (t.kind === "window" || t.kind === "clipScale") {
+      // fused copy + clip + linear map: one pass over the slab (CT-sized volumes are hundreds of MB)
+      const lo = t.kind === "window" ? t.center - t.width / 2 : t.min;
+      const hi = t.kind === "window" ? lo + t.width : t.max;
+      const scale = hi > lo ? (t.outMax - t.outMin) / (hi - lo) : 0;
+      for (let v = 0; v < slabVox; v++) {
+        const x = data[src + v];
+        view[v] = t.outMin + ((x < lo ? lo : x > hi ? hi : x) - lo) * scale;
+      }
+      continue;
+    }
+    for (let v = 0; v < slabVox; v++) view[v] = data[src + v];
+    if (t.kind === "zscore" && plan.zscore) {
+      const mu = plan.zscore.mean[o], inv = plan.zscore.inv[o], clip = t.clip;
+      const lo = clip ? clip[0] : -Infinity, hi = clip ? clip[1] : Infinity;
+      for (let v = 0; v < slabVox; v++) {
+        // nnU-Net keeps voxels outside the "nonzero" mask at 0 after normalising
+        if (t.mask === "nonzero" && view[v] === 0) continue;
+        const z = (view[v] - mu) * inv;
+        view[v] = z < lo ? lo : z > hi ? hi : z;
+      }
+    } else applyIntensity(view, slabVox, t);
+  }
   return out;
+}
+
+/** The whole recipe on a volume: channels, then intensity. Returns a fresh planar float32 array. */
+export function preprocessVolume(volume: Volume, manifest: ModelManifest): Float32Array {
+  return preprocessSlab(volume, planPreprocessing(volume, manifest), 0, volume.geometry.dims[2]);
 }

@@ -2,10 +2,14 @@
  * `segment()`: the one entry point the extension, the CLI and the tests share. It sees only a
  * ModelRuntime (manifest + Predictors), never ONNX Runtime:
  *
- *   validate → preprocess → resample to target spacing → plan windows → for each pass (MC dropout
- *   mask, TTA flip/scale, ensemble member): predict windows → blend → activation → undo flip →
- *   resample back → streaming aggregation → decision → post-processing → statistics → triage →
- *   provenance.
+ *   validate → plan → for each slab (z-slabs for slice-wise models, else the whole volume):
+ *   preprocess → resample to target spacing → for each pass (MC dropout mask, TTA flip/scale,
+ *   ensemble member): predict windows → blend → activation → undo flip → resample back → streaming
+ *   aggregation; then decision → post-processing → statistics → triage → provenance.
+ *
+ * Provenance timings (ms): validation, preprocessing, model (inside the predictor), windowing
+ * (window extraction and blending), aggregation (activation, flips, resampling back, uncertainty,
+ * decision), postprocessing, statistics, total.
  */
 import { CancelledError, InputError, ManifestError } from "../core/errors.ts";
 import type {
@@ -22,9 +26,9 @@ import type {
   UncertaintyMethod,
   Volume,
 } from "../core/types.ts";
-import { applyActivation, decide, decisionRule } from "./activation.ts";
+import { applyActivation, decide, decisionRule, labelArray } from "./activation.ts";
 import { postprocessLabels } from "./postprocess.ts";
-import { modelInputChannels, preprocessVolume } from "./preprocess.ts";
+import { modelInputChannels, planPreprocessing, preprocessSlab } from "./preprocess.ts";
 import { resampleLinear, targetGeometry } from "./resample.ts";
 import { segmentStatistics } from "./statistics.ts";
 import { triage } from "./triage.ts";
@@ -41,9 +45,11 @@ import {
 import {
   blendInto,
   constantImportance,
+  copyInto,
   type Dims3,
   extractWindow,
   gaussianImportance,
+  isDisjoint,
   normaliseBlend,
   planWindows,
   type WindowPlan,
@@ -110,35 +116,83 @@ export function planPasses(
   }
 }
 
-/** Bytes segment() will hold at its peak for this volume and model (an estimate, used to refuse early). */
+/** Voxels per slab in the slice-streaming path: big enough to batch, small enough to stay cheap. */
+const SLAB_VOXELS = 1 << 22;
+
+/** How segment() walks the volume: z-slabs for 2D models, the whole volume otherwise. */
+export interface SlabPlan {
+  /** slice ranges [z0, z1) on the original grid */
+  ranges: [number, number][];
+  /** true when slabs are processed independently (2D modes without resampling along z) */
+  streamed: boolean;
+}
+
+/**
+ * Slice-wise models (image2d, slice2d) never mix slices, so when the target spacing keeps the slice
+ * axis the volume is processed in slabs of whole slices: preprocessing, windows, passes and
+ * aggregation hold one slab at a time and only the labelmap (and the uncertainty / probability maps
+ * when asked for) cover the whole volume. patch3d and z-resampling process the whole volume.
+ */
+export function planSlabs(volume: Volume, manifest: ModelManifest, slabVoxels = SLAB_VOXELS): SlabPlan {
+  const dims = volume.geometry.dims;
+  const tg = targetGeometry(volume.geometry, manifest.preprocessing.targetSpacingMm);
+  const sp = manifest.spatial;
+  if (sp.mode === "patch3d" || tg.dims[2] !== dims[2]) return { ranges: [[0, dims[2]]], streamed: false };
+  const sliceVox = tg.dims[0] * tg.dims[1];
+  const perSlice = planWindows(
+    [tg.dims[0], tg.dims[1], 1],
+    sp.window,
+    sp.overlap,
+    sp.mode,
+    manifest.preprocessing.padMultiple,
+  )
+    .windows.length;
+  const batch = Math.max(1, sp.batch ?? 1);
+  const slices = Math.min(
+    dims[2],
+    Math.max(1, Math.ceil(batch / perSlice), Math.floor(slabVoxels / sliceVox)),
+  );
+  const ranges: [number, number][] = [];
+  for (let z = 0; z < dims[2]; z += slices) ranges.push([z, Math.min(dims[2], z + slices)]);
+  return { ranges, streamed: true };
+}
+
+/**
+ * Bytes segment() allocates beyond the input volume at its peak (an estimate, used to refuse
+ * before allocating): one slab's working set plus the whole-volume outputs.
+ */
 export function estimateWorkingSetBytes(
   volume: Volume,
   manifest: ModelManifest,
   method: UncertaintyMethod,
+  keepProbabilities = false,
 ): number {
   const [nx, ny, nz] = volume.geometry.dims;
   const v = nx * ny * nz;
   const tg = targetGeometry(volume.geometry, manifest.preprocessing.targetSpacingMm);
-  const vt = tg.dims[0] * tg.dims[1] * tg.dims[2];
+  const slabs = planSlabs(volume, manifest);
+  const slices = Math.max(...slabs.ranges.map(([a, b]) => b - a));
+  const vs = nx * ny * slices;
+  const vts = slabs.streamed ? tg.dims[0] * tg.dims[1] * slices : tg.dims[0] * tg.dims[1] * tg.dims[2];
+  const resampled = vts !== vs;
   const cin = modelInputChannels(manifest);
   const k = modelOutputChannels(manifest);
-  const plan = planWindows(
-    tg.dims,
-    manifest.spatial.window,
-    manifest.spatial.overlap,
-    manifest.spatial.mode,
-    manifest.preprocessing.padMultiple,
-  );
+  const sp = manifest.spatial;
+  const plan = planWindows(tg.dims, sp.window, sp.overlap, sp.mode, manifest.preprocessing.padMultiple);
   const wv = plan.window[0] * plan.window[1] * plan.window[2];
-  const batch = manifest.spatial.batch ?? 1;
-  let bytes = 4 * cin * v; // preprocessed copy
-  if (vt !== v) bytes += 4 * cin * vt; // resampled image
-  if (method.includes("tta")) bytes += 4 * cin * vt; // flipped input
-  bytes += 4 * (k + 1) * vt; // accumulator + weights
-  if (vt !== v) bytes += 4 * k * v; // probabilities back on the original grid
-  bytes += 4 * batch * wv * (cin + k); // window batch in and out
-  if (method !== "none") bytes += StreamingAggregator.bytesFor(v, k, manifest.labels.length) + 4 * v;
+  const batch = Math.max(1, sp.batch ?? 1);
+  let bytes = 4 * cin * vs; // preprocessed slab
+  if (resampled) bytes += 4 * cin * vts; // resampled to the target spacing
+  if (method.includes("tta")) bytes += 4 * cin * vts; // flipped input
+  bytes += 4 * (k + 1) * vts; // accumulator + weights
+  if (resampled) bytes += 4 * k * vs; // probabilities back on the original grid
+  bytes += 4 * batch * wv * (2 * cin + 2 * k); // window batch in and out, and the runtime's copies
+  const multi = method !== "none";
+  if (multi) bytes += StreamingAggregator.bytesFor(vs, k, manifest.labels.length) + 2 * vs;
+  // whole-volume outputs
   bytes += 2 * v; // labelmap
+  if (multi) bytes += 4 * v; // uncertainty map
+  if (keepProbabilities) bytes += manifest.labels.length * v;
   return bytes;
 }
 
@@ -209,7 +263,7 @@ export function validateInput(volume: Volume, runtime: ModelRuntime, options: Se
     );
   }
   if (options.memoryBudgetBytes !== undefined) {
-    const need = estimateWorkingSetBytes(volume, m, method);
+    const need = estimateWorkingSetBytes(volume, m, method, options.keepProbabilities);
     if (need > options.memoryBudgetBytes) {
       throw new InputError(
         "MEMORY_BUDGET",
@@ -249,6 +303,8 @@ interface SweepContext {
   extraMask?: { data: Float32Array; shape: number[] };
   signal?: AbortSignalLike;
   onWindows: (n: number) => void;
+  /** time spent inside the predictor, per call */
+  onModelMs?: (ms: number) => void;
 }
 
 /** Run every window of the plan through the predictor and blend; returns out channels × voxels. */
@@ -256,7 +312,8 @@ export async function sweepWindows(image: Float32Array, ctx: SweepContext): Prom
   const { plan, dims, inChannels: cin, outChannels: k, batch } = ctx;
   const nVox = dims[0] * dims[1] * dims[2];
   const acc = new Float32Array(k * nVox);
-  const weights = new Float32Array(nVox);
+  const disjoint = isDisjoint(plan);
+  const weights = disjoint ? new Float32Array(0) : new Float32Array(nVox);
   const [wx, wy, wz] = plan.window;
   const wVox = wx * wy * wz;
   const input = new Float32Array(batch * cin * wVox);
@@ -272,7 +329,9 @@ export async function sweepWindows(image: Float32Array, ctx: SweepContext): Prom
       ? { [ctx.extraName]: tileBatch(ctx.extraMask.data, ctx.extraMask.shape, b) }
       : undefined;
     const view = b === batch ? input : input.subarray(0, b * cin * wVox);
+    const t = now();
     const out = await ctx.predictor(view, shape, ctx.signal, extra);
+    ctx.onModelMs?.(now() - t);
     checkAborted(ctx.signal);
     if (out.length !== b * k * wVox) {
       throw new ManifestError("OUTPUT_SHAPE", "model output size does not match the manifest", {
@@ -281,11 +340,12 @@ export async function sweepWindows(image: Float32Array, ctx: SweepContext): Prom
       });
     }
     for (let i = 0; i < b; i++) {
-      blendInto(acc, weights, dims, k, out, i * k * wVox, boxes[i], plan.padBefore, ctx.importance);
+      if (disjoint) copyInto(acc, dims, k, out, i * k * wVox, boxes[i], plan.padBefore);
+      else blendInto(acc, weights, dims, k, out, i * k * wVox, boxes[i], plan.padBefore, ctx.importance);
     }
     ctx.onWindows(b);
   }
-  normaliseBlend(acc, weights, k);
+  if (!disjoint) normaliseBlend(acc, weights, k);
   return acc;
 }
 
@@ -295,147 +355,180 @@ function now(): number {
   return perf ? perf.now() : Date.now();
 }
 
+/** Engineering knobs that do not change results (tests use them to prove that). */
+export interface SegmentTuning {
+  /** target voxels per slab for slice-wise models (default 2²² ≈ 4 M) */
+  slabVoxels?: number;
+}
+
 /** Segment a volume with a model runtime; see the module comment for the phases. */
 export async function segment(
   volume: Volume,
   runtime: ModelRuntime,
   options: SegmentOptions = {},
+  tuning: SegmentTuning = {},
 ): Promise<SegmentationResult> {
   const startedAt = new Date().toISOString();
   const manifest = runtime.manifest;
   const method = options.uncertainty ?? "none";
-  const timings: Record<string, number> = {};
+  const t = {
+    validation: 0,
+    preprocessing: 0,
+    model: 0,
+    windowing: 0,
+    aggregation: 0,
+    postprocessing: 0,
+    statistics: 0,
+  };
   const report = (p: Progress) => options.onProgress?.(p);
-  let t0 = now();
-  const lap = (name: string) => {
-    const t = now();
-    timings[name] = (timings[name] ?? 0) + (t - t0);
-    t0 = t;
+  let mark = now();
+  const lap = (name: keyof typeof t) => {
+    const n = now();
+    t[name] += n - mark;
+    mark = n;
   };
 
   validateInput(volume, runtime, options);
   checkAborted(options.signal);
-  lap("validation");
-
-  // --- preprocessing ---------------------------------------------------------------------------
-  report({ phase: "preprocessing", done: 0, total: 1 });
-  const geometry = volume.geometry;
-  const dims: Dims3 = [...geometry.dims];
-  const voxels = dims[0] * dims[1] * dims[2];
-  const cin = modelInputChannels(manifest);
-  const k = modelOutputChannels(manifest);
-  const pre = preprocessVolume(volume, manifest);
-  const tg = targetGeometry(geometry, manifest.preprocessing.targetSpacingMm);
-  const tdims: Dims3 = [...tg.dims];
-  const image = resampleLinear(pre, dims, tdims, cin);
-  const sp = manifest.spatial;
-  const plan = planWindows(tdims, sp.window, sp.overlap, sp.mode, manifest.preprocessing.padMultiple);
-  const importance = sp.blending === "gaussian"
-    ? gaussianImportance(plan.window, sp.sigmaScale ?? 0.125)
-    : constantImportance(plan.window);
-  report({ phase: "preprocessing", done: 1, total: 1 });
-  lap("preprocessing");
-
-  // --- inference passes ------------------------------------------------------------------------
   const mcSpec = manifest.uncertainty?.mcDropout;
   const nPasses = options.passes ?? mcSpec?.defaultPasses ?? 1;
   if (!(Number.isInteger(nPasses) && nPasses >= 1)) {
     throw new InputError("PASSES", `passes must be a positive integer, found ${nPasses}`);
   }
+  lap("validation");
+
+  // --- plan ----------------------------------------------------------------------------------------
+  report({ phase: "preprocessing", done: 0, total: 1 });
+  const geometry = volume.geometry;
+  const dims: Dims3 = [...geometry.dims];
+  const sliceVox = dims[0] * dims[1];
+  const voxels = sliceVox * dims[2];
+  const cin = modelInputChannels(manifest);
+  const k = modelOutputChannels(manifest);
+  const sp = manifest.spatial;
+  const pplan = planPreprocessing(volume, manifest);
+  const tg = targetGeometry(geometry, manifest.preprocessing.targetSpacingMm);
+  const slabs = planSlabs(volume, manifest, tuning.slabVoxels);
+  const slabDims = slabs.ranges.map(([z0, z1]): { src: Dims3; tgt: Dims3 } => ({
+    src: [dims[0], dims[1], z1 - z0],
+    tgt: slabs.streamed ? [tg.dims[0], tg.dims[1], z1 - z0] : [...tg.dims],
+  }));
+  const plans = slabDims.map((d) =>
+    planWindows(d.tgt, sp.window, sp.overlap, sp.mode, manifest.preprocessing.padMultiple)
+  );
+  const importance = sp.blending === "gaussian"
+    ? gaussianImportance(plans[0].window, sp.sigmaScale ?? 0.125)
+    : constantImportance(plans[0].window);
   const passes = planPasses(method, manifest, runtime.members.length, nPasses, options.ttaIntensityScales);
   const usesMc = passes.some((p) => p.mc);
   const seed = options.seed ?? 0;
+  // one mask per pass, drawn up front in pass order so every slab of a pass sees the same "model"
   const rng = mulberry32(seed);
+  const ones = mcSpec ? identityMask(mcSpec) : undefined;
+  const masks = passes.map((p) => (mcSpec ? (p.mc ? dropoutMask(mcSpec, rng) : ones) : undefined));
   const rule = decisionRule(manifest.activation, k, manifest.labels);
   const entropyKind: EntropyKind = rule === "argmax" ? "categorical" : "binary";
   const labelChannels = manifest.labels.map((l) => l.channel);
-  const aggregator = passes.length > 1
-    ? new StreamingAggregator(voxels, k, labelChannels, entropyKind)
-    : undefined;
-  const passVoxels: number[][] = [];
-  const totalWindows = plan.windows.length * passes.length;
+  const measure = options.measure ?? "entropy";
+  const multi = passes.length > 1;
+  const totalWindows = plans.reduce((a, p) => a + p.windows.length, 0) * passes.length;
+
+  const labels = labelArray(manifest.labels, voxels);
+  const uncertaintyData = multi ? new Float32Array(voxels) : undefined;
+  const quantised = options.keepProbabilities ? new Uint8Array(voxels * manifest.labels.length) : undefined;
+  const passVoxels = passes.map(() => manifest.labels.map(() => 0));
   let doneWindows = 0;
-  let single: Float32Array | undefined;
-  const ones = mcSpec ? identityMask(mcSpec) : undefined;
+  lap("preprocessing");
 
-  const loopStart = now();
-  timings.inference = 0;
-  for (const pass of passes) {
+  for (let s = 0; s < slabs.ranges.length; s++) {
+    const [z0] = slabs.ranges[s];
+    const { src, tgt } = slabDims[s];
+    const slabVox = src[0] * src[1] * src[2];
+    const tgtVox = tgt[0] * tgt[1] * tgt[2];
     checkAborted(options.signal);
-    let input = image;
-    if (pass.flips.length) input = flipVolume(input, tdims, cin, pass.flips);
-    if (pass.scale !== 1) {
-      if (input === image) input = image.slice();
-      for (let p = 0; p < input.length; p++) input[p] *= pass.scale;
-    }
-    const mask = mcSpec ? (pass.mc ? dropoutMask(mcSpec, rng) : ones) : undefined;
-    const t = now();
-    let probs = await sweepWindows(input, {
-      predictor: runtime.members[pass.member],
-      plan,
-      dims: tdims,
-      inChannels: cin,
-      outChannels: k,
-      padValue: manifest.preprocessing.padValue ?? 0,
-      importance,
-      batch: Math.max(1, sp.batch ?? 1),
-      mode: sp.mode === "patch3d" ? "3d" : "2d",
-      extraName: mcSpec?.input,
-      extraMask: mask && mcSpec ? { data: mask, shape: mcSpec.shape } : undefined,
-      signal: options.signal,
-      onWindows: (n) => {
-        doneWindows += n;
-        report({ phase: "inference", done: doneWindows, total: totalWindows });
-      },
-    });
-    timings.inference += now() - t;
-    applyActivation(probs, tdims[0] * tdims[1] * tdims[2], k, manifest.activation);
-    if (pass.flips.length) probs = flipVolume(probs, tdims, k, pass.flips);
-    probs = resampleLinear(probs, tdims, dims, k);
-    if (aggregator) {
-      aggregator.add(probs);
-      passVoxels.push(countDecisions(probs, voxels, k, manifest, rule));
-    } else single = probs;
-  }
-  // the loop's time outside window sweeps (activation, flips, resampling back, aggregation)
-  timings.aggregation = now() - loopStart - timings.inference;
-  t0 = now();
+    const image = resampleLinear(preprocessSlab(volume, pplan, z0, slabs.ranges[s][1]), src, tgt, cin);
+    lap("preprocessing");
 
-  // --- decision and post-processing --------------------------------------------------------------
+    const logitsSuffice = !multi && !quantised && manifest.activation === "softmax" && rule === "argmax" &&
+      tgt[0] === src[0] && tgt[1] === src[1] && tgt[2] === src[2];
+    const aggregator = multi ? new StreamingAggregator(slabVox, k, labelChannels, entropyKind) : undefined;
+    let single: Float32Array | undefined;
+    for (let i = 0; i < passes.length; i++) {
+      const pass = passes[i];
+      // a slice-wise model sees each slice alone, so flipping the slice axis changes nothing there
+      const flips = slabs.streamed ? pass.flips.filter((a) => a !== 2) : pass.flips;
+      let input = image;
+      if (flips.length) input = flipVolume(input, tgt, cin, flips);
+      if (pass.scale !== 1) {
+        if (input === image) input = image.slice();
+        for (let p = 0; p < input.length; p++) input[p] *= pass.scale;
+      }
+      const mask = masks[i];
+      lap("aggregation");
+      let model = 0;
+      let probs = await sweepWindows(input, {
+        predictor: runtime.members[pass.member],
+        plan: plans[s],
+        dims: tgt,
+        inChannels: cin,
+        outChannels: k,
+        padValue: manifest.preprocessing.padValue ?? 0,
+        importance,
+        batch: Math.max(1, sp.batch ?? 1),
+        mode: sp.mode === "patch3d" ? "3d" : "2d",
+        extraName: mcSpec?.input,
+        extraMask: mask && mcSpec ? { data: mask, shape: mcSpec.shape } : undefined,
+        signal: options.signal,
+        onWindows: (n) => {
+          doneWindows += n;
+          report({ phase: "inference", done: doneWindows, total: totalWindows });
+        },
+        onModelMs: (ms) => (model += ms),
+      });
+      t.model += model;
+      lap("windowing");
+      t.windowing -= model;
+      // argmax of softmax = argmax of the logits: one plain pass needs no exp when nothing else reads probabilities
+      if (!logitsSuffice) applyActivation(probs, tgtVox, k, manifest.activation);
+      if (flips.length) probs = flipVolume(probs, tgt, k, flips);
+      probs = resampleLinear(probs, tgt, src, k);
+      if (aggregator) {
+        aggregator.add(probs);
+        // per-pass volumes come from the pass's own decision (before post-processing)
+        const counts = countDecisions(probs, slabVox, k, manifest, rule);
+        for (let l = 0; l < counts.length; l++) passVoxels[i][l] += counts[l];
+      } else single = probs;
+      lap("aggregation");
+    }
+
+    const mean = aggregator ? aggregator.mean : single!;
+    const offset = z0 * sliceVox;
+    decide(mean, slabVox, k, manifest.labels, rule, labels.subarray(offset, offset + slabVox));
+    if (aggregator && uncertaintyData) uncertaintyData.set(aggregator.measure(measure), offset);
+    if (quantised) {
+      manifest.labels.forEach((l, i) => {
+        const from = l.channel * slabVox, to = i * voxels + offset;
+        for (let v = 0; v < slabVox; v++) {
+          quantised[to + v] = Math.round(Math.min(1, Math.max(0, mean[from + v])) * 255);
+        }
+      });
+    }
+    lap("aggregation");
+  }
+
+  // --- post-processing, statistics, triage -------------------------------------------------------------
   report({ phase: "postprocessing", done: 0, total: 1 });
-  const mean = aggregator ? aggregator.mean : single!;
-  const labels = decide(mean, voxels, k, manifest.labels, rule);
-  const holeConnectivity = sp.mode === "patch3d" ? "3d" : "2d";
-  postprocessLabels(labels, dims, manifest.postprocessing, holeConnectivity);
+  postprocessLabels(labels, dims, manifest.postprocessing, sp.mode === "patch3d" ? "3d" : "2d");
   lap("postprocessing");
 
-  let uncertainty: UncertaintyMap | undefined;
-  const measure = options.measure ?? "entropy";
-  if (aggregator) {
-    uncertainty = { geometry, data: aggregator.measure(measure), measure, method, passes: passes.length };
-  }
-  lap("uncertainty");
-
-  let probabilities: ProbabilityMaps | undefined;
-  if (options.keepProbabilities) {
-    const q = new Uint8Array(voxels * manifest.labels.length);
-    manifest.labels.forEach((l, i) => {
-      const off = l.channel * voxels, dst = i * voxels;
-      for (let v = 0; v < voxels; v++) q[dst + v] = Math.round(Math.min(1, Math.max(0, mean[off + v])) * 255);
-    });
-    probabilities = { geometry, data: q, channels: manifest.labels.length };
-  }
-
-  // --- statistics and triage ---------------------------------------------------------------------
   const intensityChannel = manifest.preprocessing.channels?.[0] ?? 0;
-  const intensity = volume.data.subarray(intensityChannel * voxels, (intensityChannel + 1) * voxels);
   const statistics = segmentStatistics({
     labels,
     geometry,
     segments: manifest.labels,
-    intensity,
-    uncertainty: uncertainty?.data,
-    passVoxels: aggregator ? passVoxels : undefined,
+    intensity: volume.data.subarray(intensityChannel * voxels, (intensityChannel + 1) * voxels),
+    uncertainty: uncertaintyData,
+    passVoxels: multi ? passVoxels : undefined,
   });
   let triageResult: SegmentationResult["triage"];
   if (manifest.triage) {
@@ -460,6 +553,13 @@ export async function segment(
       algorithmVersion: manifest.version,
     })),
   };
+  const uncertainty: UncertaintyMap | undefined = uncertaintyData
+    ? { geometry, data: uncertaintyData, measure, method, passes: passes.length }
+    : undefined;
+  const probabilities: ProbabilityMaps | undefined = quantised
+    ? { geometry, data: quantised, channels: manifest.labels.length }
+    : undefined;
+  const timingsMs: Record<string, number> = { ...t, total: Object.values(t).reduce((a, b) => a + b, 0) };
   return {
     labelmap,
     probabilities,
@@ -479,7 +579,7 @@ export async function segment(
       passes: passes.length,
       seed: usesMc ? seed : undefined,
       uncertainty: method,
-      timingsMs: timings,
+      timingsMs,
       startedAt,
       software: SOFTWARE,
     },

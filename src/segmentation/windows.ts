@@ -164,23 +164,66 @@ export function extractWindow(
   const [wx, wy, wz] = box.size;
   const x0 = box.start[0] - padBefore[0], y0 = box.start[1] - padBefore[1], z0 = box.start[2] - padBefore[2];
   const nVox = nx * ny * nz;
+  // the in-volume part of each row is one contiguous copy; only the padding is filled
+  const xLo = Math.min(wx, Math.max(0, -x0)), xHi = Math.max(xLo, Math.min(wx, nx - x0));
   let p = destOffset;
   for (let c = 0; c < channels; c++) {
     const cOff = c * nVox;
     for (let z = 0; z < wz; z++) {
       const k = z0 + z;
-      for (let y = 0; y < wy; y++) {
+      for (let y = 0; y < wy; y++, p += wx) {
         const j = y0 + y;
-        if (k < 0 || k >= nz || j < 0 || j >= ny) {
+        if (k < 0 || k >= nz || j < 0 || j >= ny || xHi === xLo) {
           dest.fill(padValue, p, p + wx);
-          p += wx;
           continue;
         }
-        const row = cOff + nx * (j + ny * k);
-        for (let x = 0; x < wx; x++, p++) {
-          const i = x0 + x;
-          dest[p] = i >= 0 && i < nx ? src[row + i] : padValue;
-        }
+        const row = cOff + nx * (j + ny * k) + x0;
+        if (xLo > 0) dest.fill(padValue, p, p + xLo);
+        dest.set(src.subarray(row + xLo, row + xHi), p + xLo);
+        if (xHi < wx) dest.fill(padValue, p + xHi, p + wx);
+      }
+    }
+  }
+}
+
+/** True when no voxel is covered by two windows (then blending is a plain copy). */
+export function isDisjoint(plan: WindowPlan): boolean {
+  for (let a = 0; a < 3; a++) {
+    const starts = [...new Set(plan.windows.map((w) => w.start[a]))].sort((x, y) => x - y);
+    for (let i = 1; i < starts.length; i++) if (starts[i] - starts[i - 1] < plan.window[a]) return false;
+  }
+  return true;
+}
+
+/**
+ * Copy a window's output into the accumulator without weights: exact for disjoint plans, where
+ * weighting and normalising would only add rounding and time.
+ */
+export function copyInto(
+  accumulator: Float32Array,
+  dims: Dims3,
+  channels: number,
+  windowOutput: Float32Array,
+  outOffset: number,
+  box: WindowBox,
+  padBefore: Dims3,
+): void {
+  const [nx, ny, nz] = dims;
+  const [wx, wy, wz] = box.size;
+  const x0 = box.start[0] - padBefore[0], y0 = box.start[1] - padBefore[1], z0 = box.start[2] - padBefore[2];
+  const nVox = nx * ny * nz, wVox = wx * wy * wz;
+  const xLo = Math.max(0, -x0), xHi = Math.min(wx, nx - x0);
+  if (xHi <= xLo) return;
+  for (let z = 0; z < wz; z++) {
+    const k = z0 + z;
+    if (k < 0 || k >= nz) continue;
+    for (let y = 0; y < wy; y++) {
+      const j = y0 + y;
+      if (j < 0 || j >= ny) continue;
+      const wRow = wx * (y + wy * z), dstRow = nx * (j + ny * k) + x0;
+      for (let c = 0; c < channels; c++) {
+        const from = outOffset + c * wVox + wRow;
+        accumulator.set(windowOutput.subarray(from + xLo, from + xHi), c * nVox + dstRow + xLo);
       }
     }
   }
