@@ -1,0 +1,115 @@
+/**
+ * The CLI end to end on synthetic data: segment writes what it promises for DICOM, NIfTI and image
+ * inputs, and eval scores a prediction against itself as perfect.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { normalTwoSidedP, signTestP } from "../../src/cli/eval.ts";
+import { parseUncertainty } from "../../src/cli/common.ts";
+import { InputError } from "../../src/core/errors.ts";
+import { phantomSeries } from "../../src/dicom/phantom.ts";
+import { readSegmentation } from "../../src/dicom/mod.ts";
+import { readImage, readNifti, writeNifti, writePng } from "../../src/io/mod.ts";
+
+const root = new URL("../..", import.meta.url).pathname;
+
+async function run(task: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", join(root, "src/cli", `${task}.ts`), ...args],
+    cwd: root,
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+Deno.test("--uncertainty accepts the documented grammar and refuses anything else", () => {
+  assert.deepEqual(parseUncertainty(undefined), { uncertainty: "none" });
+  assert.deepEqual(parseUncertainty("mc:20"), { uncertainty: "mc", passes: 20 });
+  assert.deepEqual(parseUncertainty("mc:8+tta"), { uncertainty: "mc+tta", passes: 8 });
+  assert.deepEqual(parseUncertainty("tta"), { uncertainty: "tta", passes: undefined });
+  assert.deepEqual(parseUncertainty("ensemble"), { uncertainty: "ensemble", passes: undefined });
+  assert.throws(() => parseUncertainty("mc:1"), InputError);
+  assert.throws(() => parseUncertainty("dropout"), InputError);
+});
+
+Deno.test("the significance helpers match hand-computed values", () => {
+  assert.ok(Math.abs(normalTwoSidedP(1.959964) - 0.05) < 1e-4);
+  assert.ok(Math.abs(normalTwoSidedP(0) - 1) < 1e-6);
+  assert.equal(signTestP(5, 5), 2 / 32);
+  assert.equal(signTestP(0, 0), 1);
+  assert.ok(Math.abs(signTestP(8, 10) - 0.109375) < 1e-12);
+});
+
+Deno.test("segment on a DICOM series writes a SEG that maps back onto the series with the reported voxel count", async () => {
+  const dir = await Deno.makeTempDir();
+  const series = phantomSeries({ slices: 6, size: 64 });
+  const inDir = join(dir, "in");
+  await Deno.mkdir(inDir);
+  for (const [i, f] of series.files.entries()) await Deno.writeFile(join(inDir, `${i}.dcm`), f);
+  await Deno.writeTextFile(join(inDir, "README.txt"), "not DICOM");
+  const r = await run("segment", ["--model", "tiny-2d", "--input", inDir, "--out", join(dir, "out"), "--uncertainty", "mc:3", "--seed", "7"]);
+  assert.equal(r.code, 0, r.stderr);
+  const report = JSON.parse(await Deno.readTextFile(join(dir, "out", "report.json")));
+  const c = report.cases[0];
+  assert.deepEqual(c.files.sort(), ["in_seg.dcm", "in_uncertainty_pm.dcm"]);
+  assert.equal(c.provenance.seed, 7);
+  assert.equal(c.provenance.passes, 3);
+  assert.ok(c.notes.some((n: string) => /1 non-DICOM/.test(n)));
+  const seg = await readSegmentation(await Deno.readFile(join(dir, "out", "in_seg.dcm")));
+  const voxels = c.statistics.reduce((n: number, s: { voxels: number }) => n + s.voxels, 0);
+  assert.equal(Object.values(seg.counts).reduce((a, b) => a + b, 0), voxels);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("segment on a NIfTI volume writes a labelmap NIfTI on the same grid", async () => {
+  const dir = await Deno.makeTempDir();
+  const geometry = { dims: [24, 20, 5] as [number, number, number], spacing: [1, 1.5, 3] as [number, number, number], origin: [5, -3, 12] as [number, number, number], direction: [1, 0, 0, 0, 1, 0, 0, 0, 1] as [number, number, number, number, number, number, number, number, number] };
+  const data = new Float32Array(24 * 20 * 5).map((_, i) => ((i % 24) > 12 ? 300 : -200));
+  await Deno.writeFile(join(dir, "case1_image.nii.gz"), await writeNifti(geometry, data));
+  const r = await run("segment", ["--model", "tiny-2d", "--input", join(dir, "case1_image.nii.gz"), "--out", join(dir, "out")]);
+  assert.equal(r.code, 0, r.stderr);
+  const seg = await readNifti(await Deno.readFile(join(dir, "out", "case1_image_seg.nii.gz")));
+  assert.deepEqual(seg.volume.geometry.dims, geometry.dims);
+  assert.deepEqual(Array.from(seg.volume.geometry.origin), geometry.origin);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("eval scores a model's own mask as a perfect reference and writes JSON and an HTML report", async () => {
+  const dir = await Deno.makeTempDir();
+  for (const d of ["img", "ref", "pred"]) await Deno.mkdir(join(dir, d));
+  // An RGB photograph-like image: a bright disc on a dark background.
+  const w = 48, h = 40, rgb = new Uint8Array(w * h * 3);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const v = (x - 24) ** 2 + (y - 20) ** 2 < 120 ? 220 : 30;
+      for (let c = 0; c < 3; c++) rgb[c * w * h + y * w + x] = v;
+    }
+  }
+  rgb[0] = 31; // keep it RGB (not grey) so the colour model takes it
+  await Deno.writeFile(join(dir, "img", "03_test.png"), writePng(w, h, rgb, 3));
+  const s = await run("segment", ["--model", "tiny-2d-rgb", "--input", join(dir, "img"), "--out", join(dir, "pred")]);
+  assert.equal(s.code, 0, s.stderr);
+  const mask = readImage(await Deno.readFile(join(dir, "pred", "03_test_mask.png")), { channels: 1 });
+  assert.ok(mask.data.some((v) => v > 0), "the model found the disc");
+  await Deno.copyFile(join(dir, "pred", "03_test_mask.png"), join(dir, "ref", "03_manual1.png"));
+  const e = await run("eval", ["--model", "tiny-2d-rgb", "--input", join(dir, "img"), "--reference", join(dir, "ref"), "--json", join(dir, "eval.json"), "--report", join(dir, "eval.html")]);
+  assert.equal(e.code, 0, e.stderr);
+  const json = JSON.parse(await Deno.readTextFile(join(dir, "eval.json")));
+  assert.equal(json.cases.length, 1);
+  assert.equal(json.cases[0].case, "3");
+  assert.equal(json.mean.dice, 1);
+  assert.equal(json.mean.hd95_mm, 0);
+  assert.match(e.stdout, /mean\s+1\.0000/);
+  const html = await Deno.readTextFile(join(dir, "eval.html"));
+  assert.match(html, /data:image\/png;base64,/);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("segment refuses a missing input with a typed error and a non-zero exit", async () => {
+  const r = await run("segment", ["--model", "tiny-2d", "--input", "/nonexistent/folder"]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /INPUT_NOT_FOUND/);
+});
