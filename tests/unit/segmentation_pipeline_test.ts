@@ -241,3 +241,69 @@ Deno.test("post-processing runs inside segment(): the largest component is kept"
   assert.equal(r.statistics[0].components, 1);
   assert.equal(r.statistics[0].voxels, 49);
 });
+
+Deno.test("an RGB image2d model reads the green channel, thresholds a sigmoid and keeps its probabilities", async () => {
+  const dims: [number, number, number] = [10, 6, 1];
+  const n = 60;
+  const data = new Uint8Array(3 * n);
+  for (let p = 0; p < n; p++) {
+    data[p] = 255; // red saturated everywhere: must be ignored
+    data[n + p] = p % 10 < 4 ? 200 : 20; // green carries the structure
+  }
+  const v = { geometry: geometry(dims), channels: 3, data, modality: "OP" };
+  const m = manifest({
+    constraints: { modalities: ["OP"], channels: 3 },
+    outputs: [{ name: "logits", dtype: "float32", shape: ["batch", 1, "height", "width"] }],
+    activation: "sigmoid",
+    preprocessing: {
+      channels: [1],
+      intensity: { kind: "clipScale", min: 0, max: 255, outMin: 0, outMax: 1 },
+    },
+    spatial: { mode: "image2d", window: [-1, -1], overlap: 0, blending: "constant" },
+    labels: [{ ...manifest().labels[0], channel: 0, value: 300, threshold: 0.6 }],
+  });
+  // logit = 10·(x − 0.5): green 200 → x 0.78 → p 0.94; green 20 → p 0.01
+  const r = await segment(v, runtime(m, [(x) => Promise.resolve(x.map((t) => 10 * (t - 0.5)))]), {
+    keepProbabilities: true,
+  });
+  assert.ok(r.labelmap.data instanceof Uint16Array, "label values above 255 need 16 bits");
+  for (let p = 0; p < n; p++) assert.equal(r.labelmap.data[p], p % 10 < 4 ? 300 : 0);
+  assert.equal(r.probabilities!.channels, 1);
+  assert.equal(r.probabilities!.data[0], Math.round(255 / (1 + Math.exp(-10 * (200 / 255 - 0.5)))));
+  assert.equal(r.provenance.windows, 1);
+});
+
+Deno.test("segment() reports inference progress per batch up to the total and ends with post-processing", async () => {
+  const progress: Progress[] = [];
+  const m = manifest({
+    spatial: { mode: "slice2d", window: [8, 8], overlap: 0, blending: "gaussian", batch: 3 },
+  });
+  await segment(ct([16, 16, 2]), runtime(m, [thresholdPredictor(0)]), {
+    onProgress: (p) => progress.push(p),
+  });
+  const inf = progress.filter((p) => p.phase === "inference").map((p) => p.done);
+  assert.deepEqual(inf, [3, 6, 8]);
+  assert.equal(progress.at(-1)!.phase, "postprocessing");
+  assert.equal(progress.at(-1)!.done, 1);
+});
+
+Deno.test("provenance separates model time from the pipeline's own time", async () => {
+  const r = await segment(ct([8, 8, 2]), runtime(manifest(), [thresholdPredictor(0)]));
+  const t = r.provenance.timingsMs;
+  for (
+    const key of [
+      "preprocessing",
+      "model",
+      "windowing",
+      "aggregation",
+      "postprocessing",
+      "statistics",
+      "total",
+    ]
+  ) {
+    assert.ok(typeof t[key] === "number" && t[key] >= 0, key);
+  }
+  assert.equal(r.provenance.modelSha256, "ab".repeat(32));
+  assert.equal(r.provenance.seed, undefined, "no seed without MC");
+  assert.match(r.provenance.software, /EdgeSeg/);
+});

@@ -131,3 +131,17 @@ Deno.test("the predictor sees NCHW for 2D modes and NCDHW for patch3d, with the 
   await sweep([6, 6, 6], [4, 4, 3], 0, "patch3d", spy, 1);
   assert.deepEqual(shapes[0], [1, 1, 3, 4, 4]);
 });
+
+Deno.test("plans whose windows never overlap are recognised as disjoint (blending becomes a copy)", async () => {
+  const { isDisjoint } = await import("../../src/segmentation/mod.ts");
+  assert.equal(isDisjoint(planWindows([16, 8, 3], [8, 8], 0, "slice2d")), true);
+  assert.equal(isDisjoint(planWindows([5, 3, 2], [8, 8, 4], 0.5, "patch3d")), true, "one padded window");
+  assert.equal(
+    isDisjoint(planWindows([17, 8, 1], [8, 8], 0, "image2d")),
+    false,
+    "the flush last window overlaps",
+  );
+  assert.equal(isDisjoint(planWindows([16, 8, 1], [8, 8], 0.5, "image2d")), false);
+  const { out, image } = await sweep([16, 8, 3], [8, 8], 0, "slice2d", plusOnePredictor, 2);
+  assert.deepEqual(out, image.map((x) => x + 1), "a disjoint plan is bit-exact");
+});
