@@ -54,7 +54,7 @@ function base64(bytes: Uint8Array): string {
 
 /** Reliability diagram: observed frequency against mean confidence per bin, with the diagonal. */
 export function reliabilitySvg(bins: ReliabilityBins, size = 280): string {
-  const pad = 36, inner = size - 2 * pad;
+  const pad = 44, inner = size - 2 * pad;
   const x = (v: number) => pad + v * inner, y = (v: number) => size - pad - v * inner;
   const n = bins.confidence.length;
   const bars = bins.frequency.map((f, i) => {
@@ -63,13 +63,13 @@ export function reliabilitySvg(bins: ReliabilityBins, size = 280): string {
     return `<rect x="${x0.toFixed(1)}" y="${y(f).toFixed(1)}" width="${w.toFixed(1)}" height="${(f * inner).toFixed(1)}" fill="#4e79a7" opacity="0.8"><title>bin ${i + 1}: confidence ${fmt(bins.confidence[i])}, frequency ${fmt(f)}, n=${bins.counts[i]}</title></rect>`;
   }).join("");
   const ticks = [0, 0.25, 0.5, 0.75, 1].map((t) =>
-    `<text x="${x(t)}" y="${size - pad + 14}" font-size="10" text-anchor="middle">${t}</text><text x="${pad - 6}" y="${y(t) + 3}" font-size="10" text-anchor="end">${t}</text>`
+    `<text x="${x(t)}" y="${size - pad + 14}" font-size="10" text-anchor="middle">${t}</text><text x="${pad - 4}" y="${y(t) + 3}" font-size="10" text-anchor="end">${t}</text>`
   ).join("");
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${size}" height="${size}" role="img" aria-label="reliability diagram">
 <rect x="${pad}" y="${pad}" width="${inner}" height="${inner}" fill="none" stroke="#999"/>${bars}
 <line x1="${x(0)}" y1="${y(0)}" x2="${x(1)}" y2="${y(1)}" stroke="#e15759" stroke-dasharray="4 3"/>${ticks}
 <text x="${size / 2}" y="${size - 4}" font-size="11" text-anchor="middle">predicted probability</text>
-<text x="10" y="${size / 2}" font-size="11" text-anchor="middle" transform="rotate(-90 10 ${size / 2})">observed frequency</text></svg>`;
+<text x="9" y="${size / 2}" font-size="11" text-anchor="middle" transform="rotate(-90 9 ${size / 2})">observed frequency</text></svg>`;
 }
 
 /** Overlaid histograms (normalised to each series' total) as step lines. */
