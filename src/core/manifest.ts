@@ -599,8 +599,9 @@ export function validateManifest(json: unknown): ModelManifest {
   const mode = oneOf(req(s, "mode", sp), `${sp}.mode`, ["image2d", "slice2d", "patch3d"] as const);
   const spatialAxes = mode === "patch3d" ? 3 : 2;
   const rank = spatialAxes + 2;
+  // -1 = the whole extent of that axis (MONAI's roi_size -1), e.g. a whole fundus photograph
   const window = arr(req(s, "window", sp), `${sp}.window`, { length: spatialAxes }).map((w, i) =>
-    num(w, `${sp}.window[${i}]`, { int: true, min: 1, max: 4096 })
+    w === -1 ? -1 : num(w, `${sp}.window[${i}]`, { int: true, min: 1, max: 4096 })
   );
   const spatial: ModelManifest["spatial"] = {
     mode,
@@ -676,7 +677,7 @@ export function validateManifest(json: unknown): ModelManifest {
   }
   if (pre.padMultiple !== undefined) {
     window.forEach((w, i) => {
-      if (w % pre.padMultiple! !== 0) {
+      if (w !== -1 && w % pre.padMultiple! !== 0) {
         fail(
           "MANIFEST_INCONSISTENT",
           `spatial.window[${i}]`,

@@ -435,10 +435,15 @@ export interface OrtModelRuntime extends ModelRuntime {
   release(): Promise<void>;
 }
 
-/** [batch, C, ...spatial (D, H, W order)] of one model call for this manifest. */
-export function windowShapeOf(manifest: ModelManifest, batch = manifest.spatial.batch ?? 1): number[] {
+/** [batch, C, ...spatial (D, H, W order)] of one model call for this manifest (-1 axes → wholeExtent). */
+export function windowShapeOf(
+  manifest: ModelManifest,
+  batch = manifest.spatial.batch ?? 1,
+  wholeExtent = 512,
+): number[] {
   const c = manifest.inputs[0].shape[1] as number;
-  return [batch, c, ...[...manifest.spatial.window].reverse()];
+  // a whole-extent axis (-1) is only known per volume; the pre-flight assumes `wholeExtent`
+  return [batch, c, ...[...manifest.spatial.window].reverse().map((w) => (w > 0 ? w : wholeExtent))];
 }
 
 /**

@@ -259,3 +259,16 @@ Deno.test("a graph whose input is not float32 is refused", () => {
   );
   assert.equal(e.actual, "float16");
 });
+
+Deno.test("a window of -1 takes the whole extent of a dynamic axis but is refused against a fixed one", () => {
+  const j = base();
+  j.spatial.window = [-1, -1];
+  const m = validateManifest(j);
+  assert.deepEqual(m.spatial.window, [-1, -1]);
+  const sig = readOnnxSignature(Deno.readFileSync(new URL("tiny-2d/tiny-2d.onnx", fixtures)));
+  checkManifestAgainstOnnx(m, sig);
+  sig.inputs[0].shape = ["batch", 1, 32, 32];
+  assertManifestError(() => checkManifestAgainstOnnx(m, sig), "MANIFEST_ONNX_MISMATCH", "spatial.window");
+  j.spatial.window = [-2, 32];
+  assertManifestError(() => validateManifest(j), "MANIFEST_VALUE", "spatial.window[0]");
+});
