@@ -36,6 +36,16 @@ Deno.test("a Parametric Map of the uncertainty is dciodvfy-clean, one float fram
     }),
     bytes,
   );
+  const digest = Array.from(
+    new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>)),
+  )
+    .map((b) => b.toString(16).padStart(2, "0")).join("");
+  const pinned = Deno.readTextFileSync(new URL("./golden/pmap.sha256", import.meta.url)).trim();
+  assert.equal(
+    digest,
+    pinned,
+    "golden Parametric Map bytes changed: inspect artifacts/dicom/golden-pmap.dcm",
+  );
   if (hasDciodvfy) assert.deepEqual(dciodvfy(path).errors, []);
   const back = await readParametricMap(bytes, {
     geometry: r.volume.geometry,
