@@ -100,20 +100,8 @@ Deno.test("a BINARY SEG of the synthetic phantom is byte-stable, dciodvfy-clean 
   )
     .map((b) => b.toString(16).padStart(2, "0")).join("");
   const goldenFile = new URL("./golden/binary-seg.sha256", import.meta.url);
-  const pinned = (() => {
-    try {
-      return Deno.readTextFileSync(goldenFile).trim();
-    } catch {
-      return undefined;
-    }
-  })();
-  if (pinned) {
-    assert.equal(
-      digest,
-      pinned,
-      "golden BINARY SEG bytes changed: inspect artifacts/dicom/golden-binary.dcm",
-    );
-  }
+  const pinned = Deno.readTextFileSync(goldenFile).trim();
+  assert.equal(digest, pinned, "golden BINARY SEG bytes changed: inspect artifacts/dicom/golden-binary.dcm");
   assert.deepEqual(back.labelmap!.data, synth.truth);
   assert.deepEqual(back.segments, [tissue, bone]);
   if (hasPydicom) {
