@@ -11,7 +11,7 @@
  *    onnxruntime-web WASM and checks the output shape.
  * Exit status 0 when the package is usable, 1 otherwise (the error is printed).
  */
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { EdgeSegError } from "../core/errors.ts";
 import { loadModel, resolveModelLocation } from "./deno.ts";
 import { sha256Hex } from "./package.ts";
@@ -94,7 +94,7 @@ async function main(): Promise<number> {
         );
       }
     }
-    console.log(`package ${dir} is usable`);
+    console.log(`package ${relative(Deno.cwd(), dir) || "."} is usable`);
     return 0;
   } finally {
     await runtime.release();
