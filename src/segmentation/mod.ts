@@ -73,6 +73,8 @@ export {
   type SegmentTuning,
   type SlabPlan,
   SOFTWARE,
+  type SweepContext,
+  sweepRows,
   sweepWindows,
   validateInput,
 } from "./segment.ts";

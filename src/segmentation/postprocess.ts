@@ -50,20 +50,25 @@ export function connectedComponents(
     if (j > 0 && mask[p - nx]) union(parent, p, p - nx);
     if (connectivity === "3d" && k > 0 && mask[p - sxy]) union(parent, p, p - sxy);
   }
-  const ids = new Int32Array(n);
-  const rootId = new Int32Array(n);
+  // Links always point to a smaller index (see union), so one ascending scan labels every voxel
+  // after its parent: roots get −id, others copy their parent's −id. The parent array becomes the
+  // id array, so a CT-sized volume needs one Int32Array, not three.
   let count = 0;
   const sizesTmp: number[] = [0];
   for (let p = 0; p < n; p++) {
     if (!mask[p]) continue;
-    const r = find(parent, p);
-    if (rootId[r] === 0) {
-      rootId[r] = ++count;
-      sizesTmp.push(0);
+    const q = parent[p];
+    if (q === p) {
+      parent[p] = -(++count);
+      sizesTmp.push(1);
+    } else {
+      const id = parent[q]; // q < p was labelled already: its entry is its −id
+      parent[p] = id;
+      sizesTmp[-id]++;
     }
-    ids[p] = rootId[r];
-    sizesTmp[rootId[r]]++;
   }
+  const ids = parent;
+  for (let p = 0; p < n; p++) ids[p] = mask[p] ? -ids[p] : 0;
   return { ids, count, sizes: Int32Array.from(sizesTmp) };
 }
 

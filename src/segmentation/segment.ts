@@ -52,6 +52,7 @@ import {
   isDisjoint,
   normaliseBlend,
   planWindows,
+  type WindowBox,
   type WindowPlan,
 } from "./windows.ts";
 
@@ -289,7 +290,7 @@ function checkAborted(signal?: AbortSignalLike): void {
   }
 }
 
-interface SweepContext {
+export interface SweepContext {
   predictor: Predictor;
   plan: WindowPlan;
   dims: Dims3;
@@ -307,28 +308,50 @@ interface SweepContext {
   onModelMs?: (ms: number) => void;
 }
 
-/** Run every window of the plan through the predictor and blend; returns out channels × voxels. */
-export async function sweepWindows(image: Float32Array, ctx: SweepContext): Promise<Float32Array> {
-  const { plan, dims, inChannels: cin, outChannels: k, batch } = ctx;
-  const nVox = dims[0] * dims[1] * dims[2];
-  const acc = new Float32Array(k * nVox);
-  const disjoint = isDisjoint(plan);
-  const weights = disjoint ? new Float32Array(0) : new Float32Array(nVox);
+/** Where windows read from and write to: an array, its dims, and the padded-plan offset of its origin. */
+interface WindowTarget {
+  data: Float32Array;
+  dims: Dims3;
+  padBefore: Dims3;
+}
+
+/**
+ * Batched extract → predict → blend for a list of windows. `weights` is empty for disjoint plans,
+ * where the output is copied instead of blended.
+ */
+async function runWindows(
+  boxes: WindowBox[],
+  input: WindowTarget,
+  acc: WindowTarget,
+  weights: Float32Array,
+  disjoint: boolean,
+  ctx: SweepContext,
+): Promise<void> {
+  const { plan, inChannels: cin, outChannels: k, batch } = ctx;
   const [wx, wy, wz] = plan.window;
   const wVox = wx * wy * wz;
-  const input = new Float32Array(batch * cin * wVox);
-  for (let first = 0; first < plan.windows.length; first += batch) {
+  const buffer = new Float32Array(Math.min(batch, boxes.length) * cin * wVox);
+  for (let first = 0; first < boxes.length; first += batch) {
     checkAborted(ctx.signal);
-    const boxes = plan.windows.slice(first, first + batch);
-    const b = boxes.length;
+    const group = boxes.slice(first, first + batch);
+    const b = group.length;
     for (let i = 0; i < b; i++) {
-      extractWindow(image, dims, cin, boxes[i], plan.padBefore, ctx.padValue, input, i * cin * wVox);
+      extractWindow(
+        input.data,
+        input.dims,
+        cin,
+        group[i],
+        input.padBefore,
+        ctx.padValue,
+        buffer,
+        i * cin * wVox,
+      );
     }
     const shape = ctx.mode === "3d" ? [b, cin, wz, wy, wx] : [b, cin, wy, wx];
     const extra = ctx.extraName && ctx.extraMask
       ? { [ctx.extraName]: tileBatch(ctx.extraMask.data, ctx.extraMask.shape, b) }
       : undefined;
-    const view = b === batch ? input : input.subarray(0, b * cin * wVox);
+    const view = b * cin * wVox === buffer.length ? buffer : buffer.subarray(0, b * cin * wVox);
     const t = now();
     const out = await ctx.predictor(view, shape, ctx.signal, extra);
     ctx.onModelMs?.(now() - t);
@@ -340,13 +363,100 @@ export async function sweepWindows(image: Float32Array, ctx: SweepContext): Prom
       });
     }
     for (let i = 0; i < b; i++) {
-      if (disjoint) copyInto(acc, dims, k, out, i * k * wVox, boxes[i], plan.padBefore);
-      else blendInto(acc, weights, dims, k, out, i * k * wVox, boxes[i], plan.padBefore, ctx.importance);
+      if (disjoint) copyInto(acc.data, acc.dims, k, out, i * k * wVox, group[i], acc.padBefore);
+      else {blendInto(
+          acc.data,
+          weights,
+          acc.dims,
+          k,
+          out,
+          i * k * wVox,
+          group[i],
+          acc.padBefore,
+          ctx.importance,
+        );}
     }
     ctx.onWindows(b);
   }
+}
+
+/** Run every window of the plan through the predictor and blend; returns out channels × voxels. */
+export async function sweepWindows(image: Float32Array, ctx: SweepContext): Promise<Float32Array> {
+  const { plan, dims, outChannels: k } = ctx;
+  const nVox = dims[0] * dims[1] * dims[2];
+  const acc = new Float32Array(k * nVox);
+  const disjoint = isDisjoint(plan);
+  const weights = disjoint ? new Float32Array(0) : new Float32Array(nVox);
+  const target = { dims, padBefore: plan.padBefore };
+  await runWindows(
+    plan.windows,
+    { data: image, ...target },
+    { data: acc, ...target },
+    weights,
+    disjoint,
+    ctx,
+  );
   if (!disjoint) normaliseBlend(acc, weights, k);
   return acc;
+}
+
+/**
+ * patch3d without the whole volume in memory: windows are swept one z-row at a time (all windows
+ * sharing a z start), the input is loaded per row, and blended slices are handed out as soon as no
+ * later window can touch them. The accumulator holds at most one window depth of slices.
+ * `ctx.dims` is the full target grid; yields normalised outputs (channels × slices × slice voxels).
+ */
+export async function* sweepRows(
+  loadSlab: (z0: number, z1: number) => Float32Array,
+  ctx: SweepContext,
+): AsyncGenerator<{ z0: number; z1: number; out: Float32Array }> {
+  const { plan, dims, outChannels: k } = ctx;
+  const [tx, ty, nz] = dims;
+  const sliceVox = tx * ty;
+  const wz = plan.window[2], pbz = plan.padBefore[2];
+  const cap = Math.min(wz, nz);
+  const capVox = cap * sliceVox;
+  const disjoint = isDisjoint(plan);
+  const acc = new Float32Array(k * capVox);
+  const weights = disjoint ? new Float32Array(0) : new Float32Array(capVox);
+  let base = 0;
+  const finalize = (upTo: number): { z0: number; z1: number; out: Float32Array } | undefined => {
+    const n = upTo - base;
+    if (n <= 0) return undefined;
+    const nVox = n * sliceVox;
+    const out = new Float32Array(k * nVox);
+    for (let c = 0; c < k; c++) {
+      const from = c * capVox, to = c * nVox;
+      if (disjoint) out.set(acc.subarray(from, from + nVox), to);
+      else for (let v = 0; v < nVox; v++) out[to + v] = acc[from + v] / weights[v];
+      acc.copyWithin(from, from + nVox, from + capVox);
+      acc.fill(0, from + capVox - nVox, from + capVox);
+    }
+    if (!disjoint) {
+      weights.copyWithin(0, nVox, capVox);
+      weights.fill(0, capVox - nVox, capVox);
+    }
+    const chunk = { z0: base, z1: upTo, out };
+    base = upTo;
+    return chunk;
+  };
+  const starts = [...new Set(plan.windows.map((w) => w.start[2]))].sort((a, b) => a - b);
+  for (const s of starts) {
+    const a = Math.max(0, s - pbz), b = Math.min(nz, s - pbz + wz);
+    const done = finalize(a);
+    if (done) yield done;
+    const padBefore: Dims3 = [plan.padBefore[0], plan.padBefore[1], pbz + a];
+    await runWindows(
+      plan.windows.filter((w) => w.start[2] === s),
+      { data: loadSlab(a, b), dims: [tx, ty, b - a], padBefore },
+      { data: acc, dims: [tx, ty, cap], padBefore },
+      weights,
+      disjoint,
+      ctx,
+    );
+  }
+  const last = finalize(nz);
+  if (last) yield last;
 }
 
 /** performance.now() where the host has it (browsers, Deno), else Date.now(); the core has no DOM types. */
@@ -440,68 +550,32 @@ export async function segment(
   let doneWindows = 0;
   lap("preprocessing");
 
-  for (let s = 0; s < slabs.ranges.length; s++) {
-    const [z0] = slabs.ranges[s];
-    const { src, tgt } = slabDims[s];
-    const slabVox = src[0] * src[1] * src[2];
-    const tgtVox = tgt[0] * tgt[1] * tgt[2];
-    checkAborted(options.signal);
-    const image = resampleLinear(preprocessSlab(volume, pplan, z0, slabs.ranges[s][1]), src, tgt, cin);
-    lap("preprocessing");
-
-    const logitsSuffice = !multi && !quantised && manifest.activation === "softmax" && rule === "argmax" &&
-      tgt[0] === src[0] && tgt[1] === src[1] && tgt[2] === src[2];
-    const aggregator = multi ? new StreamingAggregator(slabVox, k, labelChannels, entropyKind) : undefined;
-    let single: Float32Array | undefined;
-    for (let i = 0; i < passes.length; i++) {
-      const pass = passes[i];
-      // a slice-wise model sees each slice alone, so flipping the slice axis changes nothing there
-      const flips = slabs.streamed ? pass.flips.filter((a) => a !== 2) : pass.flips;
-      let input = image;
-      if (flips.length) input = flipVolume(input, tgt, cin, flips);
-      if (pass.scale !== 1) {
-        if (input === image) input = image.slice();
-        for (let p = 0; p < input.length; p++) input[p] *= pass.scale;
-      }
-      const mask = masks[i];
-      lap("aggregation");
-      let model = 0;
-      let probs = await sweepWindows(input, {
-        predictor: runtime.members[pass.member],
-        plan: plans[s],
-        dims: tgt,
-        inChannels: cin,
-        outChannels: k,
-        padValue: manifest.preprocessing.padValue ?? 0,
-        importance,
-        batch: Math.max(1, sp.batch ?? 1),
-        mode: sp.mode === "patch3d" ? "3d" : "2d",
-        extraName: mcSpec?.input,
-        extraMask: mask && mcSpec ? { data: mask, shape: mcSpec.shape } : undefined,
-        signal: options.signal,
-        onWindows: (n) => {
-          doneWindows += n;
-          report({ phase: "inference", done: doneWindows, total: totalWindows });
-        },
-        onModelMs: (ms) => (model += ms),
-      });
-      t.model += model;
-      lap("windowing");
-      t.windowing -= model;
-      // argmax of softmax = argmax of the logits: one plain pass needs no exp when nothing else reads probabilities
-      if (!logitsSuffice) applyActivation(probs, tgtVox, k, manifest.activation);
-      if (flips.length) probs = flipVolume(probs, tgt, k, flips);
-      probs = resampleLinear(probs, tgt, src, k);
-      if (aggregator) {
-        aggregator.add(probs);
-        // per-pass volumes come from the pass's own decision (before post-processing)
-        const counts = countDecisions(probs, slabVox, k, manifest, rule);
-        for (let l = 0; l < counts.length; l++) passVoxels[i][l] += counts[l];
-      } else single = probs;
-      lap("aggregation");
-    }
-
-    const mean = aggregator ? aggregator.mean : single!;
+  const sweepContext = (
+    i: number,
+    plan: WindowPlan,
+    grid: Dims3,
+    onModelMs: (ms: number) => void,
+  ): SweepContext => ({
+    predictor: runtime.members[passes[i].member],
+    plan,
+    dims: grid,
+    inChannels: cin,
+    outChannels: k,
+    padValue: manifest.preprocessing.padValue ?? 0,
+    importance,
+    batch: Math.max(1, sp.batch ?? 1),
+    mode: sp.mode === "patch3d" ? "3d" : "2d",
+    extraName: mcSpec?.input,
+    extraMask: masks[i] && mcSpec ? { data: masks[i]!, shape: mcSpec.shape } : undefined,
+    signal: options.signal,
+    onWindows: (n) => {
+      doneWindows += n;
+      report({ phase: "inference", done: doneWindows, total: totalWindows });
+    },
+    onModelMs,
+  });
+  /** Decision, uncertainty and quantised probabilities for slices from z0 of one finished chunk. */
+  const finishChunk = (mean: Float32Array, z0: number, slabVox: number, aggregator?: StreamingAggregator) => {
     const offset = z0 * sliceVox;
     decide(mean, slabVox, k, manifest.labels, rule, labels.subarray(offset, offset + slabVox));
     if (aggregator && uncertaintyData) uncertaintyData.set(aggregator.measure(measure), offset);
@@ -513,7 +587,82 @@ export async function segment(
         }
       });
     }
-    lap("aggregation");
+  };
+  const sameGrid = (a: Dims3, b: Dims3) => a[0] === b[0] && a[1] === b[1] && a[2] === b[2];
+  // argmax of softmax = argmax of the logits: one plain pass needs no exp when nothing else reads probabilities
+  const logitsSuffice = (src: Dims3, tgt: Dims3) =>
+    !multi && !quantised && manifest.activation === "softmax" && rule === "argmax" && sameGrid(src, tgt);
+
+  if (!multi && sp.mode === "patch3d" && tg.dims[2] === dims[2]) {
+    // one plain 3D pass: stream z-rows of patches, never holding the whole volume's outputs
+    let model = 0;
+    const load = (z0: number, z1: number) => {
+      lap("windowing");
+      const n = z1 - z0;
+      const image = resampleLinear(preprocessSlab(volume, pplan, z0, z1), [dims[0], dims[1], n], [
+        tg.dims[0],
+        tg.dims[1],
+        n,
+      ], cin);
+      lap("preprocessing");
+      return image;
+    };
+    for await (
+      const chunk of sweepRows(load, sweepContext(0, plans[0], [...tg.dims], (ms) => (model += ms)))
+    ) {
+      lap("windowing");
+      const n = chunk.z1 - chunk.z0;
+      const src: Dims3 = [dims[0], dims[1], n], tgt: Dims3 = [tg.dims[0], tg.dims[1], n];
+      let probs = chunk.out;
+      if (!logitsSuffice(src, tgt)) applyActivation(probs, tgt[0] * tgt[1] * n, k, manifest.activation);
+      probs = resampleLinear(probs, tgt, src, k);
+      finishChunk(probs, chunk.z0, sliceVox * n);
+      lap("aggregation");
+    }
+    t.model += model;
+    t.windowing -= model;
+  } else {
+    for (let s = 0; s < slabs.ranges.length; s++) {
+      const [z0] = slabs.ranges[s];
+      const { src, tgt } = slabDims[s];
+      const slabVox = src[0] * src[1] * src[2];
+      const tgtVox = tgt[0] * tgt[1] * tgt[2];
+      checkAborted(options.signal);
+      const image = resampleLinear(preprocessSlab(volume, pplan, z0, slabs.ranges[s][1]), src, tgt, cin);
+      lap("preprocessing");
+
+      const aggregator = multi ? new StreamingAggregator(slabVox, k, labelChannels, entropyKind) : undefined;
+      let single: Float32Array | undefined;
+      for (let i = 0; i < passes.length; i++) {
+        const pass = passes[i];
+        // a slice-wise model sees each slice alone, so flipping the slice axis changes nothing there
+        const flips = slabs.streamed ? pass.flips.filter((a) => a !== 2) : pass.flips;
+        let input = image;
+        if (flips.length) input = flipVolume(input, tgt, cin, flips);
+        if (pass.scale !== 1) {
+          if (input === image) input = image.slice();
+          for (let p = 0; p < input.length; p++) input[p] *= pass.scale;
+        }
+        lap("aggregation");
+        let model = 0;
+        let probs = await sweepWindows(input, sweepContext(i, plans[s], tgt, (ms) => (model += ms)));
+        t.model += model;
+        lap("windowing");
+        t.windowing -= model;
+        if (!logitsSuffice(src, tgt)) applyActivation(probs, tgtVox, k, manifest.activation);
+        if (flips.length) probs = flipVolume(probs, tgt, k, flips);
+        probs = resampleLinear(probs, tgt, src, k);
+        if (aggregator) {
+          aggregator.add(probs);
+          // per-pass volumes come from the pass's own decision (before post-processing)
+          const counts = countDecisions(probs, slabVox, k, manifest, rule);
+          for (let l = 0; l < counts.length; l++) passVoxels[i][l] += counts[l];
+        } else single = probs;
+        lap("aggregation");
+      }
+      finishChunk(aggregator ? aggregator.mean : single!, z0, slabVox, aggregator);
+      lap("aggregation");
+    }
   }
 
   // --- post-processing, statistics, triage -------------------------------------------------------------

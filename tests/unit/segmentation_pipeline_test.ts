@@ -307,3 +307,27 @@ Deno.test("provenance separates model time from the pipeline's own time", async 
   assert.equal(r.provenance.seed, undefined, "no seed without MC");
   assert.match(r.provenance.software, /EdgeSeg/);
 });
+
+Deno.test("a single-pass patch3d model streams z-rows and matches the multi-pass whole-volume path", async () => {
+  const v = volume([10, 9, 14], (i, j, k) => (i - 5) * 30 + (j - 4) * 10 + (k - 7) * 20);
+  const m = manifest({
+    inputs: [{ name: "input", dtype: "float32", shape: ["batch", 1, "d", "h", "w"] }],
+    outputs: [{ name: "logits", dtype: "float32", shape: ["batch", 2, "d", "h", "w"] }],
+    preprocessing: { intensity: { kind: "zscore", mask: "all" } },
+    spatial: { mode: "patch3d", window: [6, 6, 5], overlap: 0.5, blending: "gaussian", batch: 3 },
+    uncertainty: { tta: { flips: [[0]] } },
+  });
+  const streamed = await segment(v, runtime(m, [thresholdPredictor(0, 3)]), { keepProbabilities: true });
+  // TTA with a translation-equivariant predictor averages identical passes on the whole-volume path
+  const whole = await segment(v, runtime(m, [thresholdPredictor(0, 3)]), {
+    uncertainty: "tta",
+    keepProbabilities: true,
+  });
+  assert.deepEqual(streamed.labelmap.data, whole.labelmap.data);
+  let maxDiff = 0;
+  for (let p = 0; p < streamed.probabilities!.data.length; p++) {
+    maxDiff = Math.max(maxDiff, Math.abs(streamed.probabilities!.data[p] - whole.probabilities!.data[p]));
+  }
+  assert.ok(maxDiff <= 1, `quantised probabilities differ by ${maxDiff}`);
+  assert.equal(streamed.provenance.windows * 2, whole.provenance.windows);
+});

@@ -104,3 +104,50 @@ Deno.test("percentile interpolates linearly like NumPy", () => {
   assert.equal(percentile([0, 0, 0, 0, 1, 1], 95), 1);
   assert.ok(Math.abs(percentile([10, 20], 2.5) - 10.25) < 1e-12);
 });
+
+Deno.test("connected components agree with a flood fill on random 3D masks, in 2D and 3D connectivity", () => {
+  let seed = 99;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+  for (let trial = 0; trial < 5; trial++) {
+    const dims: [number, number, number] = [7, 6, 5];
+    const n = 7 * 6 * 5;
+    const mask = Uint8Array.from({ length: n }, () => (rand() < 0.45 ? 1 : 0));
+    for (const conn of ["2d", "3d"] as const) {
+      const cc = connectedComponents(mask, dims, conn);
+      // reference: flood fill
+      const ref = new Int32Array(n);
+      let count = 0;
+      for (let s = 0; s < n; s++) {
+        if (!mask[s] || ref[s]) continue;
+        ref[s] = ++count;
+        const stack = [s];
+        while (stack.length) {
+          const p = stack.pop()!;
+          const i = p % 7, j = Math.floor(p / 7) % 6, k = Math.floor(p / 42);
+          const nb: number[] = [];
+          if (i > 0) nb.push(p - 1);
+          if (i < 6) nb.push(p + 1);
+          if (j > 0) nb.push(p - 7);
+          if (j < 5) nb.push(p + 7);
+          if (conn === "3d" && k > 0) nb.push(p - 42);
+          if (conn === "3d" && k < 4) nb.push(p + 42);
+          for (const q of nb) if (mask[q] && !ref[q]) (ref[q] = count), stack.push(q);
+        }
+      }
+      assert.equal(cc.count, count);
+      // same partition: ids map one-to-one
+      const map = new Map<number, number>();
+      for (let p = 0; p < n; p++) {
+        if (!mask[p]) {
+          assert.equal(cc.ids[p], 0);
+          continue;
+        }
+        if (!map.has(cc.ids[p])) map.set(cc.ids[p], ref[p]);
+        assert.equal(map.get(cc.ids[p]), ref[p]);
+      }
+      const sizes = new Map<number, number>();
+      for (let p = 0; p < n; p++) if (mask[p]) sizes.set(cc.ids[p], (sizes.get(cc.ids[p]) ?? 0) + 1);
+      for (const [id, size] of sizes) assert.equal(cc.sizes[id], size);
+    }
+  }
+});
