@@ -154,7 +154,8 @@ IEEE TMI 39(8):2626–2637, 2020; MedSeg, COVID-19 CT segmentation dataset, medi
 The training slices were windowed before publication and the window is not documented. We estimated it
 from the grey-level histogram of the 50 training slices: aerated lung parenchyma (≈ −850 HU) peaks at grey
 44–49 and chest-wall soft tissue (≈ −20 HU) at grey 208–212, which a linear window [−1100, +200] HU
-reproduces (−850 → 49, −20 → 212). The net was trained on grey/255, and the manifest declares
+reproduces (−850 → 49, −20 → 212); `models/training/ct.py window` recomputes the fit (peaks at grey
+45 and 210 → centre −435, width 1283 HU, rounded to the declared −450 / 1300). The net was trained on grey/255, and the manifest declares
 `{{"kind": "window", "center": -450, "width": 1300, "outMin": 0, "outMax": 1}}`, which gives the same
 number for a DICOM CT slice in HU (rescale slope/intercept applied). Training also jittered intensity
 (×U(0.9, 1.1), +U(−0.05, 0.05)) and padded with air (grey 20 ≈ −1000 HU) so a full 512×512 DICOM slice

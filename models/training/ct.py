@@ -258,9 +258,27 @@ def cmd_export(args):
     print(json.dumps({"fp32": fp32, "int8": int8}, indent=2))
 
 
+def cmd_window(args):
+    """Reproduces the window estimate: grey-level histogram peaks of lung parenchyma (grey < 128) and
+    chest-wall soft tissue (grey >= 128) over all training slices, fitted to -850 HU and -20 HU."""
+    h = np.zeros(256)
+    for k in slice_ids()[0] + slice_ids()[1]:
+        img = np.asarray(Image.open(os.path.join(CT, "Imgs", "%d.jpg" % k)).convert("L"))
+        h += np.bincount(img.ravel(), minlength=256)
+    sm = np.convolve(h, np.ones(9) / 9, mode="same")
+    g_lung, g_soft = int(np.argmax(sm[:128])), 128 + int(np.argmax(sm[128:250]))
+    hu_lung, hu_soft = -850.0, -20.0
+    slope = (g_soft - g_lung) / (hu_soft - hu_lung)  # grey levels per HU
+    lo = hu_lung - g_lung / slope
+    width = 255.0 / slope
+    print(json.dumps({"lungPeakGrey": g_lung, "softTissuePeakGrey": g_soft, "fittedLowHU": round(lo),
+                      "fittedWidthHU": round(width), "fittedCenterHU": round(lo + width / 2),
+                      "declared": {"center": WINDOW_CENTER, "width": WINDOW_WIDTH}}, indent=2))
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("cmd", choices=["train", "validate", "export"])
+    ap.add_argument("cmd", choices=["train", "validate", "export", "window"])
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--minutes", type=float, default=35)
     ap.add_argument("--steps", type=int, default=1000)
@@ -270,7 +288,7 @@ def main():
     ap.add_argument("--val-every", type=int, default=100)
     ap.add_argument("--which", choices=["best", "last"], default="best")
     args = ap.parse_args()
-    {"train": train, "validate": cmd_validate, "export": cmd_export}[args.cmd](args)
+    {"train": train, "validate": cmd_validate, "export": cmd_export, "window": cmd_window}[args.cmd](args)
 
 
 if __name__ == "__main__":
