@@ -11,6 +11,15 @@ import {
   type WorkerRequest,
 } from "../../src/inference/protocol.ts";
 import type { Progress, SegmentationResult } from "../../src/core/types.ts";
+import { CancelledError } from "../../src/core/errors.ts";
+
+/**
+ * How long a cancelled run may take to acknowledge before the Worker is terminated. A run only sees
+ * the cancel message when its loop yields to the event loop; if ONNX Runtime answers without yielding
+ * (observed with WASM on small models), the message waits, so the page stops the Worker instead and
+ * starts a fresh one on the next run.
+ */
+export const CANCEL_GRACE_MS = 300;
 
 /** Replaced at build time with the hashed URL of the worker bundle (see extension/build.ts). */
 declare const __EDGESEG_WORKER_URL__: string;
@@ -48,6 +57,12 @@ function nextId(prefix: string): string {
 export class SegmentationWorker {
   readonly #worker: WorkerLike;
   readonly #pending = new Map<string, Pending>();
+  #stopped = false;
+
+  /** True once the Worker was terminated (by `terminate()` or a hard cancel); start a new client then. */
+  get stopped(): boolean {
+    return this.#stopped;
+  }
 
   /** `create` exists so tests can hand in a fake Worker. */
   constructor(
@@ -89,7 +104,18 @@ export class SegmentationWorker {
       this.#pending.set(id, { resolve: (v) => resolve(v as SegmentationResult), reject, onProgress });
     });
     this.#post(req, requestTransferables(req));
-    return { id, result, cancel: () => this.#post({ type: "cancel", id }) };
+    const cancel = () => {
+      if (!this.#pending.has(id)) return;
+      this.#post({ type: "cancel", id });
+      setTimeout(() => {
+        if (!this.#pending.has(id)) return;
+        const pending = this.#pending.get(id);
+        this.#pending.delete(id);
+        this.terminate();
+        pending?.reject(new CancelledError("cancelled (the inference worker was stopped)"));
+      }, CANCEL_GRACE_MS);
+    };
+    return { id, result, cancel };
   }
 
   /** What the worker's ONNX Runtime can use (WebGPU adapter, WebNN, WASM threads). */
@@ -103,6 +129,7 @@ export class SegmentationWorker {
   }
 
   terminate(): void {
+    this.#stopped = true;
     this.#worker.terminate();
     const err = new Error("the EdgeSeg inference worker was stopped");
     for (const p of this.#pending.values()) p.reject(err);
@@ -114,6 +141,6 @@ let shared: SegmentationWorker | undefined;
 
 /** The page's one inference worker, started on first use (keeps ORT sessions warm between runs). */
 export function sharedWorker(): SegmentationWorker {
-  shared ??= new SegmentationWorker();
+  if (!shared || shared.stopped) shared = new SegmentationWorker();
   return shared;
 }

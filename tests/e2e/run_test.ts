@@ -1,0 +1,220 @@
+/**
+ * Issue #5, first slice: run a model from the EdgeSeg panel on the seeded phantom CT (embedded store,
+ * project test model packages) and check that the labelmap OHIF shows equals, slice by slice, what the
+ * headless pipeline (readSeries → loadModel → segment) computes for the same series on WASM. Also: a
+ * run can be cancelled from the panel. Every wait is on page state.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import type { Page } from "playwright-core";
+import { buildExtension } from "../../extension/build.ts";
+import { phantomSeries } from "../../src/dicom/phantom.ts";
+import { readSeries } from "../../src/dicom/read.ts";
+import { loadModel } from "../../src/inference/deno.ts";
+import { segment } from "../../src/segmentation/segment.ts";
+import { ensureOhif, type RunningServer, startServer } from "../../src/server/mod.ts";
+import { chromiumMissing, launchBrowser, screenshot, waitForCanvasContent } from "../helpers/browser.ts";
+import { PROJECT_ROOT } from "../helpers/paths.ts";
+
+const TEST_MODELS = join(PROJECT_ROOT, "tests", "fixtures", "models");
+const MODEL_ID = "tiny-2d";
+
+const skipReason = chromiumMissing();
+if (skipReason) console.log(`e2e run tests skipped: ${skipReason}`);
+
+/** Per source instance: foreground voxel count and a position-weighted checksum of the label values. */
+type SliceDigest = Record<string, { voxels: number; checksum: number }>;
+
+function digestSlice(
+  data: ArrayLike<number>,
+  offset: number,
+  size: number,
+): { voxels: number; checksum: number } {
+  let voxels = 0, checksum = 0;
+  for (let p = 0; p < size; p++) {
+    const v = data[offset + p];
+    if (v !== 0) {
+      voxels++;
+      checksum = (checksum + (p + 1) * v) % 2147483647;
+    }
+  }
+  return { voxels, checksum };
+}
+
+async function headlessDigest(): Promise<{ digest: SliceDigest; total: number }> {
+  const { volume } = await readSeries(phantomSeries().files);
+  const { runtime } = await loadModel(join(TEST_MODELS, MODEL_ID), { providers: ["wasm"] });
+  const result = await segment(volume, runtime, { uncertainty: "none" });
+  const [cols, rows, slices] = result.labelmap.geometry.dims;
+  const size = cols * rows;
+  const digest: SliceDigest = {};
+  let total = 0;
+  for (let k = 0; k < slices; k++) {
+    const uid = volume.source?.instances[k]?.sopInstanceUID;
+    assert.ok(uid, `headless slice ${k} knows its source instance`);
+    digest[uid] = digestSlice(result.labelmap.data, k * size, size);
+    total += digest[uid].voxels;
+  }
+  return { digest, total };
+}
+
+/** The same digest computed in the page from the labelmap OHIF holds for the EdgeSeg segmentation. */
+function viewerDigest(page: Page): Promise<SliceDigest> {
+  return page.evaluate(() => {
+    type Img = { referencedImageId: string; voxelManager: { getScalarData(): ArrayLike<number> } };
+    const g = globalThis as unknown as {
+      cornerstone: {
+        cache: { getImage(id: string): Img };
+        metaData: { get(t: string, id: string): { sopInstanceUID: string } };
+      };
+      cornerstoneTools: {
+        segmentation: {
+          state: {
+            getSegmentation(id: string): { representationData: { Labelmap: { imageIds: string[] } } };
+          };
+        };
+      };
+    };
+    const segId = document.querySelector("#edgeseg-result")?.getAttribute("data-segmentation-id") ?? "";
+    const seg = g.cornerstoneTools.segmentation.state.getSegmentation(segId);
+    const out: Record<string, { voxels: number; checksum: number }> = {};
+    for (const id of seg.representationData.Labelmap.imageIds) {
+      const img = g.cornerstone.cache.getImage(id);
+      const data = img.voxelManager.getScalarData();
+      let voxels = 0, checksum = 0;
+      for (let p = 0; p < data.length; p++) {
+        const v = data[p];
+        if (v !== 0) {
+          voxels++;
+          checksum = (checksum + (p + 1) * v) % 2147483647;
+        }
+      }
+      out[g.cornerstone.metaData.get("sopCommonModule", img.referencedImageId).sopInstanceUID] = {
+        voxels,
+        checksum,
+      };
+    }
+    return out;
+  });
+}
+
+async function openPhantom(edge: RunningServer, page: Page): Promise<void> {
+  const res = await fetch(new URL("/dicom-web/studies", edge.url), {
+    headers: { accept: "application/dicom+json" },
+  });
+  const studies = await res.json() as { "0020000D": { Value: string[] } }[];
+  const uid = studies[0]["0020000D"].Value[0];
+  await page.goto(new URL(`/edgeseg?StudyInstanceUIDs=${encodeURIComponent(uid)}`, edge.url).href);
+  await waitForCanvasContent(page);
+  await page.waitForSelector(`#edgeseg-models [data-model-id="${MODEL_ID}"]`, { timeout: 30000 });
+  await page.click(`#edgeseg-models [data-model-id="${MODEL_ID}"]`);
+  await page.waitForSelector(`[data-model-id="${MODEL_ID}"][data-selected="true"]`);
+}
+
+async function withViewer(
+  name: string,
+  fn: (page: Page, edge: RunningServer) => Promise<void>,
+): Promise<void> {
+  await buildExtension();
+  const ohifDist = await ensureOhif();
+  const dataDir = await Deno.makeTempDir({ prefix: "edgeseg-e2e-run-" });
+  const logs: string[] = [];
+  const edge = await startServer({
+    port: 0,
+    dataDir,
+    ohifDist,
+    modelsDir: TEST_MODELS,
+    seed: true,
+    log: (l) => logs.push(l),
+  });
+  const browser = await launchBrowser({ webgpu: false });
+  try {
+    await openPhantom(edge, browser.page);
+    await fn(browser.page, edge);
+  } catch (err) {
+    await screenshot(browser.page, `${name}-failure`).catch(() => {});
+    const errors = browser.errors.slice(-8).join("\n  ");
+    throw new Error(
+      `${err instanceof Error ? err.message : err}${errors ? `\nbrowser errors:\n  ${errors}` : ""}`,
+      { cause: err },
+    );
+  } finally {
+    await browser.close();
+    await edge.close();
+    await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+  }
+}
+
+Deno.test({
+  name:
+    "a model run from the panel shows a labelmap equal slice by slice to the headless segment() result on WASM",
+  ignore: skipReason !== null,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    await withViewer("run", async (page) => {
+      await screenshot(page, "run-1-model-selected");
+      await page.click("#edgeseg-run");
+      await page.waitForSelector("#edgeseg-result, #edgeseg-error", { timeout: 120000 });
+      await screenshot(page, "run-2-labelmap");
+      const error = await page.locator("#edgeseg-error").count()
+        ? await page.locator("#edgeseg-error").innerText()
+        : "";
+      assert.equal(error, "", "the run ended without an error");
+      const provider = await page.getAttribute("#edgeseg-provenance", "data-provider");
+      assert.equal(
+        provider,
+        "wasm",
+        "without a WebGPU adapter the run used WASM (shown in the provenance line)",
+      );
+      const segId = await page.getAttribute("#edgeseg-result", "data-segmentation-id");
+      assert.ok(segId, "the labelmap was added to OHIF's segmentations");
+      const actual = await viewerDigest(page);
+      const expected = await headlessDigest();
+      assert.ok(expected.total > 0, "the test model finds foreground in the phantom");
+      assert.equal(
+        Object.keys(actual).length,
+        Object.keys(expected.digest).length,
+        "one labelmap slice per source slice",
+      );
+      assert.deepEqual(actual, expected.digest, "per-slice voxels and positions equal the headless result");
+      const shownVoxels = Number(
+        await page.getAttribute('#edgeseg-result tr[data-segment="1"]', "data-voxels"),
+      );
+      assert.equal(shownVoxels, expected.total, "the segment list reports the same voxel count");
+    });
+  },
+});
+
+Deno.test({
+  name: "a running model can be cancelled from the panel, the panel says so, and the next run works",
+  ignore: skipReason !== null,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    await withViewer("cancel", async (page) => {
+      // MC dropout with many passes keeps the tiny model busy long enough to cancel mid-run.
+      await page.selectOption("#edgeseg-uncertainty", "mc");
+      await page.fill("#edgeseg-passes", "50");
+      await page.click("#edgeseg-run");
+      await page.waitForSelector('#edgeseg-progress[data-phase="inference"]', { timeout: 60000 });
+      await screenshot(page, "cancel-1-running");
+      const clicked = Date.now();
+      await page.click("#edgeseg-cancel");
+      await page.waitForSelector("#edgeseg-error", { timeout: 10000 });
+      const stoppedMs = Date.now() - clicked;
+      await screenshot(page, "cancel-2-cancelled");
+      assert.equal(await page.locator("#edgeseg-error").innerText(), "Cancelled.");
+      assert.equal(await page.locator("#edgeseg-result").count(), 0, "no result after a cancel");
+      assert.ok(stoppedMs < 3000, `the run stopped ${stoppedMs} ms after Cancel`);
+      console.log(`cancel: the run stopped ${stoppedMs} ms after the click`);
+      assert.equal(await page.isEnabled("#edgeseg-run"), true, "Run is available again");
+      // A run after a cancel works (a hard-stopped Worker is replaced by a fresh one).
+      await page.selectOption("#edgeseg-uncertainty", "none");
+      await page.click("#edgeseg-run");
+      await page.waitForSelector("#edgeseg-result, #edgeseg-error", { timeout: 120000 });
+      assert.equal(await page.locator("#edgeseg-error").count(), 0, "the run after the cancel succeeded");
+      await screenshot(page, "cancel-3-rerun");
+    });
+  },
+});
