@@ -23,6 +23,7 @@ export { applyActivation, decide, decisionRule, labelArray } from "./activation.
 export {
   type Components,
   connectedComponents,
+  countComponents,
   fillHoles,
   keepLargestComponent,
   postprocessLabels,
@@ -64,6 +65,7 @@ export {
   surfaceMask,
 } from "./metrics.ts";
 export {
+  defaultSlabVoxels,
   estimateWorkingSetBytes,
   modelOutputChannels,
   type PassSpec,

@@ -72,6 +72,68 @@ export function connectedComponents(
   return { ids, count, sizes: Int32Array.from(sizesTmp) };
 }
 
+function findRoot(table: Int32Array, l: number): number {
+  while (table[l] !== l) {
+    table[l] = table[table[l]];
+    l = table[l];
+  }
+  return l;
+}
+
+/** Merge two roots (0 = none); the smaller label becomes the root. */
+function join(table: Int32Array, r: number, s: number): number {
+  if (!r || r === s) return s;
+  if (s < r) {
+    table[r] = s;
+    return s;
+  }
+  table[s] = r;
+  return r;
+}
+
+/**
+ * Number of 6-connected (3D) components of the voxels equal to `value`, without a per-voxel id
+ * array: a slice-by-slice scan keeps provisional labels for two slices and an equivalence table,
+ * so counting components on a CT-sized labelmap costs two slices of memory.
+ */
+export function countComponents(labels: ArrayLike<number>, dims: Dims3, value: number): number {
+  const [nx, ny, nz] = dims;
+  const sliceVox = nx * ny;
+  let prev = new Int32Array(sliceVox), cur = new Int32Array(sliceVox);
+  let table = new Int32Array(1024); // table[l] = parent of provisional label l (0 unused)
+  let next = 1;
+  for (let k = 0, p = 0; k < nz; k++) {
+    for (let q = 0; q < sliceVox; q++, p++) {
+      if (labels[p] !== value) {
+        cur[q] = 0;
+        continue;
+      }
+      const i = q % nx;
+      const a = i > 0 ? cur[q - 1] : 0, b = q >= nx ? cur[q - nx] : 0, c = k > 0 ? prev[q] : 0;
+      if (!a && !b && !c) {
+        if (next >= table.length) {
+          const grown = new Int32Array(table.length * 2);
+          grown.set(table);
+          table = grown;
+        }
+        table[next] = next;
+        cur[q] = next++;
+        continue;
+      }
+      let r = a ? findRoot(table, a) : 0;
+      if (b) r = join(table, r, findRoot(table, b));
+      if (c) r = join(table, r, findRoot(table, c));
+      cur[q] = r;
+    }
+    const t = prev;
+    prev = cur;
+    cur = t;
+  }
+  let count = 0;
+  for (let l = 1; l < next; l++) if (findRoot(table, l) === l) count++;
+  return count;
+}
+
 function maskOf(labels: Uint8Array | Uint16Array, value: number): Uint8Array {
   const m = new Uint8Array(labels.length);
   for (let p = 0; p < labels.length; p++) m[p] = labels[p] === value ? 1 : 0;

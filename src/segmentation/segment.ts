@@ -117,8 +117,13 @@ export function planPasses(
   }
 }
 
-/** Voxels per slab in the slice-streaming path: big enough to batch, small enough to stay cheap. */
-const SLAB_VOXELS = 1 << 22;
+/**
+ * Voxels per slab in the slice-streaming path: big enough to batch, small enough to stay cheap.
+ * Several passes keep an aggregator per slab (mean, spread, entropy), so their slabs are smaller.
+ */
+export function defaultSlabVoxels(method: UncertaintyMethod): number {
+  return method === "none" ? 1 << 22 : 1 << 20;
+}
 
 /** How segment() walks the volume: z-slabs for 2D models, the whole volume otherwise. */
 export interface SlabPlan {
@@ -134,7 +139,11 @@ export interface SlabPlan {
  * aggregation hold one slab at a time and only the labelmap (and the uncertainty / probability maps
  * when asked for) cover the whole volume. patch3d and z-resampling process the whole volume.
  */
-export function planSlabs(volume: Volume, manifest: ModelManifest, slabVoxels = SLAB_VOXELS): SlabPlan {
+export function planSlabs(
+  volume: Volume,
+  manifest: ModelManifest,
+  slabVoxels = defaultSlabVoxels("none"),
+): SlabPlan {
   const dims = volume.geometry.dims;
   const tg = targetGeometry(volume.geometry, manifest.preprocessing.targetSpacingMm);
   const sp = manifest.spatial;
@@ -171,27 +180,32 @@ export function estimateWorkingSetBytes(
   const [nx, ny, nz] = volume.geometry.dims;
   const v = nx * ny * nz;
   const tg = targetGeometry(volume.geometry, manifest.preprocessing.targetSpacingMm);
-  const slabs = planSlabs(volume, manifest);
-  const slices = Math.max(...slabs.ranges.map(([a, b]) => b - a));
+  const sp = manifest.spatial;
+  const plan = planWindows(tg.dims, sp.window, sp.overlap, sp.mode, manifest.preprocessing.padMultiple);
+  const slabs = planSlabs(volume, manifest, defaultSlabVoxels(method));
+  // single-pass patch3d streams z-rows: one window depth of slices at a time
+  const rows3d = sp.mode === "patch3d" && method === "none" && tg.dims[2] === nz;
+  const slices = rows3d ? Math.min(plan.window[2], nz) : Math.max(...slabs.ranges.map(([a, b]) => b - a));
   const vs = nx * ny * slices;
-  const vts = slabs.streamed ? tg.dims[0] * tg.dims[1] * slices : tg.dims[0] * tg.dims[1] * tg.dims[2];
+  const vts = slabs.streamed || rows3d
+    ? tg.dims[0] * tg.dims[1] * slices
+    : tg.dims[0] * tg.dims[1] * tg.dims[2];
   const resampled = vts !== vs;
   const cin = modelInputChannels(manifest);
   const k = modelOutputChannels(manifest);
-  const sp = manifest.spatial;
-  const plan = planWindows(tg.dims, sp.window, sp.overlap, sp.mode, manifest.preprocessing.padMultiple);
   const wv = plan.window[0] * plan.window[1] * plan.window[2];
   const batch = Math.max(1, sp.batch ?? 1);
   let bytes = 4 * cin * vs; // preprocessed slab
   if (resampled) bytes += 4 * cin * vts; // resampled to the target spacing
   if (method.includes("tta")) bytes += 4 * cin * vts; // flipped input
   bytes += 4 * (k + 1) * vts; // accumulator + weights
+  if (rows3d) bytes += 4 * k * vts; // finished slices handed out
   if (resampled) bytes += 4 * k * vs; // probabilities back on the original grid
   bytes += 4 * batch * wv * (2 * cin + 2 * k); // window batch in and out, and the runtime's copies
   const multi = method !== "none";
   if (multi) bytes += StreamingAggregator.bytesFor(vs, k, manifest.labels.length) + 2 * vs;
   // whole-volume outputs
-  bytes += 2 * v; // labelmap
+  bytes += (manifest.labels.some((l) => l.value > 255) ? 2 : 1) * v; // labelmap
   if (multi) bytes += 4 * v; // uncertainty map
   if (keepProbabilities) bytes += manifest.labels.length * v;
   return bytes;
@@ -467,7 +481,7 @@ function now(): number {
 
 /** Engineering knobs that do not change results (tests use them to prove that). */
 export interface SegmentTuning {
-  /** target voxels per slab for slice-wise models (default 2²² ≈ 4 M) */
+  /** target voxels per slab for slice-wise models (default: defaultSlabVoxels(method)) */
   slabVoxels?: number;
 }
 
@@ -518,7 +532,7 @@ export async function segment(
   const sp = manifest.spatial;
   const pplan = planPreprocessing(volume, manifest);
   const tg = targetGeometry(geometry, manifest.preprocessing.targetSpacingMm);
-  const slabs = planSlabs(volume, manifest, tuning.slabVoxels);
+  const slabs = planSlabs(volume, manifest, tuning.slabVoxels ?? defaultSlabVoxels(method));
   const slabDims = slabs.ranges.map(([z0, z1]): { src: Dims3; tgt: Dims3 } => ({
     src: [dims[0], dims[1], z1 - z0],
     tgt: slabs.streamed ? [tg.dims[0], tg.dims[1], z1 - z0] : [...tg.dims],

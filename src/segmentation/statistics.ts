@@ -4,7 +4,7 @@
  * inside the segment and on its boundary.
  */
 import type { Geometry, LabelSpec, SegmentStatistics, VoxelArray } from "../core/types.ts";
-import { connectedComponents } from "./postprocess.ts";
+import { countComponents } from "./postprocess.ts";
 
 /** Linear-interpolated percentile (NumPy's default method) of `values`, q in [0, 100]. */
 export function percentile(values: ArrayLike<number>, q: number): number {
@@ -67,10 +67,8 @@ export function segmentStatistics(input: StatisticsInput): SegmentStatistics[] {
   const voxelMl = voxelVolumeMl(geometry);
   return input.segments.map((seg, s) => {
     let n = 0, mean = 0, m2 = 0, uSum = 0;
-    const mask = new Uint8Array(labels.length);
     for (let p = 0; p < labels.length; p++) {
       if (labels[p] !== seg.value) continue;
-      mask[p] = 1;
       n++;
       const x = intensity[p];
       const d = x - mean;
@@ -85,7 +83,7 @@ export function segmentStatistics(input: StatisticsInput): SegmentStatistics[] {
       volumeMl: n * voxelMl,
       meanIntensity: n > 0 ? mean : 0,
       sdIntensity: n > 1 ? Math.sqrt(m2 / (n - 1)) : 0,
-      components: n > 0 ? connectedComponents(mask, dims, "3d").count : 0,
+      components: n > 0 ? countComponents(labels, dims, seg.value) : 0,
     };
     if (uncertainty) {
       stats.meanUncertainty = n > 0 ? uSum / n : 0;

@@ -331,3 +331,31 @@ Deno.test("a single-pass patch3d model streams z-rows and matches the multi-pass
   assert.ok(maxDiff <= 1, `quantised probabilities differ by ${maxDiff}`);
   assert.equal(streamed.provenance.windows * 2, whole.provenance.windows);
 });
+
+Deno.test("the working-set estimate for a CT-sized slice-wise run stays under 4× the input bytes", async () => {
+  const { estimateWorkingSetBytes } = await import("../../src/segmentation/mod.ts");
+  const dims: [number, number, number] = [512, 512, 200];
+  // no voxel data is needed to estimate: only geometry and the manifest
+  const v = {
+    geometry: geometry(dims, [0.7, 0.7, 1.5]),
+    channels: 1,
+    data: new Int16Array(0),
+    modality: "CT",
+  };
+  const inputBytes = 2 * 512 * 512 * 200;
+  const m = manifest({
+    spatial: { mode: "slice2d", window: [512, 512], overlap: 0, blending: "gaussian", batch: 4 },
+  });
+  const plain = estimateWorkingSetBytes(v, m, "none");
+  assert.ok(plain < 4 * inputBytes, `${plain} bytes`);
+  const mc = estimateWorkingSetBytes(v, m, "mc");
+  assert.ok(mc > plain && mc < 4 * inputBytes, `${mc} bytes with MC`);
+  const m3 = manifest({
+    spatial: { mode: "patch3d", window: [96, 96, 96], overlap: 0.5, blending: "gaussian" },
+  });
+  const cube = { ...v, geometry: geometry([256, 256, 256]) };
+  assert.ok(
+    estimateWorkingSetBytes(cube, m3, "none") < estimateWorkingSetBytes(cube, m3, "tta"),
+    "row streaming is cheaper",
+  );
+});

@@ -151,3 +151,23 @@ Deno.test("connected components agree with a flood fill on random 3D masks, in 2
     }
   }
 });
+
+Deno.test("counting components slice by slice agrees with the full labelling", async () => {
+  const { countComponents } = await import("../../src/segmentation/mod.ts");
+  let seed = 5;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+  for (let trial = 0; trial < 8; trial++) {
+    const dims: [number, number, number] = [9, 8, 6];
+    const labels = Uint8Array.from(
+      { length: 9 * 8 * 6 },
+      () => (rand() < 0.5 ? 1 + Math.floor(rand() * 2) : 0),
+    );
+    for (const value of [1, 2]) {
+      const mask = Uint8Array.from(labels, (x) => (x === value ? 1 : 0));
+      assert.equal(countComponents(labels, dims, value), connectedComponents(mask, dims, "3d").count);
+    }
+  }
+  // a U shape joins through a later slice only: provisional labels must merge
+  const { data, dims } = art(["1.1", "..."], ["1.1", "..."], ["111", "..."]);
+  assert.equal(countComponents(data, dims, 1), 1);
+});
