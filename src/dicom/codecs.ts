@@ -63,14 +63,26 @@ export async function decodeFrame(ts: string, frame: Uint8Array, info: FrameInfo
     );
   }
   const codec = await loadDicomCodec();
-  const result = await codec.decode(frame, {
-    columns: info.columns,
-    rows: info.rows,
-    bitsAllocated: info.bitsAllocated === 1 ? 8 : info.bitsAllocated,
-    samplesPerPixel: info.samplesPerPixel,
-    signed: info.pixelRepresentation === 1,
-    planarConfiguration: info.planarConfiguration ?? 0,
-  }, ts);
+  let result: { imageFrame: ArrayBufferView };
+  try {
+    result = await codec.decode(frame, {
+      columns: info.columns,
+      rows: info.rows,
+      bitsAllocated: info.bitsAllocated === 1 ? 8 : info.bitsAllocated,
+      samplesPerPixel: info.samplesPerPixel,
+      signed: info.pixelRepresentation === 1,
+      planarConfiguration: info.planarConfiguration ?? 0,
+    }, ts);
+  } catch (e) {
+    // the WASM codecs throw bare numbers (Emscripten exception pointers) or plain Errors on bad streams
+    throw new InputError(
+      "FRAME_DECODE",
+      `expected a decodable ${ts} frame of ${info.columns}×${info.rows}, found ${frame.length} bytes the codec rejects: ${
+        e instanceof Error ? e.message : `codec error ${String(e)}`
+      }`,
+      { cause: e },
+    );
+  }
   const out = result.imageFrame;
   // the typed array's element type varies by codec (Int8 for RLE, Uint16 for .70, Uint8 for JLS): view as bytes
   return new Uint8Array(out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength));
@@ -103,7 +115,11 @@ export async function inflateRaw(bytes: Uint8Array): Promise<Uint8Array> {
     return await inflateOnce(bytes);
   } catch (e) {
     if (bytes.length > 1 && bytes[bytes.length - 1] === 0) {
-      return await inflateOnce(bytes.subarray(0, bytes.length - 1));
+      try {
+        return await inflateOnce(bytes.subarray(0, bytes.length - 1));
+      } catch {
+        // fall through to the typed error below (the first attempt's message is the informative one)
+      }
     }
     throw new InputError(
       "BAD_DEFLATE",

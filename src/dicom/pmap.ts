@@ -23,7 +23,8 @@ import {
   type SourceSeries,
   validateSource,
 } from "./common.ts";
-import { allocateWithPixelElement, type NaturalizedDataset, SopClass, str, writeDataset } from "./dataset.ts";
+import { allocateWithPixelElement, type NaturalizedDataset, SopClass, str } from "./dataset.ts";
+import { writeWithTrailingSequence } from "./encode.ts";
 import { dicomDateTime, newUid } from "./uid.ts";
 
 export interface ParametricMapWriteInput {
@@ -206,7 +207,6 @@ export function writeParametricMap(input: ParametricMapWriteInput): Uint8Array {
       // Identity Pixel Value Transformation macro: the real-world mapping does the scaling
       PixelValueTransformationSequence: [{ RescaleIntercept: "0", RescaleSlope: "1", RescaleType: "US" }],
     }],
-    PerFrameFunctionalGroupsSequence: perFrame,
     DimensionOrganizationSequence: [{ DimensionOrganizationUID: dimOrgUID }],
     DimensionOrganizationType: "3D",
     DimensionIndexSequence: [{
@@ -217,7 +217,9 @@ export function writeParametricMap(input: ParametricMapWriteInput): Uint8Array {
     }],
     ReferencedSeriesSequence: referencedSeries(source),
   };
-  const head = writeDataset(dataset);
+  // dcmjs writes the dataset; the per-frame sequence (5200,9230), the highest tag before the pixel
+  // data, is appended by the fast encoder (see encode.ts for the measured reason)
+  const head = writeWithTrailingSequence(dataset, "PerFrameFunctionalGroupsSequence", perFrame);
   const { file, value } = allocateWithPixelElement(head, "FloatPixelData", "OF", P * K * 4);
   // Float32 frames in k order are exactly the map's planar layout; copy the bytes (little-endian hosts)
   value.set(new Uint8Array(map.data.buffer, map.data.byteOffset, P * K * 4));
