@@ -57,12 +57,31 @@ const hostReactPlugin: esbuild.Plugin = {
   },
 };
 
+/** Hashed outputs of earlier builds are deleted once they are older than this. */
+const STALE_AFTER_MS = 15 * 60 * 1000;
+
+async function pruneStale(keep: Set<string>, olderThanMs: number, dir = PLUGIN_DIR): Promise<void> {
+  for await (const entry of Deno.readDir(dir)) {
+    const path = join(dir, entry.name);
+    const rel = relative(PLUGIN_DIR, path);
+    if (entry.isDirectory) {
+      await pruneStale(keep, olderThanMs, path);
+      continue;
+    }
+    if (keep.has(rel)) continue;
+    const stat = await Deno.stat(path).catch(() => null);
+    if (stat?.mtime && Date.now() - stat.mtime.getTime() > olderThanMs) {
+      await Deno.remove(path).catch(() => {});
+    }
+  }
+}
+
 /** Bundles the extension and writes plugins.json. Returns the URLs to list in app-config. */
 export async function buildExtension(options: { minify?: boolean } = {}): Promise<BuildResult> {
   const started = performance.now();
-  await Deno.remove(PLUGIN_DIR, { recursive: true }).catch((err) => {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
-  });
+  // The folder is not emptied first: a running server (or a test beside this build) may still be
+  // serving the previous hashed files. Names are content hashes, so old and new never collide;
+  // stale files are pruned afterwards once they are old enough that no page can still want them.
   await Deno.mkdir(PLUGIN_DIR, { recursive: true });
   const minify = options.minify ?? true;
 
@@ -133,8 +152,12 @@ export async function buildExtension(options: { minify?: boolean } = {}): Promis
     );
   }
   const list: PluginList = { extensions, modes };
-  await Deno.writeTextFile(join(PLUGIN_DIR, "plugins.json"), JSON.stringify(list, null, 2) + "\n");
+  // Atomic replace: a server reading plugins.json never sees a half-written file.
+  const tmp = join(PLUGIN_DIR, `.plugins.json.${Deno.pid}.tmp`);
+  await Deno.writeTextFile(tmp, JSON.stringify(list, null, 2) + "\n");
+  await Deno.rename(tmp, join(PLUGIN_DIR, "plugins.json"));
   files.push("plugins.json");
+  await pruneStale(new Set(files), STALE_AFTER_MS);
   return { ...list, worker, files: files.sort(), bytes, elapsedMs: performance.now() - started };
 }
 
