@@ -46,7 +46,17 @@ function isGzip(bytes: Uint8Array): boolean {
 
 /** Decodes a NIfTI-1 file (gzipped or not) into a Volume with LPS geometry. */
 export async function readNifti(input: Uint8Array, modality = "MR"): Promise<NiftiImage> {
-  const bytes = isGzip(input) ? await gunzip(input) : input;
+  let bytes = input;
+  if (isGzip(input)) {
+    try {
+      bytes = await gunzip(input);
+    } catch (e) {
+      throw new InputError(
+        "NIFTI_GZIP",
+        `expected a valid gzip stream (.nii.gz), found one that cannot be decompressed: ${e instanceof Error ? e.message : String(e)}`,
+      );
+    }
+  }
   if (bytes.length < HEADER_BYTES) {
     throw new InputError("NIFTI_TRUNCATED", `NIfTI file too short: expected at least ${HEADER_BYTES} bytes, found ${bytes.length}`);
   }
