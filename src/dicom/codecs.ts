@@ -62,6 +62,17 @@ export async function decodeFrame(ts: string, frame: Uint8Array, info: FrameInfo
       `expected a supported transfer syntax (native LE, deflate, RLE, JPEG, JPEG-LS, JPEG 2000), found ${ts}`,
     );
   }
+  if (
+    (ts === TransferSyntax.JpegLsLossless || ts === TransferSyntax.JpegLsNearLossless) && !endsWithEoi(frame)
+  ) {
+    // Measured (fuzz harness): the JPEG-LS WASM decoder spends 15–25 s rejecting a truncated stream.
+    // PS3.5 §A.4 frames are complete interchange-format streams, which end with EOI (FFD9), so a frame
+    // without one is refused before it reaches the codec.
+    throw new InputError(
+      "FRAME_TRUNCATED",
+      `expected a JPEG-LS frame ending with the EOI marker FFD9, found ${frame.length} bytes without one (truncated stream)`,
+    );
+  }
   const codec = await loadDicomCodec();
   let result: { imageFrame: ArrayBufferView };
   try {
@@ -86,6 +97,13 @@ export async function decodeFrame(ts: string, frame: Uint8Array, info: FrameInfo
   const out = result.imageFrame;
   // the typed array's element type varies by codec (Int8 for RLE, Uint16 for .70, Uint8 for JLS): view as bytes
   return new Uint8Array(out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength));
+}
+
+/** True when the stream ends with EOI (FF D9), allowing the zero byte that pads a fragment to even length. */
+function endsWithEoi(frame: Uint8Array): boolean {
+  let n = frame.length;
+  while (n > 0 && frame[n - 1] === 0 && frame.length - n < 2) n--;
+  return n >= 2 && frame[n - 2] === 0xff && frame[n - 1] === 0xd9;
 }
 
 interface DicomCodec {
