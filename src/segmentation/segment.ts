@@ -645,7 +645,9 @@ export async function segment(
       const image = resampleLinear(preprocessSlab(volume, pplan, z0, slabs.ranges[s][1]), src, tgt, cin);
       lap("preprocessing");
 
-      const aggregator = multi ? new StreamingAggregator(slabVox, k, labelChannels, entropyKind) : undefined;
+      const aggregator = multi
+        ? new StreamingAggregator(slabVox, k, labelChannels, entropyKind, measure === "mutualInformation")
+        : undefined;
       let single: Float32Array | undefined;
       for (let i = 0; i < passes.length; i++) {
         const pass = passes[i];
@@ -758,7 +760,8 @@ function countDecisions(
   rule: "argmax" | "threshold",
 ): number[] {
   const decided = decide(probs, voxels, channels, manifest.labels, rule);
-  const counts = new Map<number, number>();
-  for (let v = 0; v < voxels; v++) if (decided[v]) counts.set(decided[v], (counts.get(decided[v]) ?? 0) + 1);
-  return manifest.labels.map((l) => counts.get(l.value) ?? 0);
+  const maxValue = manifest.labels.reduce((m, l) => Math.max(m, l.value), 0);
+  const counts = new Float64Array(maxValue + 1);
+  for (let v = 0; v < voxels; v++) counts[decided[v]]++;
+  return manifest.labels.map((l) => counts[l.value]);
 }

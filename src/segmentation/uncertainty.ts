@@ -99,29 +99,35 @@ export function measureMaximum(
   }
 }
 
-function xlogx(p: number): number {
-  return p > 0 ? p * Math.log(p) : 0;
-}
-
-/** Entropy of one voxel's probabilities (planar array, voxel v). */
-function voxelEntropy(
+/**
+ * Add each voxel's entropy of `probs` to `out` (channel-major loops: sequential memory access,
+ * no per-voxel calls; the logarithms dominate the cost).
+ */
+function addEntropy(
   probs: Float32Array,
-  v: number,
   voxels: number,
   channels: number,
   kind: EntropyKind,
   labelChannels: Int32Array,
-): number {
-  let h = 0;
+  out: Float32Array,
+): void {
   if (kind === "categorical") {
-    for (let c = 0; c < channels; c++) h -= xlogx(probs[c * voxels + v]);
-  } else {
-    for (let l = 0; l < labelChannels.length; l++) {
-      const p = probs[labelChannels[l] * voxels + v];
-      h -= xlogx(p) + xlogx(1 - p);
+    for (let c = 0; c < channels; c++) {
+      const off = c * voxels;
+      for (let v = 0; v < voxels; v++) {
+        const p = probs[off + v];
+        if (p > 0) out[v] -= p * Math.log(p);
+      }
+    }
+    return;
+  }
+  for (let l = 0; l < labelChannels.length; l++) {
+    const off = labelChannels[l] * voxels;
+    for (let v = 0; v < voxels; v++) {
+      const p = probs[off + v];
+      if (p > 0 && p < 1) out[v] -= p * Math.log(p) + (1 - p) * Math.log(1 - p);
     }
   }
-  return h;
 }
 
 /** Streaming aggregation of per-pass probability maps (planar, channels × voxels). */
@@ -139,14 +145,24 @@ export class StreamingAggregator {
   /** running sum of per-pass entropies per voxel */
   private readonly entropySum: Float32Array;
 
-  constructor(voxels: number, channels: number, labelChannels: number[], kind: EntropyKind) {
+  /** whether per-pass entropies are accumulated (only mutual information needs them) */
+  readonly tracksPassEntropy: boolean;
+
+  constructor(
+    voxels: number,
+    channels: number,
+    labelChannels: number[],
+    kind: EntropyKind,
+    tracksPassEntropy = true,
+  ) {
     this.voxels = voxels;
+    this.tracksPassEntropy = tracksPassEntropy;
     this.channels = channels;
     this.kind = kind;
     this.labelChannels = Int32Array.from(labelChannels);
     this.mean = new Float32Array(voxels * channels);
     this.m2 = new Float32Array(voxels * labelChannels.length);
-    this.entropySum = new Float32Array(voxels);
+    this.entropySum = new Float32Array(tracksPassEntropy ? voxels : 0);
   }
 
   /** Bytes this aggregator holds for a given size (for memory budgets). */
@@ -167,8 +183,9 @@ export class StreamingAggregator {
         m2[moff + v] += d * (x - m);
       }
     }
-    for (let v = 0; v < voxels; v++) {
-      this.entropySum[v] += voxelEntropy(probs, v, voxels, channels, this.kind, labelChannels);
+    // per-pass entropies cost K logarithms per voxel and pass: only when mutual information is wanted
+    if (this.tracksPassEntropy) {
+      addEntropy(probs, voxels, channels, this.kind, labelChannels, this.entropySum);
     }
     for (let p = 0; p < voxels * channels; p++) mean[p] += (probs[p] - mean[p]) * inv;
   }
@@ -190,14 +207,13 @@ export class StreamingAggregator {
   /** Predictive entropy of the mean probabilities. */
   entropy(): Float32Array {
     const out = new Float32Array(this.voxels);
-    for (let v = 0; v < this.voxels; v++) {
-      out[v] = voxelEntropy(this.mean, v, this.voxels, this.channels, this.kind, this.labelChannels);
-    }
+    addEntropy(this.mean, this.voxels, this.channels, this.kind, this.labelChannels, out);
     return out;
   }
 
   /** Mutual information: entropy of the mean minus the mean per-pass entropy (clamped at 0). */
   mutualInformation(): Float32Array {
+    if (!this.tracksPassEntropy) throw new RangeError("this aggregator was built without per-pass entropies");
     const out = this.entropy();
     const inv = this.n > 0 ? 1 / this.n : 0;
     for (let v = 0; v < this.voxels; v++) out[v] = Math.max(0, out[v] - this.entropySum[v] * inv);
