@@ -15,7 +15,7 @@ function errorElement(message: string): unknown {
     props: {
       id: "edgeseg-panel",
       "data-error": "true",
-      style: { padding: "8px", color: "#f87171", fontSize: "13px" },
+      style: { padding: "8px", color: "#f87171", fontSize: "13px", overflowWrap: "anywhere" },
       children: `EdgeSeg failed to load: ${message}`,
     },
     _owner: null,

@@ -262,7 +262,9 @@ function ResultView(props: { outcome: RunOutcome }): unknown {
     result.labelmap.segments.find((s) => s.number === n)?.color ?? [128, 128, 128];
   const volumeText = (s: RunOutcome["result"]["statistics"][number]) =>
     `${s.volumeMl.toFixed(1)} mL${s.volumeSdMl !== undefined ? ` ± ${s.volumeSdMl.toFixed(1)}` : ""}`;
-  const fallback = p.fallbackReasons.length ? ` (fell back: ${p.fallbackReasons.join("; ")})` : "";
+  // Provider names only on the line; the full reasons are one hover away.
+  const fellBackFrom = p.fallbackReasons.map((r) => r.split(":")[0]).join(", ");
+  const fallback = fellBackFrom ? ` (fell back from ${fellBackFrom})` : "";
   return h(
     "div",
     {
@@ -318,7 +320,12 @@ function ResultView(props: { outcome: RunOutcome }): unknown {
       : null,
     h(
       "div",
-      { id: "edgeseg-provenance", "data-provider": p.provider, style: styles.meta },
+      {
+        id: "edgeseg-provenance",
+        "data-provider": p.provider,
+        title: p.fallbackReasons.length ? p.fallbackReasons.join("\n") : undefined,
+        style: styles.meta,
+      },
       `${p.modelName} ${p.modelVersion} · ${p.provider.toUpperCase()}${fallback} · ${
         (elapsedMs / 1000).toFixed(1)
       } s`,

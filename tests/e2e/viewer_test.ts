@@ -10,7 +10,8 @@ import type { Page } from "playwright-core";
 import { buildExtension } from "../../extension/build.ts";
 import { chromiumMissing, launchBrowser, screenshot, waitForCanvasContent } from "../helpers/browser.ts";
 import { orthancMissing, startOrthanc } from "../helpers/orthanc.ts";
-import { ctAbdomenDir, listFiles } from "../helpers/paths.ts";
+import { ctAbdomenDir, listFiles, PROJECT_ROOT } from "../helpers/paths.ts";
+import { dirname, join } from "node:path";
 import { ensureOhif, type RunningServer, startServer } from "../../src/server/mod.ts";
 
 const browserReason = chromiumMissing();
@@ -188,6 +189,66 @@ Deno.test({
       await browser?.close();
       await edge?.close();
       await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+    }
+  },
+});
+
+Deno.test({
+  name: "a broken EdgeSeg bundle leaves the viewer working and the panel says the extension failed to load",
+  ignore: browserReason !== null,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const { ohifDist, dataDir, logs } = await prepare();
+    // A copy of the plugins without the chunk the extension guard imports: only the guard can load.
+    const pluginsDir = await Deno.makeTempDir({ prefix: "edgeseg-e2e-plugins-" });
+    const built = join(PROJECT_ROOT, "build", "plugins", "edgeseg");
+    const list = JSON.parse(await Deno.readTextFile(join(built, "plugins.json"))) as { extensions: string[] };
+    const guard = await Deno.readTextFile(join(built, list.extensions[0].replace("/plugins/edgeseg/", "")));
+    const chunk = guard.match(/import\("\.\/(chunks\/[^"]+\.js)"\)/)?.[1];
+    assert.ok(chunk, "the guard imports its chunk");
+    let removed = 0;
+    for (const path of await listFiles(built)) {
+      const name = path.slice(built.length + 1);
+      if (name === chunk) {
+        removed++;
+        continue;
+      }
+      await Deno.mkdir(dirname(join(pluginsDir, "edgeseg", name)), { recursive: true });
+      await Deno.copyFile(path, join(pluginsDir, "edgeseg", name));
+    }
+    assert.equal(removed, 1, "the real extension chunk was found and left out");
+    let edge: RunningServer | undefined;
+    let browser: Awaited<ReturnType<typeof launchBrowser>> | undefined;
+    try {
+      edge = await startServer({
+        port: 0,
+        dataDir,
+        ohifDist,
+        pluginsDir,
+        seed: true,
+        log: (l) => logs.push(l),
+      });
+      const uid = await firstStudyUid(edge);
+      browser = await launchBrowser({ webgpu: false });
+      const page = browser.page;
+      try {
+        await page.goto(at(edge, `/edgeseg?StudyInstanceUIDs=${encodeURIComponent(uid)}`));
+        const fraction = await waitForCanvasContent(page);
+        assert.ok(fraction > 0.02, "the viewer still renders the study");
+        const panel = page.locator('#edgeseg-panel[data-error="true"]');
+        await panel.waitFor({ timeout: 30000 });
+        assert.match(await panel.innerText(), /EdgeSeg failed to load: .+/);
+        await screenshot(page, "c-broken-bundle-guarded");
+      } catch (err) {
+        await screenshot(page, "c-broken-bundle-failure").catch(() => {});
+        throw describeFailure(err, browser.errors, logs);
+      }
+    } finally {
+      await browser?.close();
+      await edge?.close();
+      await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+      await Deno.remove(pluginsDir, { recursive: true }).catch(() => {});
     }
   },
 });
