@@ -554,7 +554,8 @@ export async function segment(
   const entropyKind: EntropyKind = rule === "argmax" ? "categorical" : "binary";
   const labelChannels = manifest.labels.map((l) => l.channel);
   const measure = options.measure ?? "entropy";
-  const multi = passes.length > 1;
+  // any uncertainty method aggregates, even a single pass (its entropy is still an uncertainty map)
+  const multi = method !== "none";
   const totalWindows = plans.reduce((a, p) => a + p.windows.length, 0) * passes.length;
 
   const labels = labelArray(manifest.labels, voxels);

@@ -359,3 +359,19 @@ Deno.test("the working-set estimate for a CT-sized slice-wise run stays under 4Ã
     "row streaming is cheaper",
   );
 });
+
+Deno.test("cancellation also stops a streamed patch3d run", async () => {
+  const v = volume([8, 8, 12], (i) => i - 4);
+  const m = manifest({
+    inputs: [{ name: "input", dtype: "float32", shape: ["batch", 1, "d", "h", "w"] }],
+    spatial: { mode: "patch3d", window: [8, 8, 4], overlap: 0, blending: "gaussian" },
+  });
+  const ctrl = { aborted: false };
+  let calls = 0;
+  const rt = runtime(m, [(x, shape) => {
+    if (++calls === 2) ctrl.aborted = true;
+    return thresholdPredictor(0)(x, shape);
+  }]);
+  await assert.rejects(segment(v, rt, { signal: ctrl }), CancelledError);
+  assert.equal(calls, 2);
+});

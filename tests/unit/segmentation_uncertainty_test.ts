@@ -231,3 +231,21 @@ Deno.test("slice-wise models give identical results whether streamed slab by sla
   assert.deepEqual(streamed.statistics, whole.statistics);
   assert.equal(streamed.provenance.windows, whole.provenance.windows);
 });
+
+Deno.test("a single MC pass still returns an uncertainty map: its entropy, with zero variance", async () => {
+  const v = volume([5, 4, 1], (i) => i - 2);
+  const e = await segment(v, runtime(mcManifest(), [maskedPredictor]), {
+    uncertainty: "mc",
+    passes: 1,
+    seed: 2,
+  });
+  assert.equal(e.uncertainty!.passes, 1);
+  assert.ok(e.uncertainty!.data.some((x) => x > 0.1));
+  const va = await segment(v, runtime(mcManifest(), [maskedPredictor]), {
+    uncertainty: "mc",
+    passes: 1,
+    measure: "variance",
+  });
+  assert.ok(va.uncertainty!.data.every((x) => x === 0));
+  assert.equal(va.statistics[0].volumeSdMl, undefined, "no spread from one pass");
+});
