@@ -375,3 +375,24 @@ Deno.test("cancellation also stops a streamed patch3d run", async () => {
   await assert.rejects(segment(v, rt, { signal: ctrl }), CancelledError);
   assert.equal(calls, 2);
 });
+
+Deno.test("slice2d with in-plane resampling streams slabs and matches the one-piece run", async () => {
+  const v = volume([24, 18, 4], (i, j, k) => (i < 12 ? 400 : -400) + j * 3 + k, { spacing: [0.5, 0.5, 3] });
+  const m = manifest({
+    preprocessing: { intensity: { kind: "none" }, targetSpacingMm: [1, 1, null] },
+    spatial: { mode: "slice2d", window: [8, 8], overlap: 0.5, blending: "gaussian", batch: 2 },
+  });
+  const whole = await segment(v, runtime(m, [thresholdPredictor(0, 0.02)]), { keepProbabilities: true });
+  const streamed = await segment(v, runtime(m, [thresholdPredictor(0, 0.02)]), { keepProbabilities: true }, {
+    slabVoxels: 1,
+  });
+  assert.deepEqual(streamed.labelmap.data, whole.labelmap.data);
+  assert.deepEqual(streamed.probabilities!.data, whole.probabilities!.data);
+  assert.deepEqual(whole.labelmap.geometry, v.geometry);
+  for (let k = 0; k < 4; k++) {
+    for (let j = 0; j < 18; j++) {
+      assert.equal(whole.labelmap.data[2 + 24 * (j + 18 * k)], 1);
+      assert.equal(whole.labelmap.data[21 + 24 * (j + 18 * k)], 0);
+    }
+  }
+});
