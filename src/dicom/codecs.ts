@@ -169,7 +169,7 @@ export function decodeRle(frame: Uint8Array, info: FrameInfo): Uint8Array {
   const nSegments = view.getUint32(0, true);
   const bytesPerSample = info.bitsAllocated === 1 ? 1 : info.bitsAllocated / 8;
   const expectedSegments = bytesPerSample * info.samplesPerPixel;
-  if (nSegments !== expectedSegments) {
+  if (nSegments !== expectedSegments || nSegments > 15) {
     throw new InputError(
       "BAD_RLE",
       `expected ${expectedSegments} RLE segments (${info.samplesPerPixel} samples × ${bytesPerSample} bytes), found ${nSegments}`,
@@ -181,7 +181,8 @@ export function decodeRle(frame: Uint8Array, info: FrameInfo): Uint8Array {
   const stride = bytesPerSample * info.samplesPerPixel;
   for (let s = 0; s < nSegments; s++) {
     const start = view.getUint32(4 + 4 * s, true);
-    const end = s + 1 < nSegments ? view.getUint32(8 + 4 * s, true) : frame.length;
+    // offsets come from the file: clamp them so a corrupt header cannot read past the frame
+    const end = Math.min(frame.length, s + 1 < nSegments ? view.getUint32(8 + 4 * s, true) : frame.length);
     const sample = Math.floor(s / bytesPerSample);
     // segment 0 of a sample is its most significant byte; little-endian output puts it last
     const byteInSample = bytesPerSample - 1 - (s % bytesPerSample);

@@ -68,16 +68,25 @@ export function parseDicom(bytes: Uint8Array): ParsedDicom {
     : bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
   let dict: DcmjsDicomDict;
   try {
-    // ignoreErrors: real files carry several character sets or odd VRs; we only need the values
-    dict = data.DicomMessage.readFile(buffer, { ignoreErrors: true, untilTag: undefined });
-  } catch (e) {
-    throw new InputError(
-      "NOT_DICOM",
-      `expected a DICOM Part 10 file (128-byte preamble + "DICM"), found bytes dcmjs cannot parse: ${
-        e instanceof Error ? e.message : String(e)
-      }`,
-      { cause: e },
-    );
+    // strict: with ignoreErrors dcmjs returns whatever it read before an error (a truncated file
+    // would load as half a dataset), so that mode is kept for the two benign cases below
+    dict = data.DicomMessage.readFile(buffer);
+  } catch (strictError) {
+    const message = strictError instanceof Error ? strictError.message : String(strictError);
+    // real files: several character sets (dcmjs decodes the first) or no (0002,0000) group length
+    const benign = /character set|meta length tag/i.test(message);
+    try {
+      if (!benign) throw strictError;
+      dict = data.DicomMessage.readFile(buffer, { ignoreErrors: true });
+    } catch (e) {
+      throw new InputError(
+        "NOT_DICOM",
+        `expected a complete DICOM Part 10 file (128-byte preamble, "DICM", file meta, dataset), found bytes dcmjs cannot parse: ${
+          e instanceof Error ? e.message : String(e)
+        }`,
+        { cause: e },
+      );
+    }
   }
   const meta = data.DicomMetaDictionary.naturalizeDataset(dict.meta);
   const dataset = data.DicomMetaDictionary.naturalizeDataset(dict.dict);

@@ -23,3 +23,4 @@ export {
   storeWithRetention,
 } from "./web.ts";
 export type { DicomJson, DicomWebClientOptions, Outbox, StowResult } from "./web.ts";
+export { readSeriesFromDicomWeb } from "./web_series.ts";

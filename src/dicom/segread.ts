@@ -160,8 +160,16 @@ function gridFromPositions(ds: NaturalizedDataset, frames: Frame[]): Geometry | 
   const nSlices = steps.length
     ? Math.round((dot(unique[unique.length - 1], normal) - dot(unique[0], normal)) / step) + 1
     : 1;
+  const cols = num(ds, "Columns") ?? 0, rows = num(ds, "Rows") ?? 0;
+  // positions come from the file: refuse a grid that would need an absurd allocation
+  if (!(nSlices >= 1 && nSlices <= 65536 && cols * rows * nSlices <= 2 ** 31)) {
+    throw new InputError(
+      "IRREGULAR_POSITIONS",
+      `expected frame positions on a regular grid of at most 65536 slices, found ${unique.length} positions needing ${nSlices}`,
+    );
+  }
   return {
-    dims: [num(ds, "Columns")!, num(ds, "Rows")!, nSlices],
+    dims: [cols, rows, nSlices],
     spacing: [ps[1], ps[0], step],
     origin: unique[0],
     direction: [ori[0], ori[3], normal[0], ori[1], ori[4], normal[1], ori[2], ori[5], normal[2]],

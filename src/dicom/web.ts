@@ -126,10 +126,40 @@ export class DicomWebClient {
     }
   }
 
+  /**
+   * Reads a 2xx response's body under the same time limit as the request. A body that is cut off
+   * (connection closed mid-response) or stalls becomes a DicomWebError (status 0) instead of a raw
+   * TypeError or a wait without end: `request` only times the headers.
+   */
+  private async readBody<T>(res: Response, what: string, read: (r: Response) => Promise<T>): Promise<T> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      return await Promise.race([
+        read(res),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`no complete body within ${this.opts.timeoutMs} ms`)),
+            this.opts.timeoutMs,
+          );
+        }),
+      ]);
+    } catch (e) {
+      await res.body?.cancel().catch(() => {});
+      throw new DicomWebError(
+        0,
+        `${what}: HTTP ${res.status} but the response body was not received completely (${
+          e instanceof Error ? e.message : String(e)
+        })`,
+      );
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   private async json(path: string): Promise<DicomJson[]> {
     const res = await this.request(path, { headers: { Accept: "application/dicom+json" } });
     if (res.status === 204) return [];
-    const text = await res.text();
+    const text = await this.readBody(res, `GET ${path}`, (r) => r.text());
     if (!text.trim()) return [];
     const parsed: unknown = JSON.parse(text);
     return Array.isArray(parsed) ? parsed as DicomJson[] : [];
@@ -208,7 +238,7 @@ export class DicomWebClient {
       },
       body: body as Uint8Array<ArrayBuffer>,
     });
-    const text = await res.text();
+    const text = await this.readBody(res, "STOW-RS", (r) => r.text());
     let response: DicomJson | undefined;
     try {
       const parsed: unknown = text.trim() ? JSON.parse(text) : undefined;

@@ -12,6 +12,7 @@ import { readSeries } from "../../src/dicom/read.ts";
 import { writeSegmentation } from "../../src/dicom/seg.ts";
 import { readParametricMap, readSegmentation } from "../../src/dicom/segread.ts";
 import { DicomWebClient, flushOutbox, MemoryOutbox, storeWithRetention } from "../../src/dicom/web.ts";
+import { readSeriesFromDicomWeb } from "../../src/dicom/web_series.ts";
 import { orthancMissing, startOrthanc } from "../helpers/orthanc.ts";
 import { syntheticSeries } from "./synthetic.ts";
 import { artifacts, haveData, listDicom, provenance, SCT, segment } from "./tools.ts";
@@ -87,6 +88,10 @@ Deno.test({
         SOPClassUID: "1.2.840.10008.5.1.4.1.1.66.4",
       });
       assert.equal(segInstances.length, 1);
+      // the source series comes back through WADO-RS as the same volume
+      const viaWeb = await readSeriesFromDicomWeb(client, s.studyUID, s.seriesUID);
+      assert.deepEqual(viaWeb.volume.data, r.volume.data);
+      assert.deepEqual(viaWeb.volume.geometry, r.volume.geometry);
       const meta = await client.retrieveMetadata(
         s.studyUID,
         uid(seg, "SeriesInstanceUID"),
