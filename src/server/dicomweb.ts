@@ -24,6 +24,8 @@ export interface DicomWebOptions {
   maxUploadBytes: number;
   /** when set, STOW requires `Authorization: Bearer <token>` */
   stowToken?: string;
+  /** time limit for receiving a STOW body (default 10 min) → 408 */
+  uploadTimeoutMs?: number;
   log?: (line: string) => void;
 }
 
@@ -643,6 +645,7 @@ async function stow(
           return part;
         },
         opts.maxUploadBytes,
+        AbortSignal.timeout(opts.uploadTimeoutMs ?? 600_000),
       );
     } catch (e) {
       if (e instanceof MultipartError) return errorResponse(e.status, e.code, e.message);

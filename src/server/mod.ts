@@ -38,8 +38,12 @@ export interface ServerOptions {
   seed?: boolean;
   /** when set, STOW-RS needs `Authorization: Bearer <token>` */
   stowToken?: string;
+  /** time limit for receiving a STOW body in ms (default 10 min; 408 after it) */
+  uploadTimeoutMs?: number;
   /** per-request time limit for proxied PACS requests in ms (default 120 s) */
   proxyTimeoutMs?: number;
+  /** how long close() waits for in-flight requests (default 5 s) */
+  closeTimeoutMs?: number;
   log?: (line: string) => void;
 }
 
@@ -342,7 +346,12 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     log("warning: no OHIF dist given; the viewer is not served (DICOMweb, plugins and models are)");
   }
 
-  const dicomWebOpts = { maxUploadBytes, stowToken: opts.stowToken, log };
+  const dicomWebOpts = {
+    maxUploadBytes,
+    stowToken: opts.stowToken,
+    uploadTimeoutMs: opts.uploadTimeoutMs,
+    log,
+  };
 
   async function route(req: Request, url: URL): Promise<Response> {
     const p = url.pathname;
@@ -451,7 +460,18 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     port: addr.port,
     store,
     close: async () => {
-      await server.shutdown();
+      // Graceful shutdown waits for in-flight requests; a client that never finishes its upload must
+      // not hang the caller (e2e teardown), so give up waiting after a few seconds.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const gaveUp = await Promise.race([
+        server.shutdown().then(() => false),
+        new Promise<boolean>((r) => timer = setTimeout(() => r(true), opts.closeTimeoutMs ?? 5000)),
+      ]);
+      clearTimeout(timer);
+      if (gaveUp) {
+        log("warning: requests still in flight at close; stopped waiting for them");
+        server.unref();
+      }
     },
   };
 }

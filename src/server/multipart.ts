@@ -62,6 +62,7 @@ export async function parseMultipartStream<T extends PartSink>(
   boundary: string,
   openPart: (headers: Record<string, string>, index: number) => Promise<T>,
   maxBytes: number,
+  signal?: AbortSignal,
 ): Promise<ParsedPart<T>[]> {
   if (!boundary || boundary.length > 70) {
     throw new MultipartError(
@@ -164,8 +165,21 @@ export async function parseMultipartStream<T extends PartSink>(
     }
   };
 
+  const reader = body.getReader();
+  // A stalled client must not hold a STOW open forever: every read races the deadline.
+  const aborted = new Promise<never>((_, reject) => {
+    const fail = () =>
+      reject(new MultipartError(408, "TIMEOUT", "the upload did not finish within the time limit"));
+    if (signal?.aborted) fail();
+    signal?.addEventListener("abort", fail, { once: true });
+  });
+  aborted.catch(() => {});
   try {
-    for await (const chunk of body) {
+    for (;;) {
+      const { done, value: chunk } = signal
+        ? await Promise.race([reader.read(), aborted])
+        : await reader.read();
+      if (done) break;
       total += chunk.length;
       if (total > maxBytes) {
         throw new MultipartError(413, "TOO_LARGE", `upload exceeds the limit of ${maxBytes} bytes`);
@@ -177,6 +191,7 @@ export async function parseMultipartStream<T extends PartSink>(
     await step(true);
   } catch (e) {
     if (current) await current.result.close().catch(() => {});
+    await reader.cancel().catch(() => {});
     throw e;
   }
   if (state !== "done") {

@@ -223,3 +223,26 @@ Deno.test("a DICOM file whose UIDs are not UIDs is refused (no path tricks throu
     assert.equal(await countStored(s.dataDir), 0);
   });
 });
+
+Deno.test("a STOW body that stalls is cut off with 408 and stores nothing", async () => {
+  const ph = smallPhantom();
+  const body = stowBody(ph.files);
+  await withServer({ uploadTimeoutMs: 300 }, async (s) => {
+    let controller: ReadableStreamDefaultController<Uint8Array> | undefined;
+    const stream = new ReadableStream<Uint8Array>({
+      start(c) {
+        controller = c;
+        c.enqueue(body.slice(0, 500)); // then nothing more until the server gives up
+      },
+    });
+    const res = await fetch(s.at("/dicom-web/studies"), {
+      method: "POST",
+      headers: { "content-type": STOW_TYPE() },
+      body: stream,
+    });
+    assert.equal(res.status, 408);
+    assert.equal((await res.json()).error, "TIMEOUT");
+    controller?.close();
+    assert.equal(await countStored(s.dataDir), 0);
+  });
+});
