@@ -122,7 +122,7 @@ export function planPasses(
  * Several passes keep an aggregator per slab (mean, spread, entropy), so their slabs are smaller.
  */
 export function defaultSlabVoxels(method: UncertaintyMethod): number {
-  return method === "none" ? 1 << 22 : 1 << 20;
+  return method === "none" ? 1 << 20 : 1 << 18;
 }
 
 /** How segment() walks the volume: z-slabs for 2D models, the whole volume otherwise. */
@@ -481,7 +481,7 @@ function now(): number {
 
 /** Engineering knobs that do not change results (tests use them to prove that). */
 export interface SegmentTuning {
-  /** target voxels per slab for slice-wise models (default: defaultSlabVoxels(method)) */
+  /** target voxels per slab for slice-wise models (default: defaultSlabVoxels(method), 1 M or 256 k) */
   slabVoxels?: number;
 }
 
