@@ -339,7 +339,7 @@ export function writeSegmentation(input: SegmentationWriteInput): Uint8Array {
     segItems.unshift({
       SegmentNumber: 0,
       SegmentLabel: "Background",
-      SegmentedPropertyCategoryCodeSequence: [codeItem(Codes.background)],
+      SegmentedPropertyCategoryCodeSequence: [codeItem(Codes.spatialAndRelationalConcept)],
       SegmentedPropertyTypeCodeSequence: [codeItem(Codes.background)],
       SegmentAlgorithmType: "AUTOMATIC",
       SegmentAlgorithmName: segItems[0].SegmentAlgorithmName ?? "EdgeSeg",
