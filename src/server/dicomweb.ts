@@ -4,11 +4,14 @@
  * with the usual query filters.
  */
 import { InputError } from "../core/errors.ts";
+import { decodeFrame } from "../dicom/codecs.ts";
 import {
   bulkValue,
   type DicomJsonAttribute,
   type DicomJsonDataset,
+  type Frames,
   type InstanceRecord,
+  num,
   tagForKeyword,
 } from "./dicomfile.ts";
 import {
@@ -29,6 +32,7 @@ export interface DicomWebOptions {
   log?: (line: string) => void;
 }
 
+const EXPLICIT_LE = "1.2.840.10008.1.2.1";
 const JSON_HEADERS = { "content-type": "application/dicom+json; charset=utf-8" };
 
 /** `{error, message}` JSON for 4xx/5xx answers. */
@@ -416,7 +420,7 @@ async function retrieveFrames(
       `expected a comma-separated list of frame numbers ≥ 1, found "${frameList}"`,
     );
   }
-  let frames;
+  let frames: Frames;
   try {
     frames = await store.frames(r);
   } catch (e) {
@@ -432,6 +436,33 @@ async function retrieveFrames(
     );
   }
   const acc = acceptedTransferSyntaxes(req.headers.get("accept"));
+  if (!acc.any && !acc.list.includes(frames.transferSyntaxUID) && acc.list.includes(EXPLICIT_LE)) {
+    // A client that only handles native pixels (e.g. a headless reader) gets them decoded here.
+    const d = (await store.parsed(r)).dict;
+    const info = {
+      rows: num(d, "00280010") ?? 0,
+      columns: num(d, "00280011") ?? 0,
+      bitsAllocated: num(d, "00280100") ?? 16,
+      samplesPerPixel: num(d, "00280002") ?? 1,
+      pixelRepresentation: num(d, "00280103") ?? 0,
+      planarConfiguration: num(d, "00280006") ?? 0,
+    };
+    try {
+      const decoded: Uint8Array[] = [];
+      for (const n of numbers) {
+        decoded.push(await decodeFrame(frames.transferSyntaxUID, frames.frames[n - 1], info));
+      }
+      frames = { frames: [], transferSyntaxUID: EXPLICIT_LE, mediaType: "application/octet-stream" };
+      numbers.forEach((n, i) => (frames.frames[n - 1] = decoded[i]));
+    } catch (e) {
+      if (!(e instanceof InputError)) throw e;
+      return errorResponse(
+        406,
+        "NOT_ACCEPTABLE",
+        `the frames are stored as ${r.transferSyntaxUID} and could not be decoded: ${e.message}`,
+      );
+    }
+  }
   if (!acc.any && !acc.list.includes(frames.transferSyntaxUID)) {
     return errorResponse(
       406,

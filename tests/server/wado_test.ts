@@ -139,15 +139,31 @@ Deno.test({
       const info = dec.getFrameInfo();
       assert.equal(info.width, val(d, "00280011"));
       assert.equal(info.height, val(d, "00280010"));
+      const decoded = new Uint8Array(dec.getDecodedBuffer()).slice();
       dec.delete();
-      // Asking only for explicit VR LE cannot be served without transcoding: 406, not garbage.
+      // Asking only for explicit VR LE decodes on the server, to the same pixels the viewer's codec gives.
       const raw = await fetch(s.at(`${url}/frames/1`), {
         headers: {
           accept: "multipart/related; type=application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1",
         },
       });
-      assert.equal(raw.status, 406);
-      await raw.body?.cancel();
+      assert.equal(raw.status, 200);
+      const rawParts = parseMultipartResponse(
+        new Uint8Array(await raw.arrayBuffer()),
+        raw.headers.get("content-type")!,
+      );
+      assert.equal(
+        rawParts[0].headers["content-type"],
+        "application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1",
+      );
+      assert.equal(rawParts[0].body.length, info.width * info.height * 2);
+      assert.deepEqual(rawParts[0].body, decoded);
+      // A syntax we neither store nor decode to is refused, not answered with the wrong bytes.
+      const j2k = await fetch(s.at(`${url}/frames/1`), {
+        headers: { accept: 'multipart/related; type="image/jp2"; transfer-syntax=1.2.840.10008.1.2.4.90' },
+      });
+      assert.equal(j2k.status, 406);
+      await j2k.body?.cancel();
       const meta = (await getJson(s, `${url}/metadata`)).json[0];
       assert.ok(meta["7FE00010"].BulkDataURI);
     });
