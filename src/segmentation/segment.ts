@@ -183,8 +183,8 @@ export function estimateWorkingSetBytes(
   const sp = manifest.spatial;
   const plan = planWindows(tg.dims, sp.window, sp.overlap, sp.mode, manifest.preprocessing.padMultiple);
   const slabs = planSlabs(volume, manifest, defaultSlabVoxels(method));
-  // single-pass patch3d streams z-rows: one window depth of slices at a time
-  const rows3d = sp.mode === "patch3d" && method === "none" && tg.dims[2] === nz;
+  // patch3d without z-resampling streams z-rows: one window depth of slices at a time
+  const rows3d = sp.mode === "patch3d" && tg.dims[2] === nz;
   const slices = rows3d ? Math.min(plan.window[2], nz) : Math.max(...slabs.ranges.map(([a, b]) => b - a));
   const vs = nx * ny * slices;
   const vts = slabs.streamed || rows3d
@@ -203,7 +203,8 @@ export function estimateWorkingSetBytes(
   if (resampled) bytes += 4 * k * vs; // probabilities back on the original grid
   bytes += 4 * batch * wv * (2 * cin + 2 * k); // window batch in and out, and the runtime's copies
   const multi = method !== "none";
-  if (multi) bytes += StreamingAggregator.bytesFor(vs, k, manifest.labels.length) + 2 * vs;
+  // the aggregator spans the slab, or the whole volume when 3D rows stream each pass
+  if (multi) bytes += StreamingAggregator.bytesFor(rows3d ? v : vs, k, manifest.labels.length) + 2 * vs;
   // whole-volume outputs
   bytes += (manifest.labels.some((l) => l.value > 255) ? 2 : 1) * v; // labelmap
   if (multi) bytes += 4 * v; // uncertainty map
@@ -608,34 +609,59 @@ export async function segment(
   const logitsSuffice = (src: Dims3, tgt: Dims3) =>
     !multi && !quantised && manifest.activation === "softmax" && rule === "argmax" && sameGrid(src, tgt);
 
-  if (!multi && sp.mode === "patch3d" && tg.dims[2] === dims[2]) {
-    // one plain 3D pass: stream z-rows of patches, never holding the whole volume's outputs
-    let model = 0;
-    const load = (z0: number, z1: number) => {
-      lap("windowing");
-      const n = z1 - z0;
-      const image = resampleLinear(preprocessSlab(volume, pplan, z0, z1), [dims[0], dims[1], n], [
-        tg.dims[0],
-        tg.dims[1],
-        n,
-      ], cin);
-      lap("preprocessing");
-      return image;
-    };
-    for await (
-      const chunk of sweepRows(load, sweepContext(0, plans[0], [...tg.dims], (ms) => (model += ms)))
-    ) {
-      lap("windowing");
-      const n = chunk.z1 - chunk.z0;
-      const src: Dims3 = [dims[0], dims[1], n], tgt: Dims3 = [tg.dims[0], tg.dims[1], n];
-      let probs = chunk.out;
-      if (!logitsSuffice(src, tgt)) applyActivation(probs, tgt[0] * tgt[1] * n, k, manifest.activation);
-      probs = resampleLinear(probs, tgt, src, k);
-      finishChunk(probs, chunk.z0, sliceVox * n);
+  if (sp.mode === "patch3d" && tg.dims[2] === dims[2]) {
+    // stream z-rows of patches: the per-pass volumes (input, accumulator) never exist whole; with
+    // several passes only the aggregator spans the volume
+    const nz = dims[2];
+    const aggregator = multi
+      ? new StreamingAggregator(voxels, k, labelChannels, entropyKind, measure === "mutualInformation")
+      : undefined;
+    for (let i = 0; i < passes.length; i++) {
+      const pass = passes[i];
+      const flipZ = pass.flips.includes(2);
+      let model = 0;
+      // rows run in the flipped frame: slab [z0, z1) there is [nz − z1, nz − z0) of the volume
+      const load = (z0: number, z1: number) => {
+        lap("windowing");
+        const n = z1 - z0;
+        const a = flipZ ? nz - z1 : z0;
+        let image = resampleLinear(
+          preprocessSlab(volume, pplan, a, a + n),
+          [dims[0], dims[1], n],
+          [tg.dims[0], tg.dims[1], n],
+          cin,
+        );
+        if (pass.flips.length) image = flipVolume(image, [tg.dims[0], tg.dims[1], n], cin, pass.flips);
+        if (pass.scale !== 1) { for (let p = 0; p < image.length; p++) image[p] *= pass.scale; }
+        lap("preprocessing");
+        return image;
+      };
+      for await (
+        const chunk of sweepRows(load, sweepContext(i, plans[0], [...tg.dims], (ms) => (model += ms)))
+      ) {
+        lap("windowing");
+        const n = chunk.z1 - chunk.z0;
+        const src: Dims3 = [dims[0], dims[1], n], tgt: Dims3 = [tg.dims[0], tg.dims[1], n];
+        let probs = chunk.out;
+        if (!logitsSuffice(src, tgt)) applyActivation(probs, tgt[0] * tgt[1] * n, k, manifest.activation);
+        if (pass.flips.length) probs = flipVolume(probs, tgt, k, pass.flips);
+        probs = resampleLinear(probs, tgt, src, k);
+        const z0 = flipZ ? nz - chunk.z1 : chunk.z0;
+        if (aggregator) {
+          aggregator.addPart(probs, z0 * sliceVox, i + 1);
+          const counts = countDecisions(probs, sliceVox * n, k, manifest, rule);
+          for (let l = 0; l < counts.length; l++) passVoxels[i][l] += counts[l];
+        } else finishChunk(probs, z0, sliceVox * n);
+        lap("aggregation");
+      }
+      aggregator?.endPass();
+      t.model += model;
+      t.windowing -= model;
+    }
+    if (aggregator) {
+      finishChunk(aggregator.mean, 0, voxels, aggregator);
       lap("aggregation");
     }
-    t.model += model;
-    t.windowing -= model;
   } else {
     for (let s = 0; s < slabs.ranges.length; s++) {
       const [z0] = slabs.ranges[s];

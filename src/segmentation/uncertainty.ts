@@ -170,14 +170,30 @@ export class StreamingAggregator {
     return 4 * voxels * (channels + labelChannels + 1);
   }
 
+  /** Add one pass covering every voxel. */
   add(probs: Float32Array): void {
-    const { voxels, channels, mean, m2, labelChannels } = this;
+    this.addPart(probs, 0, this.n + 1);
     this.n++;
-    const inv = 1 / this.n;
+  }
+
+  /**
+   * Add part of pass number `pass` (1-based): `probs` holds channels × (probs.length / channels)
+   * voxels starting at voxel `offset`. Streaming callers hand over a pass in pieces, then call
+   * `endPass()`; every voxel must be covered exactly once per pass.
+   */
+  addPart(probs: Float32Array, offset: number, pass: number): void {
+    const { voxels, channels, mean, m2, labelChannels } = this;
+    const n = probs.length / channels;
+    if (!Number.isInteger(n) || offset < 0 || offset + n > voxels) {
+      throw new RangeError(
+        `part of ${probs.length} values at voxel ${offset} does not fit ${channels} × ${voxels}`,
+      );
+    }
+    const inv = 1 / pass;
     for (let l = 0; l < labelChannels.length; l++) {
-      const off = labelChannels[l] * voxels, moff = l * voxels;
-      for (let v = 0; v < voxels; v++) {
-        const x = probs[off + v];
+      const off = labelChannels[l] * voxels + offset, src = labelChannels[l] * n, moff = l * voxels + offset;
+      for (let v = 0; v < n; v++) {
+        const x = probs[src + v];
         const d = x - mean[off + v];
         const m = mean[off + v] + d * inv;
         m2[moff + v] += d * (x - m);
@@ -185,9 +201,17 @@ export class StreamingAggregator {
     }
     // per-pass entropies cost K logarithms per voxel and pass: only when mutual information is wanted
     if (this.tracksPassEntropy) {
-      addEntropy(probs, voxels, channels, this.kind, labelChannels, this.entropySum);
+      addEntropy(probs, n, channels, this.kind, labelChannels, this.entropySum.subarray(offset, offset + n));
     }
-    for (let p = 0; p < voxels * channels; p++) mean[p] += (probs[p] - mean[p]) * inv;
+    for (let c = 0; c < channels; c++) {
+      const off = c * voxels + offset, src = c * n;
+      for (let v = 0; v < n; v++) mean[off + v] += (probs[src + v] - mean[off + v]) * inv;
+    }
+  }
+
+  /** Close a pass handed over with `addPart`. */
+  endPass(): void {
+    this.n++;
   }
 
   /** Per-voxel population variance averaged over the label channels. */

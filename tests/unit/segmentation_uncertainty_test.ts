@@ -249,3 +249,54 @@ Deno.test("a single MC pass still returns an uncertainty map: its entropy, with 
   assert.ok(va.uncertainty!.data.every((x) => x === 0));
   assert.equal(va.statistics[0].volumeSdMl, undefined, "no spread from one pass");
 });
+
+function mc3dManifest(flips: number[][]): ModelManifest {
+  return mcManifest({
+    inputs: [{ name: "input", dtype: "float32", shape: ["batch", 1, "d", "h", "w"] }],
+    outputs: [{ name: "logits", dtype: "float32", shape: ["batch", 2, "d", "h", "w"] }],
+    spatial: { mode: "patch3d", window: [4, 4, 4], overlap: 0.5, blending: "gaussian", batch: 3 },
+    uncertainty: {
+      mcDropout: { input: "mask", shape: [1, 4, 1, 1], rate: 0.5, defaultPasses: 3 },
+      tta: { flips },
+    },
+  });
+}
+
+Deno.test("patch3d MC + TTA (z flips included) streams rows and matches the closed form per voxel", async () => {
+  const v = volume([6, 5, 11], (i, j, k) => (i - 2.5) * 0.5 + (j - 2) * 0.3 + (k - 5) * 0.2);
+  const passes = 5, seed = 77;
+  const rt = runtime(mc3dManifest([[2], [0, 1, 2], [1]]), [maskedPredictor]);
+  const r = await segment(v, rt, {
+    uncertainty: "mc+tta",
+    passes,
+    seed,
+    measure: "variance",
+    keepProbabilities: true,
+  });
+  const rng = mulberry32(seed);
+  const scales = Array.from({ length: passes }, () => dropoutMask({ shape: [1, 4, 1, 1], rate: 0.5 }, rng))
+    .map((m) => m.reduce((a, b) => a + b, 0) / 4);
+  for (let p = 0; p < v.data.length; p++) {
+    const ps = scales.map((s) => sigmoid(s * v.data[p]));
+    const m = ps.reduce((a, b) => a + b, 0) / passes;
+    close(r.uncertainty!.data[p], ps.reduce((a, b) => a + (b - m) ** 2, 0) / passes);
+    assert.equal(r.probabilities!.data[p], Math.round(m * 255));
+    assert.equal(r.labelmap.data[p], m > 0.5 ? 1 : 0);
+  }
+  assert.equal(r.provenance.passes, passes);
+});
+
+Deno.test("patch3d TTA with a pointwise predictor maps every flipped row back to its own slices", async () => {
+  const v = volume([5, 6, 9], (i, j, k) => ((i * 7 + j * 3 + k * 5) % 11) - 5);
+  const m = mc3dManifest([[2], [0], [0, 2], [1, 2]]);
+  const plain = await segment(v, runtime(m, [maskedPredictor]), { keepProbabilities: true });
+  const tta = await segment(v, runtime(m, [maskedPredictor]), {
+    uncertainty: "tta",
+    keepProbabilities: true,
+    measure: "variance",
+  });
+  assert.equal(tta.provenance.passes, 5);
+  assert.deepEqual(tta.labelmap.data, plain.labelmap.data);
+  assert.deepEqual(tta.probabilities!.data, plain.probabilities!.data);
+  assert.ok(tta.uncertainty!.data.every((x) => x < 1e-12));
+});
