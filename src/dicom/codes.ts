@@ -18,7 +18,11 @@ export const Codes = {
   /** CID 7005 Contributing Equipment Purpose of Reference (IHE AIR: the algorithm as processing equipment) */
   processingEquipment: { value: "109102", scheme: "DCM", meaning: "Processing Equipment" },
   /** LABELMAP background segment (value 0): category as dcmqi writes it, type Background */
-  spatialAndRelationalConcept: { value: "309825002", scheme: "SCT", meaning: "Spatial and Relational Concept" },
+  spatialAndRelationalConcept: {
+    value: "309825002",
+    scheme: "SCT",
+    meaning: "Spatial and Relational Concept",
+  },
   background: { value: "125040", scheme: "DCM", meaning: "Background" },
   /** unit "1" (UCUM, dimensionless) for the uncertainty map */
   unitlessUcum: { value: "1", scheme: "UCUM", meaning: "no units" },

@@ -20,6 +20,7 @@ export {
   MemoryOutbox,
   multipartBody,
   multipartParts,
+  parseDicomWebUrl,
   storeWithRetention,
 } from "./web.ts";
 export type { DicomJson, DicomWebClientOptions, Outbox, StowResult } from "./web.ts";

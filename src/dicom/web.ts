@@ -14,7 +14,7 @@
  * ReferencedSOPSequence (0008,1199) lists every part sent, because Orthanc answers 200 when it stored
  * nothing (wrong boundary, part without Content-Type).
  */
-import { DicomWebError } from "../core/errors.ts";
+import { DicomWebError, InputError } from "../core/errors.ts";
 
 export type DicomJson = Record<
   string,
@@ -397,4 +397,19 @@ export async function flushOutbox(
     }
   }
   return { stored, pending };
+}
+
+/**
+ * Splits a DICOMweb resource URL (as a user pastes it: `…/dicom-web/studies/<uid>[/series/<uid>]`)
+ * into the service base URL and the UIDs. Throws InputError when it names no study.
+ */
+export function parseDicomWebUrl(url: string): { baseUrl: string; studyUID: string; seriesUID?: string } {
+  const m = /^(.*?)\/studies\/([0-9.]+)(?:\/series\/([0-9.]+))?\/?(?:[?#].*)?$/.exec(url.trim());
+  if (!m || !/^https?:\/\//.test(m[1])) {
+    throw new InputError(
+      "BAD_DICOMWEB_URL",
+      `expected a DICOMweb URL like http://host/dicom-web/studies/<StudyInstanceUID>[/series/<SeriesInstanceUID>], found ${url}`,
+    );
+  }
+  return { baseUrl: m[1], studyUID: m[2], ...(m[3] ? { seriesUID: m[3] } : {}) };
 }

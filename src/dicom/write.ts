@@ -13,5 +13,5 @@ export type { NaturalizedDataset } from "./dataset.ts";
 export { dicomLabToSrgb, srgbToDicomLab } from "./color.ts";
 export { codeItem, Codes } from "./codes.ts";
 export { newUid } from "./uid.ts";
-export { DicomWebClient, flushOutbox, MemoryOutbox, storeWithRetention } from "./web.ts";
+export { DicomWebClient, flushOutbox, MemoryOutbox, parseDicomWebUrl, storeWithRetention } from "./web.ts";
 export type { DicomJson, DicomWebClientOptions, Outbox, StowResult } from "./web.ts";

@@ -308,3 +308,17 @@ Deno.test({
     }
   },
 });
+
+Deno.test("a pasted DICOMweb URL splits into base URL, study and series", async () => {
+  const { parseDicomWebUrl } = await import("../../src/dicom/web.ts");
+  assert.deepEqual(parseDicomWebUrl("http://127.0.0.1:8042/dicom-web/studies/1.2.3/series/4.5.6"), {
+    baseUrl: "http://127.0.0.1:8042/dicom-web",
+    studyUID: "1.2.3",
+    seriesUID: "4.5.6",
+  });
+  assert.deepEqual(parseDicomWebUrl("https://pacs.example/wado/studies/1.2.3/"), {
+    baseUrl: "https://pacs.example/wado",
+    studyUID: "1.2.3",
+  });
+  assert.throws(() => parseDicomWebUrl("http://host/dicom-web/series/1.2"), /expected a DICOMweb URL/);
+});
