@@ -2,10 +2,17 @@
  * `segment()`: the one entry point the extension, the CLI and the tests share. It sees only a
  * ModelRuntime (manifest + Predictors), never ONNX Runtime:
  *
- *   validate → plan → for each slab (z-slabs for slice-wise models, else the whole volume):
- *   preprocess → resample to target spacing → for each pass (MC dropout mask, TTA flip/scale,
- *   ensemble member): predict windows → blend → activation → undo flip → resample back → streaming
- *   aggregation; then decision → post-processing → statistics → triage → provenance.
+ *   validate → plan → preprocess → resample to target spacing → for each pass (MC dropout mask,
+ *   TTA flip/scale, ensemble member): predict windows → blend → activation → undo flip → resample
+ *   back → streaming aggregation; then decision → post-processing → statistics → triage →
+ *   provenance.
+ *
+ * Memory: nothing per pass spans the volume unless the model resamples the slice axis.
+ * - slice-wise models (image2d, slice2d) run in z-slabs of whole slices, passes inside each slab;
+ * - patch3d runs z-rows of patches (all patches sharing a z start), passes outside, each pass
+ *   handing finished slices to a volume-wide aggregator (only when there are several passes);
+ * - a target spacing that changes the slice axis falls back to whole-volume processing.
+ * Whole-volume outputs: the labelmap, and the uncertainty / quantised probability maps if asked.
  *
  * Provenance timings (ms): validation, preprocessing, model (inside the predictor), windowing
  * (window extraction and blending), aggregation (activation, flips, resampling back, uncertainty,
