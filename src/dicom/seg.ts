@@ -38,7 +38,10 @@ export type SegmentationType = "BINARY" | "LABELMAP" | "FRACTIONAL";
 
 export interface SegmentationWriteOptions extends CommonOptions {
   type?: SegmentationType;
-  /** FRACTIONAL: probabilities 0..255, one channel per segment (segments order), planar like Volume */
+  /**
+   * FRACTIONAL: probabilities 0..255, one channel per segment in the order of `segments` (as
+   * ProbabilityMaps holds them in label order), planar like Volume
+   */
   fractional?: { data: Uint8Array; channels: number };
   /** leave out frames with no segment pixel (default true) */
   omitEmptyFrames?: boolean;
@@ -181,10 +184,11 @@ function plan(input: SegmentationWriteInput, type: SegmentationType, segments: S
   const frames: { si: number; k: number }[] = [];
   if (type === "FRACTIONAL") {
     const f = input.options?.fractional!;
+    const channel = channelsOf(input, segments);
     const present = new Uint8Array(nSeg * K);
     for (let si = 0; si < nSeg; si++) {
       for (let k = 0; k < K; k++) {
-        const base = (si * K + k) * P;
+        const base = (channel[si] * K + k) * P;
         let any = 0;
         for (let i = 0; i < P && !any; i++) any = f.data[base + i];
         present[si * K + k] = any ? 1 : 0;
@@ -287,14 +291,6 @@ export function writeSegmentation(input: SegmentationWriteInput): Uint8Array {
         `fractional: expected ${segments.length} channels of ${P * K} probabilities (0..255), found ${
           f ? `${f.channels} channels, ${f.data.length} values` : "none"
         }`,
-      );
-    }
-    // fractional channels follow the caller's segment order, which may differ from the sorted one
-    const order = input.segments ?? labelmap.segments;
-    if (order.some((s, i) => s.number !== segments[i].number)) {
-      throw new ConformanceError(
-        "BAD_FRACTIONAL",
-        "fractional: expected segments in ascending SegmentNumber order, matching the channels",
       );
     }
   }
@@ -580,7 +576,17 @@ function fillPixels(out: Uint8Array, input: SegmentationWriteInput, p: Plan, P: 
     return;
   }
   const f = input.options!.fractional!;
+  const channel = channelsOf(input, p.segments);
   p.frames.forEach(({ si, k }, fi) =>
-    out.set(f.data.subarray((si * K + k) * P, (si * K + k + 1) * P), fi * P)
+    out.set(f.data.subarray((channel[si] * K + k) * P, (channel[si] * K + k + 1) * P), fi * P)
   );
+}
+
+/**
+ * FRACTIONAL channels follow the caller's segment order (the manifest's label order); frames follow
+ * ascending segment number. channel[si] = the caller's index of sorted segment si.
+ */
+function channelsOf(input: SegmentationWriteInput, sorted: SegmentDescription[]): number[] {
+  const order = input.segments ?? input.labelmap.segments;
+  return sorted.map((s) => order.findIndex((o) => o.number === s.number));
 }

@@ -372,3 +372,26 @@ Deno.test({
     }
   },
 });
+
+Deno.test("FRACTIONAL channels follow the caller's segment order even when it is not ascending", async () => {
+  const n = synth.truth.length;
+  const prob = new Uint8Array(2 * n);
+  for (let i = 0; i < n; i++) {
+    prob[i] = synth.truth[i] === 2 ? 255 : 0; // channel 0 = bone (segment 2)
+    prob[n + i] = synth.truth[i] === 1 ? 200 : 0; // channel 1 = tissue (segment 1)
+  }
+  const bytes = writeSegmentation({
+    source: sourceOf(synthRead),
+    labelmap: synthLabelmap,
+    segments: [bone, tissue],
+    options: { type: "FRACTIONAL", fractional: { data: prob, channels: 2 } },
+  });
+  const back = await readSegmentation(bytes, {
+    geometry: synthRead.volume.geometry,
+    refs: synthRead.volume.source!.instances,
+  });
+  assert.deepEqual(back.segments.map((s) => s.number), [1, 2]);
+  // read back in ascending order: channel 0 is now tissue
+  assert.deepEqual(back.fractional!.data.subarray(0, n), prob.subarray(n));
+  assert.deepEqual(back.fractional!.data.subarray(n), prob.subarray(0, n));
+});
