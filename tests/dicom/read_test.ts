@@ -214,3 +214,11 @@ Deno.test("RGB in RLE (three segments) and in JPEG baseline (YBR_FULL_422) decod
   }
   if (!rle && !jpeg) console.log("skip: dcmtk absent, no RLE or JPEG colour variants made");
 });
+
+Deno.test("a non-integer RescaleSlope gives Float32 HU", async () => {
+  const s = syntheticSeries({ seed: 12, rescale: { slope: 0.5, intercept: -1000 } });
+  const { volume } = await readSeries(s.files);
+  assert.ok(volume.data instanceof Float32Array);
+  // HU values of the phantom are integers; stored = (HU + 1000) · 2 is exact, so HU comes back exactly
+  assert.deepEqual(Array.from(volume.data), Array.from(s.hu));
+});

@@ -21,6 +21,8 @@ export interface SyntheticOptions {
   shear?: [number, number, number];
   origin?: [number, number, number];
   seed?: number;
+  /** stored = (HU − intercept) / slope; default 1 / −1024 */
+  rescale?: { slope: number; intercept: number };
 }
 
 export interface SyntheticSeries {
@@ -110,14 +112,17 @@ export function syntheticSeries(o: SyntheticOptions = {}): SyntheticSeries {
       BitsStored: 16,
       HighBit: 15,
       PixelRepresentation: 1,
-      RescaleIntercept: "-1024",
-      RescaleSlope: "1",
+      RescaleIntercept: String(o.rescale?.intercept ?? -1024),
+      RescaleSlope: String(o.rescale?.slope ?? 1),
       RescaleType: "HU",
     };
     const head = writeDataset(ds);
     const { file, value } = allocateWithPixelElement(head, "PixelData", "OW", cols * rows * 2);
     const dv = new DataView(value.buffer, value.byteOffset, value.byteLength);
-    for (let i = 0; i < cols * rows; i++) dv.setInt16(2 * i, hu[k * cols * rows + i] + 1024, true);
+    const slope = o.rescale?.slope ?? 1, intercept = o.rescale?.intercept ?? -1024;
+    for (let i = 0; i < cols * rows; i++) {
+      dv.setInt16(2 * i, Math.round((hu[k * cols * rows + i] - intercept) / slope), true);
+    }
     files.push(file);
   }
   return { files, hu, truth, studyUID, seriesUID };
