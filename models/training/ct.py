@@ -210,7 +210,6 @@ def common_manifest(model, out_channels):
                           "padMultiple": 2 ** DEPTH, "padValue": round(AIR, 6)},
         "spatial": {"mode": "slice2d", "window": WINDOW, "overlap": OVERLAP, "blending": "gaussian",
                     "sigmaScale": 0.125, "batch": 1},
-        "postprocessing": {"minComponentVoxels": 10},
         "uncertainty": {"mcDropout": {"input": "mc_mask", "shape": model.mask_shape(1), "rate": DROP,
                                       "defaultPasses": 8},
                         "tta": {"flips": [[0]]}},
