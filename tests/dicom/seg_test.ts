@@ -395,3 +395,25 @@ Deno.test("FRACTIONAL channels follow the caller's segment order even when it is
   assert.deepEqual(back.fractional!.data.subarray(0, n), prob.subarray(n));
   assert.deepEqual(back.fractional!.data.subarray(n), prob.subarray(0, n));
 });
+
+Deno.test({
+  name: "a SEG of a multi-frame source references frames (ReferencedFrameNumber) and the instance once",
+  ignore: !haveData("seg-examples/dcmqi/23x38x3/multiframe"),
+  fn: async () => {
+    const r = await readSeries(listDicom("seg-examples/dcmqi/23x38x3/multiframe"));
+    const data = new Uint8Array(r.volume.data.length);
+    for (let i = 0; i < data.length; i++) data[i] = r.volume.data[i] > 0 ? 1 : 0;
+    const { bytes, back } = await writeAndCheck("multiframe-source", r, {
+      geometry: r.volume.geometry,
+      data,
+      segments: [segment(1, "Positive")],
+    }, { omitEmptyFrames: false });
+    assert.deepEqual(back.labelmap!.data, data);
+    const { dataset } = parseDicom(bytes);
+    const frames = seq(dataset, "PerFrameFunctionalGroupsSequence").map((f) =>
+      seq(seq(f, "DerivationImageSequence")[0], "SourceImageSequence")[0].ReferencedFrameNumber
+    );
+    assert.deepEqual(frames.map(Number), [1, 2, 3]);
+    assert.equal(seq(seq(dataset, "ReferencedSeriesSequence")[0], "ReferencedInstanceSequence").length, 1);
+  },
+});
