@@ -42,20 +42,56 @@ export interface CommonOptions {
   deviceSerialNumber?: string;
 }
 
+/**
+ * Patient- and Study-IE attributes copied from the source, so the derived object agrees with its
+ * series (dcentvfy compares them across the files of a study).
+ */
 const PATIENT_STUDY_KEYS = [
+  // Patient module, Clinical Trial Subject
   "PatientName",
   "PatientID",
   "IssuerOfPatientID",
+  "IssuerOfPatientIDQualifiersSequence",
   "PatientBirthDate",
+  "PatientBirthTime",
   "PatientSex",
-  "PatientAge",
+  "OtherPatientIDsSequence",
+  "PatientComments",
+  "PatientSpeciesDescription",
+  "PatientSpeciesCodeSequence",
+  "PatientBreedDescription",
+  "PatientIdentityRemoved",
+  "DeidentificationMethod",
+  "DeidentificationMethodCodeSequence",
+  "ResponsiblePerson",
+  "ResponsibleOrganization",
+  "ClinicalTrialSponsorName",
+  "ClinicalTrialProtocolID",
+  "ClinicalTrialProtocolName",
+  "ClinicalTrialSiteID",
+  "ClinicalTrialSiteName",
+  "ClinicalTrialSubjectID",
+  "ClinicalTrialSubjectReadingID",
+  // General Study, Patient Study, Clinical Trial Study
   "StudyInstanceUID",
   "StudyDate",
   "StudyTime",
   "ReferringPhysicianName",
   "StudyID",
   "AccessionNumber",
+  "IssuerOfAccessionNumberSequence",
   "StudyDescription",
+  "PhysiciansOfRecord",
+  "NameOfPhysiciansReadingStudy",
+  "ProcedureCodeSequence",
+  "AdmittingDiagnosesDescription",
+  "PatientAge",
+  "PatientSize",
+  "PatientWeight",
+  "Occupation",
+  "AdditionalPatientHistory",
+  "ClinicalTrialTimePointID",
+  "ClinicalTrialTimePointDescription",
 ];
 
 /** Patient, study and type-2 defaults copied from the first source instance. */

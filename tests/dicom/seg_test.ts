@@ -14,7 +14,9 @@ import { type SegmentationWriteOptions, writeSegmentation } from "../../src/dico
 import { syntheticSeries } from "./synthetic.ts";
 import {
   artifacts,
+  dcentvfy,
   dciodvfy,
+  hasDcentvfy,
   hasDciodvfy,
   hasPydicom,
   haveData,
@@ -358,6 +360,8 @@ Deno.test({
     const path = `${artifacts}ct-abdomen-binary.dcm`;
     Deno.writeFileSync(path, bytes);
     if (hasDciodvfy) assert.deepEqual(dciodvfy(path).errors, []);
+    // patient and study attributes agree with the source series
+    if (hasDcentvfy) assert.deepEqual(dcentvfy([`${dataRoot()}ct-abdomen/raw/1-001.dcm`, path]), []);
     const back = await readSegmentation(bytes, {
       geometry: r.volume.geometry,
       refs: r.volume.source!.instances,

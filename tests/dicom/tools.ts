@@ -52,6 +52,16 @@ export function dciodvfy(path: string): Dciodvfy {
   };
 }
 
+export const hasDcentvfy = haveCommand("dcentvfy", ["-"]);
+
+/** dcentvfy across files of one study: lines saying an attribute differs or is missing between them. */
+export function dcentvfy(paths: string[]): string[] {
+  const out = new Deno.Command("dcentvfy", { args: paths, stdout: "piped", stderr: "piped" }).outputSync();
+  return (new TextDecoder().decode(out.stderr) + new TextDecoder().decode(out.stdout)).split("\n").filter((
+    l,
+  ) => /^(Error|Warning)/.test(l));
+}
+
 export interface PydicomSummary {
   sop: string;
   type?: string;
