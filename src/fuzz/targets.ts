@@ -397,6 +397,13 @@ async function dirEntries(dir: string): Promise<string[]> {
   return out;
 }
 
+/**
+ * Prefix of the one known stow failure: the server's own parser (src/server/dicomfile.ts) reads with
+ * dcmjs `ignoreErrors`, so a truncated instance can be accepted and stored. Documented in
+ * docs/fuzzing.md; left to the server's owner.
+ */
+export const KNOWN_STORED_INCOMPLETE = "STORED_INCOMPLETE";
+
 export function stowTarget(): FuzzTarget {
   let server: RunningServer | undefined;
   let dataDir = "";
@@ -447,8 +454,14 @@ export function stowTarget(): FuzzTarget {
         const uid = item["00081155"]?.Value?.[0] ?? "";
         const rec = store.get(uid);
         if (!rec) throw new Error(`STOW answered ${res.status} listing ${uid}, which the store does not have`);
-        // the stored file must be complete: it parses again
-        parseDicom(await Deno.readFile(join(dataDir, rec.path)));
+        // the stored file must be complete: it parses again with the strict reader
+        try {
+          parseDicom(await Deno.readFile(join(dataDir, rec.path)));
+        } catch (e) {
+          throw new Error(`${KNOWN_STORED_INCOMPLETE}: ${uid} was stored (HTTP ${res.status}) but does not parse: ${
+            e instanceof Error ? e.message : String(e)
+          }`);
+        }
       }
       if (added > stored.length) throw new Error(`${added} records added but ${stored.length} listed as stored`);
       return "ok";
