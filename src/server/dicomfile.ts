@@ -99,7 +99,16 @@ export function parseDicom(bytes: Uint8Array): ParsedDicom {
   }
   let parsed: unknown;
   try {
-    parsed = dcmjs.data.DicomMessage.readFile(plainBuffer(bytes), { ignoreErrors: true });
+    // Strict first: with ignoreErrors dcmjs returns whatever it read before an error, so a truncated
+    // instance would be stored as half a dataset. Lenient parsing is kept for the two benign cases
+    // real archives contain (several character sets; no (0002,0000) group length).
+    try {
+      parsed = dcmjs.data.DicomMessage.readFile(plainBuffer(bytes));
+    } catch (strictError) {
+      const message = strictError instanceof Error ? strictError.message : String(strictError);
+      if (!/character set|meta length tag/i.test(message)) throw strictError;
+      parsed = dcmjs.data.DicomMessage.readFile(plainBuffer(bytes), { ignoreErrors: true });
+    }
   } catch (e) {
     throw new InputError(
       "NOT_DICOM",

@@ -33,11 +33,11 @@ for (const target of Object.keys(TARGETS)) {
 
 Deno.test({
   name: "the embedded store refuses a truncated instance instead of storing it (fuzz stow, seed 1, index 27)",
-  // KNOWN FAILURE, left to the server's owner: src/server/dicomfile.ts parses with dcmjs ignoreErrors,
-  // which returns half a dataset for a truncated file, so STOW answers 200 and stores it. The strict
-  // reader in src/dicom/dataset.ts (strict first, ignoreErrors only for charset / group-length quirks)
-  // is the fix to port. Reproduce: deno task fuzz --target stow --seed 1 --index 27
-  ignore: true,
+  // Found by the fuzzer: the store parsed with dcmjs ignoreErrors, which returns half a dataset for a
+  // truncated file. It now parses strictly first (src/server/dicomfile.ts). Reproduce the old failure:
+  // deno task fuzz --target stow --seed 1 --index 27
+  sanitizeResources: false,
+  sanitizeOps: false,
   fn: async () => {
     const report = await runFuzz({ seed: 1, count: 50, targets: ["stow"], timeLimitMs: 4000 });
     assert.equal(report.targets[0].failureCount, 0);
