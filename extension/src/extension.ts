@@ -24,9 +24,10 @@ export const edgesegExtension = {
   id: EXTENSION_ID,
   version: EXTENSION_VERSION,
 
-  getPanelModule({ servicesManager }: ExtensionApi) {
+  getPanelModule({ servicesManager, extensionManager }: ExtensionApi) {
     // OHIF renders `component` with the panel's layout props; the services come from the closure.
-    const component = (props: Record<string, unknown>) => h(EdgeSegPanel, { ...props, servicesManager });
+    const component = (props: Record<string, unknown>) =>
+      h(EdgeSegPanel, { ...props, servicesManager, extensionManager });
     return [{
       name: PANEL_NAME,
       iconName: "icon-tool-click-segment",

@@ -9,6 +9,13 @@ import { type ActiveRun, type Device, type RunOutcome, type RunProgress, startRu
 import { type Capabilities, detectCapabilities } from "./capabilities.ts";
 import { fetchModelIndex, type ModelIndexEntry } from "./models.ts";
 import type { DisplaySet, ServicesManager } from "./host.ts";
+import {
+  downloadObject,
+  type EncodedObject,
+  encodeResult,
+  type ExtensionManagerWithSources,
+  storeObjects,
+} from "./export.ts";
 
 /** OHIF's dark palette (primary-dark, primary-light, secondary-light) kept as inline styles. */
 const colors = {
@@ -334,8 +341,98 @@ function ResultView(props: { outcome: RunOutcome }): unknown {
   );
 }
 
+type ExportState = { state: "idle" | "working" | "stored" | "error"; text: string };
+
+/** Download SEG / Parametric Map, Store to PACS. The objects are written once per result and reused. */
+function ExportBar(
+  props: {
+    outcome: RunOutcome;
+    servicesManager: ServicesManager;
+    extensionManager?: ExtensionManagerWithSources;
+  },
+): unknown {
+  const [status, setStatus] = useState<ExportState>({ state: "idle", text: "" });
+  const encoded = useRef<Promise<EncodedObject[]> | null>(null);
+  const objects = () => (encoded.current ??= encodeResult(props.outcome.exportSource));
+  const notify = (type: "success" | "error", message: string) =>
+    props.servicesManager.services.uiNotificationService?.show({ title: "EdgeSeg", message, type });
+  const fail = (err: unknown) => {
+    encoded.current = null; // a later retry writes afresh
+    const text = err instanceof Error ? err.message : String(err);
+    setStatus({ state: "error", text });
+    notify("error", text);
+  };
+  const download = (kind: "SEG" | "PM") => {
+    setStatus({ state: "working", text: "Writing…" });
+    objects().then((objs) => {
+      const obj = objs.find((o) => o.kind === kind);
+      if (!obj) throw new Error(`no ${kind} for this result`);
+      downloadObject(obj);
+      setStatus({ state: "idle", text: `${obj.fileName} (${(obj.bytes.byteLength / 1024).toFixed(0)} KiB)` });
+    }).catch(fail);
+  };
+  const store = () => {
+    const studyUID = props.outcome.exportSource.displaySet.StudyInstanceUID ?? "";
+    if (!props.extensionManager) return fail(new Error("no data source to store to"));
+    setStatus({ state: "working", text: "Storing to the PACS…" });
+    objects()
+      .then(async (objs) => {
+        await storeObjects(props.extensionManager!, studyUID, objs);
+        const text = `Stored ${objs.map((o) => o.kind).join(" and ")} to the PACS`;
+        setStatus({ state: "stored", text });
+        notify("success", text);
+      })
+      .catch((err) =>
+        fail(
+          new Error(
+            `Store to PACS failed: ${
+              err instanceof Error ? err.message : err
+            }. The result stays here; retry or download it.`,
+          ),
+        )
+      );
+  };
+  const busy = status.state === "working";
+  const btn = (id: string, text: string, onClick: () => void) =>
+    h("button", {
+      id,
+      type: "button",
+      disabled: busy,
+      style: busy
+        ? { ...styles.button, ...styles.buttonSecondary, ...styles.buttonDisabled }
+        : { ...styles.button, ...styles.buttonSecondary },
+      onClick,
+    }, text);
+  return h(
+    "div",
+    { id: "edgeseg-export" },
+    h(
+      "div",
+      { style: styles.row },
+      btn("edgeseg-download-seg", "Download SEG", () => download("SEG")),
+      props.outcome.result.uncertainty
+        ? btn("edgeseg-download-pm", "Download uncertainty (PM)", () => download("PM"))
+        : null,
+      btn("edgeseg-store", "Store to PACS", store),
+    ),
+    status.text
+      ? h(
+        "div",
+        {
+          id: "edgeseg-export-status",
+          "data-state": status.state,
+          style: status.state === "error" ? styles.warn : styles.meta,
+        },
+        status.text,
+      )
+      : null,
+  );
+}
+
 /** The panel component registered as `edgeseg.panelModule.panel`. */
-export function EdgeSegPanel(props: { servicesManager: ServicesManager }): unknown {
+export function EdgeSegPanel(
+  props: { servicesManager: ServicesManager; extensionManager?: ExtensionManagerWithSources },
+): unknown {
   const [caps, setCaps] = useState<Capabilities | null>(null);
   const [models, setModels] = useState<ModelIndexEntry[] | null>(null);
   const [modelError, setModelError] = useState<string | null>(null);
@@ -482,6 +579,13 @@ export function EdgeSegPanel(props: { servicesManager: ServicesManager }): unkno
     progress ? h(ProgressView, { progress }) : null,
     runError ? h("div", { id: "edgeseg-error", style: styles.warn }, runError) : null,
     outcome ? h(ResultView, { outcome }) : null,
+    outcome
+      ? h(ExportBar, {
+        outcome,
+        servicesManager: props.servicesManager,
+        extensionManager: props.extensionManager,
+      })
+      : null,
     h(
       "div",
       { id: "edgeseg-status", style: { ...styles.meta, marginTop: "10px" } },

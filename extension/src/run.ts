@@ -14,6 +14,7 @@ import type { ModelIndexEntry } from "./models.ts";
 import { showLabelmap } from "./labelmap.ts";
 import { volumeFromDisplaySet } from "./viewer_volume.ts";
 import { sharedWorker } from "./worker_client.ts";
+import type { ExportSource } from "./export.ts";
 
 export type Device = "auto" | "webgpu" | "wasm";
 
@@ -72,6 +73,8 @@ export function describeProgress(p: Progress, phaseStartedMs: number, nowMs: num
 
 export interface RunOutcome {
   result: SegmentationResult;
+  /** everything export needs (the volume's voxels themselves went to the worker) */
+  exportSource: ExportSource;
   segmentationId?: string;
   /** why the labelmap could not be shown, when it could not */
   displayError?: string;
@@ -122,6 +125,11 @@ export function startRun(
     cancelWorker = handle.cancel;
     if (cancelled) handle.cancel();
     const result = await handle.result;
+    const exportSource: ExportSource = {
+      displaySet,
+      volume: { geometry: volume.geometry, source: volume.source },
+      result,
+    };
     onProgress({ phase: "writing", fraction: null, text: "Showing the labelmap" });
     const title = `${settings.model.name} ${settings.model.version}`;
     try {
@@ -132,11 +140,12 @@ export function startRun(
         result.labelmap,
         title,
       );
-      return { result, segmentationId, elapsedMs: performance.now() - started };
+      return { result, exportSource, segmentationId, elapsedMs: performance.now() - started };
     } catch (err) {
       // The result stays usable (statistics, export) even if the viewer cannot draw it.
       return {
         result,
+        exportSource,
         displayError: err instanceof Error ? err.message : String(err),
         elapsedMs: performance.now() - started,
       };

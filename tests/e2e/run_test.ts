@@ -15,6 +15,9 @@ import { segment } from "../../src/segmentation/segment.ts";
 import { ensureOhif, type RunningServer, startServer } from "../../src/server/mod.ts";
 import { chromiumMissing, launchBrowser, screenshot, waitForCanvasContent } from "../helpers/browser.ts";
 import { PROJECT_ROOT } from "../helpers/paths.ts";
+import { DicomWebClient } from "../../src/dicom/web.ts";
+import { dciodvfy, hasDciodvfy } from "../dicom/tools.ts";
+import { artifactsDir } from "../helpers/paths.ts";
 
 const TEST_MODELS = join(PROJECT_ROOT, "tests", "fixtures", "models");
 const MODEL_ID = "tiny-2d";
@@ -215,6 +218,71 @@ Deno.test({
       await page.waitForSelector("#edgeseg-result, #edgeseg-error", { timeout: 120000 });
       assert.equal(await page.locator("#edgeseg-error").count(), 0, "the run after the cancel succeeded");
       await screenshot(page, "cancel-3-rerun");
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "an MC dropout run stored to the PACS lands as a SEG and a Parametric Map that pass dciodvfy and OHIF loads the SEG",
+  ignore: skipReason !== null,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    await withViewer("store", async (page, edge) => {
+      await page.selectOption("#edgeseg-uncertainty", "mc");
+      await page.fill("#edgeseg-passes", "2");
+      await page.click("#edgeseg-run");
+      await page.waitForSelector("#edgeseg-result, #edgeseg-error", { timeout: 120000 });
+      assert.equal(await page.locator("#edgeseg-error").count(), 0, "the MC run succeeded");
+      assert.equal(
+        await page.locator("#edgeseg-download-pm").count(),
+        1,
+        "an uncertainty map can be downloaded",
+      );
+      await page.click("#edgeseg-store");
+      const status = page.locator("#edgeseg-export-status:not([data-state=working])");
+      await status.waitFor({ timeout: 60000 });
+      await screenshot(page, "store-1-stored");
+      assert.equal(await status.getAttribute("data-state"), "stored", await status.innerText());
+
+      const client = new DicomWebClient({ baseUrl: new URL("/dicom-web", edge.url).href });
+      const [study] = await client.searchForStudies();
+      const studyUID = String((study["0020000D"] as { Value: string[] }).Value[0]);
+      const series = await client.searchForSeries(studyUID);
+      const outDir = artifactsDir("e2e", "stored");
+      await Deno.mkdir(outDir, { recursive: true });
+      const sopClasses: string[] = [];
+      for (const s of series) {
+        const seriesUID = String((s["0020000E"] as { Value: string[] }).Value[0]);
+        const instances = await client.searchForInstances(studyUID, seriesUID);
+        const sopClass = String((instances[0]["00080016"] as { Value: string[] }).Value[0]);
+        if (
+          !sopClass.startsWith("1.2.840.10008.5.1.4.1.1.66.4") && sopClass !== "1.2.840.10008.5.1.4.1.1.30"
+        ) continue;
+        sopClasses.push(sopClass);
+        const sopUID = String((instances[0]["00080018"] as { Value: string[] }).Value[0]);
+        const bytes = await client.retrieveInstance(studyUID, seriesUID, sopUID);
+        const path = join(outDir, sopClass.endsWith(".30") ? "pm.dcm" : "seg.dcm");
+        await Deno.writeFile(path, bytes);
+        if (hasDciodvfy) assert.deepEqual(dciodvfy(path).errors, [], `${path} passes dciodvfy`);
+      }
+      assert.deepEqual(
+        sopClasses.sort(),
+        ["1.2.840.10008.5.1.4.1.1.30", "1.2.840.10008.5.1.4.1.1.66.4"],
+        "one SEG and one PM stored",
+      );
+      // Without a reload, OHIF fetched the new series and made a SEG display set for it.
+      await page.waitForFunction(
+        () => {
+          const g = globalThis as unknown as {
+            services: { displaySetService: { getActiveDisplaySets(): { Modality: string }[] } };
+          };
+          return g.services.displaySetService.getActiveDisplaySets().some((d) => d.Modality === "SEG");
+        },
+        null,
+        { timeout: 30000 },
+      );
     });
   },
 });

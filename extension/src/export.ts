@@ -1,0 +1,154 @@
+/**
+ * Export of a finished run: a DICOM Segmentation and (when the run measured uncertainty) a Parametric
+ * Map, written by src/dicom's writers on the source series' own metadata, then downloaded or stored to
+ * the PACS through OHIF's active data source (STOW-RS), after which the new series are fetched into
+ * the study browser without a reload. The writers (and dcmjs) load on first export only.
+ */
+import type { SegmentationResult, Volume } from "../../src/core/types.ts";
+import type { NaturalizedDataset } from "../../src/dicom/dataset.ts";
+import type { DisplaySet } from "./host.ts";
+
+/** What a run leaves for export: the volume's grid and slice references (its voxels were transferred). */
+export interface ExportSource {
+  displaySet: DisplaySet & { instances?: NaturalizedDataset[] };
+  volume: Pick<Volume, "geometry" | "source">;
+  result: SegmentationResult;
+}
+
+export interface EncodedObject {
+  kind: "SEG" | "PM";
+  bytes: Uint8Array;
+  seriesInstanceUID: string;
+  fileName: string;
+}
+
+/** The source instances in the volume's slice order, matched by SOPInstanceUID. */
+export function instancesInSliceOrder(src: ExportSource): NaturalizedDataset[] {
+  const refs = src.volume.source?.instances ?? [];
+  const bySop = new Map<string, NaturalizedDataset>();
+  for (const inst of src.displaySet.instances ?? []) {
+    const uid = inst.SOPInstanceUID;
+    if (typeof uid === "string") bySop.set(uid, inst);
+  }
+  return refs.map((r, k) => {
+    const inst = bySop.get(r.sopInstanceUID);
+    if (!inst) {
+      throw new Error(
+        `EdgeSeg export: slice ${k} (SOP instance ${r.sopInstanceUID}) is not among the series' instances`,
+      );
+    }
+    return inst;
+  });
+}
+
+function safeName(text: string): string {
+  return text.replace(/[^A-Za-z0-9._-]+/g, "_").slice(0, 60);
+}
+
+/** Writes the SEG (always) and the Parametric Map (when the result has an uncertainty map). */
+export async function encodeResult(src: ExportSource): Promise<EncodedObject[]> {
+  const [{ writeSegmentation }, { writeParametricMap }, { newUid }] = await Promise.all([
+    import("../../src/dicom/seg.ts"),
+    import("../../src/dicom/pmap.ts"),
+    import("../../src/dicom/uid.ts"),
+  ]);
+  const source = {
+    instances: instancesInSliceOrder(src),
+    geometry: src.volume.geometry,
+    refs: src.volume.source?.instances,
+  };
+  const p = src.result.provenance;
+  const base = safeName(
+    `${p.modelId}-${src.displaySet.SeriesDescription ?? src.displaySet.Modality ?? "series"}`,
+  );
+  const out: EncodedObject[] = [];
+  const segSeries = newUid();
+  out.push({
+    kind: "SEG",
+    bytes: writeSegmentation({
+      source,
+      labelmap: src.result.labelmap,
+      provenance: { ...p },
+      options: { seriesDescription: `EdgeSeg ${p.modelName}`.slice(0, 64), uids: { series: segSeries } },
+    }),
+    seriesInstanceUID: segSeries,
+    fileName: `${base}-seg.dcm`,
+  });
+  if (src.result.uncertainty) {
+    const pmSeries = newUid();
+    out.push({
+      kind: "PM",
+      bytes: writeParametricMap({
+        source,
+        map: src.result.uncertainty,
+        provenance: { ...p },
+        options: {
+          seriesDescription: `EdgeSeg ${p.modelName} uncertainty`.slice(0, 64),
+          uids: { series: pmSeries },
+        },
+      }),
+      seriesInstanceUID: pmSeries,
+      fileName: `${base}-uncertainty-pm.dcm`,
+    });
+  }
+  return out;
+}
+
+/** Offers bytes as a file download (Part 10, application/dicom). */
+export function downloadObject(obj: EncodedObject): void {
+  const doc = (globalThis as unknown as {
+    document?: { createElement(t: string): Record<string, unknown> & { click(): void } };
+  })
+    .document;
+  if (!doc) throw new Error("EdgeSeg export: downloads need a browser page");
+  const url = URL.createObjectURL(
+    new Blob([obj.bytes as Uint8Array<ArrayBuffer>], { type: "application/dicom" }),
+  );
+  const a = doc.createElement("a");
+  a.href = url;
+  a.download = obj.fileName;
+  a.click();
+  // Revoked later: revoking at once cancels the download in some browsers.
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
+}
+
+interface DataSourceLike {
+  store?: { dicom(data: ArrayBuffer): Promise<unknown> };
+  deleteStudyMetadataPromise?(studyUID: string): void;
+  retrieve?: {
+    series?: {
+      metadata(
+        args: { StudyInstanceUID: string; filters?: { seriesInstanceUID?: string[] } },
+      ): Promise<unknown>;
+    };
+  };
+}
+
+export interface ExtensionManagerWithSources {
+  getActiveDataSource?(): DataSourceLike[];
+}
+
+/**
+ * STOW-RS of each object through the active data source (the bytes are sent as written), then the
+ * new series are fetched into OHIF so they appear in the study browser.
+ */
+export async function storeObjects(
+  extensionManager: ExtensionManagerWithSources,
+  studyUID: string,
+  objects: EncodedObject[],
+): Promise<void> {
+  const ds = extensionManager.getActiveDataSource?.()[0];
+  if (!ds?.store?.dicom) throw new Error("the active data source cannot store DICOM (no STOW-RS configured)");
+  for (const obj of objects) {
+    const buf = obj.bytes.buffer.slice(
+      obj.bytes.byteOffset,
+      obj.bytes.byteOffset + obj.bytes.byteLength,
+    ) as ArrayBuffer;
+    await ds.store.dicom(buf);
+  }
+  ds.deleteStudyMetadataPromise?.(studyUID);
+  await ds.retrieve?.series?.metadata({
+    StudyInstanceUID: studyUID,
+    filters: { seriesInstanceUID: objects.map((o) => o.seriesInstanceUID) },
+  });
+}
