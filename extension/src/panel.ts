@@ -121,15 +121,34 @@ function CapabilityLine(props: { caps: Capabilities | null }): unknown {
   );
 }
 
-/** Why a model does not fit the active series, or undefined when it does (modality only, for now). */
+/**
+ * Why a model does not fit the active series, or undefined when it does: modality, colour vs
+ * greyscale, a 3D model on a single image, and body part (only when both sides state one).
+ */
 export function modelMismatch(
   model: ModelIndexEntry,
-  displaySet: DisplaySet | undefined,
+  displaySet: (DisplaySet & { instances?: Record<string, unknown>[] }) | undefined,
 ): string | undefined {
-  if (!displaySet?.Modality || model.modalities.length === 0) return undefined;
-  return model.modalities.includes(displaySet.Modality)
-    ? undefined
-    : `needs ${model.modalities.join("/")}, series is ${displaySet.Modality}`;
+  if (!displaySet) return undefined;
+  const modality = displaySet.Modality;
+  if (modality && model.modalities.length > 0 && !model.modalities.includes(modality)) {
+    return `needs ${model.modalities.join("/")}, series is ${modality}`;
+  }
+  const first = displaySet.instances?.[0];
+  const samples = typeof first?.SamplesPerPixel === "number" ? first.SamplesPerPixel : undefined;
+  if (model.channels === 3 && samples === 1) return "needs colour images, series is greyscale";
+  const images = displaySet.numImageFrames ?? displaySet.imageIds?.length;
+  if (model.spatialMode === "patch3d" && images !== undefined && images < 2) {
+    return `3D model, series has ${images} image${images === 1 ? "" : "s"}`;
+  }
+  const bodyParts = Array.isArray(model.bodyParts)
+    ? model.bodyParts.filter((b): b is string => typeof b === "string")
+    : [];
+  const bodyPart = typeof first?.BodyPartExamined === "string" ? first.BodyPartExamined.toUpperCase() : "";
+  if (bodyParts.length > 0 && bodyPart && !bodyParts.some((b) => b.toUpperCase() === bodyPart)) {
+    return `made for ${bodyParts.join("/")}, series is ${bodyPart}`;
+  }
+  return undefined;
 }
 
 function ModelList(
@@ -445,6 +464,9 @@ export function EdgeSegPanel(
   const [outcome, setOutcome] = useState<RunOutcome | null>(null);
   const [runError, setRunError] = useState<string | null>(null);
   const runRef = useRef<ActiveRun | null>(null);
+
+  // Leaving the study (or the mode) unmounts the panel: a run still going is cancelled with it.
+  useEffect(() => () => runRef.current?.cancel(), []);
 
   useEffect(() => {
     let live = true;

@@ -48,3 +48,22 @@ Deno.test("a model is flagged when the series modality is not one it takes", () 
   assert.equal(modelMismatch(m, { displaySetInstanceUID: "1", Modality: "OP" }), undefined);
   assert.equal(modelMismatch(m, undefined), undefined);
 });
+
+Deno.test("a model is flagged for colour vs greyscale, a 3D model on one image, and a different body part", () => {
+  const base = { id: "m", name: "M", version: "1", modalities: [], labels: [] };
+  const ct = {
+    displaySetInstanceUID: "1",
+    Modality: "CT",
+    numImageFrames: 1,
+    instances: [{ SamplesPerPixel: 1, BodyPartExamined: "CHEST" }],
+  };
+  assert.equal(modelMismatch({ ...base, channels: 3 }, ct), "needs colour images, series is greyscale");
+  assert.equal(modelMismatch({ ...base, spatialMode: "patch3d" }, ct), "3D model, series has 1 image");
+  assert.equal(modelMismatch({ ...base, spatialMode: "patch3d" }, { ...ct, numImageFrames: 40 }), undefined);
+  assert.equal(modelMismatch({ ...base, bodyParts: ["HEART"] }, ct), "made for HEART, series is CHEST");
+  assert.equal(modelMismatch({ ...base, bodyParts: ["chest"] }, ct), undefined);
+  assert.equal(
+    modelMismatch({ ...base, bodyParts: ["HEART"] }, { ...ct, instances: [{ SamplesPerPixel: 1 }] }),
+    undefined,
+  );
+});
