@@ -97,7 +97,8 @@ windows, 25 % overlap, Gaussian blending (σ = window/8), threshold 0.5.
   flips, z-score contrast ×U(0.85, 1.15) and offset U(−0.15, 0.15).
 - Loss: BCE + soft Dice. AdamW (lr 2e-3, weight decay 1e-4), 50 warm-up steps then cosine decay.
 - Debian PyTorch 1.13 on CPU, 1 thread, seed 1; the checkpoint with the best validation F1 (evaluated
-  every 150 steps) is exported: step {v['checkpointStep']}.
+  periodically) is exported: step {v['checkpointStep']}. The exact step schedule, with its resumes, is in
+  `models/training/README.md` ("Training history").
 
 ## Validation (own split, images {', '.join(str(i) for i in v['split']['validation'])})
 
@@ -176,7 +177,8 @@ Inference: 256×256 windows with 50 % overlap, Gaussian blending.
 - Random 160×160 crops, batch 6, scale ×U(0.75, 1.3), horizontal flips, intensity jitter, air padding.
 - Loss: cross-entropy (3 classes) + soft Dice of the infection union + 0.5 × soft Dice of GGO and
   consolidation. AdamW lr 2e-3, warm-up + cosine; Debian PyTorch 1.13, CPU, 1 thread, seed 1.
-- The checkpoint with the best validation infection Dice (evaluated every 100 steps) is exported: step {v['checkpointStep']}.
+- The checkpoint with the best validation infection Dice (evaluated periodically) is exported: step {v['checkpointStep']};
+  step schedule and resumes: `models/training/README.md` ("Training history").
 
 ## Validation (own split)
 
@@ -243,7 +245,8 @@ post-processing keeps the largest connected component.
 - Split (fixed): cases sorted by id; validation = the last 3 ({', '.join(v['split']['validation'])}); train = the other 13.
 - Random 64×64×32 patches at 1.25 mm (2/3 centred near the atrium), batch 2, flips in x and y, intensity
   ×U(0.9, 1.1) + U(−0.1, 0.1). Loss: cross-entropy + soft Dice. AdamW lr 2e-3, warm-up + cosine;
-  Debian PyTorch 1.13 on CPU, 1 thread, seed 1. Best validation Dice checkpoint exported: step {v['checkpointStep']}.
+  Debian PyTorch 1.13 on CPU, 1 thread, seed 1. Best validation Dice checkpoint exported: step {v['checkpointStep']}
+  (step schedule and resumes: `models/training/README.md`, "Training history").
 
 ## Validation (own split, 3 volumes)
 
