@@ -124,11 +124,17 @@ export async function loadModel(
   opts: DenoModelOptions = {},
 ): Promise<{ pkg: ModelPackage; runtime: OrtModelRuntime }> {
   const pkg = await openPackage(location, opts);
+  const numThreads = opts.numThreads ?? defaultThreads();
+  const providers = opts.providers ?? ["wasm"];
   const runtime = await createRuntime(pkg, {
     ...opts,
-    providers: opts.providers ?? ["wasm"],
+    providers,
     loadOrt: opts.loadOrt ?? denoOrtLoader,
-    numThreads: opts.numThreads ?? defaultThreads(),
+    numThreads,
+    // Measured here: onnxruntime-web's node build with more than one WASM thread hangs in Deno on its
+    // first call with batch > 1 (256² windows; batch 1 and 1 thread are fine; Chromium is fine). So in
+    // Deno each window is its own call; threads still parallelise inside each call.
+    maxCallBatch: opts.maxCallBatch ?? (providers[0] === "wasm" && numThreads > 1 ? 1 : undefined),
     signal: opts.signal,
   });
   return { pkg, runtime };

@@ -157,6 +157,9 @@ function probeFeeds(
   return feeds;
 }
 
+/** ORT builds whose WASM runtime has started (their thread count is fixed from then on). */
+const wasmStarted = new WeakSet<object>();
+
 /**
  * Creates one session, trying providers in order. Throws ProviderError (code NO_PROVIDER) listing
  * each provider's failure when none can run the model.
@@ -228,8 +231,11 @@ export async function createSession(model: Uint8Array, opts: SessionOptions): Pr
     }
     const so: Record<string, unknown> = { graphOptimizationLevel: "all", ...opts.sessionOptions };
     if (provider === "wasm") {
-      // must be set before the first session initialises the WASM runtime; later changes are ignored
-      if (ort.env.wasm && opts.numThreads) ort.env.wasm.numThreads = opts.numThreads;
+      // only before the first session starts the WASM runtime: ORT ignores later changes, and changing it
+      // after start-up was seen to hang a later run in a process that also held onnxruntime-node
+      if (ort.env.wasm && opts.numThreads && !wasmStarted.has(ort.env)) {
+        ort.env.wasm.numThreads = opts.numThreads;
+      }
       so.executionProviders = ["wasm"];
     } else if (provider === "cpu") {
       so.executionProviders = ["cpu"];
@@ -249,6 +255,7 @@ export async function createSession(model: Uint8Array, opts: SessionOptions): Pr
     }
     let session: OrtSessionLike;
     try {
+      if (provider === "wasm") wasmStarted.add(ort.env);
       session = await ort.InferenceSession.create(model, so);
     } catch (e) {
       failures.push({ provider, reason: `session creation failed: ${message(e)}` });
@@ -313,12 +320,14 @@ export function createPredictor(
   handle: SessionHandle,
   manifest: ModelManifest,
   stats: PredictorStats = { runs: 0, windows: 0, totalMs: 0 },
+  opts: { maxCallBatch?: number } = {},
 ): Predictor {
   const { ort, session } = handle;
   const inputName = manifest.inputs[0].name;
   const outputName = manifest.outputs[0].name;
   const outChannels = manifest.outputs[0].shape[1] as number;
-  const batchDynamic = typeof manifest.inputs[0].shape[0] === "string";
+  // maxCallBatch 1 turns batching off (see deno.ts: multi-threaded WASM in Deno hangs on batch > 1)
+  const batchDynamic = typeof manifest.inputs[0].shape[0] === "string" && (opts.maxCallBatch ?? Infinity) > 1;
   const mc = manifest.uncertainty?.mcDropout;
   const known = new Set(manifest.inputs.map((t) => t.name));
   let queue: Promise<unknown> = Promise.resolve();
@@ -425,6 +434,8 @@ export function createPredictor(
 export interface RuntimeOptions extends Omit<SessionOptions, "manifest" | "windowShape"> {
   /** override the batch used for the pre-flight (default manifest.spatial.batch or 1) */
   batch?: number;
+  /** 1 = one model call per window even when the batch axis is dynamic */
+  maxCallBatch?: number;
 }
 
 export interface OrtModelRuntime extends ModelRuntime {
@@ -471,7 +482,7 @@ export async function createRuntime(pkg: ModelPackage, opts: RuntimeOptions): Pr
   const main = handles[0];
   return {
     manifest,
-    members: handles.map((h) => createPredictor(h, manifest, stats)),
+    members: handles.map((h) => createPredictor(h, manifest, stats, { maxCallBatch: opts.maxCallBatch })),
     provider: main.provider,
     fallbackReasons: main.fallbackReasons,
     modelSha256: pkg.main.sha256,

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { extname, join, normalize } from "node:path";
 import { chromium } from "playwright-core";
 import type { Browser, Page } from "playwright-core";
-import { loadModel } from "../../src/inference/deno.ts";
+import { loadModel, openPackage } from "../../src/inference/deno.ts";
 import { createNativeRuntime } from "../../src/inference/node_native.ts";
 import { segment } from "../../src/segmentation/segment.ts";
 import { makeTestVolume } from "./browser/volume.ts";
@@ -174,11 +174,8 @@ function refInput(shape: number[]): Float32Array {
 }
 
 async function nativeOutput(pkgName: string, shape: number[]): Promise<Float32Array> {
-  const { pkg, runtime } = await loadModel(join(ROOT, "tests", "fixtures", "models", pkgName), {
-    loadMembers: false,
-    numThreads: 1,
-  });
-  await runtime.release();
+  // openPackage only: this process's onnxruntime-web WASM is started once, by the Worker step, with 2 threads
+  const pkg = await openPackage(join(ROOT, "tests", "fixtures", "models", pkgName), { loadMembers: false });
   const native = await createNativeRuntime(pkg, 1);
   try {
     return await native.members[0](refInput(shape), shape);

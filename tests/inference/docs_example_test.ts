@@ -5,9 +5,6 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { loadModel } from "../../src/inference/deno.ts";
-import { segment } from "../../src/segmentation/segment.ts";
-import { makeTestVolume } from "./browser/volume.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 const PY = "/usr/bin/python3";
@@ -67,18 +64,35 @@ Deno.test({
       assert.match(out, /package models\/my-ct-organs is usable/);
       assert.match(out, /MC-dropout mask "mask" \[1,16,1,1\] accepted/);
 
-      const { runtime } = await loadModel(join(dir, "models", "my-ct-organs"), { numThreads: 2 });
-      try {
-        const volume = makeTestVolume([300, 280, 2]);
-        const result = await segment(volume, runtime, { uncertainty: "mc", passes: 2, seed: 3 });
-        assert.deepEqual(result.labelmap.geometry.dims, [300, 280, 2]);
-        assert.deepEqual(result.statistics.map((s) => s.label), ["Liver", "Spleen"]);
-        assert.equal(result.provenance.modelId, "my-ct-organs");
-        assert.equal(result.provenance.provider, "wasm");
-        assert.ok(result.uncertainty && result.uncertainty.data.length === 300 * 280 * 2);
-      } finally {
-        await runtime.release();
-      }
+      // segment() in its own process: this suite's process also drives Chromium through Playwright, and
+      // onnxruntime-web's WASM threads were seen to deadlock in a process that had done so
+      const script = join(dir, "run_segment.ts");
+      const src = (p: string) => JSON.stringify(new URL(p, `file://${ROOT}/`).href);
+      await Deno.writeTextFile(
+        script,
+        `import { loadModel } from ${src("src/inference/deno.ts")};
+import { segment } from ${src("src/segmentation/segment.ts")};
+import { makeTestVolume } from ${src("tests/inference/browser/volume.ts")};
+const { runtime } = await loadModel("models/my-ct-organs", { numThreads: 2 });
+const result = await segment(makeTestVolume([300, 280, 2]), runtime, { uncertainty: "mc", passes: 2, seed: 3 });
+await runtime.release();
+console.log(JSON.stringify({ dims: result.labelmap.geometry.dims, labels: result.statistics.map((s) => s.label),
+  modelId: result.provenance.modelId, provider: result.provenance.provider, uncertainty: result.uncertainty?.data.length }));
+`,
+      );
+      const seg = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", "--config", join(ROOT, "deno.json"), script],
+        cwd: dir,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.ok(seg.success, new TextDecoder().decode(seg.stderr).slice(-2000));
+      const r = JSON.parse(new TextDecoder().decode(seg.stdout).trim().split("\n").pop()!);
+      assert.deepEqual(r.dims, [300, 280, 2]);
+      assert.deepEqual(r.labels, ["Liver", "Spleen"]);
+      assert.equal(r.modelId, "my-ct-organs");
+      assert.equal(r.provider, "wasm");
+      assert.equal(r.uncertainty, 300 * 280 * 2);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
