@@ -194,7 +194,7 @@ averaged over the slices where that class is present or predicted.
 
 INT8 − fp32 infection Dice: {f4(q['infectionDice'] - fp['infectionDice'])}. Per-slice fp32 infection Dice: {per}.
 
-Target (issue #7): infection Dice ≥ 0.74 — {'**met**' if fp['infectionDice'] >= 0.74 else '**not met** by this package (%.3f)' % fp['infectionDice']}. (Publishedpublished on the 48-slice test split: U-Net 0.44, Inf-Net 0.68,
+Target (issue #7): infection Dice ≥ 0.74 — {'**met**' if fp['infectionDice'] >= 0.74 else '**not met** by this package (%.3f)' % fp['infectionDice']}. (Published on the 48-slice test split: U-Net 0.44, Inf-Net 0.68,
 Semi-Inf-Net 0.74 with 1600 extra pseudo-labelled slices; multi-class GGO 0.62 / consolidation 0.36).
 
 ## Known limits
