@@ -3,9 +3,8 @@
  * .cache/models, re-verified on every load), and sessions on onnxruntime-web's WASM backend.
  *
  * In Deno the bare `onnxruntime-web` import resolves (node export condition) to the node build, which
- * runs WASM with worker_threads, so threads work; the `/wasm` subpath fails with more than one thread.
- * ORT's default thread count is min(4, ceil(cores / 2)), i.e. 1 on a 2-core machine, so it is set
- * explicitly. Thread count is fixed by the first session in a process.
+ * runs WASM threads on worker_threads (the `/wasm` subpath fails with more than one thread). The thread
+ * count is set explicitly (see defaultThreads) and is fixed by the first session in a process.
  */
 import * as ortWeb from "onnxruntime-web";
 import { isAbsolute, join, resolve } from "node:path";
@@ -20,10 +19,24 @@ import type { OrtLoader, OrtModelRuntime, OrtModuleLike, RuntimeOptions } from "
 export const PROJECT_ROOT = resolve(new URL("../..", import.meta.url).pathname);
 export const DEFAULT_MODEL_CACHE_DIR = join(PROJECT_ROOT, ".cache", "models");
 
-/** Threads for WASM in Deno: the machine's cores, at most 8 (more rarely helps ORT's WASM kernels). */
+/**
+ * Threads for WASM in Deno: 1 unless EDGESEG_WASM_THREADS says otherwise. Measured on the project
+ * machine (2 cores, busy): onnxruntime-web's node build with 2 WASM threads hung on its first run in
+ * about 2 of 3 fresh processes for a 256² model (1 thread: never), so reliability wins by default.
+ * Pass `numThreads` (or set the variable) to trade that for ~1.9× speed, e.g. in benchmarks.
+ */
 export function defaultThreads(): number {
-  const n = (globalThis.navigator as { hardwareConcurrency?: number } | undefined)?.hardwareConcurrency ?? 2;
-  return Math.max(1, Math.min(8, n));
+  let env: string | undefined;
+  try {
+    env = Deno.env.get("EDGESEG_WASM_THREADS");
+  } catch { /* no --allow-env */ }
+  const n = Number(env);
+  if (Number.isInteger(n) && n >= 1) {
+    const cores =
+      (globalThis.navigator as { hardwareConcurrency?: number } | undefined)?.hardwareConcurrency ?? 2;
+    return Math.min(n, Math.max(1, cores));
+  }
+  return 1;
 }
 
 /** onnxruntime-web (node build) for wasm, onnxruntime-node for cpu (loaded only when asked). */
@@ -116,7 +129,7 @@ export async function openPackage(location: string, opts: LoadPackageOptions = {
 export interface DenoModelOptions extends LoadPackageOptions, Partial<Omit<RuntimeOptions, "signal">> {}
 
 /**
- * Loads a package and creates its runtime in Deno. Defaults: providers ["wasm"], all cores (≤ 8).
+ * Loads a package and creates its runtime in Deno. Defaults: providers ["wasm"], defaultThreads().
  * Pass providers ["cpu"] for the onnxruntime-node native baseline.
  */
 export async function loadModel(
@@ -131,9 +144,8 @@ export async function loadModel(
     providers,
     loadOrt: opts.loadOrt ?? denoOrtLoader,
     numThreads,
-    // Measured here: onnxruntime-web's node build with more than one WASM thread hangs in Deno on its
-    // first call with batch > 1 (256² windows; batch 1 and 1 thread are fine; Chromium is fine). So in
-    // Deno each window is its own call; threads still parallelise inside each call.
+    // With more than one WASM thread, onnxruntime-web's node build hung in Deno (most often with batch > 1;
+    // Chromium was fine), so multi-threaded Deno runs make one call per window.
     maxCallBatch: opts.maxCallBatch ?? (providers[0] === "wasm" && numThreads > 1 ? 1 : undefined),
     signal: opts.signal,
   });

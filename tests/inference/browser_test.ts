@@ -303,7 +303,7 @@ Deno.test({
             (r.phases as string[]).includes("loading") && (r.phases as string[]).includes("inference"),
           );
           const { runtime } = await loadModel(join(ROOT, "tests", "fixtures", "models", "tiny-2d"), {
-            numThreads: 2,
+            numThreads: 1,
           });
           try {
             const local = await segment(makeTestVolume(dims), runtime, {});

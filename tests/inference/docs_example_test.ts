@@ -73,7 +73,7 @@ Deno.test({
         `import { loadModel } from ${src("src/inference/deno.ts")};
 import { segment } from ${src("src/segmentation/segment.ts")};
 import { makeTestVolume } from ${src("tests/inference/browser/volume.ts")};
-const { runtime } = await loadModel("models/my-ct-organs", { numThreads: 2 });
+const { runtime } = await loadModel("models/my-ct-organs", { numThreads: 1 });
 const result = await segment(makeTestVolume([300, 280, 2]), runtime, { uncertainty: "mc", passes: 2, seed: 3 });
 await runtime.release();
 console.log(JSON.stringify({ dims: result.labelmap.geometry.dims, labels: result.statistics.map((s) => s.label),
