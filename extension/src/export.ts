@@ -7,12 +7,18 @@
 import type { SegmentationResult, Volume } from "../../src/core/types.ts";
 import type { NaturalizedDataset } from "../../src/dicom/dataset.ts";
 import type { DisplaySet } from "./host.ts";
+import { withEdits } from "./labelmap.ts";
 
 /** What a run leaves for export: the volume's grid and slice references (its voxels were transferred). */
 export interface ExportSource {
   displaySet: DisplaySet & { instances?: NaturalizedDataset[] };
   volume: Pick<Volume, "geometry" | "source">;
   result: SegmentationResult;
+  /**
+   * The labelmap voxels the viewer holds now (the user may have edited them), in the result's
+   * layout; undefined when the viewer no longer has them (then the run's own labelmap is written).
+   */
+  currentLabelmap?: () => ArrayLike<number> | undefined;
 }
 
 export interface EncodedObject {
@@ -58,6 +64,8 @@ export async function encodeResult(src: ExportSource): Promise<EncodedObject[]> 
     refs: src.volume.source?.instances,
   };
   const p = src.result.provenance;
+  const current = src.currentLabelmap?.();
+  const labelmap = current ? withEdits(src.result.labelmap, current).labelmap : src.result.labelmap;
   const base = safeName(
     `${p.modelId}-${src.displaySet.SeriesDescription ?? src.displaySet.Modality ?? "series"}`,
   );
@@ -67,7 +75,7 @@ export async function encodeResult(src: ExportSource): Promise<EncodedObject[]> 
     kind: "SEG",
     bytes: writeSegmentation({
       source,
-      labelmap: src.result.labelmap,
+      labelmap,
       provenance: { ...p },
       options: { seriesDescription: `EdgeSeg ${p.modelName}`.slice(0, 64), uids: { series: segSeries } },
     }),

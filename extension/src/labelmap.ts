@@ -100,3 +100,86 @@ export async function showLabelmap(
   tools.segmentation.triggerSegmentationEvents.triggerSegmentationDataModified(segmentationId);
   return segmentationId;
 }
+
+/**
+ * Segments whose voxel set differs between the labelmap a run wrote and the one the viewer holds now
+ * (edited with OHIF's brush, eraser, scissors…). Voxels of segments the model did not define count
+ * against the segment they were taken from.
+ */
+export function editedSegments(original: ArrayLike<number>, current: ArrayLike<number>): Set<number> {
+  if (original.length !== current.length) {
+    throw new RangeError(`labelmap has ${current.length} voxels, the run wrote ${original.length}`);
+  }
+  const edited = new Set<number>();
+  for (let i = 0; i < original.length; i++) {
+    const a = original[i], b = current[i];
+    if (a === b) continue;
+    if (a !== 0) edited.add(a);
+    if (b !== 0) edited.add(b);
+  }
+  return edited;
+}
+
+/**
+ * The labelmap to export: the viewer's current voxels, with every segment the user changed marked
+ * SEMIAUTOMATIC (model output edited by a person, DICOM's meaning). Voxels of labels the model does
+ * not know are dropped, since a SEG cannot describe them.
+ */
+export function withEdits(
+  labelmap: Labelmap,
+  current: ArrayLike<number>,
+): { labelmap: Labelmap; edited: number[] } {
+  const edited = editedSegments(labelmap.data, current);
+  if (edited.size === 0) return { labelmap, edited: [] };
+  const known = new Set(labelmap.segments.map((s) => s.number));
+  const data = new (labelmap.data.constructor as { new (n: number): Uint8Array | Uint16Array })(
+    current.length,
+  );
+  for (let i = 0; i < current.length; i++) {
+    const v = current[i];
+    if (known.has(v)) data[i] = v;
+  }
+  const segments = labelmap.segments.map((s) =>
+    edited.has(s.number) ? { ...s, algorithmType: "SEMIAUTOMATIC" as const } : s
+  );
+  return {
+    labelmap: { ...labelmap, data, segments },
+    edited: [...edited].filter((n) => known.has(n)).sort(),
+  };
+}
+
+/**
+ * The voxels the viewer holds for a segmentation, in the result's slice order (slice k from the
+ * labelmap image whose referenced image is sliceImageIds[k]); undefined when it is gone.
+ */
+export function readViewerLabelmap(
+  segmentationId: string,
+  sliceImageIds: string[],
+  dims: readonly [number, number, number],
+): Uint8Array | undefined {
+  const cs = hostCornerstone() as
+    | { cache?: { getImage(id: string): (DerivedImageLike & ReadableImage) | undefined } }
+    | undefined;
+  const tools = (globalThis as unknown as { cornerstoneTools?: ToolsLike }).cornerstoneTools;
+  const seg = tools?.segmentation.state.getSegmentation(segmentationId);
+  const imageIds = seg?.representationData.Labelmap?.imageIds;
+  if (!cs?.cache || !imageIds) return undefined;
+  const sliceSize = dims[0] * dims[1];
+  const out = new Uint8Array(sliceSize * dims[2]);
+  const byImageId = sliceIndexByImageId(sliceImageIds);
+  let filled = 0;
+  for (const id of imageIds) {
+    const img = cs.cache.getImage(id);
+    const k = img?.referencedImageId !== undefined ? byImageId.get(img.referencedImageId) : undefined;
+    if (!img || k === undefined) continue;
+    const src = img.voxelManager.getScalarData() as unknown as ArrayLike<number>;
+    if (src.length !== sliceSize) return undefined;
+    for (let p = 0; p < sliceSize; p++) out[k * sliceSize + p] = src[p];
+    filled++;
+  }
+  return filled === dims[2] ? out : undefined;
+}
+
+interface ReadableImage {
+  referencedImageId?: string;
+}

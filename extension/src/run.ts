@@ -7,11 +7,13 @@ import type {
   ExecutionProvider,
   Progress,
   SegmentationResult,
+  UncertaintyMeasure,
   UncertaintyMethod,
 } from "../../src/core/types.ts";
 import type { DisplaySet, ServicesManager } from "./host.ts";
 import type { ModelIndexEntry } from "./models.ts";
-import { showLabelmap } from "./labelmap.ts";
+import { readViewerLabelmap, showLabelmap } from "./labelmap.ts";
+import { HEATMAP_BINS, HEATMAP_COLORMAP, type HeatmapBins, heatmapBins, showHeatmap } from "./heatmap.ts";
 import { volumeFromDisplaySet } from "./viewer_volume.ts";
 import { sharedWorker } from "./worker_client.ts";
 import type { ExportSource } from "./export.ts";
@@ -71,8 +73,20 @@ export function describeProgress(p: Progress, phaseStartedMs: number, nowMs: num
   return { phase: p.phase, fraction, text, etaSeconds };
 }
 
+/** The uncertainty layer in the viewer (when the run measured uncertainty). */
+export interface HeatmapLayer extends Pick<HeatmapBins, "range" | "bins" | "colormap"> {
+  segmentationId?: string;
+  measure: UncertaintyMeasure;
+  /** why the layer could not be shown, when it could not */
+  error?: string;
+}
+
+/** Initial fill opacity of the heatmap layer. */
+export const HEATMAP_OPACITY = 0.5;
+
 export interface RunOutcome {
   result: SegmentationResult;
+  heatmap?: HeatmapLayer;
   /** everything export needs (the volume's voxels themselves went to the worker) */
   exportSource: ExportSource;
   segmentationId?: string;
@@ -132,6 +146,29 @@ export function startRun(
     };
     onProgress({ phase: "writing", fraction: null, text: "Showing the labelmap" });
     const title = `${settings.model.name} ${settings.model.version}`;
+    // The heatmap goes in first so the model's labelmap, added after it, is the active (editable) one.
+    let heatmap: HeatmapLayer | undefined;
+    if (result.uncertainty) {
+      const heat = heatmapBins(result.uncertainty, { bins: HEATMAP_BINS, colormap: HEATMAP_COLORMAP });
+      heatmap = {
+        range: heat.range,
+        bins: heat.bins,
+        colormap: heat.colormap,
+        measure: result.uncertainty.measure,
+      };
+      try {
+        heatmap.segmentationId = await showHeatmap(
+          servicesManager,
+          displaySet,
+          sliceImageIds,
+          heat,
+          `${title} uncertainty`,
+          HEATMAP_OPACITY,
+        );
+      } catch (err) {
+        heatmap.error = err instanceof Error ? err.message : String(err);
+      }
+    }
     try {
       const segmentationId = await showLabelmap(
         servicesManager,
@@ -140,12 +177,15 @@ export function startRun(
         result.labelmap,
         title,
       );
-      return { result, exportSource, segmentationId, elapsedMs: performance.now() - started };
+      exportSource.currentLabelmap = () =>
+        readViewerLabelmap(segmentationId, sliceImageIds, result.labelmap.geometry.dims);
+      return { result, exportSource, segmentationId, heatmap, elapsedMs: performance.now() - started };
     } catch (err) {
       // The result stays usable (statistics, export) even if the viewer cannot draw it.
       return {
         result,
         exportSource,
+        heatmap,
         displayError: err instanceof Error ? err.message : String(err),
         elapsedMs: performance.now() - started,
       };

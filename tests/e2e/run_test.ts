@@ -101,6 +101,82 @@ function viewerDigest(page: Page): Promise<SliceDigest> {
   });
 }
 
+/** Voxels drawn per heatmap bin, and the bins hidden, in the page's OHIF segmentation state. */
+function heatmapState(page: Page): Promise<{ segments: number; voxels: number; hidden: number[] }> {
+  return page.evaluate(() => {
+    type Img = { voxelManager: { getScalarData(): ArrayLike<number> } };
+    const g = globalThis as unknown as {
+      cornerstone: { cache: { getImage(id: string): Img } };
+      cornerstoneTools: {
+        segmentation: {
+          state: {
+            getSegmentation(id: string): {
+              segments: Record<string, unknown>;
+              representationData: { Labelmap: { imageIds: string[] } };
+            };
+          };
+          config: {
+            visibility: {
+              getHiddenSegmentIndices(vp: string, s: { segmentationId: string; type: string }): Set<number>;
+            };
+          };
+        };
+      };
+      services: { viewportGridService: { getActiveViewportId(): string } };
+    };
+    const segId = document.querySelector("#edgeseg-heatmap")?.getAttribute("data-segmentation-id") ?? "";
+    const seg = g.cornerstoneTools.segmentation.state.getSegmentation(segId);
+    let voxels = 0;
+    for (const id of seg.representationData.Labelmap.imageIds) {
+      const data = g.cornerstone.cache.getImage(id).voxelManager.getScalarData();
+      for (let p = 0; p < data.length; p++) if (data[p] !== 0) voxels++;
+    }
+    const hidden = g.cornerstoneTools.segmentation.config.visibility.getHiddenSegmentIndices(
+      g.services.viewportGridService.getActiveViewportId(),
+      { segmentationId: segId, type: "Labelmap" },
+    );
+    return {
+      segments: Object.keys(seg.segments).filter((k) => k !== "0").length,
+      voxels,
+      hidden: [...hidden].sort((a, b) => a - b),
+    };
+  });
+}
+
+/** The uncertainty layer after an MC run: legend, layer voxels, toggle and τ act on the viewer. */
+async function checkHeatmapLayer(page: Page): Promise<void> {
+  const layer = page.locator("#edgeseg-heatmap");
+  assert.equal(await layer.count(), 1, "the panel shows the uncertainty layer controls");
+  const segId = await layer.getAttribute("data-segmentation-id");
+  assert.ok(segId, "the heatmap was added to the viewer as a layer");
+  const legend = await page.locator("#edgeseg-heatmap-legend").innerText();
+  assert.match(legend, /entropy|information|variance|deviation/i, `the legend names the measure: ${legend}`);
+  const [lo, hi] = (await page.getAttribute("#edgeseg-heatmap-legend", "data-range"))!.split(",").map(Number);
+  assert.ok(hi > lo, `the legend has a range (${lo}..${hi})`);
+  const before = await heatmapState(page);
+  assert.equal(before.segments, 16, "16 colour bins");
+  assert.ok(before.voxels > 0, "uncertain voxels are drawn");
+  assert.deepEqual(before.hidden, [], "all bins visible at first");
+  await screenshot(page, "heatmap-1-layer");
+  // τ at the middle of the range hides the lower half of the bins.
+  await page.locator("#edgeseg-heatmap-tau").fill(String((lo + hi) / 2));
+  await page.waitForFunction(() => {
+    const el = document.querySelector("#edgeseg-heatmap");
+    return el !== null && Number(el.getAttribute("data-tau")) > 0;
+  });
+  const thresholded = await heatmapState(page);
+  assert.deepEqual(thresholded.hidden, [1, 2, 3, 4, 5, 6, 7, 8], "bins below τ are hidden");
+  await page.locator("#edgeseg-heatmap-opacity").fill("90");
+  await screenshot(page, "heatmap-2-above-tau");
+  await page.click("#edgeseg-heatmap-toggle");
+  await page.waitForSelector('#edgeseg-heatmap[data-visible="false"]');
+  const off = await heatmapState(page);
+  assert.equal(off.hidden.length, 16, "the toggle hides the whole layer");
+  await screenshot(page, "heatmap-3-hidden");
+  await page.click("#edgeseg-heatmap-toggle");
+  await page.waitForSelector('#edgeseg-heatmap[data-visible="true"]');
+}
+
 async function openPhantom(edge: RunningServer, page: Page): Promise<void> {
   const res = await fetch(new URL("/dicom-web/studies", edge.url), {
     headers: { accept: "application/dicom+json" },
@@ -240,6 +316,7 @@ Deno.test({
         1,
         "an uncertainty map can be downloaded",
       );
+      await checkHeatmapLayer(page);
       await page.click("#edgeseg-store");
       const status = page.locator("#edgeseg-export-status:not([data-state=working])");
       await status.waitFor({ timeout: 60000 });

@@ -1,0 +1,167 @@
+/**
+ * The uncertainty heatmap in the viewer: the voxel-wise uncertainty map is quantised into N bins and
+ * shown as a second OHIF labelmap segmentation on the same series, each bin one segment coloured
+ * from the colormap. Being an OHIF segmentation, it follows scrolling, MPR and layout changes like any
+ * labelmap (the viewer reslices it), is drawn over the image as a fusion layer, and can be hidden,
+ * faded and thresholded per bin ("show only above τ" hides the bins below τ). The panel draws the
+ * colour-bar legend with the measure's name and range.
+ */
+import type { Labelmap, SegmentDescription, UncertaintyMap } from "../../src/core/types.ts";
+import { type ColormapName, finiteRange, sampleColormap } from "../../src/overlays/mod.ts";
+import type { DisplaySet, ServicesManager } from "./host.ts";
+import { showLabelmap } from "./labelmap.ts";
+
+/** Enough bins that neighbouring colours are hard to tell apart, few enough for OHIF's segment list. */
+export const HEATMAP_BINS = 16;
+export const HEATMAP_COLORMAP: ColormapName = "inferno";
+
+const MEASURE_TEXT: Record<UncertaintyMap["measure"], string> = {
+  entropy: "Predictive entropy",
+  mutualInformation: "Mutual information",
+  variance: "Variance",
+  sd: "Standard deviation",
+};
+
+export function measureText(measure: UncertaintyMap["measure"]): string {
+  return MEASURE_TEXT[measure] ?? measure;
+}
+
+export interface HeatmapBins {
+  labelmap: Labelmap;
+  /** [lo, hi] of the finite values: bin b covers (lo + (b-1)·w, lo + b·w], w = (hi-lo)/bins */
+  range: [number, number];
+  bins: number;
+  colormap: ColormapName;
+}
+
+/** Lower edge of bin b (1-based). */
+export function binLow(h: Pick<HeatmapBins, "range" | "bins">, b: number): number {
+  const [lo, hi] = h.range;
+  return lo + ((b - 1) * (hi - lo)) / h.bins;
+}
+
+/**
+ * Quantises the map: values at the lower end of the range (typically 0: the model is certain) are
+ * left transparent, so only uncertain voxels are drawn over the image.
+ */
+export function heatmapBins(
+  map: UncertaintyMap,
+  options: { bins?: number; colormap?: ColormapName } = {},
+): HeatmapBins {
+  const bins = options.bins ?? HEATMAP_BINS;
+  const colormap = options.colormap ?? HEATMAP_COLORMAP;
+  const range = finiteRange(map.data);
+  const [lo, hi] = range;
+  const data = new Uint8Array(map.data.length);
+  if (hi > lo) {
+    const scale = bins / (hi - lo);
+    const src = map.data;
+    for (let i = 0; i < src.length; i++) {
+      const v = src[i];
+      if (!(v > lo)) continue; // NaN and the certain floor stay transparent
+      const b = Math.ceil((v - lo) * scale);
+      data[i] = b > bins ? bins : b;
+    }
+  }
+  const name = measureText(map.measure);
+  const segments: SegmentDescription[] = [];
+  for (let b = 1; b <= bins; b++) {
+    const a = lo + ((b - 1) * (hi - lo)) / bins, z = lo + (b * (hi - lo)) / bins;
+    const [r, g, bl] = sampleColormap(colormap, (b - 0.5) / bins);
+    segments.push({
+      number: b,
+      label: `${name} ${a.toPrecision(2)}–${z.toPrecision(2)}`,
+      // Not anatomy: a display layer; never exported as a SEG.
+      category: { value: "", scheme: "", meaning: "" },
+      type: { value: "", scheme: "", meaning: "" },
+      color: [r, g, bl],
+      algorithmType: "AUTOMATIC",
+    });
+  }
+  return { labelmap: { geometry: map.geometry, data, segments }, range, bins, colormap };
+}
+
+interface HeatmapSegmentationService {
+  setStyle(
+    specifier: { viewportId?: string; segmentationId?: string; type?: string },
+    style: Record<string, unknown>,
+    merge?: boolean,
+  ): void;
+  setSegmentVisibility(
+    viewportId: string,
+    segmentationId: string,
+    segmentIndex: number,
+    visible: boolean,
+  ): void;
+  getViewportIdsWithSegmentation?(segmentationId: string): string[];
+  setActiveSegmentation?(viewportId: string, segmentationId: string): void;
+  remove?(segmentationId: string): void;
+}
+
+function segService(servicesManager: ServicesManager): HeatmapSegmentationService {
+  const s = servicesManager.services.segmentationService as HeatmapSegmentationService | undefined;
+  if (!s?.setStyle || !s.setSegmentVisibility) {
+    throw new Error("EdgeSeg: the viewer's segmentation service has no style/visibility controls");
+  }
+  return s;
+}
+
+function viewportsOf(servicesManager: ServicesManager, segmentationId: string): string[] {
+  const s = segService(servicesManager);
+  const ids = s.getViewportIdsWithSegmentation?.(segmentationId) ?? [];
+  const active = servicesManager.services.viewportGridService?.getActiveViewportId();
+  return ids.length > 0 ? ids : active ? [active] : [];
+}
+
+/** Shows the heatmap as a labelmap layer on the display set; returns its segmentation id. */
+export async function showHeatmap(
+  servicesManager: ServicesManager,
+  displaySet: DisplaySet,
+  sliceImageIds: string[],
+  heat: HeatmapBins,
+  title: string,
+  opacity: number,
+): Promise<string> {
+  const id = await showLabelmap(servicesManager, displaySet, sliceImageIds, heat.labelmap, title);
+  setHeatmapOpacity(servicesManager, id, opacity);
+  return id;
+}
+
+/** Fill opacity 0..1 (active or not: the heatmap is rarely the active segmentation); no outlines. */
+export function setHeatmapOpacity(
+  servicesManager: ServicesManager,
+  segmentationId: string,
+  opacity: number,
+): void {
+  const s = segService(servicesManager);
+  const a = Math.min(1, Math.max(0, opacity));
+  for (const viewportId of viewportsOf(servicesManager, segmentationId)) {
+    s.setStyle({ viewportId, segmentationId, type: "Labelmap" }, {
+      fillAlpha: a,
+      fillAlphaInactive: a,
+      renderOutline: false,
+      renderOutlineInactive: false,
+    });
+  }
+}
+
+/** Shows the bins whose lower edge is at or above τ (and the bin τ falls in), hides the rest; `visible` false hides all. */
+export function setHeatmapDisplay(
+  servicesManager: ServicesManager,
+  segmentationId: string,
+  heat: Pick<HeatmapBins, "range" | "bins">,
+  tau: number,
+  visible: boolean,
+): number {
+  const s = segService(servicesManager);
+  let shown = 0;
+  for (let b = 1; b <= heat.bins; b++) {
+    const upper = binLow(heat, b + 1);
+    const on = visible && upper > tau;
+    if (on) shown++;
+    for (const viewportId of viewportsOf(servicesManager, segmentationId)) {
+      s.setSegmentVisibility(viewportId, segmentationId, b, on);
+    }
+  }
+  return shown;
+}
