@@ -10,6 +10,7 @@ import type { Page } from "playwright-core";
 import { buildExtension } from "../../extension/build.ts";
 import { phantomSeries } from "../../src/dicom/phantom.ts";
 import { readSeries } from "../../src/dicom/read.ts";
+import { readSegmentation } from "../../src/dicom/segread.ts";
 import { loadModel } from "../../src/inference/deno.ts";
 import { segment } from "../../src/segmentation/segment.ts";
 import { ensureOhif, type RunningServer, startServer } from "../../src/server/mod.ts";
@@ -360,6 +361,102 @@ Deno.test({
         null,
         { timeout: 30000 },
       );
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "a segment edited in the viewer is stored as SEMIAUTOMATIC with the edited voxels, and a second run makes a second segmentation",
+  ignore: skipReason !== null,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    await withViewer("edit", async (page, edge) => {
+      await page.click("#edgeseg-run");
+      await page.waitForSelector("#edgeseg-result, #edgeseg-error", { timeout: 120000 });
+      assert.equal(await page.locator("#edgeseg-error").count(), 0, "the run succeeded");
+      const firstId = (await page.getAttribute("#edgeseg-result", "data-segmentation-id"))!;
+      // An edit as OHIF's brush makes it: voxels of segment 1 set in the first labelmap image with
+      // foreground, then the data-modified event.
+      const painted = await page.evaluate((segId) => {
+        type Img = { voxelManager: { getScalarData(): Uint8Array } };
+        const g = globalThis as unknown as {
+          cornerstone: { cache: { getImage(id: string): Img } };
+          cornerstoneTools: {
+            segmentation: {
+              state: {
+                getSegmentation(id: string): { representationData: { Labelmap: { imageIds: string[] } } };
+              };
+              triggerSegmentationEvents: { triggerSegmentationDataModified(id: string): void };
+            };
+          };
+        };
+        const ids = g.cornerstoneTools.segmentation.state.getSegmentation(segId).representationData.Labelmap
+          .imageIds;
+        let added = 0;
+        for (const id of ids) {
+          const data = g.cornerstone.cache.getImage(id).voxelManager.getScalarData();
+          for (let p = 0; p < 400; p++) {
+            if (data[p] === 0) {
+              data[p] = 1;
+              added++;
+            }
+          }
+          if (added > 0) break;
+        }
+        g.cornerstoneTools.segmentation.triggerSegmentationEvents.triggerSegmentationDataModified(segId);
+        return added;
+      }, firstId);
+      assert.ok(painted > 0, "the test painted voxels");
+      const shownVoxels = Number(
+        await page.getAttribute('#edgeseg-result tr[data-segment="1"]', "data-voxels"),
+      );
+      await page.click("#edgeseg-store");
+      const status = page.locator("#edgeseg-export-status:not([data-state=working])");
+      await status.waitFor({ timeout: 60000 });
+      await screenshot(page, "edit-1-stored");
+      assert.equal(await status.getAttribute("data-state"), "stored", await status.innerText());
+
+      const client = new DicomWebClient({ baseUrl: new URL("/dicom-web", edge.url).href });
+      const [study] = await client.searchForStudies();
+      const studyUID = String((study["0020000D"] as { Value: string[] }).Value[0]);
+      let found = false;
+      for (const s of await client.searchForSeries(studyUID)) {
+        const seriesUID = String((s["0020000E"] as { Value: string[] }).Value[0]);
+        const [inst] = await client.searchForInstances(studyUID, seriesUID);
+        if (
+          !String((inst["00080016"] as { Value: string[] }).Value[0]).startsWith("1.2.840.10008.5.1.4.1.1.66")
+        ) {
+          continue;
+        }
+        const sopUID = String((inst["00080018"] as { Value: string[] }).Value[0]);
+        const seg = await readSegmentation(await client.retrieveInstance(studyUID, seriesUID, sopUID));
+        assert.equal(seg.segments[0].algorithmType, "SEMIAUTOMATIC", "the edited segment is SEMIAUTOMATIC");
+        assert.equal(seg.counts[1], shownVoxels + painted, "the stored SEG holds the edited voxels");
+        found = true;
+      }
+      assert.ok(found, "the SEG was stored");
+
+      // Run again: a second segmentation; the first (with its edit) stays as it was.
+      await page.click("#edgeseg-run");
+      await page.waitForFunction(
+        (first) => {
+          const id = document.querySelector("#edgeseg-result")?.getAttribute("data-segmentation-id");
+          return !!id && id !== first;
+        },
+        firstId,
+        { timeout: 120000 },
+      );
+      const segs = await page.evaluate(() => {
+        const g = globalThis as unknown as {
+          services: { segmentationService: { getSegmentations(): { segmentationId: string }[] } };
+        };
+        return g.services.segmentationService.getSegmentations().map((s) => s.segmentationId);
+      });
+      assert.ok(segs.includes(firstId), "the first segmentation is still there");
+      assert.equal(segs.length, 2, `two segmentations after two runs (${segs.join(", ")})`);
+      await screenshot(page, "edit-2-second-run");
     });
   },
 });
