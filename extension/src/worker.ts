@@ -1,6 +1,6 @@
 /**
  * The inference Web Worker: answers src/inference/protocol.ts requests by running src/segmentation's
- * `segment()` on ONNX Runtime Web (WebGPU → WebNN → WASM, bundles served at /ort/). Bundled on its own
+ * `segment()` on ONNX Runtime Web (WebGPU → WebNN → WASM, bundles served at /edgeseg/ort/). Bundled on its own
  * by extension/build.ts so the page never loads onnxruntime or the segmentation core.
  */
 import { serveWorker } from "../../src/inference/browser.ts";

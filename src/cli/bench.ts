@@ -392,7 +392,7 @@ async function inferenceSection(ctx: BenchContext): Promise<SectionResult> {
     ]);
     if (!bundle.ok) throw new Error(`esbuild bench/page.ts: ${bundle.err}`);
     const srv = serve([
-      ["/ort/", join(PROJECT_ROOT, "node_modules", "onnxruntime-web", "dist")],
+      ["/edgeseg/ort/", join(PROJECT_ROOT, "node_modules", "onnxruntime-web", "dist")],
       ["/tmp/", ctx.tmp],
     ]);
     const { chromium } = await import("playwright-core");

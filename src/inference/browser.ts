@@ -1,6 +1,6 @@
 /**
  * The browser entry point (page or Web Worker): ONNX Runtime bundles served by the edge server at
- * /ort/, model packages from /models/<id>/ with the Cache API (re-verified on every load), provider
+ * /edgeseg/ort/, model packages from /models/<id>/ with the Cache API (re-verified on every load), provider
  * fallback webgpu → webnn → wasm, and `serveWorker`, the worker side of protocol.ts.
  *
  * One onnxruntime build per provider, imported on first use, because each build is best at one thing:
@@ -50,10 +50,10 @@ export function browserThreads(): number {
 }
 
 /**
- * Loads ORT builds from `base` (default "/ort/" on this origin) and points their WASM files there,
+ * Loads ORT builds from `base` (default "/edgeseg/ort/" on this origin) and points their WASM files there,
  * so nothing is fetched from a CDN. `import(url)` of a runtime URL is left alone by bundlers.
  */
-export function browserOrtLoader(base = "/ort/", numThreads = browserThreads()): OrtLoader {
+export function browserOrtLoader(base = "/edgeseg/ort/", numThreads = browserThreads()): OrtLoader {
   const root = new URL(base, g.location?.href);
   const loaded = new Map<string, Promise<OrtModuleLike>>();
   return (provider: ExecutionProvider) => {
@@ -80,7 +80,7 @@ export function browserOrtLoader(base = "/ort/", numThreads = browserThreads()):
 }
 
 export interface BrowserModelOptions extends LoadPackageOptions, Partial<RuntimeOptions> {
-  /** where the ORT bundles are served (default "/ort/") */
+  /** where the ORT bundles are served (default "/edgeseg/ort/") */
   ortBase?: string;
   /** false disables the Cache API (e.g. in tests of the download path) */
   useCache?: boolean;

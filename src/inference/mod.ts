@@ -3,7 +3,7 @@
  * with execution-provider fallback, the Predictor for segment(), and the Worker protocol.
  * Runtime-specific entry points are separate modules so bundles pull in only one onnxruntime:
  * `deno.ts` (Deno, onnxruntime-web WASM), `node_native.ts` (onnxruntime-node baseline) and
- * `browser.ts` (a Worker, ORT bundles served at /ort/).
+ * `browser.ts` (a Worker, ORT bundles served at /edgeseg/ort/).
  */
 export { readOnnxSignature } from "./onnx_signature.ts";
 export {

@@ -1,7 +1,7 @@
 /**
  * ONNX Runtime sessions with execution-provider preference and fallback, and the `Predictor` that
  * the segmentation core calls. Runtime-agnostic: the caller passes `loadOrt(provider)`, which returns
- * an onnxruntime module (onnxruntime-web's node build in Deno, a browser bundle served at /ort/, or
+ * an onnxruntime module (onnxruntime-web's node build in Deno, a browser bundle served at /edgeseg/ort/, or
  * onnxruntime-node); see `deno.ts`, `node_native.ts` and `browser.ts` for the three entry points.
  *
  * Order of preference: webgpu → webnn (only where `navigator.ml` exists) → wasm (→ cpu for the

@@ -1,6 +1,6 @@
 /**
  * The EdgeSeg edge server: the prebuilt OHIF viewer with our `app-config.js`, the extension bundles
- * (`/plugins/*`), model packages (`/models/*`), onnxruntime-web's runtime files (`/ort/*`), and either
+ * (`/plugins/*`), model packages (`/models/*`), onnxruntime-web's runtime files (`/edgeseg/ort/*`), and either
  * the embedded file-backed DICOMweb store or a same-origin proxy to a PACS at `/dicom-web/`.
  *
  * Every response carries COOP/COEP/CORP (cross-origin isolation, so WASM threads work), nosniff, a
@@ -252,6 +252,8 @@ export async function modelIndex(
   return { models };
 }
 
+/** where onnxruntime-web's runtime files are served (src/inference/browser.ts uses the same) */
+export const ORT_PREFIX = "/edgeseg/ort/";
 const ORT_EXTENSIONS = /\.(mjs|wasm|js)$/;
 
 /** Relays `/dicom-web/*` to a PACS on the same origin (see the header notes inline). */
@@ -381,13 +383,15 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     for (const [prefix, root] of mounts) {
       if (p.startsWith(prefix)) return staticOr404(req, root, p.slice(prefix.length));
     }
-    if (p.startsWith("/ort/")) {
-      const rest = p.slice("/ort/".length);
+    // Our onnxruntime-web lives under its own prefix: OHIF ships an older onnxruntime under /ort/
+    // for its own tools, and its JS glue must keep getting its own WASM files.
+    if (p.startsWith(ORT_PREFIX)) {
+      const rest = p.slice(ORT_PREFIX.length);
       if (ORT_EXTENSIONS.test(rest) && !rest.includes("/") && !rest.includes("%2")) {
         const r = await resolveStatic(ortDir, rest);
         if (r.kind === "file") return serveFile(req, r.path, r.stat);
       }
-      // OHIF ships an older onnxruntime under /ort/ for its own tools; let it have the names we lack.
+      return errorResponse(404, "NOT_FOUND", `no onnxruntime-web runtime file ${JSON.stringify(rest)}`);
     }
     if (!ohifDist) {
       return errorResponse(

@@ -53,7 +53,7 @@ function startServer() {
   const ac = new AbortController();
   const roots: [string, string][] = [
     ["/harness/", OUT],
-    ["/ort/", join(ROOT, "node_modules", "onnxruntime-web", "dist")],
+    ["/edgeseg/ort/", join(ROOT, "node_modules", "onnxruntime-web", "dist")],
     ["/models/", join(ROOT, "tests", "fixtures", "models")],
     ["/tampered/", join(ROOT, "tests", "fixtures", "models")],
   ];

@@ -160,7 +160,7 @@ Deno.test("path traversal is rejected: encoded .., %2e%2e, absolute paths, symli
         "/../../etc/passwd",
         "/plugins/../../../../etc/passwd",
         "//etc/passwd",
-        "/ort/..%2f..%2fpackage.json",
+        "/edgeseg/ort/..%2f..%2fpackage.json",
       ]
     ) {
       const r = await raw(p);
@@ -242,15 +242,15 @@ Deno.test("/models/index.json lists every package manifest except training/", as
   });
 });
 
-Deno.test("/ort/ serves onnxruntime-web's runtime files as JavaScript and WASM only", async () => {
+Deno.test("/edgeseg/ort/ serves onnxruntime-web's runtime files as JavaScript and WASM only", async () => {
   await withFakeViewer(async (s) => {
-    const wasm = await get(s, "/ort/ort-wasm-simd-threaded.wasm", { range: "bytes=0-3" });
+    const wasm = await get(s, "/edgeseg/ort/ort-wasm-simd-threaded.wasm", { range: "bytes=0-3" });
     assert.equal(wasm.res.status, 206);
     assert.equal(wasm.res.headers.get("content-type"), "application/wasm");
     assert.deepEqual([...wasm.body], [0, 0x61, 0x73, 0x6d]);
-    const mjs = await get(s, "/ort/ort.wasm.min.mjs", { range: "bytes=0-0" });
+    const mjs = await get(s, "/edgeseg/ort/ort.wasm.min.mjs", { range: "bytes=0-0" });
     assert.match(mjs.res.headers.get("content-type")!, /^text\/javascript/);
-    const map = await get(s, "/ort/ort.min.js.map");
+    const map = await get(s, "/edgeseg/ort/ort.min.js.map");
     assert.equal(map.res.status, 404);
   });
 });
