@@ -32,7 +32,18 @@ export function geometryFromCornerstone(
   const d = vol.direction;
   const direction: Mat3 = [d[0], d[3], d[6], d[1], d[4], d[7], d[2], d[5], d[8]];
   const v3 = (a: ArrayLike<number>): Vec3 => [a[0], a[1], a[2]];
-  return { dims: v3(vol.dimensions), spacing: v3(vol.spacing), origin: v3(vol.origin), direction };
+  // A photograph without PixelSpacing (Secondary Capture) has no spacing in Cornerstone; 1 mm per
+  // pixel is what the headless reader assumes too.
+  const mm = (v: number) => (Number.isFinite(v) && v > 0 ? v : 1);
+  const s = vol.spacing;
+  const o = vol.origin;
+  const num = (v: number) => (Number.isFinite(v) ? v : 0);
+  return {
+    dims: v3(vol.dimensions),
+    spacing: [mm(s[0]), mm(s[1]), mm(s[2])],
+    origin: [num(o[0]), num(o[1]), num(o[2])],
+    direction,
+  };
 }
 
 /** Copies (never aliases) Cornerstone's scalar array into a typed array EdgeSeg accepts. */
@@ -99,8 +110,16 @@ export async function volumeFromDisplaySet(
   options.onProgress?.(imageIds.length, imageIds.length);
 
   const geometry = geometryFromCornerstone(vol);
-  const channels = vol.numberOfComponents ?? 1;
-  const data = planarFromInterleaved(voxelsFrom(vol.voxelManager.getCompleteScalarDataArray()), channels);
+  const scalars = vol.voxelManager.getCompleteScalarDataArray();
+  // Cornerstone leaves numberOfComponents unset on a volume built from one RGB image; the scalar
+  // count then says how many samples each voxel has.
+  const voxelCount = geometry.dims[0] * geometry.dims[1] * geometry.dims[2];
+  const channels = vol.numberOfComponents && vol.numberOfComponents > 1
+    ? vol.numberOfComponents
+    : scalars.length === 3 * voxelCount
+    ? 3
+    : 1;
+  const data = planarFromInterleaved(voxelsFrom(scalars), channels);
   const expected = geometry.dims[0] * geometry.dims[1] * geometry.dims[2] * channels;
   if (data.length !== expected) {
     throw new Error(

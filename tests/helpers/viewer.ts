@@ -1,0 +1,65 @@
+/**
+ * Page-side readers of what OHIF holds, shared by the e2e tests: the labelmap of a segmentation
+ * digested per source instance, to compare with the headless pipeline.
+ */
+import type { Page } from "playwright-core";
+
+/** Per source instance: foreground voxel count and a position-weighted checksum of the label values. */
+export type SliceDigest = Record<string, { voxels: number; checksum: number }>;
+
+export function digestSlice(
+  data: ArrayLike<number>,
+  offset: number,
+  size: number,
+): { voxels: number; checksum: number } {
+  let voxels = 0, checksum = 0;
+  for (let p = 0; p < size; p++) {
+    const v = data[offset + p];
+    if (v !== 0) {
+      voxels++;
+      checksum = (checksum + (p + 1) * v) % 2147483647;
+    }
+  }
+  return { voxels, checksum };
+}
+
+/** The digest of a segmentation's labelmap in the page (default: the one the EdgeSeg result names). */
+export function viewerDigest(page: Page, segmentationId?: string): Promise<SliceDigest> {
+  return page.evaluate((given) => {
+    type Img = { referencedImageId: string; voxelManager: { getScalarData(): ArrayLike<number> } };
+    const g = globalThis as unknown as {
+      cornerstone: {
+        cache: { getImage(id: string): Img };
+        metaData: { get(t: string, id: string): { sopInstanceUID: string } };
+      };
+      cornerstoneTools: {
+        segmentation: {
+          state: {
+            getSegmentation(id: string): { representationData: { Labelmap: { imageIds: string[] } } };
+          };
+        };
+      };
+    };
+    const segId = given ??
+      document.querySelector("#edgeseg-result")?.getAttribute("data-segmentation-id") ?? "";
+    const seg = g.cornerstoneTools.segmentation.state.getSegmentation(segId);
+    const out: Record<string, { voxels: number; checksum: number }> = {};
+    for (const id of seg.representationData.Labelmap.imageIds) {
+      const img = g.cornerstone.cache.getImage(id);
+      const data = img.voxelManager.getScalarData();
+      let voxels = 0, checksum = 0;
+      for (let p = 0; p < data.length; p++) {
+        const v = data[p];
+        if (v !== 0) {
+          voxels++;
+          checksum = (checksum + (p + 1) * v) % 2147483647;
+        }
+      }
+      out[g.cornerstone.metaData.get("sopCommonModule", img.referencedImageId).sopInstanceUID] = {
+        voxels,
+        checksum,
+      };
+    }
+    return out;
+  }, segmentationId);
+}
