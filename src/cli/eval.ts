@@ -32,7 +32,11 @@ async function listPaths(path: string): Promise<string[]> {
   const st = await Deno.stat(path);
   if (st.isFile) return [path];
   const out: string[] = [];
-  for await (const e of Deno.readDir(path)) if (e.isFile && !e.name.startsWith(".")) out.push(join(path, e.name));
+  for await (const e of Deno.readDir(path)) {
+    if (e.name.startsWith(".")) continue;
+    const p = join(path, e.name);
+    if (e.isFile || (e.isSymlink && (await Deno.stat(p)).isFile)) out.push(p);
+  }
   return out.sort();
 }
 
