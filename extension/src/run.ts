@@ -86,6 +86,8 @@ export const HEATMAP_OPACITY = 0.5;
 
 export interface RunOutcome {
   result: SegmentationResult;
+  /** the Cornerstone imageId of every result slice k (to read the viewer's labelmaps back) */
+  sliceImageIds: string[];
   heatmap?: HeatmapLayer;
   /** everything export needs (the volume's voxels themselves went to the worker) */
   exportSource: ExportSource;
@@ -179,11 +181,19 @@ export function startRun(
       );
       exportSource.currentLabelmap = () =>
         readViewerLabelmap(segmentationId, sliceImageIds, result.labelmap.geometry.dims);
-      return { result, exportSource, segmentationId, heatmap, elapsedMs: performance.now() - started };
+      return {
+        result,
+        sliceImageIds,
+        exportSource,
+        segmentationId,
+        heatmap,
+        elapsedMs: performance.now() - started,
+      };
     } catch (err) {
       // The result stays usable (statistics, export) even if the viewer cannot draw it.
       return {
         result,
+        sliceImageIds,
         exportSource,
         heatmap,
         displayError: err instanceof Error ? err.message : String(err),

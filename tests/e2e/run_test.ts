@@ -19,31 +19,13 @@ import { PROJECT_ROOT } from "../helpers/paths.ts";
 import { DicomWebClient } from "../../src/dicom/web.ts";
 import { dciodvfy, hasDciodvfy } from "../dicom/tools.ts";
 import { artifactsDir } from "../helpers/paths.ts";
+import { digestSlice, type SliceDigest, viewerDigest } from "../helpers/viewer.ts";
 
 const TEST_MODELS = join(PROJECT_ROOT, "tests", "fixtures", "models");
 const MODEL_ID = "tiny-2d";
 
 const skipReason = chromiumMissing();
 if (skipReason) console.log(`e2e run tests skipped: ${skipReason}`);
-
-/** Per source instance: foreground voxel count and a position-weighted checksum of the label values. */
-type SliceDigest = Record<string, { voxels: number; checksum: number }>;
-
-function digestSlice(
-  data: ArrayLike<number>,
-  offset: number,
-  size: number,
-): { voxels: number; checksum: number } {
-  let voxels = 0, checksum = 0;
-  for (let p = 0; p < size; p++) {
-    const v = data[offset + p];
-    if (v !== 0) {
-      voxels++;
-      checksum = (checksum + (p + 1) * v) % 2147483647;
-    }
-  }
-  return { voxels, checksum };
-}
 
 async function headlessDigest(): Promise<{ digest: SliceDigest; total: number }> {
   const { volume } = await readSeries(phantomSeries().files);
@@ -60,46 +42,6 @@ async function headlessDigest(): Promise<{ digest: SliceDigest; total: number }>
     total += digest[uid].voxels;
   }
   return { digest, total };
-}
-
-/** The same digest computed in the page from the labelmap OHIF holds for the EdgeSeg segmentation. */
-function viewerDigest(page: Page): Promise<SliceDigest> {
-  return page.evaluate(() => {
-    type Img = { referencedImageId: string; voxelManager: { getScalarData(): ArrayLike<number> } };
-    const g = globalThis as unknown as {
-      cornerstone: {
-        cache: { getImage(id: string): Img };
-        metaData: { get(t: string, id: string): { sopInstanceUID: string } };
-      };
-      cornerstoneTools: {
-        segmentation: {
-          state: {
-            getSegmentation(id: string): { representationData: { Labelmap: { imageIds: string[] } } };
-          };
-        };
-      };
-    };
-    const segId = document.querySelector("#edgeseg-result")?.getAttribute("data-segmentation-id") ?? "";
-    const seg = g.cornerstoneTools.segmentation.state.getSegmentation(segId);
-    const out: Record<string, { voxels: number; checksum: number }> = {};
-    for (const id of seg.representationData.Labelmap.imageIds) {
-      const img = g.cornerstone.cache.getImage(id);
-      const data = img.voxelManager.getScalarData();
-      let voxels = 0, checksum = 0;
-      for (let p = 0; p < data.length; p++) {
-        const v = data[p];
-        if (v !== 0) {
-          voxels++;
-          checksum = (checksum + (p + 1) * v) % 2147483647;
-        }
-      }
-      out[g.cornerstone.metaData.get("sopCommonModule", img.referencedImageId).sopInstanceUID] = {
-        voxels,
-        checksum,
-      };
-    }
-    return out;
-  });
 }
 
 /** Voxels drawn per heatmap bin, and the bins hidden, in the page's OHIF segmentation state. */

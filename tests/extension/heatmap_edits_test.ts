@@ -67,3 +67,18 @@ Deno.test("voxels painted with a label the model does not know are dropped from 
   assert.deepEqual([...out.labelmap.data], [0, 1, 2, 2]);
   assert.deepEqual(out.edited, []);
 });
+
+Deno.test("compare with reference counts TP/FP/FN per segment and marks the overlay green/red/blue", async () => {
+  const { compareLabelmaps, compareOverlayLabelmap } = await import("../../extension/src/compare.ts");
+  const pred = [0, 1, 1, 2, 0, 1];
+  const ref = [0, 1, 0, 2, 2, 2];
+  const cmp = compareLabelmaps(pred, ref, [{ number: 1, label: "a" }, { number: 2, label: "b" }]);
+  assert.deepEqual([...cmp.overlay], [0, 1, 2, 1, 3, 2]);
+  const [a, b] = cmp.perSegment;
+  assert.deepEqual([a.tp, a.fp, a.fn], [1, 2, 0]);
+  assert.deepEqual([b.tp, b.fp, b.fn], [1, 0, 2]);
+  assert.ok(Math.abs(a.dice - 0.5) < 1e-12 && Math.abs(a.precision - 1 / 3) < 1e-12 && a.recall === 1);
+  assert.ok(Math.abs(b.dice - 0.5) < 1e-12 && b.precision === 1 && Math.abs(b.recall - 1 / 3) < 1e-12);
+  const lm = compareOverlayLabelmap(geometry, cmp.overlay);
+  assert.deepEqual(lm.segments.map((s) => s.color), [[0, 200, 0], [230, 0, 0], [0, 90, 255]]);
+});
