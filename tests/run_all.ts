@@ -13,7 +13,9 @@ const testsDir = join(root, "tests");
 
 function argValues(flag: string): string[] {
   const out: string[] = [];
-  for (let i = 0; i < Deno.args.length; i++) if (Deno.args[i] === flag && Deno.args[i + 1]) out.push(Deno.args[++i]);
+  for (let i = 0; i < Deno.args.length; i++) {
+    if (Deno.args[i] === flag && Deno.args[i + 1]) out.push(Deno.args[++i]);
+  }
   return out;
 }
 const only = argValues("--only");
@@ -60,7 +62,9 @@ for (const suite of suites) {
     pump(child.stderr, (c) => Deno.stderr.writeSync(c)),
   ]);
   const status = await child.status;
-  const m = text.match(/(?:ok|FAILED) \| (\d+) passed(?: \((\d+) steps?\))? \| (\d+) failed(?: \((\d+) steps?\))?(?: \| (\d+) ignored)?/g);
+  const m = text.match(
+    /(?:ok|FAILED) \| (\d+) passed(?: \((\d+) steps?\))? \| (\d+) failed(?: \((\d+) steps?\))?(?: \| (\d+) ignored)?/g,
+  );
   let p = 0, f = 0, s = 0;
   if (m) {
     const last = m[m.length - 1];

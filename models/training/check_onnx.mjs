@@ -9,7 +9,8 @@ import * as ort from "onnxruntime-node";
 
 function mulberry32(seed) {
   return () => {
-    seed |= 0; seed = (seed + 0x6D2B79F5) | 0;
+    seed |= 0;
+    seed = (seed + 0x6D2B79F5) | 0;
     let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
     t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
@@ -17,7 +18,10 @@ function mulberry32(seed) {
 }
 
 let failures = 0;
-const fail = (msg) => { failures++; console.log("  FAIL " + msg); };
+const fail = (msg) => {
+  failures++;
+  console.log("  FAIL " + msg);
+};
 
 for (const dir of process.argv.slice(2)) {
   const man = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8"));
@@ -35,30 +39,48 @@ for (const dir of process.argv.slice(2)) {
   for (const [file, entry] of Object.entries(man.files)) {
     const buf = readFileSync(join(dir, file));
     const sha = createHash("sha256").update(buf).digest("hex");
-    if (sha !== entry.sha256 || buf.length !== entry.bytes) fail(`${file}: sha256/bytes differ from manifest`);
+    if (sha !== entry.sha256 || buf.length !== entry.bytes) {
+      fail(`${file}: sha256/bytes differ from manifest`);
+    }
     const s = await ort.InferenceSession.create(buf);
-    const inNames = man.inputs.map((t) => t.name).join(","), outNames = man.outputs.map((t) => t.name).join(",");
+    const inNames = man.inputs.map((t) => t.name).join(","),
+      outNames = man.outputs.map((t) => t.name).join(",");
     if (s.inputNames.join(",") !== inNames) fail(`${file}: inputs ${s.inputNames} expected ${inNames}`);
     if (s.outputNames.join(",") !== outNames) fail(`${file}: outputs ${s.outputNames} expected ${outNames}`);
     const run = async (mask) => {
       const t0 = performance.now();
-      const out = await s.run({ input: new ort.Tensor("float32", x, ref.shape), mc_mask: new ort.Tensor("float32", mask, mshape) });
+      const out = await s.run({
+        input: new ort.Tensor("float32", x, ref.shape),
+        mc_mask: new ort.Tensor("float32", mask, mshape),
+      });
       return { y: out[s.outputNames[0]], ms: performance.now() - t0 };
     };
     const a = await run(ones), b = await run(seeded);
     const expectShape = [1, man.outputs[0].shape[1], ...ref.shape.slice(2)].join("x");
-    if (a.y.dims.join("x") !== expectShape) fail(`${file}: output ${a.y.dims.join("x")} expected ${expectShape}`);
+    if (a.y.dims.join("x") !== expectShape) {
+      fail(`${file}: output ${a.y.dims.join("x")} expected ${expectShape}`);
+    }
     let sum = 0, maxDiffMask = 0;
-    for (let i = 0; i < a.y.data.length; i++) { sum += a.y.data[i]; maxDiffMask = Math.max(maxDiffMask, Math.abs(a.y.data[i] - b.y.data[i])); }
-    let sumB = 0; for (let i = 0; i < b.y.data.length; i++) sumB += b.y.data[i];
+    for (let i = 0; i < a.y.data.length; i++) {
+      sum += a.y.data[i];
+      maxDiffMask = Math.max(maxDiffMask, Math.abs(a.y.data[i] - b.y.data[i]));
+    }
+    let sumB = 0;
+    for (let i = 0; i < b.y.data.length; i++) sumB += b.y.data[i];
     const firstDiff = Math.max(...ref.ones.first.map((v, i) => Math.abs(v - a.y.data[i])));
     const tol = file.includes("int8") ? 0.05 * ref.ones.absMax : 1e-3 * Math.max(1, ref.ones.absMax);
     const relSum = Math.abs(sum - ref.ones.sum) / Math.max(1, Math.abs(ref.ones.sum));
     const relSumB = Math.abs(sumB - ref.seeded.sum) / Math.max(1, Math.abs(ref.seeded.sum));
-    console.log(`  ${file}: ${a.ms.toFixed(0)} ms, first-values diff vs torch ${firstDiff.toExponential(2)}, ` +
-      `rel. sum diff ${relSum.toExponential(2)} (seeded mask ${relSumB.toExponential(2)}), mask effect ${maxDiffMask.toFixed(3)}`);
+    console.log(
+      `  ${file}: ${a.ms.toFixed(0)} ms, first-values diff vs torch ${firstDiff.toExponential(2)}, ` +
+        `rel. sum diff ${relSum.toExponential(2)} (seeded mask ${relSumB.toExponential(2)}), mask effect ${
+          maxDiffMask.toFixed(3)
+        }`,
+    );
     const isMain = file === man.model, isInt8 = file.includes("int8");
-    if ((isMain || isInt8) && firstDiff > tol) fail(`${file}: differs from PyTorch by ${firstDiff} (tolerance ${tol})`);
+    if ((isMain || isInt8) && firstDiff > tol) {
+      fail(`${file}: differs from PyTorch by ${firstDiff} (tolerance ${tol})`);
+    }
     if (isMain && (relSum > 1e-3 || relSumB > 1e-3)) fail(`${file}: output sum differs from PyTorch`);
     if (maxDiffMask === 0) fail(`${file}: the dropout mask has no effect`);
   }

@@ -58,6 +58,8 @@ export function numberFlag(args: ParsedArgs, name: string, fallback: number): nu
   const v = flag(args, name);
   if (v === undefined) return fallback;
   const n = Number(v);
-  if (!Number.isFinite(n)) throw new InputError("ARG_NOT_A_NUMBER", `--${name} expects a number, found ${JSON.stringify(v)}`);
+  if (!Number.isFinite(n)) {
+    throw new InputError("ARG_NOT_A_NUMBER", `--${name} expects a number, found ${JSON.stringify(v)}`);
+  }
   return n;
 }

@@ -10,7 +10,10 @@ export function parseUncertainty(spec: string | undefined): Pick<SegmentOptions,
   if (!spec || spec === "none") return { uncertainty: "none" };
   const m = spec.match(/^(?:(mc)(?::(\d+))?)?(?:\+?(tta|ensemble))?$/);
   if (!m || (!m[1] && !m[3])) {
-    throw new InputError("BAD_UNCERTAINTY", `--uncertainty expects ${UNCERTAINTY_GRAMMAR}, found ${JSON.stringify(spec)}`);
+    throw new InputError(
+      "BAD_UNCERTAINTY",
+      `--uncertainty expects ${UNCERTAINTY_GRAMMAR}, found ${JSON.stringify(spec)}`,
+    );
   }
   const passes = m[2] ? Number(m[2]) : undefined;
   if (passes !== undefined && !(passes >= 2 && passes <= 200)) {
@@ -30,12 +33,18 @@ export function providersFor(device: string | undefined): ExecutionProvider[] {
     case "native":
       return ["cpu"];
     default:
-      throw new InputError("BAD_DEVICE", `--device expects wasm, webgpu or cpu (native baseline), found ${JSON.stringify(device)}`);
+      throw new InputError(
+        "BAD_DEVICE",
+        `--device expects wasm, webgpu or cpu (native baseline), found ${JSON.stringify(device)}`,
+      );
   }
 }
 
 export async function openModel(model: string, device: string | undefined, threads?: number) {
-  return await loadModel(model, { providers: providersFor(device), ...(threads ? { numThreads: threads } : {}) });
+  return await loadModel(model, {
+    providers: providersFor(device),
+    ...(threads ? { numThreads: threads } : {}),
+  });
 }
 
 /** Prints an error the way a user should see it (typed errors: code and message, no stack). */

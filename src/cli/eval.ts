@@ -26,7 +26,17 @@ const USAGE = `usage: deno task eval --model <id|path> --input <images> --refere
   [--fov <masks>] [--second-reference <labels>] [--uncertainty ${UNCERTAINTY_GRAMMAR}] [--report <file.html>]
   [--device wasm|webgpu|cpu] [--limit N]`;
 
-export const METRICS = ["dice", "iou", "precision", "recall", "specificity", "accuracy", "auc", "hd95_mm", "assd_mm"] as const;
+export const METRICS = [
+  "dice",
+  "iou",
+  "precision",
+  "recall",
+  "specificity",
+  "accuracy",
+  "auc",
+  "hd95_mm",
+  "assd_mm",
+] as const;
 
 async function listPaths(path: string): Promise<string[]> {
   const st = await Deno.stat(path);
@@ -45,7 +55,11 @@ async function listPaths(path: string): Promise<string[]> {
  * non-zero pixel is the label (DRIVE's GIFs hold 0/255 or 0/1); for several labels, values that are
  * label values are kept, otherwise the distinct non-zero grey levels map in order onto the labels.
  */
-export async function readReference(path: string, manifest: ModelManifest, grid: Volume): Promise<Uint16Array> {
+export async function readReference(
+  path: string,
+  manifest: ModelManifest,
+  grid: Volume,
+): Promise<Uint16Array> {
   const bytes = await Deno.readFile(path);
   const n = grid.geometry.dims[0] * grid.geometry.dims[1] * grid.geometry.dims[2];
   let values: ArrayLike<number>;
@@ -55,11 +69,19 @@ export async function readReference(path: string, manifest: ModelManifest, grid:
     values = readImage(bytes, { channels: 1 }).data;
   } else {
     const seg = await readSegmentation(bytes, { geometry: grid.geometry, refs: grid.source?.instances });
-    if (!seg.labelmap) throw new InputError("REFERENCE_SEG", `reference SEG ${path} could not be mapped onto the input series`);
+    if (!seg.labelmap) {
+      throw new InputError(
+        "REFERENCE_SEG",
+        `reference SEG ${path} could not be mapped onto the input series`,
+      );
+    }
     values = seg.labelmap.data;
   }
   if (values.length !== n) {
-    throw new InputError("REFERENCE_GRID", `reference ${path} has ${values.length} voxels, the input ${n}: expected the same grid`);
+    throw new InputError(
+      "REFERENCE_GRID",
+      `reference ${path} has ${values.length} voxels, the input ${n}: expected the same grid`,
+    );
   }
   const labelValues = manifest.labels.map((l) => l.value);
   const out = new Uint16Array(n);
@@ -81,8 +103,12 @@ export async function readReference(path: string, manifest: ModelManifest, grid:
 
 async function readMask(path: string, n: number): Promise<Uint8Array> {
   const bytes = await Deno.readFile(path);
-  const v = /\.nii(\.gz)?$/i.test(path) ? (await readNifti(bytes)).volume.data : readImage(bytes, { channels: 1 }).data;
-  if (v.length !== n) throw new InputError("FOV_GRID", `field-of-view mask ${path} has ${v.length} pixels, expected ${n}`);
+  const v = /\.nii(\.gz)?$/i.test(path)
+    ? (await readNifti(bytes)).volume.data
+    : readImage(bytes, { channels: 1 }).data;
+  if (v.length !== n) {
+    throw new InputError("FOV_GRID", `field-of-view mask ${path} has ${v.length} pixels, expected ${n}`);
+  }
   const out = new Uint8Array(n);
   for (let i = 0; i < n; i++) out[i] = v[i] > 0 ? 1 : 0;
   return out;
@@ -92,7 +118,9 @@ async function readMask(path: string, n: number): Promise<Uint8Array> {
 export function normalTwoSidedP(z: number): number {
   const x = Math.abs(z) / Math.SQRT2;
   const t = 1 / (1 + 0.3275911 * x);
-  const erfc = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429)))) * Math.exp(-x * x);
+  const erfc = t *
+    (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429)))) *
+    Math.exp(-x * x);
   return Math.min(1, erfc);
 }
 
@@ -151,15 +179,27 @@ async function main(): Promise<void> {
   // DICOM series folders are one case each; files pair by case key.
   const inputStat = await Deno.stat(input);
   const inputFiles = inputStat.isFile ? [input] : (await listPaths(input));
-  const isDicomFolder = !inputStat.isFile && inputFiles.every((f) => !/\.(nii|nii\.gz|png|jpe?g|gif|tiff?)$/i.test(f));
+  const isDicomFolder = !inputStat.isFile &&
+    inputFiles.every((f) => !/\.(nii|nii\.gz|png|jpe?g|gif|tiff?)$/i.test(f));
   const pairs = isDicomFolder
-    ? [{ key: input, input, reference: (await listPaths(reference))[0], secondReference: undefined, fov: undefined }]
+    ? [{
+      key: input,
+      input,
+      reference: (await listPaths(reference))[0],
+      secondReference: undefined,
+      fov: undefined,
+    }]
     : pairCases(inputFiles, await listPaths(reference), {
       secondReferences: second ? await listPaths(second) : undefined,
       fovs: flag(args, "fov") ? await listPaths(flag(args, "fov")!) : undefined,
     });
   const usable = pairs.filter((p) => p.reference).slice(0, limit);
-  if (!usable.length) throw new InputError("NO_PAIRS", `no input in ${input} has a reference in ${reference} (pairing by case number or stem)`);
+  if (!usable.length) {
+    throw new InputError(
+      "NO_PAIRS",
+      `no input in ${input} has a reference in ${reference} (pairing by case number or stem)`,
+    );
+  }
   const unpaired = pairs.filter((p) => !p.reference).map((p) => p.input);
 
   const cases: EvalCase[] = [];
@@ -167,14 +207,25 @@ async function main(): Promise<void> {
   const relCount = new Float64Array(10), relConf = new Float64Array(10), relPos = new Float64Array(10);
   const uBins = 30;
   let uMax = 0;
-  const uHist = { correct: new Float64Array(uBins), wrong: new Float64Array(uBins), agree: new Float64Array(uBins), disagree: new Float64Array(uBins) };
+  const uHist = {
+    correct: new Float64Array(uBins),
+    wrong: new Float64Array(uBins),
+    agree: new Float64Array(uBins),
+    disagree: new Float64Array(uBins),
+  };
   const agreeAll = running(), disagreeAll = running();
   let casesMoreUncertain = 0, casesCompared = 0;
 
   for (const pair of usable) {
-    const c: CaseInput = isDicomFolder ? (await loadInputs(pair.input, manifest))[0] : await fileCase(pair.input, manifest);
+    const c: CaseInput = isDicomFolder
+      ? (await loadInputs(pair.input, manifest))[0]
+      : await fileCase(pair.input, manifest);
     const bar = new ProgressBar(pair.key);
-    const result: SegmentationResult = await segment(c.volume, runtime, { ...unc, keepProbabilities: true, onProgress: bar.update });
+    const result: SegmentationResult = await segment(c.volume, runtime, {
+      ...unc,
+      keepProbabilities: true,
+      onProgress: bar.update,
+    });
     const n = result.labelmap.data.length;
     const ref = await readReference(pair.reference!, manifest, c.volume);
     const fov = pair.fov ? await readMask(pair.fov, n) : undefined;
@@ -187,14 +238,42 @@ async function main(): Promise<void> {
         probabilities[l.value] = p;
       });
     }
-    const ev = evaluateSegmentation(result.labelmap.data, ref, result.labelmap.geometry, labelValues, { fov, probabilities });
-    const pick = (m: { dice: number; iou: number; precision: number; recall: number; specificity: number; accuracy: number; auc?: number; hd95Mm: number; assdMm: number }) => ({
-      dice: m.dice, iou: m.iou, precision: m.precision, recall: m.recall, specificity: m.specificity, accuracy: m.accuracy,
-      auc: m.auc ?? NaN, hd95_mm: m.hd95Mm, assd_mm: m.assdMm,
+    const ev = evaluateSegmentation(result.labelmap.data, ref, result.labelmap.geometry, labelValues, {
+      fov,
+      probabilities,
+    });
+    const pick = (
+      m: {
+        dice: number;
+        iou: number;
+        precision: number;
+        recall: number;
+        specificity: number;
+        accuracy: number;
+        auc?: number;
+        hd95Mm: number;
+        assdMm: number;
+      },
+    ) => ({
+      dice: m.dice,
+      iou: m.iou,
+      precision: m.precision,
+      recall: m.recall,
+      specificity: m.specificity,
+      accuracy: m.accuracy,
+      auc: m.auc ?? NaN,
+      hd95_mm: m.hd95Mm,
+      assd_mm: m.assdMm,
     });
     const perLabel: Record<string, Record<string, number>> = {};
     ev.perLabel.forEach((m, i) => (perLabel[manifest.labels[i].name] = pick(m)));
-    const record: EvalCase = { case: pair.key, input: pair.input, reference: pair.reference!, metrics: pick(ev.mean), perLabel };
+    const record: EvalCase = {
+      case: pair.key,
+      input: pair.input,
+      reference: pair.reference!,
+      metrics: pick(ev.mean),
+      perLabel,
+    };
 
     // Reliability of the first label's probability, pooled over cases.
     const p0 = probabilities[labelValues[0]];
@@ -210,8 +289,17 @@ async function main(): Promise<void> {
     // Uncertainty where prediction is right vs wrong, and where the two references disagree vs agree.
     const u = result.uncertainty?.data;
     if (u) {
-      uMax = Math.max(uMax, result.uncertainty!.measure === "variance" ? 0.25 : result.uncertainty!.measure === "sd" ? 0.5 : Math.log(Math.max(2, labelValues.length + 1)));
-      const ref2 = pair.secondReference ? await readReference(pair.secondReference, manifest, c.volume) : undefined;
+      uMax = Math.max(
+        uMax,
+        result.uncertainty!.measure === "variance"
+          ? 0.25
+          : result.uncertainty!.measure === "sd"
+          ? 0.5
+          : Math.log(Math.max(2, labelValues.length + 1)),
+      );
+      const ref2 = pair.secondReference
+        ? await readReference(pair.secondReference, manifest, c.volume)
+        : undefined;
       const agree = running(), disagree = running();
       for (let i = 0; i < n; i++) {
         if (fov && !fov[i]) continue;
@@ -230,20 +318,32 @@ async function main(): Promise<void> {
         }
       }
       if (ref2 && agree.n && disagree.n) {
-        record.uncertainty = { disagree: meanOf(disagree), agree: meanOf(agree), ratio: meanOf(disagree) / meanOf(agree) };
+        record.uncertainty = {
+          disagree: meanOf(disagree),
+          agree: meanOf(agree),
+          ratio: meanOf(disagree) / meanOf(agree),
+        };
         casesCompared++;
         if (meanOf(disagree) > meanOf(agree)) casesMoreUncertain++;
       }
     }
     cases.push(record);
-    if (flag(args, "report") && c.volume.geometry.dims[2] >= 1) thumbs.push(thumbnail(c.volume, result, ref, fov));
+    if (flag(args, "report") && c.volume.geometry.dims[2] >= 1) {
+      thumbs.push(thumbnail(c.volume, result, ref, fov));
+    }
     bar.done(`${pair.key}: ${METRICS.map((m) => `${m} ${fmt(record.metrics[m])}`).join("  ")}`);
   }
 
   const mean: Record<string, number> = {};
   for (const m of METRICS) mean[m] = nanMean(cases.map((c) => c.metrics[m]));
   const out: Record<string, unknown> = {
-    model: { id: manifest.id, name: manifest.name, version: manifest.version, sha256: runtime.modelSha256, provider: runtime.provider },
+    model: {
+      id: manifest.id,
+      name: manifest.name,
+      version: manifest.version,
+      sha256: runtime.modelSha256,
+      provider: runtime.provider,
+    },
     input,
     reference,
     fov: flag(args, "fov") ?? null,
@@ -251,7 +351,8 @@ async function main(): Promise<void> {
     cases,
     mean,
     unpaired,
-    definitions: "per case: metrics per label, then the mean over labels; mean: mean over cases. Inside the field-of-view mask when given. " +
+    definitions:
+      "per case: metrics per label, then the mean over labels; mean: mean over cases. Inside the field-of-view mask when given. " +
       "HD95/ASSD in mm from voxel spacing (NaN when one mask is empty). AUC from the label's probability (quantised to 1/255).",
   };
   if (casesCompared) {
@@ -272,41 +373,82 @@ async function main(): Promise<void> {
       note: "pixel-level Welch z treats pixels as independent (optimistic); the per-case sign test does not",
     };
   }
-  await writeFileAtomic(jsonPath, JSON.stringify(out, (_k, v) => (typeof v === "number" && !Number.isFinite(v) ? null : v), 2) + "\n");
+  await writeFileAtomic(
+    jsonPath,
+    JSON.stringify(out, (_k, v) => (typeof v === "number" && !Number.isFinite(v) ? null : v), 2) + "\n",
+  );
 
   console.log(`\n${"case".padEnd(24)}${METRICS.map((m) => m.padStart(12)).join("")}`);
-  for (const c of cases) console.log(`${c.case.padEnd(24)}${METRICS.map((m) => fmt(c.metrics[m]).padStart(12)).join("")}`);
+  for (const c of cases) {
+    console.log(`${c.case.padEnd(24)}${METRICS.map((m) => fmt(c.metrics[m]).padStart(12)).join("")}`);
+  }
   console.log(`${"mean".padEnd(24)}${METRICS.map((m) => fmt(mean[m]).padStart(12)).join("")}`);
   if (out.interRater) {
     const r = out.interRater as { ratio: number; welchP: number; signTestP: number };
-    console.log(`uncertainty where references disagree / agree: ${r.ratio.toFixed(2)}× (Welch p=${r.welchP.toExponential(2)}, sign test p=${r.signTestP.toFixed(4)})`);
+    console.log(
+      `uncertainty where references disagree / agree: ${r.ratio.toFixed(2)}× (Welch p=${
+        r.welchP.toExponential(2)
+      }, sign test p=${r.signTestP.toFixed(4)})`,
+    );
   }
   if (unpaired.length) console.log(`${unpaired.length} inputs had no reference and were skipped`);
 
   const reportPath = flag(args, "report");
   if (reportPath) {
     const reliability: ReliabilityBins | undefined = relCount.some((c) => c > 0)
-      ? { counts: [...relCount], confidence: [...relConf].map((s, i) => s / (relCount[i] || 1)), frequency: [...relPos].map((s, i) => s / (relCount[i] || 1)) }
+      ? {
+        counts: [...relCount],
+        confidence: [...relConf].map((s, i) => s / (relCount[i] || 1)),
+        frequency: [...relPos].map((s, i) => s / (relCount[i] || 1)),
+      }
       : undefined;
     const edges = Array.from({ length: uBins + 1 }, (_, i) => (i / uBins) * uMax);
     const histograms: Histogram[] = [];
     if (uMax > 0) {
-      histograms.push({ title: "Uncertainty: correct vs wrong pixels", edges, series: [{ name: "correct", color: "#59a14f", counts: [...uHist.correct] }, { name: "wrong", color: "#e15759", counts: [...uHist.wrong] }] });
+      histograms.push({
+        title: "Uncertainty: correct vs wrong pixels",
+        edges,
+        series: [{ name: "correct", color: "#59a14f", counts: [...uHist.correct] }, {
+          name: "wrong",
+          color: "#e15759",
+          counts: [...uHist.wrong],
+        }],
+      });
       if (casesCompared) {
-        histograms.push({ title: "Uncertainty: references agree vs disagree", edges, series: [{ name: "agree", color: "#4e79a7", counts: [...uHist.agree] }, { name: "disagree", color: "#f28e2b", counts: [...uHist.disagree] }] });
+        histograms.push({
+          title: "Uncertainty: references agree vs disagree",
+          edges,
+          series: [{ name: "agree", color: "#4e79a7", counts: [...uHist.agree] }, {
+            name: "disagree",
+            color: "#f28e2b",
+            counts: [...uHist.disagree],
+          }],
+        });
       }
     }
-    await writeFileAtomic(reportPath, renderEvalReport({
-      title: `EdgeSeg evaluation: ${manifest.name}`,
-      model: { id: manifest.id, name: manifest.name, version: manifest.version, sha256: runtime.modelSha256 },
-      generatedAt: new Date().toISOString(),
-      metricNames: [...METRICS],
-      cases: cases.map((c, i) => ({ key: c.case, metrics: c.metrics, overlayPng: thumbs[i] })),
-      mean,
-      reliability,
-      histograms,
-      notes: [`Input ${input}, reference ${reference}${flag(args, "fov") ? `, field of view ${flag(args, "fov")}` : ""}; uncertainty ${unc.uncertainty}.`],
-    }));
+    await writeFileAtomic(
+      reportPath,
+      renderEvalReport({
+        title: `EdgeSeg evaluation: ${manifest.name}`,
+        model: {
+          id: manifest.id,
+          name: manifest.name,
+          version: manifest.version,
+          sha256: runtime.modelSha256,
+        },
+        generatedAt: new Date().toISOString(),
+        metricNames: [...METRICS],
+        cases: cases.map((c, i) => ({ key: c.case, metrics: c.metrics, overlayPng: thumbs[i] })),
+        mean,
+        reliability,
+        histograms,
+        notes: [
+          `Input ${input}, reference ${reference}${
+            flag(args, "fov") ? `, field of view ${flag(args, "fov")}` : ""
+          }; uncertainty ${unc.uncertainty}.`,
+        ],
+      }),
+    );
     console.log(`report: ${reportPath}`);
   }
 }
@@ -316,7 +458,12 @@ function fmt(v: number): string {
 }
 
 /** The middle slice as grey (first input channel, min–max scaled) with the TP/FP/FN overlay. */
-function thumbnail(volume: Volume, result: SegmentationResult, ref: Uint16Array, fov?: Uint8Array): Uint8Array {
+function thumbnail(
+  volume: Volume,
+  result: SegmentationResult,
+  ref: Uint16Array,
+  fov?: Uint8Array,
+): Uint8Array {
   const [w, h, d] = volume.geometry.dims;
   const k = Math.floor(d / 2), plane = w * h;
   const channel = volume.channels === 3 ? 1 : 0; // green shows fundus vessels best
@@ -328,10 +475,16 @@ function thumbnail(volume: Volume, result: SegmentationResult, ref: Uint16Array,
     if (v > hi) hi = v;
   }
   const gray = new Uint8Array(plane);
-  for (let i = 0; i < plane; i++) gray[i] = hi > lo ? Math.round(((volume.data[base + i] - lo) / (hi - lo)) * 255) : 0;
-  const overlay = compareOverlayRGBA(result.labelmap.data.subarray(k * plane, (k + 1) * plane), ref.subarray(k * plane, (k + 1) * plane), {
-    fov: fov?.subarray(k * plane, (k + 1) * plane),
-  });
+  for (let i = 0; i < plane; i++) {
+    gray[i] = hi > lo ? Math.round(((volume.data[base + i] - lo) / (hi - lo)) * 255) : 0;
+  }
+  const overlay = compareOverlayRGBA(
+    result.labelmap.data.subarray(k * plane, (k + 1) * plane),
+    ref.subarray(k * plane, (k + 1) * plane),
+    {
+      fov: fov?.subarray(k * plane, (k + 1) * plane),
+    },
+  );
   const rgba = compositeOnGray(gray, overlay.rgba);
   return writePng(w, h, new Uint8Array(rgba.buffer, rgba.byteOffset, rgba.byteLength), 4);
 }

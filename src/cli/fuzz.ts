@@ -19,7 +19,9 @@ function intFlag(flags: Map<string, string[]>, name: string, dflt: number): numb
   const v = flags.get(name)?.at(-1);
   if (v === undefined) return dflt;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`--${name}: expected a non-negative integer, found "${v}"`);
+  if (!Number.isInteger(n) || n < 0) {
+    throw new Error(`--${name}: expected a non-negative integer, found "${v}"`);
+  }
   return n;
 }
 
@@ -36,7 +38,9 @@ async function main(argv: string[]): Promise<number> {
     index = intFlag(flags, "index", -1 >>> 0);
     targets = flags.get("target") ?? Object.keys(TARGETS);
     for (const t of targets) {
-      if (!TARGETS[t]) throw new Error(`--target: expected one of ${Object.keys(TARGETS).join(", ")}, found "${t}"`);
+      if (!TARGETS[t]) {
+        throw new Error(`--target: expected one of ${Object.keys(TARGETS).join(", ")}, found "${t}"`);
+      }
     }
     out = flags.get("out")?.at(-1) ?? join(PROJECT_ROOT, "artifacts", "fuzz", "report.json");
   } catch (e) {
@@ -80,7 +84,11 @@ async function main(argv: string[]): Promise<number> {
       } ${String(t.failureCount).padStart(9)} ${t.msPerInput.mean.toFixed(1).padStart(9)}  ${codes}`,
     );
     for (const f of t.distinctFailures.slice(0, 5)) {
-      console.log(`    FAIL ×${f.count} (first: ${reproduceOf(t.target, seed, f.firstIndex)}): ${f.message.slice(0, 240)}`);
+      console.log(
+        `    FAIL ×${f.count} (first: ${reproduceOf(t.target, seed, f.firstIndex)}): ${
+          f.message.slice(0, 240)
+        }`,
+      );
     }
   }
   console.log(`\nreport: ${out}`);

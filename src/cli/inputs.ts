@@ -26,7 +26,8 @@ const IMAGE_EXT = /\.(png|jpe?g|gif|tiff?)$/i;
 const NIFTI_EXT = /\.nii(\.gz)?$/i;
 
 function isDicom(bytes: Uint8Array): boolean {
-  return bytes.length > 132 && bytes[128] === 0x44 && bytes[129] === 0x49 && bytes[130] === 0x43 && bytes[131] === 0x4d;
+  return bytes.length > 132 && bytes[128] === 0x44 && bytes[129] === 0x49 && bytes[130] === 0x43 &&
+    bytes[131] === 0x4d;
 }
 
 export function caseName(path: string): string {
@@ -61,7 +62,11 @@ function adaptImageToModel(volume: Volume, manifest: ModelManifest | undefined, 
     const lo = t.center - t.width / 2;
     const data = new Float32Array(volume.data.length);
     for (let i = 0; i < data.length; i++) data[i] = lo + (volume.data[i] / 255) * t.width;
-    notes.push(`8-bit image read as a windowed slice: grey 0..255 mapped to HU ${lo}..${lo + t.width} (the model's window)`);
+    notes.push(
+      `8-bit image read as a windowed slice: grey 0..255 mapped to HU ${lo}..${
+        lo + t.width
+      } (the model's window)`,
+    );
     return { ...volume, modality, data };
   }
   if (volume.geometry.spacing[0] === 1 && volume.geometry.spacing[1] === 1) {
@@ -85,14 +90,26 @@ export async function dicomCase(name: string, files: Uint8Array[], seriesUID?: s
 /** Fetches a study (first image series) or one series over DICOMweb: `…/studies/{uid}[/series/{uid}]`. */
 export async function dicomWebCase(url: string): Promise<CaseInput> {
   const m = url.match(/^(.*)\/studies\/([0-9.]+)(?:\/series\/([0-9.]+))?\/?$/);
-  if (!m) throw new InputError("BAD_DICOMWEB_URL", `expected a DICOMweb URL ending in /studies/{uid} or /studies/{uid}/series/{uid}, found ${url}`);
+  if (!m) {
+    throw new InputError(
+      "BAD_DICOMWEB_URL",
+      `expected a DICOMweb URL ending in /studies/{uid} or /studies/{uid}/series/{uid}, found ${url}`,
+    );
+  }
   const [, baseUrl, studyUID, seriesArg] = m;
   const client = new DicomWebClient({ baseUrl });
   let seriesUID = seriesArg;
   if (!seriesUID) {
     const series = await client.searchForSeries(studyUID);
-    const image = series.find((s) => !["SEG", "SR", "PR", "RTSTRUCT", "KO"].includes(String(s["00080060"]?.Value?.[0] ?? "")));
-    if (!image) throw new InputError("NO_IMAGE_SERIES", `study ${studyUID} has no image series (found ${series.length} series)`);
+    const image = series.find((s) =>
+      !["SEG", "SR", "PR", "RTSTRUCT", "KO"].includes(String(s["00080060"]?.Value?.[0] ?? ""))
+    );
+    if (!image) {
+      throw new InputError(
+        "NO_IMAGE_SERIES",
+        `study ${studyUID} has no image series (found ${series.length} series)`,
+      );
+    }
     seriesUID = String(image["0020000E"]?.Value?.[0]);
   }
   const files = await client.retrieve(studyUID, seriesUID);
@@ -125,7 +142,10 @@ export async function loadInputs(input: string, manifest?: ModelManifest): Promi
     else skipped++;
   }
   if (!dicom.length) {
-    throw new InputError("NO_INPUT_FILES", `--input ${input}: expected DICOM, NIfTI or image files, found none (${skipped} other files)`);
+    throw new InputError(
+      "NO_INPUT_FILES",
+      `--input ${input}: expected DICOM, NIfTI or image files, found none (${skipped} other files)`,
+    );
   }
   const c = await dicomCase(basename(input), dicom);
   if (skipped) c.notes.push(`${skipped} non-DICOM files in the folder were skipped`);
@@ -146,5 +166,10 @@ export async function fileCase(path: string, manifest?: ModelManifest): Promise<
     return { name, kind: "image", volume: adaptImageToModel(readImage(bytes), manifest, notes), notes };
   }
   if (isDicom(bytes)) return dicomCase(name, [bytes]);
-  throw new InputError("INPUT_FORMAT", `${path}: expected DICOM, NIfTI (.nii/.nii.gz) or an image (PNG/JPEG/TIFF/GIF), found ${extname(path) || "no extension"} with unknown content`);
+  throw new InputError(
+    "INPUT_FORMAT",
+    `${path}: expected DICOM, NIfTI (.nii/.nii.gz) or an image (PNG/JPEG/TIFF/GIF), found ${
+      extname(path) || "no extension"
+    } with unknown content`,
+  );
 }

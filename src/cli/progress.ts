@@ -18,7 +18,9 @@ export class ProgressBar {
     const filled = Math.round(frac * width);
     const elapsed = (now - this.#started) / 1000;
     const eta = frac > 0.02 && frac < 1 ? ` ETA ${Math.round(elapsed / frac - elapsed)}s` : "";
-    const line = `${this.label} [${"#".repeat(filled)}${".".repeat(width - filled)}] ${p.phase} ${p.done}/${p.total}${eta}`;
+    const line = `${this.label} [${"#".repeat(filled)}${
+      ".".repeat(width - filled)
+    }] ${p.phase} ${p.done}/${p.total}${eta}`;
     const text = this.#tty ? `\r${line.padEnd(90)}` : "";
     if (text) this.out.writeSync(new TextEncoder().encode(text));
   };

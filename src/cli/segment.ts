@@ -19,7 +19,8 @@ import { type CaseInput, loadInputs } from "./inputs.ts";
 import { writeFileAtomic } from "./output.ts";
 import { ProgressBar } from "./progress.ts";
 
-const USAGE = `usage: deno task segment --model <id|path> --input <DICOM folder | DICOMweb study URL | NIfTI | image or folder>
+const USAGE =
+  `usage: deno task segment --model <id|path> --input <DICOM folder | DICOMweb study URL | NIfTI | image or folder>
   [--out <dir>] [--stow <DICOMweb url>] [--uncertainty ${UNCERTAINTY_GRAMMAR}] [--device wasm|webgpu|cpu]
   [--seed N] [--seg-type BINARY|LABELMAP|FRACTIONAL] [--threads N]`;
 
@@ -88,11 +89,17 @@ export async function writeCaseOutputs(
     await writeFileAtomic(join(outDir, `${c.name}_mask.png`), writePng(w, h, maskRaster(result)));
     files.push(`${c.name}_mask.png`);
   } else {
-    await writeFileAtomic(join(outDir, `${c.name}_seg.nii.gz`), await writeNifti(result.labelmap.geometry, result.labelmap.data));
+    await writeFileAtomic(
+      join(outDir, `${c.name}_seg.nii.gz`),
+      await writeNifti(result.labelmap.geometry, result.labelmap.data),
+    );
     files.push(`${c.name}_seg.nii.gz`);
   }
   if (result.uncertainty && c.kind !== "dicom") {
-    await writeFileAtomic(join(outDir, `${c.name}_uncertainty.nii.gz`), await writeNifti(result.uncertainty.geometry, result.uncertainty.data));
+    await writeFileAtomic(
+      join(outDir, `${c.name}_uncertainty.nii.gz`),
+      await writeNifti(result.uncertainty.geometry, result.uncertainty.data),
+    );
     files.push(`${c.name}_uncertainty.nii.gz`);
   }
   if (opts.stow) {
@@ -139,11 +146,17 @@ async function main(): Promise<void> {
     const stats = result.statistics.map((s) => `${s.label} ${s.volumeMl.toFixed(2)} mL`).join(", ");
     bar.done(
       `${c.name}: ${stats || "no segments"}${result.triage ? ` · triage ${result.triage.band}` : ""} · ` +
-        `${result.provenance.provider} · ${Math.round(Object.values(result.provenance.timingsMs).reduce((a, b) => a + b, 0))} ms` +
+        `${result.provenance.provider} · ${
+          Math.round(Object.values(result.provenance.timingsMs).reduce((a, b) => a + b, 0))
+        } ms` +
         `${o.stored ? ` · stored ${o.stored.instances} to PACS` : ""}`,
     );
   }
-  const report = { model: { id: runtime.manifest.id, version: runtime.manifest.version, sha256: runtime.modelSha256 }, input, cases: outputs };
+  const report = {
+    model: { id: runtime.manifest.id, version: runtime.manifest.version, sha256: runtime.modelSha256 },
+    input,
+    cases: outputs,
+  };
   await writeFileAtomic(join(outDir, "report.json"), JSON.stringify(report, null, 2) + "\n");
   console.log(`wrote ${outputs.reduce((n, o) => n + o.files.length, 0) + 1} files to ${outDir}`);
 }

@@ -16,7 +16,11 @@ export async function runLoadBench(
   opts: { frameRequests?: number; stows?: number; timeoutMs?: number } = {},
 ): Promise<LoadBenchResult> {
   const timeoutMs = opts.timeoutMs ?? 60_000;
-  const r = await runStoreLoad({ frameRequests: opts.frameRequests ?? 100, stows: opts.stows ?? 20, timeoutMs });
+  const r = await runStoreLoad({
+    frameRequests: opts.frameRequests ?? 100,
+    stows: opts.stows ?? 20,
+    timeoutMs,
+  });
   const problems: string[] = [];
   for (const [name, s] of [["WADO-RS frames", r.frames], ["STOW-RS", r.stow]] as const) {
     if (s.errors) problems.push(`${name}: ${s.errors} of ${s.count} requests failed`);

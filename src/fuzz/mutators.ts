@@ -215,7 +215,11 @@ const dec = new TextDecoder("latin1");
 
 function findAll(hay: Uint8Array, needle: Uint8Array): number[] {
   const out: number[] = [];
-  outer: for (let i = hay.indexOf(needle[0]); i !== -1 && i <= hay.length - needle.length; i = hay.indexOf(needle[0], i + 1)) {
+  outer: for (
+    let i = hay.indexOf(needle[0]);
+    i !== -1 && i <= hay.length - needle.length;
+    i = hay.indexOf(needle[0], i + 1)
+  ) {
     for (let j = 1; j < needle.length; j++) if (hay[i + j] !== needle[j]) continue outer;
     out.push(i);
   }

@@ -66,7 +66,9 @@ const reproduce = (target: string, seed: number, index: number) =>
 
 async function runTarget(name: string, o: Required<Omit<FuzzOptions, "targets">>): Promise<TargetReport> {
   const factory = TARGETS[name];
-  if (!factory) throw new Error(`unknown fuzz target "${name}"; expected one of ${Object.keys(TARGETS).join(", ")}`);
+  if (!factory) {
+    throw new Error(`unknown fuzz target "${name}"; expected one of ${Object.keys(TARGETS).join(", ")}`);
+  }
   const rep: TargetReport = {
     target: name,
     description: factory().description,
@@ -84,7 +86,9 @@ async function runTarget(name: string, o: Required<Omit<FuzzOptions, "targets">>
   const distinct = new Map<string, { message: string; count: number; firstIndex: number }>();
   const fail = (index: number, reason: FailureReason, message: string) => {
     rep.failureCount++;
-    if (rep.failures.length < 50) rep.failures.push({ index, reason, message, reproduce: reproduce(name, o.seed, index) });
+    if (rep.failures.length < 50) {
+      rep.failures.push({ index, reason, message, reproduce: reproduce(name, o.seed, index) });
+    }
     const key = `${reason}: ${message.replace(/[0-9]+/g, "#").slice(0, 300)}`;
     const d = distinct.get(key);
     if (d) d.count++;
@@ -160,7 +164,13 @@ async function runTarget(name: string, o: Required<Omit<FuzzOptions, "targets">>
           finish(o.count);
         }
       };
-      const req: WorkerRequest = { target: name, seed: o.seed, from: start, to: o.count, allocLimitBytes: o.allocLimitBytes };
+      const req: WorkerRequest = {
+        target: name,
+        seed: o.seed,
+        from: start,
+        to: o.count,
+        allocLimitBytes: o.allocLimitBytes,
+      };
       worker.postMessage(req);
     });
   }
@@ -216,7 +226,9 @@ export async function runOne(
   index: number,
 ): Promise<{ outcome: "ok" | string; error?: unknown; input: unknown }> {
   const factory = TARGETS[target];
-  if (!factory) throw new Error(`unknown fuzz target "${target}"; expected one of ${Object.keys(TARGETS).join(", ")}`);
+  if (!factory) {
+    throw new Error(`unknown fuzz target "${target}"; expected one of ${Object.keys(TARGETS).join(", ")}`);
+  }
   const t = factory();
   await t.setup();
   try {

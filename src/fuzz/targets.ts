@@ -186,10 +186,16 @@ const ODD_VALUES: Json[] = [
 ];
 
 /** Paths to every value in a JSON tree. */
-function jsonPaths(v: Json, path: (string | number)[] = [], out: (string | number)[][] = []): (string | number)[][] {
+function jsonPaths(
+  v: Json,
+  path: (string | number)[] = [],
+  out: (string | number)[][] = [],
+): (string | number)[][] {
   out.push(path);
   if (Array.isArray(v)) v.forEach((x, i) => jsonPaths(x, [...path, i], out));
-  else if (v && typeof v === "object") for (const [k, x] of Object.entries(v)) jsonPaths(x, [...path, k], out);
+  else if (v && typeof v === "object") {
+    for (const [k, x] of Object.entries(v)) jsonPaths(x, [...path, k], out);
+  }
   return out;
 }
 
@@ -217,7 +223,9 @@ function mutateJson(root: Json, rng: Rng): Json {
     } else if (op === 3 && typeof cur === "string") {
       container[last] = rng.pick([cur + cur, cur.slice(1), cur.toUpperCase(), "", `${cur}\u202e`]);
     } else if (op === 4 && !Array.isArray(container)) {
-      container[rng.pick(["overlapp", "constructor", "toString", "x-note", "labels2"])] = rng.pick(ODD_VALUES);
+      container[rng.pick(["overlapp", "constructor", "toString", "x-note", "labels2"])] = rng.pick(
+        ODD_VALUES,
+      );
     } else container[last] = rng.pick(ODD_VALUES);
   }
   return copy;
@@ -277,7 +285,17 @@ export function niftiTarget(): FuzzTarget {
         dims,
         spacing: [0.8, 0.9, 2.5] as [number, number, number],
         origin: [-10, 20, 5] as [number, number, number],
-        direction: [1, 0, 0, 0, 1, 0, 0, 0, 1] as [number, number, number, number, number, number, number, number, number],
+        direction: [1, 0, 0, 0, 1, 0, 0, 0, 1] as [
+          number,
+          number,
+          number,
+          number,
+          number,
+          number,
+          number,
+          number,
+          number,
+        ],
       });
       const a = new Int16Array(12 * 10 * 4).map((_, i) => (i * 37) % 2000 - 1000);
       const b = new Float32Array(7 * 5 * 3).map((_, i) => i / 7);
@@ -287,9 +305,11 @@ export function niftiTarget(): FuzzTarget {
         await writeNifti(geom([7, 5, 3]), b, false),
         await writeNifti(geom([9, 9, 2]), c, false),
       ];
-      gz = await Promise.all(plain.map(async (_, i) =>
-        await writeNifti(geom(i === 0 ? [12, 10, 4] : i === 1 ? [7, 5, 3] : [9, 9, 2]), [a, b, c][i], true)
-      ));
+      gz = await Promise.all(
+        plain.map(async (_, i) =>
+          await writeNifti(geom(i === 0 ? [12, 10, 4] : i === 1 ? [7, 5, 3] : [9, 9, 2]), [a, b, c][i], true)
+        ),
+      );
       return `${plain.length} writeNifti outputs (int16, float32, uint8), plain and gzipped`;
     },
     input(rng, index) {
@@ -333,10 +353,22 @@ function stowBody(rng: Rng, index: number, uidPrefix: string): MultipartInput {
   }
   let declaredBoundary = boundary;
   if (rng.chance(0.15)) {
-    declaredBoundary = rng.pick(["", boundary + "x", "x".repeat(71), boundary.slice(1), '"', `"${boundary}"`]);
+    declaredBoundary = rng.pick([
+      "",
+      boundary + "x",
+      "x".repeat(71),
+      boundary.slice(1),
+      '"',
+      `"${boundary}"`,
+    ]);
   }
   const contentType = rng.chance(0.1)
-    ? rng.pick(["multipart/related", "application/dicom", "", 'multipart/related; type="application/dicom"; boundary='])
+    ? rng.pick([
+      "multipart/related",
+      "application/dicom",
+      "",
+      'multipart/related; type="application/dicom"; boundary=',
+    ])
     : `multipart/related; type="application/dicom"; boundary=${declaredBoundary}`;
   return { body, boundary: declaredBoundary, chunks, contentType };
 }
@@ -375,8 +407,10 @@ export function multipartTarget(): FuzzTarget {
       guarded(async () => {
         const input = raw as MultipartInput;
         const max = 4 * 1024 * 1024;
-        const parts = await parseMultipartStream(streamOf(input), input.boundary, () => Promise.resolve(new MemorySink()), max);
-        const total = parts.reduce((s, p) => s + p.result.size, 0);
+        const parts = await parseMultipartStream(streamOf(input), input.boundary, () =>
+          Promise.resolve(new MemorySink()), max);
+        const total = parts.reduce((s, p) =>
+          s + p.result.size, 0);
         if (total > input.body.length) {
           throw new Error(`parser produced ${total} part bytes from a ${input.body.length}-byte body`);
         }
@@ -435,11 +469,15 @@ export function stowTarget(): FuzzTarget {
       });
       const text = await res.text();
       const leftovers = (await dirEntries(store.tmpDir)).filter((n) => n.startsWith("stow"));
-      if (leftovers.length) throw new Error(`HTTP ${res.status}: ${leftovers.length} staged part file(s) left in tmp/`);
+      if (leftovers.length) {
+        throw new Error(`HTTP ${res.status}: ${leftovers.length} staged part file(s) left in tmp/`);
+      }
       const added = store.size - before;
       if (res.status >= 500 || res.status < 200) throw new Error(`HTTP ${res.status}: ${text.slice(0, 300)}`);
       if (res.status >= 400) {
-        if (added !== 0) throw new Error(`HTTP ${res.status} but ${added} instance(s) were stored (partial store)`);
+        if (added !== 0) {
+          throw new Error(`HTTP ${res.status} but ${added} instance(s) were stored (partial store)`);
+        }
         let code = "";
         try {
           code = String((JSON.parse(text) as { error?: unknown }).error ?? "");
@@ -453,17 +491,23 @@ export function stowTarget(): FuzzTarget {
       for (const item of stored) {
         const uid = item["00081155"]?.Value?.[0] ?? "";
         const rec = store.get(uid);
-        if (!rec) throw new Error(`STOW answered ${res.status} listing ${uid}, which the store does not have`);
+        if (!rec) {
+          throw new Error(`STOW answered ${res.status} listing ${uid}, which the store does not have`);
+        }
         // the stored file must be complete: it parses again with the strict reader
         try {
           parseDicom(await Deno.readFile(join(dataDir, rec.path)));
         } catch (e) {
-          throw new Error(`${KNOWN_STORED_INCOMPLETE}: ${uid} was stored (HTTP ${res.status}) but does not parse: ${
-            e instanceof Error ? e.message : String(e)
-          }`);
+          throw new Error(
+            `${KNOWN_STORED_INCOMPLETE}: ${uid} was stored (HTTP ${res.status}) but does not parse: ${
+              e instanceof Error ? e.message : String(e)
+            }`,
+          );
         }
       }
-      if (added > stored.length) throw new Error(`${added} records added but ${stored.length} listed as stored`);
+      if (added > stored.length) {
+        throw new Error(`${added} records added but ${stored.length} listed as stored`);
+      }
       return "ok";
     },
     async teardown() {
@@ -561,7 +605,8 @@ export function qidoTarget(): FuzzTarget {
   const paths = ["/studies", "/series", "/instances"];
   return {
     name: "qido",
-    description: "random and mutated QIDO-RS query strings → the store's DICOMweb handler (seeded phantom study)",
+    description:
+      "random and mutated QIDO-RS query strings → the store's DICOMweb handler (seeded phantom study)",
     async setup() {
       dataDir = await Deno.makeTempDir({ prefix: "edgeseg-fuzz-qido-" });
       server = await startServer({ port: 0, hostname: "127.0.0.1", dataDir, seed: true });

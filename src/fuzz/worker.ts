@@ -6,7 +6,7 @@
 /// <reference lib="deno.worker" />
 import { inputSeed, Rng } from "./mutators.ts";
 import { TARGETS } from "./targets.ts";
-import type { WorkerRequest, WorkerMessage } from "./protocol.ts";
+import type { WorkerMessage, WorkerRequest } from "./protocol.ts";
 
 function describe(e: unknown): string {
   if (e instanceof Error) {
@@ -35,7 +35,14 @@ self.onmessage = async (ev: MessageEvent<WorkerRequest>) => {
     try {
       input = t.input(new Rng(inputSeed(seed, target, i)), i);
     } catch (e) {
-      post({ type: "done", index: i, kind: "failure", reason: "exception", message: `harness: building the input failed: ${describe(e)}`, ms: 0 });
+      post({
+        type: "done",
+        index: i,
+        kind: "failure",
+        reason: "exception",
+        message: `harness: building the input failed: ${describe(e)}`,
+        ms: 0,
+      });
       continue;
     }
     const m0 = heldBytes();

@@ -37,10 +37,16 @@ export type ImageFormat = "png" | "jpeg" | "gif" | "tiff";
 
 /** Sniffs the format from magic bytes (never from the file name). */
 export function sniffImageFormat(bytes: Uint8Array): ImageFormat | null {
-  if (bytes.length >= 8 && bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[2] === 0x4e && bytes[3] === 0x47) return "png";
+  if (bytes.length >= 8 && bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[2] === 0x4e && bytes[3] === 0x47) {
+    return "png";
+  }
   if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return "jpeg";
   if (bytes.length >= 6 && bytes[0] === 0x47 && bytes[1] === 0x49 && bytes[2] === 0x46) return "gif";
-  if (bytes.length >= 4 && ((bytes[0] === 0x49 && bytes[1] === 0x49 && bytes[2] === 42) || (bytes[0] === 0x4d && bytes[1] === 0x4d && bytes[3] === 42))) return "tiff";
+  if (
+    bytes.length >= 4 &&
+    ((bytes[0] === 0x49 && bytes[1] === 0x49 && bytes[2] === 42) ||
+      (bytes[0] === 0x4d && bytes[1] === 0x4d && bytes[3] === 42))
+  ) return "tiff";
   return null;
 }
 
@@ -55,7 +61,10 @@ const MAX_PIXELS = 16384 * 16384;
 
 function checkSize(width: number, height: number, format: string): void {
   if (!(width > 0 && height > 0) || width * height > MAX_PIXELS) {
-    throw new InputError("IMAGE_SIZE", `${format} image size ${width}×${height} is outside 1..${MAX_PIXELS} pixels`);
+    throw new InputError(
+      "IMAGE_SIZE",
+      `${format} image size ${width}×${height} is outside 1..${MAX_PIXELS} pixels`,
+    );
   }
 }
 
@@ -65,10 +74,19 @@ function decodeRgba(bytes: Uint8Array): Rgba {
     switch (format) {
       case "png": {
         const png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-        return { width: png.width, height: png.height, rgba: new Uint8Array(png.data.buffer, png.data.byteOffset, png.data.byteLength) };
+        return {
+          width: png.width,
+          height: png.height,
+          rgba: new Uint8Array(png.data.buffer, png.data.byteOffset, png.data.byteLength),
+        };
       }
       case "jpeg": {
-        const img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxResolutionInMP: 256, maxMemoryUsageInMB: 1024 });
+        const img = jpeg.decode(bytes, {
+          useTArray: true,
+          formatAsRGBA: true,
+          maxResolutionInMP: 256,
+          maxMemoryUsageInMB: 1024,
+        });
         return { width: img.width, height: img.height, rgba: img.data };
       }
       case "gif": {
@@ -79,7 +97,10 @@ function decodeRgba(bytes: Uint8Array): Rgba {
         return { width: reader.width, height: reader.height, rgba };
       }
       case "tiff": {
-        const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+        const buffer = bytes.buffer.slice(
+          bytes.byteOffset,
+          bytes.byteOffset + bytes.byteLength,
+        ) as ArrayBuffer;
         const ifds = UTIF.decode(buffer);
         if (!ifds.length) throw new InputError("IMAGE_DECODE", "TIFF has no image directory");
         const ifd = ifds[0];
@@ -89,11 +110,18 @@ function decodeRgba(bytes: Uint8Array): Rgba {
         return { width, height, rgba: new Uint8Array(UTIF.toRGBA8(ifd)) };
       }
       default:
-        throw new InputError("IMAGE_FORMAT", "image format not recognised: expected PNG, JPEG, GIF or TIFF magic bytes");
+        throw new InputError(
+          "IMAGE_FORMAT",
+          "image format not recognised: expected PNG, JPEG, GIF or TIFF magic bytes",
+        );
     }
   } catch (err) {
     if (err instanceof InputError) throw err;
-    throw new InputError("IMAGE_DECODE", `could not decode ${format} image: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    throw new InputError(
+      "IMAGE_DECODE",
+      `could not decode ${format} image: ${err instanceof Error ? err.message : String(err)}`,
+      { cause: err },
+    );
   }
 }
 
@@ -129,7 +157,12 @@ export function readImage(bytes: Uint8Array, options: ReadImageOptions = {}): Vo
   }
   const [sx, sy] = options.spacingMm ?? [1, 1];
   return {
-    geometry: { dims: [width, height, 1], spacing: [sx, sy, 1], origin: [0, 0, 0], direction: [1, 0, 0, 0, 1, 0, 0, 0, 1] },
+    geometry: {
+      dims: [width, height, 1],
+      spacing: [sx, sy, 1],
+      origin: [0, 0, 0],
+      direction: [1, 0, 0, 0, 1, 0, 0, 0, 1],
+    },
     channels,
     data,
     modality: options.modality ?? (channels === 3 ? "OP" : "OT"),
@@ -137,10 +170,18 @@ export function readImage(bytes: Uint8Array, options: ReadImageOptions = {}): Vo
 }
 
 /** Encodes an 8-bit grey (1 channel) or RGB (3 planar channels) raster as PNG. */
-export function writePng(width: number, height: number, data: Uint8Array, channels: 1 | 3 | 4 = 1): Uint8Array {
+export function writePng(
+  width: number,
+  height: number,
+  data: Uint8Array,
+  channels: 1 | 3 | 4 = 1,
+): Uint8Array {
   const n = width * height;
   if (data.length !== n * channels) {
-    throw new InputError("IMAGE_SIZE", `PNG raster expected ${n * channels} values for ${width}×${height}×${channels}, found ${data.length}`);
+    throw new InputError(
+      "IMAGE_SIZE",
+      `PNG raster expected ${n * channels} values for ${width}×${height}×${channels}, found ${data.length}`,
+    );
   }
   const png = new PNG({ width, height, colorType: 6 });
   for (let p = 0; p < n; p++) {

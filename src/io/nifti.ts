@@ -53,42 +53,80 @@ export async function readNifti(input: Uint8Array, modality = "MR"): Promise<Nif
     } catch (e) {
       throw new InputError(
         "NIFTI_GZIP",
-        `expected a valid gzip stream (.nii.gz), found one that cannot be decompressed: ${e instanceof Error ? e.message : String(e)}`,
+        `expected a valid gzip stream (.nii.gz), found one that cannot be decompressed: ${
+          e instanceof Error ? e.message : String(e)
+        }`,
       );
     }
   }
   if (bytes.length < HEADER_BYTES) {
-    throw new InputError("NIFTI_TRUNCATED", `NIfTI file too short: expected at least ${HEADER_BYTES} bytes, found ${bytes.length}`);
+    throw new InputError(
+      "NIFTI_TRUNCATED",
+      `NIfTI file too short: expected at least ${HEADER_BYTES} bytes, found ${bytes.length}`,
+    );
   }
   let view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let little = true;
   if (view.getInt32(0, true) !== HEADER_BYTES) {
     if (view.getInt32(0, false) === HEADER_BYTES) little = false;
     else {
-      throw new InputError("NIFTI_BAD_HEADER", `not a NIfTI-1 file: sizeof_hdr expected 348, found ${view.getInt32(0, true)}`);
+      throw new InputError(
+        "NIFTI_BAD_HEADER",
+        `not a NIfTI-1 file: sizeof_hdr expected 348, found ${view.getInt32(0, true)}`,
+      );
     }
   }
   const magic = String.fromCharCode(bytes[344], bytes[345], bytes[346]);
   if (magic !== "n+1" && magic !== "ni1") {
     throw new InputError("NIFTI_BAD_MAGIC", `NIfTI magic expected "n+1", found ${JSON.stringify(magic)}`);
   }
-  if (magic === "ni1") throw new InputError("NIFTI_PAIR", "NIfTI .hdr/.img pairs are not supported; convert to a single .nii(.gz)");
+  if (magic === "ni1") {
+    throw new InputError(
+      "NIFTI_PAIR",
+      "NIfTI .hdr/.img pairs are not supported; convert to a single .nii(.gz)",
+    );
+  }
   const ndim = view.getInt16(40, little);
   if (ndim < 2 || ndim > 4) throw new InputError("NIFTI_DIMS", `NIfTI dim[0] expected 2..4, found ${ndim}`);
-  const dims: Vec3 = [view.getInt16(42, little), view.getInt16(44, little), ndim >= 3 ? view.getInt16(46, little) : 1];
+  const dims: Vec3 = [
+    view.getInt16(42, little),
+    view.getInt16(44, little),
+    ndim >= 3 ? view.getInt16(46, little) : 1,
+  ];
   const frames = ndim === 4 ? view.getInt16(48, little) : 1;
-  if (frames !== 1) throw new InputError("NIFTI_4D", `only single-frame NIfTI is supported: dim[4] expected 1, found ${frames}`);
-  if (dims.some((d) => d < 1)) throw new InputError("NIFTI_DIMS", `NIfTI dimensions must be ≥ 1, found ${dims.join("×")}`);
+  if (frames !== 1) {
+    throw new InputError(
+      "NIFTI_4D",
+      `only single-frame NIfTI is supported: dim[4] expected 1, found ${frames}`,
+    );
+  }
+  if (dims.some((d) => d < 1)) {
+    throw new InputError("NIFTI_DIMS", `NIfTI dimensions must be ≥ 1, found ${dims.join("×")}`);
+  }
   const datatype = view.getInt16(70, little);
   const type = DATATYPES[datatype];
-  if (!type) throw new InputError("NIFTI_DATATYPE", `unsupported NIfTI datatype ${datatype} (supported: ${Object.values(DATATYPES).map((t) => t.name).join(", ")})`);
+  if (!type) {
+    throw new InputError(
+      "NIFTI_DATATYPE",
+      `unsupported NIfTI datatype ${datatype} (supported: ${
+        Object.values(DATATYPES).map((t) => t.name).join(", ")
+      })`,
+    );
+  }
   const voxOffset = Math.max(HEADER_BYTES, Math.round(view.getFloat32(108, little)));
   const count = dims[0] * dims[1] * dims[2];
   const needed = voxOffset + count * type.bytes;
   if (bytes.length < needed) {
-    throw new InputError("NIFTI_TRUNCATED", `NIfTI data truncated: header declares ${count} voxels (${needed} bytes), file has ${bytes.length}`);
+    throw new InputError(
+      "NIFTI_TRUNCATED",
+      `NIfTI data truncated: header declares ${count} voxels (${needed} bytes), file has ${bytes.length}`,
+    );
   }
-  const pixdim: Vec3 = [view.getFloat32(80, little), view.getFloat32(84, little), view.getFloat32(88, little)];
+  const pixdim: Vec3 = [
+    view.getFloat32(80, little),
+    view.getFloat32(84, little),
+    view.getFloat32(88, little),
+  ];
   const slope = view.getFloat32(112, little);
   const inter = view.getFloat32(116, little);
   const scaled = Number.isFinite(slope) && slope !== 0 && !(slope === 1 && inter === 0);
@@ -98,19 +136,39 @@ export async function readNifti(input: Uint8Array, modality = "MR"): Promise<Nif
   for (let n = 0; n < count; n++) {
     let v: number;
     switch (datatype) {
-      case 2: v = view.getUint8(n); break;
-      case 4: v = view.getInt16(2 * n, little); break;
-      case 8: v = view.getInt32(4 * n, little); break;
-      case 16: v = view.getFloat32(4 * n, little); break;
-      case 64: v = view.getFloat64(8 * n, little); break;
-      case 256: v = view.getInt8(n); break;
-      case 512: v = view.getUint16(2 * n, little); break;
-      default: v = view.getUint32(4 * n, little);
+      case 2:
+        v = view.getUint8(n);
+        break;
+      case 4:
+        v = view.getInt16(2 * n, little);
+        break;
+      case 8:
+        v = view.getInt32(4 * n, little);
+        break;
+      case 16:
+        v = view.getFloat32(4 * n, little);
+        break;
+      case 64:
+        v = view.getFloat64(8 * n, little);
+        break;
+      case 256:
+        v = view.getInt8(n);
+        break;
+      case 512:
+        v = view.getUint16(2 * n, little);
+        break;
+      default:
+        v = view.getUint32(4 * n, little);
     }
     data[n] = scaled ? v * slope + inter : v;
   }
 
-  const geometry = geometryFromHeader(new DataView(bytes.buffer, bytes.byteOffset, HEADER_BYTES), little, dims, pixdim);
+  const geometry = geometryFromHeader(
+    new DataView(bytes.buffer, bytes.byteOffset, HEADER_BYTES),
+    little,
+    dims,
+    pixdim,
+  );
   return { volume: { geometry, channels: 1, data, modality }, datatype: type.name, scaled };
 }
 
@@ -121,22 +179,43 @@ function geometryFromHeader(view: DataView, little: boolean, dims: Vec3, pixdim:
   let affine: number[] | null = null; // 3×4 row-major, RAS
   if (sformCode > 0) {
     affine = [];
-    for (let r = 0; r < 3; r++) for (let c = 0; c < 4; c++) affine.push(view.getFloat32(280 + 16 * r + 4 * c, little));
+    for (let r = 0; r < 3; r++) {
+      for (let c = 0; c < 4; c++) affine.push(view.getFloat32(280 + 16 * r + 4 * c, little));
+    }
   } else if (qformCode > 0) {
-    const b = view.getFloat32(256, little), c = view.getFloat32(260, little), d = view.getFloat32(264, little);
+    const b = view.getFloat32(256, little),
+      c = view.getFloat32(260, little),
+      d = view.getFloat32(264, little);
     const a = Math.sqrt(Math.max(0, 1 - (b * b + c * c + d * d)));
     const qfac = view.getFloat32(76, little) < 0 ? -1 : 1;
     const R = [
-      a * a + b * b - c * c - d * d, 2 * (b * c - a * d), 2 * (b * d + a * c),
-      2 * (b * c + a * d), a * a + c * c - b * b - d * d, 2 * (c * d - a * b),
-      2 * (b * d - a * c), 2 * (c * d + a * b), a * a + d * d - c * c - b * b,
+      a * a + b * b - c * c - d * d,
+      2 * (b * c - a * d),
+      2 * (b * d + a * c),
+      2 * (b * c + a * d),
+      a * a + c * c - b * b - d * d,
+      2 * (c * d - a * b),
+      2 * (b * d - a * c),
+      2 * (c * d + a * b),
+      a * a + d * d - c * c - b * b,
     ];
-    const sx = Math.abs(pixdim[0]) || 1, sy = Math.abs(pixdim[1]) || 1, sz = (Math.abs(pixdim[2]) || 1) * qfac;
+    const sx = Math.abs(pixdim[0]) || 1,
+      sy = Math.abs(pixdim[1]) || 1,
+      sz = (Math.abs(pixdim[2]) || 1) * qfac;
     const off = [view.getFloat32(268, little), view.getFloat32(272, little), view.getFloat32(276, little)];
     affine = [
-      R[0] * sx, R[1] * sy, R[2] * sz, off[0],
-      R[3] * sx, R[4] * sy, R[5] * sz, off[1],
-      R[6] * sx, R[7] * sy, R[8] * sz, off[2],
+      R[0] * sx,
+      R[1] * sy,
+      R[2] * sz,
+      off[0],
+      R[3] * sx,
+      R[4] * sy,
+      R[5] * sz,
+      off[1],
+      R[6] * sx,
+      R[7] * sy,
+      R[8] * sz,
+      off[2],
     ];
   }
   if (!affine) {
@@ -150,12 +229,21 @@ function geometryFromHeader(view: DataView, little: boolean, dims: Vec3, pixdim:
   }
   const spacing = [0, 1, 2].map((c) => Math.hypot(affine![c], affine![4 + c], affine![8 + c])) as Vec3;
   if (spacing.some((s) => !(s > 0))) {
-    throw new InputError("NIFTI_SPACING", `NIfTI affine has a zero-length axis: spacing ${spacing.join(", ")}`);
+    throw new InputError(
+      "NIFTI_SPACING",
+      `NIfTI affine has a zero-length axis: spacing ${spacing.join(", ")}`,
+    );
   }
   const direction = [
-    affine[0] / spacing[0], affine[1] / spacing[1], affine[2] / spacing[2],
-    affine[4] / spacing[0], affine[5] / spacing[1], affine[6] / spacing[2],
-    affine[8] / spacing[0], affine[9] / spacing[1], affine[10] / spacing[2],
+    affine[0] / spacing[0],
+    affine[1] / spacing[1],
+    affine[2] / spacing[2],
+    affine[4] / spacing[0],
+    affine[5] / spacing[1],
+    affine[6] / spacing[2],
+    affine[8] / spacing[0],
+    affine[9] / spacing[1],
+    affine[10] / spacing[2],
   ] as Mat3;
   return { dims, spacing, origin: [affine[3], affine[7], affine[11]], direction };
 }
@@ -168,9 +256,18 @@ export type NiftiData = Uint8Array | Int16Array | Uint16Array | Float32Array;
 export async function writeNifti(geometry: Geometry, data: NiftiData, gzipped = true): Promise<Uint8Array> {
   const count = geometry.dims[0] * geometry.dims[1] * geometry.dims[2];
   if (data.length !== count) {
-    throw new InputError("NIFTI_SIZE", `voxel count expected ${count} for ${geometry.dims.join("×")}, found ${data.length}`);
+    throw new InputError(
+      "NIFTI_SIZE",
+      `voxel count expected ${count} for ${geometry.dims.join("×")}, found ${data.length}`,
+    );
   }
-  const [datatype, bitpix] = data instanceof Uint8Array ? [2, 8] : data instanceof Int16Array ? [4, 16] : data instanceof Uint16Array ? [512, 16] : [16, 32];
+  const [datatype, bitpix] = data instanceof Uint8Array
+    ? [2, 8]
+    : data instanceof Int16Array
+    ? [4, 16]
+    : data instanceof Uint16Array
+    ? [512, 16]
+    : [16, 32];
   const voxOffset = 352;
   const out = new Uint8Array(voxOffset + data.byteLength);
   const v = new DataView(out.buffer);

@@ -50,7 +50,18 @@ Deno.test("segment on a DICOM series writes a SEG that maps back onto the series
   await Deno.mkdir(inDir);
   for (const [i, f] of series.files.entries()) await Deno.writeFile(join(inDir, `${i}.dcm`), f);
   await Deno.writeTextFile(join(inDir, "README.txt"), "not DICOM");
-  const r = await run("segment", ["--model", "tiny-2d", "--input", inDir, "--out", join(dir, "out"), "--uncertainty", "mc:3", "--seed", "7"]);
+  const r = await run("segment", [
+    "--model",
+    "tiny-2d",
+    "--input",
+    inDir,
+    "--out",
+    join(dir, "out"),
+    "--uncertainty",
+    "mc:3",
+    "--seed",
+    "7",
+  ]);
   assert.equal(r.code, 0, r.stderr);
   const report = JSON.parse(await Deno.readTextFile(join(dir, "out", "report.json")));
   const c = report.cases[0];
@@ -66,10 +77,32 @@ Deno.test("segment on a DICOM series writes a SEG that maps back onto the series
 
 Deno.test("segment on a NIfTI volume writes a labelmap NIfTI on the same grid", async () => {
   const dir = await Deno.makeTempDir();
-  const geometry = { dims: [24, 20, 5] as [number, number, number], spacing: [1, 1.5, 3] as [number, number, number], origin: [5, -3, 12] as [number, number, number], direction: [1, 0, 0, 0, 1, 0, 0, 0, 1] as [number, number, number, number, number, number, number, number, number] };
+  const geometry = {
+    dims: [24, 20, 5] as [number, number, number],
+    spacing: [1, 1.5, 3] as [number, number, number],
+    origin: [5, -3, 12] as [number, number, number],
+    direction: [1, 0, 0, 0, 1, 0, 0, 0, 1] as [
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+    ],
+  };
   const data = new Float32Array(24 * 20 * 5).map((_, i) => ((i % 24) > 12 ? 300 : -200));
   await Deno.writeFile(join(dir, "case1_image.nii.gz"), await writeNifti(geometry, data));
-  const r = await run("segment", ["--model", "tiny-2d", "--input", join(dir, "case1_image.nii.gz"), "--out", join(dir, "out")]);
+  const r = await run("segment", [
+    "--model",
+    "tiny-2d",
+    "--input",
+    join(dir, "case1_image.nii.gz"),
+    "--out",
+    join(dir, "out"),
+  ]);
   assert.equal(r.code, 0, r.stderr);
   const seg = await readNifti(await Deno.readFile(join(dir, "out", "case1_image_seg.nii.gz")));
   assert.deepEqual(seg.volume.geometry.dims, geometry.dims);
@@ -90,12 +123,30 @@ Deno.test("eval scores a model's own mask as a perfect reference and writes JSON
   }
   rgb[0] = 31; // keep it RGB (not grey) so the colour model takes it
   await Deno.writeFile(join(dir, "img", "03_test.png"), writePng(w, h, rgb, 3));
-  const s = await run("segment", ["--model", "tiny-2d-rgb", "--input", join(dir, "img"), "--out", join(dir, "pred")]);
+  const s = await run("segment", [
+    "--model",
+    "tiny-2d-rgb",
+    "--input",
+    join(dir, "img"),
+    "--out",
+    join(dir, "pred"),
+  ]);
   assert.equal(s.code, 0, s.stderr);
   const mask = readImage(await Deno.readFile(join(dir, "pred", "03_test_mask.png")), { channels: 1 });
   assert.ok(mask.data.some((v) => v > 0), "the model found the disc");
   await Deno.copyFile(join(dir, "pred", "03_test_mask.png"), join(dir, "ref", "03_manual1.png"));
-  const e = await run("eval", ["--model", "tiny-2d-rgb", "--input", join(dir, "img"), "--reference", join(dir, "ref"), "--json", join(dir, "eval.json"), "--report", join(dir, "eval.html")]);
+  const e = await run("eval", [
+    "--model",
+    "tiny-2d-rgb",
+    "--input",
+    join(dir, "img"),
+    "--reference",
+    join(dir, "ref"),
+    "--json",
+    join(dir, "eval.json"),
+    "--report",
+    join(dir, "eval.html"),
+  ]);
   assert.equal(e.code, 0, e.stderr);
   const json = JSON.parse(await Deno.readTextFile(join(dir, "eval.json")));
   assert.equal(json.cases.length, 1);

@@ -30,7 +30,10 @@ Deno.test("a NIfTI written from LPS geometry reads back with the same geometry a
 
 Deno.test("uint8 and int16 NIfTI data keep their values", async () => {
   const u8 = new Uint8Array(60).map((_, i) => i);
-  assert.deepEqual(Array.from((await readNifti(await writeNifti(oblique, u8, false))).volume.data), Array.from(u8));
+  assert.deepEqual(
+    Array.from((await readNifti(await writeNifti(oblique, u8, false))).volume.data),
+    Array.from(u8),
+  );
   const i16 = new Int16Array(60).map((_, i) => -1000 + 37 * i);
   const r = await readNifti(await writeNifti(oblique, i16));
   assert.equal(r.datatype, "int16");
@@ -39,15 +42,24 @@ Deno.test("uint8 and int16 NIfTI data keep their values", async () => {
 
 Deno.test("a truncated NIfTI is refused with an InputError naming the declared size", async () => {
   const bytes = await writeNifti(oblique, new Float32Array(60), false);
-  await assert.rejects(() => readNifti(bytes.slice(0, 400)), (e: unknown) => e instanceof InputError && e.code === "NIFTI_TRUNCATED" && /60 voxels/.test(e.message));
+  await assert.rejects(
+    () => readNifti(bytes.slice(0, 400)),
+    (e: unknown) => e instanceof InputError && e.code === "NIFTI_TRUNCATED" && /60 voxels/.test(e.message),
+  );
   await assert.rejects(() => readNifti(new Uint8Array(10)), InputError);
   const bad = bytes.slice();
   bad[344] = 0x78;
-  await assert.rejects(() => readNifti(bad), (e: unknown) => e instanceof InputError && e.code === "NIFTI_BAD_MAGIC");
+  await assert.rejects(
+    () => readNifti(bad),
+    (e: unknown) => e instanceof InputError && e.code === "NIFTI_BAD_MAGIC",
+  );
 });
 
 Deno.test("a voxel count that does not match the grid is refused before writing", async () => {
-  await assert.rejects(() => writeNifti(oblique, new Float32Array(59)), (e: unknown) => e instanceof InputError && e.code === "NIFTI_SIZE");
+  await assert.rejects(
+    () => writeNifti(oblique, new Float32Array(59)),
+    (e: unknown) => e instanceof InputError && e.code === "NIFTI_SIZE",
+  );
 });
 
 Deno.test("PNG grey and RGB rasters round-trip exactly and are sniffed by magic bytes", () => {
@@ -65,7 +77,10 @@ Deno.test("PNG grey and RGB rasters round-trip exactly and are sniffed by magic 
 });
 
 Deno.test("unknown bytes are refused as an image with a clear error", () => {
-  assert.throws(() => readImage(new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8])), (e: unknown) => e instanceof InputError && e.code === "IMAGE_FORMAT");
+  assert.throws(
+    () => readImage(new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8])),
+    (e: unknown) => e instanceof InputError && e.code === "IMAGE_FORMAT",
+  );
 });
 
 Deno.test({
