@@ -113,7 +113,14 @@ export async function readNifti(input: Uint8Array, modality = "MR"): Promise<Nif
       })`,
     );
   }
-  const voxOffset = Math.max(HEADER_BYTES, Math.round(view.getFloat32(108, little)));
+  const rawOffset = view.getFloat32(108, little);
+  if (!Number.isFinite(rawOffset) || rawOffset > bytes.length) {
+    throw new InputError(
+      "NIFTI_VOX_OFFSET",
+      `NIfTI vox_offset must be a finite byte offset within the file (${bytes.length} bytes), found ${rawOffset}`,
+    );
+  }
+  const voxOffset = Math.max(HEADER_BYTES, Math.round(rawOffset));
   const count = dims[0] * dims[1] * dims[2];
   const needed = voxOffset + count * type.bytes;
   if (bytes.length < needed) {

@@ -336,9 +336,9 @@ async function qido(
   }
   const headers: Record<string, string> = { ...JSON_HEADERS };
   if (ignored.length) {
-    headers["warning"] = `299 edgeseg "The fields ${
-      ignored.join(", ")
-    } could not be matched and were ignored"`;
+    // Header values must be ByteStrings: show unmatched names as printable ASCII, shortened.
+    const names = ignored.join(", ").replace(/[^\x20-\x7e]/g, "?").replace(/"/g, "'").slice(0, 200);
+    headers["warning"] = `299 edgeseg "The fields ${names} could not be matched and were ignored"`;
   }
   return new Response(JSON.stringify(out), { status: 200, headers });
 }
