@@ -123,6 +123,7 @@ export function downloadObject(obj: EncodedObject): void {
 interface DataSourceLike {
   store?: { dicom(data: ArrayBuffer): Promise<unknown> };
   deleteStudyMetadataPromise?(studyUID: string): void;
+  getConfig?(): { name?: unknown } | undefined;
   retrieve?: {
     series?: {
       metadata(
@@ -136,6 +137,11 @@ export interface ExtensionManagerWithSources {
   getActiveDataSource?(): DataSourceLike[];
 }
 
+/** After a successful store: refetchError says why the new series are not in the study browser yet. */
+export interface StoreOutcome {
+  refetchError?: string;
+}
+
 /**
  * STOW-RS of each object through the active data source (the bytes are sent as written), then the
  * new series are fetched into OHIF so they appear in the study browser.
@@ -144,7 +150,7 @@ export async function storeObjects(
   extensionManager: ExtensionManagerWithSources,
   studyUID: string,
   objects: EncodedObject[],
-): Promise<void> {
+): Promise<StoreOutcome> {
   const ds = extensionManager.getActiveDataSource?.()[0];
   if (!ds?.store?.dicom) throw new Error("the active data source cannot store DICOM (no STOW-RS configured)");
   for (const obj of objects) {
@@ -152,11 +158,63 @@ export async function storeObjects(
       obj.bytes.byteOffset,
       obj.bytes.byteOffset + obj.bytes.byteLength,
     ) as ArrayBuffer;
-    await ds.store.dicom(buf);
+    try {
+      await ds.store.dicom(buf);
+    } catch (err) {
+      throw new Error(`${obj.kind} not stored: ${describeStoreError(err)}`, { cause: err });
+    }
   }
+  forgetStudyMetadata(ds, studyUID);
+  try {
+    // Fetched as regular (not madeInClient) series: INSTANCES_ADDED makes their display sets, as for
+    // a series that was on the PACS when the study opened.
+    await ds.retrieve?.series?.metadata({
+      StudyInstanceUID: studyUID,
+      filters: { seriesInstanceUID: objects.map((o) => o.seriesInstanceUID) },
+    });
+  } catch (err) {
+    // The objects are stored; only the study browser is behind (a reload shows them).
+    return { refetchError: describeStoreError(err) };
+  } finally {
+    // The filtered answer is now cached under the study's key; forget it so a later full retrieve
+    // (another panel, a hanging protocol) asks the server again instead of seeing only these series.
+    forgetStudyMetadata(ds, studyUID);
+  }
+  return {};
+}
+
+/**
+ * What went wrong with a DICOMweb request, in words. OHIF's dicomweb-client rejects with
+ * Error("request failed") carrying the HTTP `status` (0 when the server could not be reached) and
+ * the `response` body.
+ */
+export function describeStoreError(err: unknown): string {
+  const e = (typeof err === "object" && err !== null ? err : {}) as {
+    status?: unknown;
+    response?: unknown;
+    message?: unknown;
+  };
+  if (typeof e.status === "number") {
+    if (e.status === 0) return "the PACS could not be reached";
+    const body = typeof e.response === "string"
+      ? e.response
+      : e.response !== undefined && e.response !== null
+      ? JSON.stringify(e.response)
+      : "";
+    const detail = body.replace(/\s+/g, " ").trim().slice(0, 120);
+    return `the PACS answered HTTP ${e.status}${detail ? ` (${detail})` : ""}`;
+  }
+  if (typeof e.message === "string" && e.message) return e.message;
+  return String(err);
+}
+
+/**
+ * OHIF 3.13.2's dicomweb source caches study metadata under `${config.name}:${StudyInstanceUID}`
+ * but its deleteStudyMetadataPromise(uid) deletes the key `uid` only, so the retrieve after a store
+ * got the old promise back (without the new series). Both keys are deleted.
+ */
+function forgetStudyMetadata(ds: DataSourceLike, studyUID: string): void {
   ds.deleteStudyMetadataPromise?.(studyUID);
-  await ds.retrieve?.series?.metadata({
-    StudyInstanceUID: studyUID,
-    filters: { seriesInstanceUID: objects.map((o) => o.seriesInstanceUID) },
-  });
+  const name = ds.getConfig?.()?.name;
+  ds.deleteStudyMetadataPromise?.(`${typeof name === "string" ? name : "undefined"}:${studyUID}`);
 }

@@ -667,8 +667,12 @@ function ExportBar(
     setStatus({ state: "working", text: "Storing to the PACS…" });
     objects()
       .then(async (objs) => {
-        await storeObjects(props.extensionManager!, studyUID, objs);
-        const text = `Stored ${objs.map((o) => o.kind).join(" and ")} to the PACS`;
+        const outcome = await storeObjects(props.extensionManager!, studyUID, objs);
+        const text = `Stored ${objs.map((o) => o.kind).join(" and ")} to the PACS${
+          outcome.refetchError
+            ? ` (not yet in the study list: ${outcome.refetchError}; reload the study)`
+            : ""
+        }`;
         setStatus({ state: "stored", text });
         notify("success", text);
       })

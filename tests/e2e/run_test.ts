@@ -243,7 +243,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "an MC dropout run stored to the PACS lands as a SEG and a Parametric Map that pass dciodvfy and OHIF loads the SEG",
+    "an MC dropout run stored to the PACS lands as a SEG and a Parametric Map that pass dciodvfy, OHIF shows the stored SEG without a reload and it compares at Dice 1; a failed STOW keeps the result for download and retry",
   ignore: skipReason !== null,
   sanitizeOps: false,
   sanitizeResources: false,
@@ -260,9 +260,36 @@ Deno.test({
         "an uncertainty map can be downloaded",
       );
       await checkHeatmapLayer(page);
-      await page.click("#edgeseg-store");
       const status = page.locator("#edgeseg-export-status:not([data-state=working])");
+
+      // The PACS answers 503 to STOW: a clear message, the result stays, Download still works.
+      const stow = (url: URL) => url.pathname.startsWith("/dicom-web/studies");
+      await page.route(
+        stow,
+        (route) =>
+          route.request().method() === "POST"
+            ? route.fulfill({ status: 503, contentType: "text/plain", body: "PACS unavailable" })
+            : route.continue(),
+      );
+      await page.click("#edgeseg-store");
       await status.waitFor({ timeout: 60000 });
+      await screenshot(page, "store-0-pacs-down");
+      assert.equal(await status.getAttribute("data-state"), "error", await status.innerText());
+      const failText = await status.innerText();
+      assert.match(failText, /HTTP 503/, "the message names the PACS's answer");
+      assert.match(failText, /retry or download/, "the message says what the user can do");
+      assert.equal(await page.locator("#edgeseg-result").count(), 1, "the result stays in the panel");
+      await page.click("#edgeseg-download-seg");
+      await page.locator("#edgeseg-export-status[data-state=idle]").waitFor({ timeout: 60000 });
+      assert.match(await status.innerText(), /-seg\.dcm \(\d+ KiB\)/, "the SEG is still downloadable");
+      await page.unroute(stow);
+
+      // Retried with the PACS back.
+      await page.click("#edgeseg-store");
+      await page.locator(
+        "#edgeseg-export-status[data-state=stored], #edgeseg-export-status[data-state=error]",
+      )
+        .waitFor({ timeout: 60000 });
       await screenshot(page, "store-1-stored");
       assert.equal(await status.getAttribute("data-state"), "stored", await status.innerText());
 
@@ -273,6 +300,7 @@ Deno.test({
       const outDir = artifactsDir("e2e", "stored");
       await Deno.mkdir(outDir, { recursive: true });
       const sopClasses: string[] = [];
+      let segSeriesUID = "";
       for (const s of series) {
         const seriesUID = String((s["0020000E"] as { Value: string[] }).Value[0]);
         const instances = await client.searchForInstances(studyUID, seriesUID);
@@ -281,6 +309,7 @@ Deno.test({
           !sopClass.startsWith("1.2.840.10008.5.1.4.1.1.66.4") && sopClass !== "1.2.840.10008.5.1.4.1.1.30"
         ) continue;
         sopClasses.push(sopClass);
+        if (!sopClass.endsWith(".30")) segSeriesUID = seriesUID;
         const sopUID = String((instances[0]["00080018"] as { Value: string[] }).Value[0]);
         const bytes = await client.retrieveInstance(studyUID, seriesUID, sopUID);
         const path = join(outDir, sopClass.endsWith(".30") ? "pm.dcm" : "seg.dcm");
@@ -292,17 +321,42 @@ Deno.test({
         ["1.2.840.10008.5.1.4.1.1.30", "1.2.840.10008.5.1.4.1.1.66.4"],
         "one SEG and one PM stored",
       );
-      // Without a reload, OHIF fetched the new series and made a SEG display set for it.
+      // Without a reload, OHIF fetched the stored series from the PACS and made a SEG display set for
+      // it: the stored SeriesInstanceUID, not the in-page (madeInClient) segmentation of the run.
       await page.waitForFunction(
-        () => {
+        (uid: string) => {
           const g = globalThis as unknown as {
-            services: { displaySetService: { getActiveDisplaySets(): { Modality: string }[] } };
+            services: {
+              displaySetService: {
+                getActiveDisplaySets(): {
+                  Modality: string;
+                  SeriesInstanceUID: string;
+                  madeInClient?: boolean;
+                }[];
+              };
+            };
           };
-          return g.services.displaySetService.getActiveDisplaySets().some((d) => d.Modality === "SEG");
+          return g.services.displaySetService.getActiveDisplaySets().some((d) =>
+            d.Modality === "SEG" && d.SeriesInstanceUID === uid && !d.madeInClient
+          );
         },
-        null,
+        segSeriesUID,
         { timeout: 30000 },
       );
+      // "Compare with reference" against the stored SEG: the unedited run agrees with itself.
+      await page.waitForSelector('#edgeseg-compare:not([data-candidates="0"])', { timeout: 30000 });
+      await page.click("#edgeseg-compare-run");
+      const cmp = page.locator('#edgeseg-compare[data-state="done"], #edgeseg-compare[data-state="error"]');
+      await cmp.waitFor({ timeout: 60000 });
+      await screenshot(page, "store-2-compare");
+      assert.equal(await cmp.getAttribute("data-state"), "done", await cmp.innerText());
+      const dice = (await page.locator("#edgeseg-compare tr[data-dice]").evaluateAll((rows) =>
+        rows.map((r) =>
+          Number(r.getAttribute("data-dice"))
+        )
+      )).filter((d) => !Number.isNaN(d));
+      assert.ok(dice.length > 0, "at least one segment is present in run and reference");
+      assert.deepEqual(dice, dice.map(() => 1), "Dice is 1.000 for every present segment");
     });
   },
 });
