@@ -109,6 +109,9 @@ export function parseDicom(bytes: Uint8Array): ParsedDicom {
       if (!/character set|meta length tag/i.test(message)) throw strictError;
       parsed = dcmjs.data.DicomMessage.readFile(plainBuffer(bytes), { ignoreErrors: true });
     }
+    // A dataset dcmjs reads but cannot naturalize (e.g. a value that should be a string is not) would
+    // be stored and then fail every reader downstream: refuse it here (found by fuzz stow seed 1 #1021).
+    dcmjs.data.DicomMetaDictionary.naturalizeDataset((parsed as { dict: unknown }).dict);
   } catch (e) {
     throw new InputError(
       "NOT_DICOM",
