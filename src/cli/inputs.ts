@@ -6,7 +6,7 @@
 import { basename, extname, join } from "node:path";
 import { InputError } from "../core/errors.ts";
 import type { ModelManifest, Volume } from "../core/types.ts";
-import { DicomWebClient, readSeries } from "../dicom/mod.ts";
+import { DicomWebClient, parseDicomWebUrl, readSeries } from "../dicom/mod.ts";
 import type { SourceSeries } from "../dicom/mod.ts";
 import { readImage, readNifti, sniffImageFormat } from "../io/mod.ts";
 
@@ -89,14 +89,7 @@ export async function dicomCase(name: string, files: Uint8Array[], seriesUID?: s
 
 /** Fetches a study (first image series) or one series over DICOMweb: `…/studies/{uid}[/series/{uid}]`. */
 export async function dicomWebCase(url: string): Promise<CaseInput> {
-  const m = url.match(/^(.*)\/studies\/([0-9.]+)(?:\/series\/([0-9.]+))?\/?$/);
-  if (!m) {
-    throw new InputError(
-      "BAD_DICOMWEB_URL",
-      `expected a DICOMweb URL ending in /studies/{uid} or /studies/{uid}/series/{uid}, found ${url}`,
-    );
-  }
-  const [, baseUrl, studyUID, seriesArg] = m;
+  const { baseUrl, studyUID, seriesUID: seriesArg } = parseDicomWebUrl(url);
   const client = new DicomWebClient({ baseUrl });
   let seriesUID = seriesArg;
   if (!seriesUID) {
