@@ -425,6 +425,68 @@ def fold_bn(model):
     return m
 
 
+def _conv_bn_pairs(model):
+    """Each Conv that a BatchNorm directly follows, mapped to that BatchNorm (the pairs fold_bn folds)."""
+    pairs = {}
+    for mod in model.modules():
+        if isinstance(mod, ResBlock):
+            pairs[mod.c1] = mod.n1
+            pairs[mod.c2] = mod.n2
+            if mod.skip is not None:
+                pairs[mod.skip[0]] = mod.skip[1]
+        elif isinstance(mod, AttentionGate):
+            for seq in (mod.wx, mod.wg, mod.psi):
+                pairs[seq[0]] = seq[1]
+        elif isinstance(mod, AttnResUNet):
+            for seq in mod.upconv:
+                pairs[seq[0]] = seq[1]
+    return pairs
+
+
+def warm_start_from_onnx(model, onnx_path, cin):
+    """Loads a shipped package's weights into a freshly built net, so training can go on from the
+    package when no checkpoint is at hand (checkpoints are not in the repository).
+
+    The exporter folded every BatchNorm into its Conv, so the ONNX file holds folded weights and biases
+    only. They are mapped onto the net's convolutions in call order (the ONNX Conv nodes are in trace
+    order), and each BatchNorm after a conv becomes the identity plus the folded bias (weight 1, mean 0,
+    variance 1 - eps, bias = folded bias): the net then computes exactly what the ONNX file does, as
+    long as the BatchNorms stay in eval mode (train with `freeze_bn=True`)."""
+    import onnx
+    from onnx import numpy_helper
+    g = onnx.load(onnx_path).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    nodes = [n for n in g.node if n.op_type == "Conv"]
+    order = []
+    convs = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Conv3d))]
+    hooks = [m.register_forward_hook(lambda mod, _i, _o: order.append(mod)) for m in convs]
+    size = 2 ** model.depth * 2
+    with torch.no_grad():
+        model.eval()(torch.zeros([1, cin] + [size] * model.dims), torch.ones(model.mask_shape(1)))
+    for h in hooks:
+        h.remove()
+    if len(order) != len(nodes):
+        raise ValueError("%s has %d Conv nodes, the net calls %d convolutions: not this architecture"
+                         % (onnx_path, len(nodes), len(order)))
+    pairs = _conv_bn_pairs(model)
+    for mod, node in zip(order, nodes):
+        w = inits[node.input[1]]
+        b = inits[node.input[2]] if len(node.input) > 2 else np.zeros(w.shape[0], np.float32)
+        if tuple(w.shape) != tuple(mod.weight.shape):
+            raise ValueError("%s: Conv weight %s has shape %s, the net expects %s"
+                             % (onnx_path, node.input[1], w.shape, tuple(mod.weight.shape)))
+        mod.weight.data = torch.from_numpy(w.copy())
+        bn = pairs.get(mod)
+        if bn is not None:
+            bn.weight.data.fill_(1.0)
+            bn.bias.data = torch.from_numpy(b.copy())
+            bn.running_mean.zero_()
+            bn.running_var.fill_(1.0 - bn.eps)
+        else:
+            mod.bias.data = torch.from_numpy(b.copy())
+    return model
+
+
 def sha256_file(path):
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -474,9 +536,10 @@ def lr_at(step, total, base_lr, warmup=50):
 
 
 def train_loop(name, model, sample_batch, loss_fn, total_steps, base_lr, resume, minutes, validate=None,
-               val_every=250, ckpt_minutes=4.0, weight_decay=1e-4):
+               val_every=250, ckpt_minutes=4.0, weight_decay=1e-4, freeze_bn=False):
     """sample_batch() -> (x, y) tensors; loss_fn(logits, y) -> scalar; validate(model) -> (score, dict).
-    Stops at total_steps or after `minutes`; always leaves a checkpoint that `resume` continues."""
+    Stops at total_steps or after `minutes`; always leaves a checkpoint that `resume` continues.
+    freeze_bn keeps every BatchNorm in eval mode (fine-tuning from a package, see warm_start_from_onnx)."""
     log = Logger(name)
     ck = Checkpointer(name)
     opt = torch.optim.AdamW(model.parameters(), lr=base_lr, weight_decay=weight_decay)
@@ -492,6 +555,10 @@ def train_loop(name, model, sample_batch, loss_fn, total_steps, base_lr, resume,
     run_loss = None
     while step < total_steps:
         model.train()
+        if freeze_bn:
+            for mod in model.modules():
+                if isinstance(mod, (nn.BatchNorm2d, nn.BatchNorm3d)):
+                    mod.eval()
         for gp in opt.param_groups:
             gp["lr"] = lr_at(step, total_steps, base_lr)
         x, y = sample_batch()

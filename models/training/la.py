@@ -112,6 +112,10 @@ def run_name(seed):
 def train(args):
     torch.set_num_threads(args.threads)
     model = build(args.seed)
+    if args.init_onnx:
+        # the seed-1 package is the only one shipped for this model
+        src = os.path.join(C.MODELS, NAME, "model.onnx") if args.init_onnx == "package" else args.init_onnx
+        C.warm_start_from_onnx(model, src, 1)
     data = []
     for cid in case_ids()[0]:
         img, lab = load_case(cid)
@@ -154,7 +158,7 @@ def train(args):
                               "assdMm": round(info["assdMm"], 2)}
 
     C.train_loop(run_name(args.seed), model, sample, loss_fn, args.steps, args.lr, args.resume, args.minutes,
-                 validate, val_every=args.val_every)
+                 validate, val_every=args.val_every, freeze_bn=bool(args.init_onnx))
 
 
 def load_trained(seed=1, which="best"):
@@ -238,6 +242,9 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--val-every", type=int, default=150)
     ap.add_argument("--which", choices=["best", "last"], default="best")
+    ap.add_argument("--init-onnx", default=None,
+                    help="start from ONNX weights instead of random ones ('package': the shipped model.onnx); "
+                         "BatchNorms stay frozen (pass it again with --resume)")
     args = ap.parse_args()
     {"train": train, "validate": cmd_validate, "export": cmd_export}[args.cmd](args)
 

@@ -82,6 +82,8 @@ def val_cases():
 def train(args):
     torch.set_num_threads(args.threads)
     model = build(args.seed)
+    if args.init_onnx:
+        C.warm_start_from_onnx(model, package_member(args.seed) if args.init_onnx == "package" else args.init_onnx, 1)
     data = []
     for i in TRAIN_IDS:
         img, lab, fov = load_case(i)
@@ -117,7 +119,12 @@ def train(args):
         return info["f1"], {k: (round(v, 4) if isinstance(v, float) else v) for k, v in info.items()}
 
     C.train_loop(run_name(args.seed), model, sample, loss_fn, args.steps, args.lr, args.resume, args.minutes,
-                 validate, val_every=args.val_every)
+                 validate, val_every=args.val_every, freeze_bn=bool(args.init_onnx))
+
+
+def package_member(seed):
+    """The shipped ONNX file of this seed's net (seed 1 is model.onnx)."""
+    return os.path.join(C.MODELS, NAME, "model.onnx" if seed == 1 else "model.seed%d.onnx" % seed)
 
 
 def run_name(seed):
@@ -141,6 +148,8 @@ def cmd_export(args):
     pkg = os.path.join(C.MODELS, NAME)
     os.makedirs(pkg, exist_ok=True)
     model, st = load_trained(1, args.which)
+    prev_path = os.path.join(pkg, "validation.json")
+    previous = json.load(open(prev_path)) if os.path.exists(prev_path) else {}
     vc = val_cases()
     fp32 = evaluate(model, vc)
     int8 = evaluate(C.fake_quantize_(C.fold_bn(model)), vc)
@@ -148,11 +157,15 @@ def cmd_export(args):
     n = C.quantize_int8(os.path.join(pkg, "model.onnx"), os.path.join(pkg, "model.int8.onnx"))
     members, member_metrics = [], {}
     for seed in args.ensemble:
+        fname = "model.seed%d.onnx" % seed
         try:
             m2, st2 = load_trained(seed, args.which)
         except SystemExit:
+            # No checkpoint here (they are not in the repository): keep the shipped member as it is.
+            if os.path.exists(package_member(seed)):
+                members.append(fname)
+                member_metrics[fname] = previous.get("ensembleMembers", {}).get(fname, {})
             continue
-        fname = "model.seed%d.onnx" % seed
         C.export_onnx(m2, os.path.join(pkg, fname), 1, WINDOW, 2)
         members.append(fname)
         member_metrics[fname] = {"step": st2["step"], **evaluate(m2, vc)}
@@ -215,6 +228,9 @@ def main():
     ap.add_argument("--val-every", type=int, default=250)
     ap.add_argument("--which", choices=["best", "last"], default="best")
     ap.add_argument("--ensemble", type=int, nargs="*", default=[2])
+    ap.add_argument("--init-onnx", default=None,
+                    help="start from ONNX weights instead of random ones ('package': the shipped file of --seed); "
+                         "BatchNorms stay frozen (pass it again with --resume)")
     args = ap.parse_args()
     {"train": train, "validate": cmd_validate, "export": cmd_export}[args.cmd](args)
 
