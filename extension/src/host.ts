@@ -57,8 +57,14 @@ export interface ViewportGridService {
   EVENTS: Record<string, string>;
 }
 
+export interface UserAuthenticationService {
+  /** `{ Authorization: "Bearer …" }` when the user is signed in, else undefined or {} */
+  getAuthorizationHeader(): Record<string, string> | undefined;
+}
+
 /** `servicesManager.services`; every member may be missing in a host that differs from 3.13.2. */
 export interface Services {
+  userAuthenticationService?: UserAuthenticationService;
   panelService?: PanelService;
   toolbarService?: ToolbarService;
   uiNotificationService?: UINotificationService;

@@ -667,7 +667,10 @@ function ExportBar(
     setStatus({ state: "working", text: "Storing to the PACS…" });
     objects()
       .then(async (objs) => {
-        const outcome = await storeObjects(props.extensionManager!, studyUID, objs);
+        const auth = props.servicesManager.services.userAuthenticationService;
+        const outcome = await storeObjects(props.extensionManager!, studyUID, objs, {
+          authorizationHeader: auth ? () => auth.getAuthorizationHeader() : undefined,
+        });
         const text = `Stored ${objs.map((o) => o.kind).join(" and ")} to the PACS${
           outcome.refetchError
             ? ` (not yet in the study list: ${outcome.refetchError}; reload the study)`
