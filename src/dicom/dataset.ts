@@ -146,6 +146,26 @@ export function allocateWithPixelElement(
   return { file, value: file.subarray(head.length + 12, head.length + 12 + valueBytes) };
 }
 
+/**
+ * Part 10 bytes of an image instance with native pixel data, Explicit VR Little Endian: the header
+ * through dcmjs, the pixels appended in one copy (`allocateWithPixelElement`). The phantom, wrapped
+ * photographs and wrapped volumes share it. 8-bit samples are written as OB, 16-bit as OW; typed
+ * arrays are little-endian on every platform EdgeSeg runs on, so their bytes go in unchanged.
+ */
+export function writeImageInstance(
+  dataset: NaturalizedDataset,
+  pixels: Uint8Array | Uint16Array | Int16Array,
+): Uint8Array<ArrayBuffer> {
+  if ("PixelData" in dataset) {
+    throw new TypeError("writeImageInstance: pass the pixels separately, not as PixelData in the dataset");
+  }
+  const bytes = new Uint8Array(pixels.buffer, pixels.byteOffset, pixels.byteLength);
+  const vr = pixels.BYTES_PER_ELEMENT === 1 ? "OB" : "OW";
+  const { file, value } = allocateWithPixelElement(writeDataset(dataset), "PixelData", vr, bytes.length);
+  value.set(bytes);
+  return file as Uint8Array<ArrayBuffer>;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Narrowing helpers for naturalized values (dcmjs gives strings, numbers, arrays or sequences).
 

@@ -9,7 +9,7 @@
  * Everything is deterministic: UIDs are derived from a fixed root, the noise from a seeded PRNG, so the
  * same options always give byte-identical files (tests compare bytes).
  */
-import dcmjs from "dcmjs";
+import { writeImageInstance } from "./dataset.ts";
 
 /**
  * Fixed UID root for the phantom. A `2.25.` UUID-derived root (PS3.5 §B.2) needs no registration;
@@ -52,7 +52,6 @@ export interface PhantomSeries {
 }
 
 const CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2";
-const EXPLICIT_VR_LE = "1.2.840.10008.1.2.1";
 
 /** mulberry32: tiny, fast, good enough for deterministic noise. */
 function prng(seed: number): () => number {
@@ -182,23 +181,8 @@ export function phantomSeries(opts: PhantomOptions = {}): PhantomSeries {
       RescaleIntercept: -1024,
       RescaleSlope: 1,
       RescaleType: "HU",
-      PixelData: [stored.buffer],
-      _meta: {
-        FileMetaInformationVersion: new Uint8Array([0, 1]).buffer,
-        MediaStorageSOPClassUID: CT_IMAGE_STORAGE,
-        MediaStorageSOPInstanceUID: sopUID,
-        TransferSyntaxUID: EXPLICIT_VR_LE,
-        ImplementationClassUID: `${PHANTOM_UID_ROOT}.9`,
-        ImplementationVersionName: "EDGESEG_PHANTOM",
-      },
-      _vrMap: { PixelData: "OW" },
     };
-    const buffer = dcmjs.data.datasetToBuffer(dataset) as {
-      buffer: ArrayBuffer;
-      byteOffset?: number;
-      length?: number;
-    };
-    files.push(toBytes(buffer));
+    files.push(writeImageInstance(dataset, stored));
   }
   return {
     studyInstanceUID: studyUID,
@@ -210,15 +194,4 @@ export function phantomSeries(opts: PhantomOptions = {}): PhantomSeries {
     rows: size,
     columns: size,
   };
-}
-
-function toBytes(value: unknown): Uint8Array<ArrayBuffer> {
-  if (value instanceof ArrayBuffer) return new Uint8Array(value);
-  if (value instanceof Uint8Array) return new Uint8Array(value); // copy into a plain ArrayBuffer
-  if (ArrayBuffer.isView(value)) {
-    return new Uint8Array(
-      value.buffer.slice(value.byteOffset, value.byteOffset + value.byteLength) as ArrayBuffer,
-    );
-  }
-  throw new TypeError(`dcmjs.datasetToBuffer returned ${typeof value}; expected a buffer`);
 }

@@ -6,12 +6,11 @@
  *
  *   deno run -A src/dicom/wrap_image.ts <image> <out.dcm> [--modality OP]
  */
-import dcmjs from "dcmjs";
 import { readImage } from "../io/image2d.ts";
+import { writeImageInstance } from "./dataset.ts";
 import { newUid } from "./uid.ts";
 
 export const SECONDARY_CAPTURE_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.7";
-const EXPLICIT_VR_LE = "1.2.840.10008.1.2.1";
 
 export interface WrapImageOptions {
   modality?: string;
@@ -93,19 +92,9 @@ export function wrapImage(image: Uint8Array, options: WrapImageOptions = {}): Wr
     HighBit: 7,
     PixelRepresentation: 0,
     LossyImageCompression: "00",
-    PixelData: [pixels.buffer],
-    _meta: {
-      FileMetaInformationVersion: new Uint8Array([0, 1]).buffer,
-      MediaStorageSOPClassUID: SECONDARY_CAPTURE_IMAGE_STORAGE,
-      MediaStorageSOPInstanceUID: sopInstanceUID,
-      TransferSyntaxUID: EXPLICIT_VR_LE,
-      ImplementationClassUID: "2.25.165720410573513146218318398466931902501.9",
-      ImplementationVersionName: "EDGESEG_WRAP",
-    },
-    _vrMap: { PixelData: "OB" },
   };
-  const buf = dcmjs.data.datasetToBuffer(dataset) as { buffer: ArrayBuffer };
-  return { bytes: new Uint8Array(buf.buffer), studyUID, seriesUID, sopInstanceUID, width, height };
+  const bytes = writeImageInstance(dataset, pixels);
+  return { bytes, studyUID, seriesUID, sopInstanceUID, width, height };
 }
 
 if (import.meta.main) {

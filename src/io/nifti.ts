@@ -28,6 +28,8 @@ export interface NiftiImage {
   datatype: string;
   /** true when scl_slope/scl_inter were applied */
   scaled: boolean;
+  /** the scl_slope/scl_inter that were applied (value = stored × slope + intercept), when scaled */
+  scaling?: { slope: number; intercept: number };
 }
 
 async function gunzip(bytes: Uint8Array): Promise<Uint8Array> {
@@ -176,7 +178,12 @@ export async function readNifti(input: Uint8Array, modality = "MR"): Promise<Nif
     dims,
     pixdim,
   );
-  return { volume: { geometry, channels: 1, data, modality }, datatype: type.name, scaled };
+  return {
+    volume: { geometry, channels: 1, data, modality },
+    datatype: type.name,
+    scaled,
+    ...(scaled ? { scaling: { slope, intercept: inter } } : {}),
+  };
 }
 
 /** Builds an LPS Geometry from sform (preferred) or qform, falling back to pixdim on identity axes. */

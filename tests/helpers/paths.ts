@@ -46,3 +46,16 @@ export async function listFiles(dir: string): Promise<string[]> {
   }
   return out.sort();
 }
+
+/**
+ * The LA LGE-MRI validation case the tests wrap: the smallest of la-mri-3d's 3 validation cases (the
+ * last 3 ids sorted; models/la-mri-3d/validation.json), so never a training case.
+ */
+export const LA_CASE = "57SGAJMLCTCH92QUA0EE";
+
+/** `<case>_image.nii.gz` and `<case>_label.nii.gz` of an LA case in ../shared/data/la-mri, or null. */
+export function laMriCase(caseId = LA_CASE): { image: string; label: string } | null {
+  const image = sharedData("la-mri", `${caseId}_image.nii.gz`);
+  const label = sharedData("la-mri", `${caseId}_label.nii.gz`);
+  return image && label ? { image, label } : null;
+}

@@ -63,3 +63,51 @@ export function viewerDigest(page: Page, segmentationId?: string): Promise<Slice
     return out;
   }, segmentationId);
 }
+
+/**
+ * Scrolls the active viewport to the image of a source instance (a stack viewport's own index; a
+ * volume viewport through cornerstoneTools' jumpToSlice) and resolves once the viewport shows it, so
+ * a screenshot shows that slice.
+ */
+export async function showInstance(page: Page, sopInstanceUID: string): Promise<void> {
+  const index = await page.evaluate(async (uid) => {
+    type Vp = {
+      element: HTMLElement;
+      getImageIds(): string[];
+      setImageIdIndex?(i: number): Promise<unknown>;
+      render(): void;
+    };
+    const g = globalThis as unknown as {
+      cornerstone: {
+        getRenderingEngines(): { getViewport(id: string): Vp | undefined }[];
+        metaData: { get(t: string, id: string): { sopInstanceUID: string } | undefined };
+      };
+      cornerstoneTools: {
+        utilities: { jumpToSlice(el: HTMLElement, o: { imageIndex: number }): Promise<void> };
+      };
+      services: { viewportGridService: { getActiveViewportId(): string } };
+    };
+    const id = g.services.viewportGridService.getActiveViewportId();
+    const vp = g.cornerstone.getRenderingEngines().map((e) => e.getViewport(id)).find((v) => v);
+    if (!vp) throw new Error(`no Cornerstone viewport ${id}`);
+    const ids = vp.getImageIds();
+    const i = ids.findIndex((imageId) =>
+      g.cornerstone.metaData.get("sopCommonModule", imageId)?.sopInstanceUID === uid
+    );
+    if (i < 0) throw new Error(`the active viewport has no image of instance ${uid} (${ids.length} images)`);
+    if (vp.setImageIdIndex) await vp.setImageIdIndex(i);
+    else await g.cornerstoneTools.utilities.jumpToSlice(vp.element, { imageIndex: i });
+    vp.render();
+    return i;
+  }, sopInstanceUID);
+  await page.waitForFunction((i) => {
+    const g = globalThis as unknown as {
+      cornerstone: {
+        getRenderingEngines(): { getViewport(id: string): { getCurrentImageIdIndex(): number } }[];
+      };
+      services: { viewportGridService: { getActiveViewportId(): string } };
+    };
+    const id = g.services.viewportGridService.getActiveViewportId();
+    return g.cornerstone.getRenderingEngines().some((e) => e.getViewport(id)?.getCurrentImageIdIndex() === i);
+  }, index);
+}
