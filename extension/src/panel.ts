@@ -5,7 +5,14 @@
  */
 import { h, useEffect, useRef, useState } from "./host_react.ts";
 import type { UncertaintyMethod } from "../../src/core/types.ts";
-import { type ActiveRun, type Device, type RunOutcome, type RunProgress, startRun } from "./run.ts";
+import {
+  type ActiveRun,
+  type Device,
+  type RunOutcome,
+  type RunProgress,
+  segmentSize,
+  startRun,
+} from "./run.ts";
 import { type Capabilities, detectCapabilities } from "./capabilities.ts";
 import { fetchModelIndex, type ModelIndexEntry } from "./models.ts";
 import type { DisplaySet, ServicesManager } from "./host.ts";
@@ -292,12 +299,12 @@ function ProgressView(props: { progress: RunProgress }): unknown {
 }
 
 function ResultView(props: { outcome: RunOutcome }): unknown {
-  const { result, segmentationId, displayError, elapsedMs } = props.outcome;
+  const { result, segmentationId, displayError, elapsedMs, spacingKnown } = props.outcome;
   const p = result.provenance;
   const colorOf = (n: number) =>
     result.labelmap.segments.find((s) => s.number === n)?.color ?? [128, 128, 128];
-  const volumeText = (s: RunOutcome["result"]["statistics"][number]) =>
-    `${s.volumeMl.toFixed(1)} mL${s.volumeSdMl !== undefined ? ` ± ${s.volumeSdMl.toFixed(1)}` : ""}`;
+  const sizeOf = (s: RunOutcome["result"]["statistics"][number]) =>
+    segmentSize(s, result.labelmap.geometry, spacingKnown);
   // Provider names only on the line; the full reasons are one hover away.
   const fellBackFrom = p.fallbackReasons.map((r) => r.split(":")[0]).join(", ");
   const fallback = fellBackFrom ? ` (fell back from ${fellBackFrom})` : "";
@@ -317,7 +324,12 @@ function ResultView(props: { outcome: RunOutcome }): unknown {
         ...result.statistics.map((s) =>
           h(
             "tr",
-            { key: s.number, "data-segment": String(s.number), "data-voxels": String(s.voxels) },
+            {
+              key: s.number,
+              "data-segment": String(s.number),
+              "data-voxels": String(s.voxels),
+              "data-size-unit": sizeOf(s).unit,
+            },
             h(
               "td",
               { style: styles.cell },
@@ -332,7 +344,14 @@ function ResultView(props: { outcome: RunOutcome }): unknown {
               }),
               s.label,
             ),
-            h("td", { style: { ...styles.cell, textAlign: "right" } }, volumeText(s)),
+            h(
+              "td",
+              {
+                style: { ...styles.cell, textAlign: "right" },
+                title: spacingKnown ? undefined : "The series has no pixel spacing: sizes are in pixels",
+              },
+              sizeOf(s).text,
+            ),
             h(
               "td",
               { style: { ...styles.cell, textAlign: "right", color: colors.muted } },
@@ -341,6 +360,11 @@ function ResultView(props: { outcome: RunOutcome }): unknown {
           )
         ),
       ),
+    ),
+    spacingKnown ? null : h(
+      "div",
+      { id: "edgeseg-size-note", style: styles.meta },
+      "The series states no pixel spacing: sizes are pixel counts, not mm² or mL.",
     ),
     result.triage
       ? h(

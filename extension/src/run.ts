@@ -5,8 +5,10 @@
  */
 import type {
   ExecutionProvider,
+  Geometry,
   Progress,
   SegmentationResult,
+  SegmentStatistics,
   UncertaintyMeasure,
   UncertaintyMethod,
 } from "../../src/core/types.ts";
@@ -73,6 +75,51 @@ export function describeProgress(p: Progress, phaseStartedMs: number, nowMs: num
   return { phase: p.phase, fraction, text, etaSeconds };
 }
 
+/**
+ * Where the series' pixel size comes from, or null when it has none. A photograph wrapped as a
+ * Secondary Capture carries no PixelSpacing; the volume then gets 1 mm per pixel (as the headless
+ * reader does) only so the pipeline can run, and nothing may be reported in mm, mm² or mL.
+ */
+export function spacingSource(
+  instance: Record<string, unknown> | undefined,
+): "PixelSpacing" | "ImagerPixelSpacing" | null {
+  const real = (v: unknown) =>
+    Array.isArray(v) && v.length === 2 && v.every((x) => Number.isFinite(Number(x)) && Number(x) > 0);
+  if (real(instance?.PixelSpacing)) return "PixelSpacing";
+  if (real(instance?.ImagerPixelSpacing)) return "ImagerPixelSpacing";
+  return null;
+}
+
+/** One segment's size as the segment list shows it. */
+export interface SegmentSize {
+  /** mL for a volume, mm² for one image, px / voxels when the pixel size is unknown */
+  unit: "mL" | "mm²" | "px" | "voxels";
+  value: number;
+  text: string;
+}
+
+/**
+ * Volume (mL) for a series of slices with real spacing, area (mm²) for a single image with real
+ * spacing, and a pixel or voxel count when the spacing is unknown — never a volume for a photograph.
+ */
+export function segmentSize(
+  stat: Pick<SegmentStatistics, "voxels" | "volumeMl" | "volumeSdMl">,
+  geometry: Pick<Geometry, "dims" | "spacing">,
+  spacingKnown: boolean,
+): SegmentSize {
+  const single = geometry.dims[2] === 1;
+  if (!spacingKnown) {
+    const unit = single ? "px" : "voxels";
+    return { unit, value: stat.voxels, text: `${stat.voxels.toLocaleString("en-US")} ${unit}` };
+  }
+  if (single) {
+    const mm2 = stat.voxels * geometry.spacing[0] * geometry.spacing[1];
+    return { unit: "mm²", value: mm2, text: `${mm2.toFixed(mm2 < 100 ? 1 : 0)} mm²` };
+  }
+  const sd = stat.volumeSdMl !== undefined ? ` ± ${stat.volumeSdMl.toFixed(1)}` : "";
+  return { unit: "mL", value: stat.volumeMl, text: `${stat.volumeMl.toFixed(1)} mL${sd}` };
+}
+
 /** The uncertainty layer in the viewer (when the run measured uncertainty). */
 export interface HeatmapLayer extends Pick<HeatmapBins, "range" | "bins" | "colormap"> {
   segmentationId?: string;
@@ -95,11 +142,21 @@ export interface RunOutcome {
   /** why the labelmap could not be shown, when it could not */
   displayError?: string;
   elapsedMs: number;
+  /** whether the series states its pixel size (see spacingSource); sizes are in pixels otherwise */
+  spacingKnown: boolean;
 }
 
 export interface ActiveRun {
   cancel(): void;
   outcome: Promise<RunOutcome>;
+}
+
+/** The display set's instance metadata (OHIF's naturalized DICOM), in display order. */
+export function displaySetInstances(displaySet: DisplaySet): Record<string, unknown>[] {
+  const list = (displaySet as { instances?: unknown }).instances;
+  return Array.isArray(list)
+    ? list.filter((x): x is Record<string, unknown> => typeof x === "object" && x !== null)
+    : [];
 }
 
 /** Starts a run. `cancel()` stops it within one model call; the outcome then rejects with CANCELLED. */
@@ -141,6 +198,7 @@ export function startRun(
     cancelWorker = handle.cancel;
     if (cancelled) handle.cancel();
     const result = await handle.result;
+    const spacingKnown = spacingSource(displaySetInstances(displaySet)[0]) !== null;
     const exportSource: ExportSource = {
       displaySet,
       volume: { geometry: volume.geometry, source: volume.source },
@@ -188,6 +246,7 @@ export function startRun(
         segmentationId,
         heatmap,
         elapsedMs: performance.now() - started,
+        spacingKnown,
       };
     } catch (err) {
       // The result stays usable (statistics, export) even if the viewer cannot draw it.
@@ -198,6 +257,7 @@ export function startRun(
         heatmap,
         displayError: err instanceof Error ? err.message : String(err),
         elapsedMs: performance.now() - started,
+        spacingKnown,
       };
     }
   })();
