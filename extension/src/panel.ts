@@ -390,6 +390,13 @@ function ResultView(props: { outcome: RunOutcome }): unknown {
         (elapsedMs / 1000).toFixed(1)
       } s`,
     ),
+    p.fallbackReasons.length
+      ? h(
+        "div",
+        { id: "edgeseg-fallback", style: styles.meta },
+        `Ran on ${p.provider.toUpperCase()} because ${p.fallbackReasons.join("; ")}`,
+      )
+      : null,
     displayError ? h("div", { style: styles.warn }, `Not shown in the viewer: ${displayError}`) : null,
   );
 }
