@@ -8,6 +8,7 @@ import type { UncertaintyMethod } from "../../src/core/types.ts";
 import {
   type ActiveRun,
   type Device,
+  missingGeometry,
   type RunOutcome,
   type RunProgress,
   segmentSize,
@@ -158,6 +159,12 @@ export function modelMismatch(
   if (model.spatialMode === "patch3d" && images !== undefined && images < 2) {
     return `3D model, series has ${images} image${images === 1 ? "" : "s"}`;
   }
+  const minSlices = typeof model.minSlices === "number" ? model.minSlices : undefined;
+  if (minSlices !== undefined && images !== undefined && images < minSlices) {
+    return `needs at least ${minSlices} slices, series has ${images}`;
+  }
+  const missing = missingGeometry(displaySet.instances ?? []);
+  if (missing.length > 0) return `series lacks ${missing.join(" and ")}`;
   const bodyParts = Array.isArray(model.bodyParts)
     ? model.bodyParts.filter((b): b is string => typeof b === "string")
     : [];
@@ -904,6 +911,13 @@ export function EdgeSegPanel(
         }, "Cancel")
         : null,
     ),
+    model && mismatch
+      ? h(
+        "div",
+        { id: "edgeseg-run-blocked", "data-reason": mismatch, style: styles.warn },
+        `${model.name} cannot run on this series: ${mismatch}. Choose a model that fits.`,
+      )
+      : null,
     progress ? h(ProgressView, { progress }) : null,
     runError ? h("div", { id: "edgeseg-error", style: styles.warn }, runError) : null,
     outcome ? h(ResultView, { outcome }) : null,

@@ -19,6 +19,8 @@ import { HEATMAP_BINS, HEATMAP_COLORMAP, type HeatmapBins, heatmapBins, showHeat
 import { volumeFromDisplaySet } from "./viewer_volume.ts";
 import { sharedWorker } from "./worker_client.ts";
 import type { ExportSource } from "./export.ts";
+import { CancelledError, InputError } from "../../src/core/errors.ts";
+import type { WorkerTestHooks } from "../../src/inference/browser.ts";
 
 export type Device = "auto" | "webgpu" | "wasm";
 
@@ -151,12 +153,55 @@ export interface ActiveRun {
   outcome: Promise<RunOutcome>;
 }
 
+/**
+ * Test-only: `globalThis.EDGESEG_TEST_LOSE_WEBGPU_DEVICE_AFTER_WINDOWS = n` (set by an e2e test before
+ * the page loads) asks the worker to destroy its WebGPU device after n windows. Unset in normal use,
+ * and then the request carries nothing extra.
+ */
+export function testHooksFromPage(): { testHooks?: WorkerTestHooks } {
+  const n = (globalThis as { EDGESEG_TEST_LOSE_WEBGPU_DEVICE_AFTER_WINDOWS?: unknown })
+    .EDGESEG_TEST_LOSE_WEBGPU_DEVICE_AFTER_WINDOWS;
+  return typeof n === "number" && n >= 0 ? { testHooks: { loseWebGpuDeviceAfterWindows: n } } : {};
+}
+
+/**
+ * The patient-geometry attributes a series of several images lacks (ImagePositionPatient,
+ * ImageOrientationPatient), naming each with the instance it is missing from first. A single image
+ * (a photograph) needs neither: it is one plane.
+ */
+export function missingGeometry(instances: Record<string, unknown>[]): string[] {
+  if (instances.length < 2) return [];
+  const numbers = (v: unknown, n: number) =>
+    Array.isArray(v) && v.length === n && v.every((x) => Number.isFinite(Number(x)));
+  const missing: string[] = [];
+  for (const [name, n] of [["ImagePositionPatient", 3], ["ImageOrientationPatient", 6]] as const) {
+    const at = instances.findIndex((inst) => !numbers(inst[name], n));
+    if (at >= 0) {
+      const count = instances.filter((inst) => !numbers(inst[name], n)).length;
+      missing.push(`${name} (absent or malformed in ${count} of ${instances.length} images)`);
+    }
+  }
+  return missing;
+}
+
 /** The display set's instance metadata (OHIF's naturalized DICOM), in display order. */
 export function displaySetInstances(displaySet: DisplaySet): Record<string, unknown>[] {
   const list = (displaySet as { instances?: unknown }).instances;
   return Array.isArray(list)
     ? list.filter((x): x is Record<string, unknown> => typeof x === "object" && x !== null)
     : [];
+}
+
+/**
+ * Records a run's start and end as User Timing marks (visible to the browser's performance tools and
+ * to the e2e tests, which wait on them instead of sleeping); never throws.
+ */
+function markRun(name: string, detail: Record<string, unknown>): void {
+  try {
+    performance.mark(name, { detail });
+  } catch {
+    // User Timing L3 (mark with detail) is missing in old browsers; the run does not depend on it.
+  }
 }
 
 /** Starts a run. `cancel()` stops it within one model call; the outcome then rejects with CANCELLED. */
@@ -171,15 +216,24 @@ export function startRun(
   const started = performance.now();
   const outcome = (async (): Promise<RunOutcome> => {
     onProgress({ phase: "series", fraction: null, text: PHASE_TEXT.series });
+    const missing = missingGeometry(displaySetInstances(displaySet));
+    if (missing.length > 0) {
+      throw new InputError(
+        "MISSING_GEOMETRY",
+        `the series cannot be read as a volume: expected ImagePositionPatient and ImageOrientationPatient ` +
+          `in every image, found ${missing.join(" and ")} missing`,
+      );
+    }
     const { volume, sliceImageIds } = await volumeFromDisplaySet(displaySet, {
       onProgress: (done, total) =>
         onProgress({ phase: "series", fraction: total ? done / total : null, text: PHASE_TEXT.series }),
     });
-    if (cancelled) throw Object.assign(new Error("cancelled"), { code: "CANCELLED" });
+    if (cancelled) throw new CancelledError("cancelled before the model ran");
     let phase: Progress["phase"] | undefined;
     let phaseStart = performance.now();
     const handle = sharedWorker().run(
       {
+        ...testHooksFromPage(),
         volume,
         modelUrl: typeof settings.model.url === "string"
           ? settings.model.url
@@ -198,6 +252,8 @@ export function startRun(
     cancelWorker = handle.cancel;
     if (cancelled) handle.cancel();
     const result = await handle.result;
+    // A cancel that arrives with the result (the study was closed) must not add a labelmap later.
+    if (cancelled) throw new CancelledError("cancelled; the result was discarded");
     const spacingKnown = spacingSource(displaySetInstances(displaySet)[0]) !== null;
     const exportSource: ExportSource = {
       displaySet,
@@ -261,6 +317,15 @@ export function startRun(
       };
     }
   })();
+  markRun("edgeseg:run-start", { model: settings.model.id });
+  outcome.then(
+    (o) => markRun("edgeseg:run-end", { outcome: "result", segmentationId: o.segmentationId ?? null }),
+    (err: unknown) =>
+      markRun("edgeseg:run-end", {
+        outcome: (err as { code?: unknown })?.code === "CANCELLED" ? "cancelled" : "error",
+        message: err instanceof Error ? err.message : String(err),
+      }),
+  );
   return {
     cancel() {
       cancelled = true;
