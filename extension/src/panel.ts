@@ -5,7 +5,15 @@
  */
 import { h, useEffect, useRef, useState } from "./host_react.ts";
 import type { UncertaintyMethod } from "../../src/core/types.ts";
-import { type ActiveRun, type Device, type RunOutcome, type RunProgress, startRun } from "./run.ts";
+import {
+  type ActiveRun,
+  type Device,
+  missingGeometry,
+  type RunOutcome,
+  type RunProgress,
+  segmentSize,
+  startRun,
+} from "./run.ts";
 import { type Capabilities, detectCapabilities } from "./capabilities.ts";
 import { fetchModelIndex, type ModelIndexEntry } from "./models.ts";
 import type { DisplaySet, ServicesManager } from "./host.ts";
@@ -151,6 +159,12 @@ export function modelMismatch(
   if (model.spatialMode === "patch3d" && images !== undefined && images < 2) {
     return `3D model, series has ${images} image${images === 1 ? "" : "s"}`;
   }
+  const minSlices = typeof model.minSlices === "number" ? model.minSlices : undefined;
+  if (minSlices !== undefined && images !== undefined && images < minSlices) {
+    return `needs at least ${minSlices} slices, series has ${images}`;
+  }
+  const missing = missingGeometry(displaySet.instances ?? []);
+  if (missing.length > 0) return `series lacks ${missing.join(" and ")}`;
   const bodyParts = Array.isArray(model.bodyParts)
     ? model.bodyParts.filter((b): b is string => typeof b === "string")
     : [];
@@ -292,12 +306,12 @@ function ProgressView(props: { progress: RunProgress }): unknown {
 }
 
 function ResultView(props: { outcome: RunOutcome }): unknown {
-  const { result, segmentationId, displayError, elapsedMs } = props.outcome;
+  const { result, segmentationId, displayError, elapsedMs, spacingKnown } = props.outcome;
   const p = result.provenance;
   const colorOf = (n: number) =>
     result.labelmap.segments.find((s) => s.number === n)?.color ?? [128, 128, 128];
-  const volumeText = (s: RunOutcome["result"]["statistics"][number]) =>
-    `${s.volumeMl.toFixed(1)} mL${s.volumeSdMl !== undefined ? ` ± ${s.volumeSdMl.toFixed(1)}` : ""}`;
+  const sizeOf = (s: RunOutcome["result"]["statistics"][number]) =>
+    segmentSize(s, result.labelmap.geometry, spacingKnown);
   // Provider names only on the line; the full reasons are one hover away.
   const fellBackFrom = p.fallbackReasons.map((r) => r.split(":")[0]).join(", ");
   const fallback = fellBackFrom ? ` (fell back from ${fellBackFrom})` : "";
@@ -317,7 +331,12 @@ function ResultView(props: { outcome: RunOutcome }): unknown {
         ...result.statistics.map((s) =>
           h(
             "tr",
-            { key: s.number, "data-segment": String(s.number), "data-voxels": String(s.voxels) },
+            {
+              key: s.number,
+              "data-segment": String(s.number),
+              "data-voxels": String(s.voxels),
+              "data-size-unit": sizeOf(s).unit,
+            },
             h(
               "td",
               { style: styles.cell },
@@ -332,7 +351,14 @@ function ResultView(props: { outcome: RunOutcome }): unknown {
               }),
               s.label,
             ),
-            h("td", { style: { ...styles.cell, textAlign: "right" } }, volumeText(s)),
+            h(
+              "td",
+              {
+                style: { ...styles.cell, textAlign: "right" },
+                title: spacingKnown ? undefined : "The series has no pixel spacing: sizes are in pixels",
+              },
+              sizeOf(s).text,
+            ),
             h(
               "td",
               { style: { ...styles.cell, textAlign: "right", color: colors.muted } },
@@ -341,6 +367,11 @@ function ResultView(props: { outcome: RunOutcome }): unknown {
           )
         ),
       ),
+    ),
+    spacingKnown ? null : h(
+      "div",
+      { id: "edgeseg-size-note", style: styles.meta },
+      "The series states no pixel spacing: sizes are pixel counts, not mm² or mL.",
     ),
     result.triage
       ? h(
@@ -366,6 +397,13 @@ function ResultView(props: { outcome: RunOutcome }): unknown {
         (elapsedMs / 1000).toFixed(1)
       } s`,
     ),
+    p.fallbackReasons.length
+      ? h(
+        "div",
+        { id: "edgeseg-fallback", style: styles.meta },
+        `Ran on ${p.provider.toUpperCase()} because ${p.fallbackReasons.join("; ")}`,
+      )
+      : null,
     displayError ? h("div", { style: styles.warn }, `Not shown in the viewer: ${displayError}`) : null,
   );
 }
@@ -876,6 +914,13 @@ export function EdgeSegPanel(
         }, "Cancel")
         : null,
     ),
+    model && mismatch
+      ? h(
+        "div",
+        { id: "edgeseg-run-blocked", "data-reason": mismatch, style: styles.warn },
+        `${model.name} cannot run on this series: ${mismatch}. Choose a model that fits.`,
+      )
+      : null,
     progress ? h(ProgressView, { progress }) : null,
     runError ? h("div", { id: "edgeseg-error", style: styles.warn }, runError) : null,
     outcome ? h(ResultView, { outcome }) : null,

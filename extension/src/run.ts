@@ -5,8 +5,10 @@
  */
 import type {
   ExecutionProvider,
+  Geometry,
   Progress,
   SegmentationResult,
+  SegmentStatistics,
   UncertaintyMeasure,
   UncertaintyMethod,
 } from "../../src/core/types.ts";
@@ -17,6 +19,8 @@ import { HEATMAP_BINS, HEATMAP_COLORMAP, type HeatmapBins, heatmapBins, showHeat
 import { volumeFromDisplaySet } from "./viewer_volume.ts";
 import { sharedWorker } from "./worker_client.ts";
 import type { ExportSource } from "./export.ts";
+import { CancelledError, InputError } from "../../src/core/errors.ts";
+import type { WorkerTestHooks } from "../../src/inference/browser.ts";
 
 export type Device = "auto" | "webgpu" | "wasm";
 
@@ -73,6 +77,51 @@ export function describeProgress(p: Progress, phaseStartedMs: number, nowMs: num
   return { phase: p.phase, fraction, text, etaSeconds };
 }
 
+/**
+ * Where the series' pixel size comes from, or null when it has none. A photograph wrapped as a
+ * Secondary Capture carries no PixelSpacing; the volume then gets 1 mm per pixel (as the headless
+ * reader does) only so the pipeline can run, and nothing may be reported in mm, mm² or mL.
+ */
+export function spacingSource(
+  instance: Record<string, unknown> | undefined,
+): "PixelSpacing" | "ImagerPixelSpacing" | null {
+  const real = (v: unknown) =>
+    Array.isArray(v) && v.length === 2 && v.every((x) => Number.isFinite(Number(x)) && Number(x) > 0);
+  if (real(instance?.PixelSpacing)) return "PixelSpacing";
+  if (real(instance?.ImagerPixelSpacing)) return "ImagerPixelSpacing";
+  return null;
+}
+
+/** One segment's size as the segment list shows it. */
+export interface SegmentSize {
+  /** mL for a volume, mm² for one image, px / voxels when the pixel size is unknown */
+  unit: "mL" | "mm²" | "px" | "voxels";
+  value: number;
+  text: string;
+}
+
+/**
+ * Volume (mL) for a series of slices with real spacing, area (mm²) for a single image with real
+ * spacing, and a pixel or voxel count when the spacing is unknown — never a volume for a photograph.
+ */
+export function segmentSize(
+  stat: Pick<SegmentStatistics, "voxels" | "volumeMl" | "volumeSdMl">,
+  geometry: Pick<Geometry, "dims" | "spacing">,
+  spacingKnown: boolean,
+): SegmentSize {
+  const single = geometry.dims[2] === 1;
+  if (!spacingKnown) {
+    const unit = single ? "px" : "voxels";
+    return { unit, value: stat.voxels, text: `${stat.voxels.toLocaleString("en-US")} ${unit}` };
+  }
+  if (single) {
+    const mm2 = stat.voxels * geometry.spacing[0] * geometry.spacing[1];
+    return { unit: "mm²", value: mm2, text: `${mm2.toFixed(mm2 < 100 ? 1 : 0)} mm²` };
+  }
+  const sd = stat.volumeSdMl !== undefined ? ` ± ${stat.volumeSdMl.toFixed(1)}` : "";
+  return { unit: "mL", value: stat.volumeMl, text: `${stat.volumeMl.toFixed(1)} mL${sd}` };
+}
+
 /** The uncertainty layer in the viewer (when the run measured uncertainty). */
 export interface HeatmapLayer extends Pick<HeatmapBins, "range" | "bins" | "colormap"> {
   segmentationId?: string;
@@ -95,11 +144,64 @@ export interface RunOutcome {
   /** why the labelmap could not be shown, when it could not */
   displayError?: string;
   elapsedMs: number;
+  /** whether the series states its pixel size (see spacingSource); sizes are in pixels otherwise */
+  spacingKnown: boolean;
 }
 
 export interface ActiveRun {
   cancel(): void;
   outcome: Promise<RunOutcome>;
+}
+
+/**
+ * Test-only: `globalThis.EDGESEG_TEST_LOSE_WEBGPU_DEVICE_AFTER_WINDOWS = n` (set by an e2e test before
+ * the page loads) asks the worker to destroy its WebGPU device after n windows. Unset in normal use,
+ * and then the request carries nothing extra.
+ */
+export function testHooksFromPage(): { testHooks?: WorkerTestHooks } {
+  const n = (globalThis as { EDGESEG_TEST_LOSE_WEBGPU_DEVICE_AFTER_WINDOWS?: unknown })
+    .EDGESEG_TEST_LOSE_WEBGPU_DEVICE_AFTER_WINDOWS;
+  return typeof n === "number" && n >= 0 ? { testHooks: { loseWebGpuDeviceAfterWindows: n } } : {};
+}
+
+/**
+ * The patient-geometry attributes a series of several images lacks (ImagePositionPatient,
+ * ImageOrientationPatient), naming each with the instance it is missing from first. A single image
+ * (a photograph) needs neither: it is one plane.
+ */
+export function missingGeometry(instances: Record<string, unknown>[]): string[] {
+  if (instances.length < 2) return [];
+  const numbers = (v: unknown, n: number) =>
+    Array.isArray(v) && v.length === n && v.every((x) => Number.isFinite(Number(x)));
+  const missing: string[] = [];
+  for (const [name, n] of [["ImagePositionPatient", 3], ["ImageOrientationPatient", 6]] as const) {
+    const at = instances.findIndex((inst) => !numbers(inst[name], n));
+    if (at >= 0) {
+      const count = instances.filter((inst) => !numbers(inst[name], n)).length;
+      missing.push(`${name} (absent or malformed in ${count} of ${instances.length} images)`);
+    }
+  }
+  return missing;
+}
+
+/** The display set's instance metadata (OHIF's naturalized DICOM), in display order. */
+export function displaySetInstances(displaySet: DisplaySet): Record<string, unknown>[] {
+  const list = (displaySet as { instances?: unknown }).instances;
+  return Array.isArray(list)
+    ? list.filter((x): x is Record<string, unknown> => typeof x === "object" && x !== null)
+    : [];
+}
+
+/**
+ * Records a run's start and end as User Timing marks (visible to the browser's performance tools and
+ * to the e2e tests, which wait on them instead of sleeping); never throws.
+ */
+function markRun(name: string, detail: Record<string, unknown>): void {
+  try {
+    performance.mark(name, { detail });
+  } catch {
+    // User Timing L3 (mark with detail) is missing in old browsers; the run does not depend on it.
+  }
 }
 
 /** Starts a run. `cancel()` stops it within one model call; the outcome then rejects with CANCELLED. */
@@ -114,15 +216,24 @@ export function startRun(
   const started = performance.now();
   const outcome = (async (): Promise<RunOutcome> => {
     onProgress({ phase: "series", fraction: null, text: PHASE_TEXT.series });
+    const missing = missingGeometry(displaySetInstances(displaySet));
+    if (missing.length > 0) {
+      throw new InputError(
+        "MISSING_GEOMETRY",
+        `the series cannot be read as a volume: expected ImagePositionPatient and ImageOrientationPatient ` +
+          `in every image, found ${missing.join(" and ")} missing`,
+      );
+    }
     const { volume, sliceImageIds } = await volumeFromDisplaySet(displaySet, {
       onProgress: (done, total) =>
         onProgress({ phase: "series", fraction: total ? done / total : null, text: PHASE_TEXT.series }),
     });
-    if (cancelled) throw Object.assign(new Error("cancelled"), { code: "CANCELLED" });
+    if (cancelled) throw new CancelledError("cancelled before the model ran");
     let phase: Progress["phase"] | undefined;
     let phaseStart = performance.now();
     const handle = sharedWorker().run(
       {
+        ...testHooksFromPage(),
         volume,
         modelUrl: typeof settings.model.url === "string"
           ? settings.model.url
@@ -141,6 +252,9 @@ export function startRun(
     cancelWorker = handle.cancel;
     if (cancelled) handle.cancel();
     const result = await handle.result;
+    // A cancel that arrives with the result (the study was closed) must not add a labelmap later.
+    if (cancelled) throw new CancelledError("cancelled; the result was discarded");
+    const spacingKnown = spacingSource(displaySetInstances(displaySet)[0]) !== null;
     const exportSource: ExportSource = {
       displaySet,
       volume: { geometry: volume.geometry, source: volume.source },
@@ -188,6 +302,7 @@ export function startRun(
         segmentationId,
         heatmap,
         elapsedMs: performance.now() - started,
+        spacingKnown,
       };
     } catch (err) {
       // The result stays usable (statistics, export) even if the viewer cannot draw it.
@@ -198,9 +313,19 @@ export function startRun(
         heatmap,
         displayError: err instanceof Error ? err.message : String(err),
         elapsedMs: performance.now() - started,
+        spacingKnown,
       };
     }
   })();
+  markRun("edgeseg:run-start", { model: settings.model.id });
+  outcome.then(
+    (o) => markRun("edgeseg:run-end", { outcome: "result", segmentationId: o.segmentationId ?? null }),
+    (err: unknown) =>
+      markRun("edgeseg:run-end", {
+        outcome: (err as { code?: unknown })?.code === "CANCELLED" ? "cancelled" : "error",
+        message: err instanceof Error ? err.message : String(err),
+      }),
+  );
   return {
     cancel() {
       cancelled = true;

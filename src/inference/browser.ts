@@ -13,6 +13,7 @@
 import type {
   ExecutionProvider,
   ModelRuntime,
+  Progress,
   SegmentationResult,
   SegmentOptions,
   Volume,
@@ -142,6 +143,30 @@ export type SegmentFn = (
   options: SegmentOptions,
 ) => Promise<SegmentationResult>;
 
+/**
+ * Test-only fault injection, carried on a run request and off unless set. `loseWebGpuDeviceAfterWindows`
+ * destroys onnxruntime-web's WebGPU device (`ort.env.webgpu.device`) once that many windows are done,
+ * to exercise the mid-run fallback to WASM (src/inference/session.ts createRuntime).
+ */
+export interface WorkerTestHooks {
+  loseWebGpuDeviceAfterWindows?: number;
+}
+
+/** A run request as the worker reads it: the protocol's, plus the test hooks (absent in normal use). */
+export type HookedRunRequest = RunRequest & { testHooks?: WorkerTestHooks };
+
+/** Arms the test hooks of one run; returns what its progress callback must call. */
+function armTestHooks(hooks: WorkerTestHooks | undefined, runtime: OrtModelRuntime): (p: Progress) => void {
+  const after = hooks?.loseWebGpuDeviceAfterWindows;
+  if (typeof after !== "number" || runtime.provider !== "webgpu") return () => {};
+  let fired = false;
+  return (p) => {
+    if (fired || p.phase !== "inference" || p.done < after) return;
+    fired = true;
+    runtime.sessions[0]?.ort.env.webgpu?.device?.destroy?.();
+  };
+}
+
 interface WorkerScope {
   addEventListener(type: "message", fn: (ev: { data: unknown }) => void): void;
   postMessage(msg: unknown, transfer?: Transferable[]): void;
@@ -182,10 +207,14 @@ export function serveWorker(scope: WorkerScope, segment: SegmentFn, opts: { ortB
         rt.catch(() => runtimes.delete(key));
       }
       const runtime = await rt;
+      const hook = armTestHooks((req as HookedRunRequest).testHooks, runtime);
       const result = await segment(req.volume, runtime, {
         ...req.options,
         signal: ac.signal,
-        onProgress: (progress) => post({ type: "progress", id: req.id, progress }),
+        onProgress: (progress) => {
+          post({ type: "progress", id: req.id, progress });
+          hook(progress);
+        },
       });
       post({ type: "result", id: req.id, result }, resultTransferables(result));
     } catch (e) {

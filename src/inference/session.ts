@@ -11,7 +11,7 @@
  * probed with one zero window, because a kernel that rejects a shape (e.g. ConvTranspose3d on both
  * WebGPU EPs) only fails at run time and never falls back per node.
  */
-import { CancelledError, InputError, ManifestError, ProviderError } from "../core/errors.ts";
+import { CancelledError, EdgeSegError, InputError, ManifestError, ProviderError } from "../core/errors.ts";
 import type {
   AbortSignalLike,
   ExecutionProvider,
@@ -43,12 +43,31 @@ export interface OrtModuleLike {
   Tensor: new (type: "float32", data: Float32Array, dims: readonly number[]) => OrtTensorLike;
   env: {
     wasm?: { numThreads?: number; simd?: unknown; wasmPaths?: unknown; proxy?: boolean };
+    /** onnxruntime-web's WebGPU build sets `device` once its first WebGPU session exists */
+    webgpu?: { device?: GpuDeviceLike };
     logLevel?: string;
     versions?: Record<string, string>;
   };
 }
 
 export type OrtLoader = (provider: ExecutionProvider) => Promise<OrtModuleLike>;
+
+/** The part of a GPUDevice used here: its loss is watched, and a test hook destroys it. */
+export interface GpuDeviceLike {
+  lost?: Promise<{ reason?: string; message?: string }>;
+  destroy?(): void;
+}
+
+/**
+ * The GPU device a session ran on went away mid-run (driver reset, another tab, `destroy()`).
+ * A runtime allowed to use WASM re-creates its sessions there and redoes the window; otherwise the
+ * run ends with this error.
+ */
+export class DeviceLostError extends EdgeSegError {
+  constructor(message: string) {
+    super("GPU_DEVICE_LOST", message);
+  }
+}
 
 /** The adapter limits the pre-flight compares against (a subset of GPUSupportedLimits). */
 export interface GpuLimits {
@@ -87,6 +106,8 @@ export interface SessionHandle {
   failures: { provider: string; reason: string }[];
   gpu?: GpuLimits;
   numThreads?: number;
+  /** settles with the reason when the WebGPU device the session runs on is lost */
+  deviceLost?: Promise<string>;
 }
 
 interface NavigatorLike {
@@ -155,6 +176,14 @@ function probeFeeds(
     );
   }
   return feeds;
+}
+
+/** A promise that settles with a readable reason once `device` is lost (never, when it cannot be watched). */
+function watchDevice(device: GpuDeviceLike | undefined): Promise<string> | undefined {
+  if (!device?.lost || typeof device.lost.then !== "function") return undefined;
+  return device.lost.then((info) =>
+    `${info?.reason ?? "unknown"}${info?.message ? `: ${info.message}` : ""}`
+  );
 }
 
 /** ORT builds whose WASM runtime has started (their thread count is fixed from then on). */
@@ -281,6 +310,7 @@ export async function createSession(model: Uint8Array, opts: SessionOptions): Pr
       session,
       ort,
       provider,
+      deviceLost: provider === "webgpu" ? watchDevice(ort.env.webgpu?.device) : undefined,
       failures,
       fallbackReasons: failures.map((f) => `${f.provider}: ${f.reason}`),
       gpu,
@@ -353,7 +383,15 @@ export function createPredictor(
       feeds[mc.input] = new ort.Tensor("float32", new Float32Array(product(s)).fill(1), s);
     }
     const t0 = performance.now();
-    const out = await session.run(feeds);
+    // A lost device may leave run() pending for ever; the loss itself ends the call.
+    const out = handle.deviceLost
+      ? await Promise.race([
+        session.run(feeds),
+        handle.deviceLost.then((why): never => {
+          throw new DeviceLostError(`the WebGPU device was lost (${why})`);
+        }),
+      ])
+      : await session.run(feeds);
     stats.totalMs += performance.now() - t0;
     stats.runs++;
     stats.windows += batch;
@@ -480,11 +518,16 @@ export async function createRuntime(pkg: ModelPackage, opts: RuntimeOptions): Pr
     throw e;
   }
   const main = handles[0];
-  return {
+  const predictorOpts = { maxCallBatch: opts.maxCallBatch };
+  let predictors = handles.map((h) => createPredictor(h, manifest, stats, predictorOpts));
+  let switching: Promise<void> | undefined;
+  const runtime: OrtModelRuntime = {
     manifest,
-    members: handles.map((h) => createPredictor(h, manifest, stats, { maxCallBatch: opts.maxCallBatch })),
+    members: handles.map((_, m) => (input, shape, signal, extra) =>
+      callMember(m, input, shape, signal, extra)
+    ),
     provider: main.provider,
-    fallbackReasons: main.fallbackReasons,
+    fallbackReasons: [...main.fallbackReasons],
     modelSha256: pkg.main.sha256,
     variant: pkg.variant?.id,
     precision: pkg.precision,
@@ -495,4 +538,54 @@ export async function createRuntime(pkg: ModelPackage, opts: RuntimeOptions): Pr
       await Promise.all(handles.map((h) => h.session.release()));
     },
   };
+
+  /** Re-creates every session on WASM after the GPU failed mid-run, and records why. */
+  const fallBackToWasm = async (cause: unknown): Promise<void> => {
+    const from = runtime.provider;
+    const wasm: SessionHandle[] = [];
+    for (const f of files) {
+      wasm.push(await createSession(f.bytes, { ...opts, providers: ["wasm"], manifest, windowShape }));
+    }
+    const old = handles.splice(0, handles.length, ...wasm);
+    await Promise.all(old.map((h) => h.session.release().catch(() => {})));
+    predictors = wasm.map((h) => createPredictor(h, manifest, stats, predictorOpts));
+    runtime.provider = "wasm";
+    runtime.fallbackReasons.push(
+      `${from}: ${message(cause)} after ${stats.windows} window${
+        stats.windows === 1 ? "" : "s"
+      }; the remaining windows ran on WASM`,
+    );
+  };
+
+  /**
+   * One model call on member `m`. When a GPU session fails at run time (its device lost, a kernel
+   * error) and the caller allowed WASM, the sessions move to WASM once and the call is redone there;
+   * the windows already done on the GPU are kept (they agree with WASM within the tolerance).
+   */
+  const callMember = async (
+    m: number,
+    ...args: Parameters<Predictor>
+  ): Promise<Float32Array> => {
+    const provider = runtime.provider;
+    try {
+      return await predictors[m](...args);
+    } catch (e) {
+      const gpu = provider === "webgpu" || provider === "webnn";
+      if (!gpu || e instanceof CancelledError || e instanceof InputError || e instanceof ManifestError) {
+        throw e;
+      }
+      if (!opts.providers.includes("wasm")) {
+        throw new DeviceLostError(
+          `${provider} failed mid-run after ${stats.windows} windows (${message(e)}); ` +
+            `WASM was not among the chosen devices (${
+              opts.providers.join(", ")
+            }): choose WASM or auto to finish on the CPU`,
+        );
+      }
+      if (runtime.provider === provider) switching ??= fallBackToWasm(e);
+      await switching;
+      return await predictors[m](...args);
+    }
+  };
+  return runtime;
 }

@@ -190,6 +190,8 @@ interface ModelIndexEntry {
   modalities: string[];
   bodyParts: string[];
   channels: number | null;
+  /** constraints.minSlices: the panel flags a series with fewer */
+  minSlices: number | null;
   spatialMode: string | null;
   labels: { value: number; name: string; color?: unknown }[];
   uncertainty: unknown;
@@ -236,6 +238,7 @@ export async function modelIndex(
       modalities: strings(c.modalities),
       bodyParts: strings(c.bodyParts),
       channels: typeof c.channels === "number" ? c.channels : null,
+      minSlices: typeof c.minSlices === "number" ? c.minSlices : null,
       spatialMode: typeof asRecord(raw.spatial).mode === "string"
         ? asRecord(raw.spatial).mode as string
         : null,

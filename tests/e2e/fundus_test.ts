@@ -1,8 +1,9 @@
 /**
  * Issue #5 §6b: a DRIVE fundus photograph wrapped as DICOM by the project's own script
  * (src/dicom/wrap_image.ts: RGB Secondary Capture, modality OP), stored to the edge server, opened in
- * the EdgeSeg mode as a single 2D RGB image; the RGB test model runs from the panel and the labelmap
- * equals the headless segment() result for the same DICOM on WASM; the result stores to the PACS.
+ * the EdgeSeg mode as a single 2D RGB image; the SHIPPED retina-vessels package (models/) runs from the
+ * panel and the labelmap equals the headless segment() result for the same DICOM on WASM; the segment
+ * list reports pixels, not mL (the photograph has no PixelSpacing); the result stores to the PACS.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -17,8 +18,8 @@ import { chromiumMissing, launchBrowser, screenshot, waitForCanvasContent } from
 import { existsSync, PROJECT_ROOT } from "../helpers/paths.ts";
 import { digestSlice, type SliceDigest, viewerDigest } from "../helpers/viewer.ts";
 
-const TEST_MODELS = join(PROJECT_ROOT, "tests", "fixtures", "models");
-const MODEL_ID = "tiny-2d-rgb";
+const MODELS = join(PROJECT_ROOT, "models");
+const MODEL_ID = "retina-vessels";
 const FUNDUS = join(PROJECT_ROOT, "..", "shared", "data", "drive", "training", "images", "21_training.tif");
 
 const skipReason = chromiumMissing() ??
@@ -27,7 +28,7 @@ if (skipReason) console.log(`e2e fundus test skipped: ${skipReason}`);
 
 Deno.test({
   name:
-    "a wrapped RGB fundus photograph opens as one image, the RGB model's labelmap equals the headless result and stores to the PACS",
+    "a wrapped RGB fundus photograph opens as one image, the shipped retina-vessels labelmap equals the headless result, sizes are in pixels, and it stores to the PACS",
   ignore: skipReason !== null,
   sanitizeOps: false,
   sanitizeResources: false,
@@ -36,7 +37,7 @@ Deno.test({
     // Headless reference on the very DICOM the viewer gets.
     const { volume } = await readSeries([wrapped.bytes]);
     assert.equal(volume.channels, 3, "the wrapped image reads back as RGB");
-    const { runtime } = await loadModel(join(TEST_MODELS, MODEL_ID), { providers: ["wasm"] });
+    const { runtime } = await loadModel(join(MODELS, MODEL_ID), { providers: ["wasm"] });
     const result = await segment(volume, runtime, { uncertainty: "none" });
     const [cols, rows] = result.labelmap.geometry.dims;
     const expected: SliceDigest = {
@@ -44,7 +45,7 @@ Deno.test({
     };
     assert.ok(
       expected[wrapped.sopInstanceUID].voxels > 0,
-      "the test model finds foreground in the photograph",
+      "the vessel model finds vessels in the photograph",
     );
 
     await buildExtension();
@@ -54,7 +55,7 @@ Deno.test({
       port: 0,
       dataDir,
       ohifDist,
-      modelsDir: TEST_MODELS,
+      modelsDir: MODELS,
       seed: false,
       log: () => {},
     });
@@ -69,15 +70,20 @@ Deno.test({
       await waitForCanvasContent(page);
       await page.waitForSelector('#edgeseg-series[data-modality="OP"]', { timeout: 30000 });
       await page.waitForSelector(`#edgeseg-models [data-model-id="${MODEL_ID}"]`, { timeout: 30000 });
-      // Greyscale CT/MR models are flagged for this series; the RGB model is not.
+      // The shipped CT and MR models are flagged for this series; the fundus model is not.
       assert.equal(
         await page.locator(`[data-model-id="${MODEL_ID}"] [data-mismatch]`).count(),
         0,
-        "the RGB model fits the photograph",
+        "the fundus model fits the photograph",
       );
       assert.match(
-        (await page.getAttribute('[data-model-id="tiny-2d"] [data-mismatch]', "data-mismatch")) ?? "",
-        /needs CT\/MR, series is OP/,
+        (await page.getAttribute('[data-model-id="ct-lung-infection"] [data-mismatch]', "data-mismatch")) ??
+          "",
+        /needs CT, series is OP/,
+      );
+      assert.match(
+        (await page.getAttribute('[data-model-id="la-mri-3d"] [data-mismatch]', "data-mismatch")) ?? "",
+        /needs MR, series is OP/,
       );
       await page.click(`#edgeseg-models [data-model-id="${MODEL_ID}"]`);
       await page.waitForSelector(`[data-model-id="${MODEL_ID}"][data-selected="true"]`);
@@ -91,6 +97,16 @@ Deno.test({
       assert.equal(error, "", "the run ended without an error");
       assert.equal(await page.getAttribute("#edgeseg-provenance", "data-provider"), "wasm");
       assert.deepEqual(await viewerDigest(page), expected, "the labelmap equals the headless result");
+      // No PixelSpacing: the size column counts pixels and says so; nothing is reported in mL.
+      const row = page.locator('#edgeseg-result [data-segment="1"]');
+      assert.equal(await row.getAttribute("data-size-unit"), "px");
+      const rowText = await row.innerText();
+      assert.match(
+        rowText,
+        new RegExp(`${expected[wrapped.sopInstanceUID].voxels.toLocaleString("en-US")} px`),
+      );
+      assert.doesNotMatch(await page.locator("#edgeseg-result table").innerText(), /\bmL\b|mm²/);
+      assert.match(await page.locator("#edgeseg-size-note").innerText(), /no pixel spacing/);
 
       await page.click("#edgeseg-store");
       const status = page.locator("#edgeseg-export-status:not([data-state=working])");

@@ -1,0 +1,320 @@
+/**
+ * Issue #5 §7: how the panel fails. Each case shows a clear message in the panel and nothing else
+ * happens: no segmentation is added and Run is available again.
+ *   a. a model for another modality (the RGB photograph model on CT) is flagged and Run refused;
+ *   b. a series with fewer slices than the 3D model's manifest minimum is flagged and Run refused;
+ *   c. a series whose images lack ImagePositionPatient / ImageOrientationPatient is flagged, naming them;
+ *   d. the WebGPU device is lost mid-run (test hook): the run finishes on WASM, says why, matches the
+ *      headless result, and the panel answers a click while it happens;
+ *   e. leaving the study mid-run (OHIF's return to the study list) cancels the worker run and no
+ *      labelmap is added afterwards.
+ * Every wait is on page state; runs are observed through the panel and the "edgeseg:run-*" marks.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import dcmjs from "dcmjs";
+import type { Page } from "playwright-core";
+import { buildExtension } from "../../extension/build.ts";
+import { type PhantomSeries, phantomSeries } from "../../src/dicom/phantom.ts";
+import { readSeries } from "../../src/dicom/read.ts";
+import { DicomWebClient } from "../../src/dicom/web.ts";
+import { loadModel } from "../../src/inference/deno.ts";
+import { segment } from "../../src/segmentation/segment.ts";
+import { ensureOhif, type RunningServer, startServer } from "../../src/server/mod.ts";
+import {
+  type Browser,
+  chromiumMissing,
+  launchBrowser,
+  screenshot,
+  waitForCanvasContent,
+} from "../helpers/browser.ts";
+import { PROJECT_ROOT } from "../helpers/paths.ts";
+import { digestSlice, type SliceDigest, viewerDigest } from "../helpers/viewer.ts";
+
+const TEST_MODELS = join(PROJECT_ROOT, "tests", "fixtures", "models");
+/** tiny-3d with its manifest's minimum raised to 4 slices (the ONNX file and its sha256 unchanged). */
+const MIN_SLICES = 4;
+
+const SMALL = phantomSeries({ slices: 8, size: 64, uidRoot: "2.25.5020261124", seed: 7 });
+const TWO_SLICES = phantomSeries({ slices: 2, size: 64, uidRoot: "2.25.5020261125" });
+const NO_GEOMETRY = phantomSeries({ slices: 4, size: 64, uidRoot: "2.25.5020261126" });
+const LARGE = phantomSeries({ slices: 64, size: 256, uidRoot: "2.25.5020261127" });
+
+const skipReason = chromiumMissing();
+if (skipReason) console.log(`e2e failure tests skipped: ${skipReason}`);
+
+/** The phantom's files without ImagePositionPatient (0020,0032) and ImageOrientationPatient (0020,0037). */
+function withoutGeometry(series: PhantomSeries): Uint8Array[] {
+  return series.files.map((bytes) => {
+    const file = dcmjs.data.DicomMessage.readFile(bytes.buffer);
+    delete file.dict["00200032"];
+    delete file.dict["00200037"];
+    return new Uint8Array(file.write());
+  });
+}
+
+/** A models folder with the test packages, tiny-3d's minimum slices raised. */
+async function modelsDir(): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "edgeseg-e2e-failure-models-" });
+  for (const id of ["tiny-2d", "tiny-2d-rgb", "tiny-3d", "tiny-sigmoid"]) {
+    await Deno.mkdir(join(dir, id));
+    for await (const e of Deno.readDir(join(TEST_MODELS, id))) {
+      await Deno.copyFile(join(TEST_MODELS, id, e.name), join(dir, id, e.name));
+    }
+  }
+  const path = join(dir, "tiny-3d", "manifest.json");
+  const manifest = JSON.parse(await Deno.readTextFile(path));
+  manifest.constraints.minSlices = MIN_SLICES;
+  await Deno.writeTextFile(path, JSON.stringify(manifest, null, 2));
+  return dir;
+}
+
+/** Segmentations OHIF holds, and the EdgeSeg runs started and ended (User Timing marks). */
+function pageState(page: Page): Promise<{ segmentations: number; started: number; ended: unknown[] }> {
+  return page.evaluate(() => {
+    const g = globalThis as unknown as {
+      services: { segmentationService: { getSegmentations(): unknown[] } };
+    };
+    return {
+      segmentations: g.services.segmentationService.getSegmentations().length,
+      started: performance.getEntriesByName("edgeseg:run-start").length,
+      ended: performance.getEntriesByName("edgeseg:run-end").map((m) => (m as PerformanceMark).detail),
+    };
+  });
+}
+
+async function openStudy(page: Page, edge: RunningServer, studyUID: string, modality = "CT"): Promise<void> {
+  await page.goto(new URL(`/edgeseg?StudyInstanceUIDs=${encodeURIComponent(studyUID)}`, edge.url).href);
+  await waitForCanvasContent(page);
+  await page.waitForSelector('#edgeseg-capabilities[data-state="ready"]', { timeout: 30000 });
+  await page.waitForSelector(`#edgeseg-series[data-modality="${modality}"]`, { timeout: 30000 });
+  await page.waitForSelector('#edgeseg-panel:not([data-models="loading"])');
+}
+
+async function select(page: Page, modelId: string): Promise<void> {
+  await page.click(`#edgeseg-models [data-model-id="${modelId}"]`);
+  await page.waitForSelector(`[data-model-id="${modelId}"][data-selected="true"]`);
+}
+
+/**
+ * The refusal contract of cases a–c: the picker flags the model with `reason`, the panel says why Run
+ * is refused, a click on Run starts nothing, and choosing a model that fits makes Run available.
+ */
+async function assertRefused(
+  page: Page,
+  modelId: string,
+  reason: RegExp,
+  shot: string,
+  fits: string | null = "tiny-2d",
+): Promise<void> {
+  await select(page, modelId);
+  const flagged = await page.getAttribute(`[data-model-id="${modelId}"] [data-mismatch]`, "data-mismatch");
+  assert.match(flagged ?? "", reason, `the picker flags ${modelId}: ${flagged}`);
+  const blocked = await page.locator("#edgeseg-run-blocked").innerText();
+  assert.match(blocked, reason, blocked);
+  assert.match(blocked, /cannot run on this series/);
+  assert.equal(await page.isDisabled("#edgeseg-run"), true, "Run is refused");
+  await page.click("#edgeseg-run", { force: true });
+  await screenshot(page, shot);
+  const after = await pageState(page);
+  assert.equal(after.started, 0, "no run started");
+  assert.equal(after.segmentations, 0, "no segmentation added");
+  assert.equal(await page.locator("#edgeseg-progress, #edgeseg-result").count(), 0);
+  if (fits === null) return;
+  await select(page, fits);
+  assert.equal(await page.isDisabled("#edgeseg-run"), false, "Run is available with a model that fits");
+  assert.equal(await page.locator("#edgeseg-run-blocked").count(), 0);
+}
+
+async function withFailureOnError(browser: Browser, name: string, fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+  } catch (err) {
+    await screenshot(browser.page, `failure-${name}-failed`).catch(() => {});
+    throw new Error(
+      `${err instanceof Error ? err.message : err}\nbrowser errors:\n  ${
+        browser.errors.slice(-8).join("\n  ")
+      }`,
+      { cause: err },
+    );
+  }
+}
+
+/** The headless WASM digest of the small phantom (the reference for case d). */
+async function headlessDigest(): Promise<SliceDigest> {
+  const { volume } = await readSeries(SMALL.files);
+  const { runtime } = await loadModel(join(TEST_MODELS, "tiny-2d"), { providers: ["wasm"] });
+  const result = await segment(volume, runtime, { uncertainty: "none" });
+  const [cols, rows, slices] = result.labelmap.geometry.dims;
+  const digest: SliceDigest = {};
+  for (let k = 0; k < slices; k++) {
+    digest[volume.source!.instances[k].sopInstanceUID] = digestSlice(
+      result.labelmap.data,
+      k * cols * rows,
+      cols * rows,
+    );
+  }
+  return digest;
+}
+
+Deno.test({
+  name:
+    "the panel fails clearly and cleanly: wrong modality, too few slices, no geometry, GPU lost, study closed",
+  ignore: skipReason !== null,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn(t) {
+    const expected = await headlessDigest();
+    await buildExtension();
+    const models = await modelsDir();
+    const dataDir = await Deno.makeTempDir({ prefix: "edgeseg-e2e-failure-" });
+    const edge = await startServer({
+      port: 0,
+      dataDir,
+      ohifDist: await ensureOhif(),
+      modelsDir: models,
+      seed: false,
+      log: () => {},
+    });
+    const client = new DicomWebClient({ baseUrl: new URL("/dicom-web", edge.url).href });
+    await client.store(SMALL.files);
+    await client.store(TWO_SLICES.files);
+    await client.store(withoutGeometry(NO_GEOMETRY));
+    await client.store(LARGE.files);
+    const browser = await launchBrowser({ webgpu: true });
+    const page = browser.page;
+    try {
+      await t.step(
+        "a. a model for another modality is flagged and Run refused",
+        () =>
+          withFailureOnError(browser, "a", async () => {
+            await openStudy(page, edge, SMALL.studyInstanceUID);
+            await assertRefused(page, "tiny-2d-rgb", /needs OP\/XC\/OT, series is CT/, "failure-a-modality");
+          }),
+      );
+
+      await t.step(
+        "b. too few slices for the 3D model's minimum is flagged and Run refused",
+        () =>
+          withFailureOnError(browser, "b", async () => {
+            await openStudy(page, edge, TWO_SLICES.studyInstanceUID);
+            await assertRefused(
+              page,
+              "tiny-3d",
+              new RegExp(`needs at least ${MIN_SLICES} slices, series has 2`),
+              "failure-b-slices",
+            );
+          }),
+      );
+
+      await t.step(
+        "c. a series without position and orientation is flagged, naming what is missing",
+        () =>
+          withFailureOnError(browser, "c", async () => {
+            await openStudy(page, edge, NO_GEOMETRY.studyInstanceUID);
+            const reason = /series lacks ImagePositionPatient \(.*\) and ImageOrientationPatient/;
+            // No model can run on this series: each is refused with the same reason.
+            for (const id of ["tiny-2d", "tiny-3d"]) {
+              await assertRefused(page, id, reason, `failure-c-${id}`, null);
+            }
+          }),
+      );
+
+      await t.step(
+        "d. the WebGPU device lost mid-run: the run finishes on WASM, says why, and the UI answers",
+        () =>
+          withFailureOnError(browser, "d", async () => {
+            await openStudy(page, edge, SMALL.studyInstanceUID);
+            assert.equal(await page.getAttribute("#edgeseg-capabilities", "data-webgpu"), "yes");
+            await select(page, "tiny-2d");
+            await page.selectOption("#edgeseg-device", "auto");
+            await page.evaluate(() => {
+              (globalThis as { EDGESEG_TEST_LOSE_WEBGPU_DEVICE_AFTER_WINDOWS?: number })
+                .EDGESEG_TEST_LOSE_WEBGPU_DEVICE_AFTER_WINDOWS = 2;
+            });
+            await page.click("#edgeseg-run");
+            await page.waitForSelector('#edgeseg-progress[data-phase="inference"]', { timeout: 120000 });
+            // A click on another control while the run goes on is answered at once.
+            const clickedWhileRunning = await page.evaluate(() => {
+              const running = document.querySelector("#edgeseg-progress") !== null;
+              (document.querySelector('[data-model-id="tiny-sigmoid"]') as HTMLElement).click();
+              return running;
+            });
+            await page.waitForSelector('[data-model-id="tiny-sigmoid"][data-selected="true"]', {
+              timeout: 5000,
+            });
+            assert.ok(clickedWhileRunning, "the click landed while the run was going on");
+            await page.waitForSelector("#edgeseg-result, #edgeseg-error", { timeout: 120000 });
+            await screenshot(page, "failure-d-device-lost");
+            const error = await page.locator("#edgeseg-error").count()
+              ? await page.locator("#edgeseg-error").innerText()
+              : "";
+            assert.equal(error, "", "the run finished");
+            assert.equal(await page.getAttribute("#edgeseg-provenance", "data-provider"), "wasm");
+            const why = await page.locator("#edgeseg-fallback").innerText();
+            assert.match(
+              why,
+              /webgpu: the WebGPU device was lost \(.*\) after \d+ windows?; the remaining windows ran on WASM/,
+              why,
+            );
+            assert.deepEqual(
+              await viewerDigest(page),
+              expected,
+              "the labelmap equals the headless WASM result",
+            );
+            assert.equal(await page.isDisabled("#edgeseg-run"), false, "Run is available again");
+            await page.evaluate(() => {
+              delete (globalThis as { EDGESEG_TEST_LOSE_WEBGPU_DEVICE_AFTER_WINDOWS?: number })
+                .EDGESEG_TEST_LOSE_WEBGPU_DEVICE_AFTER_WINDOWS;
+            });
+          }),
+      );
+
+      await t.step(
+        "e. leaving the study mid-run cancels the run; no labelmap is added afterwards",
+        () =>
+          withFailureOnError(browser, "e", async () => {
+            await openStudy(page, edge, LARGE.studyInstanceUID);
+            await select(page, "tiny-2d");
+            await page.selectOption("#edgeseg-device", "wasm");
+            await page.click("#edgeseg-run");
+            await page.waitForSelector('#edgeseg-progress[data-phase="inference"]', { timeout: 120000 });
+            await screenshot(page, "failure-e-running");
+            await page.click('[data-cy="return-to-work-list"]');
+            await page.waitForSelector("#edgeseg-panel", { state: "detached" });
+            const ended = await page.waitForFunction(
+              () => {
+                const marks = performance.getEntriesByName("edgeseg:run-end");
+                return marks.length > 0 ? (marks[marks.length - 1] as PerformanceMark).detail : null;
+              },
+              undefined,
+              { timeout: 30000 },
+            );
+            const detail = await ended.jsonValue() as { outcome: string; message?: string };
+            await screenshot(page, "failure-e-closed");
+            assert.equal(detail.outcome, "cancelled", JSON.stringify(detail));
+            const state = await pageState(page);
+            assert.equal(state.started, 1, "one run was started in this page");
+            assert.equal(state.segmentations, 0, "no labelmap was added after the study closed");
+            // The study opens again and runs: the cancelled worker was replaced.
+            await openStudy(page, edge, SMALL.studyInstanceUID);
+            await select(page, "tiny-2d");
+            await page.selectOption("#edgeseg-device", "wasm");
+            await page.click("#edgeseg-run");
+            await page.waitForSelector("#edgeseg-result, #edgeseg-error", { timeout: 120000 });
+            assert.equal(
+              await page.locator("#edgeseg-error").count(),
+              0,
+              "a run after the closed study works",
+            );
+            assert.deepEqual(await viewerDigest(page), expected);
+          }),
+      );
+    } finally {
+      await browser.close();
+      await edge.close();
+      await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+      await Deno.remove(models, { recursive: true }).catch(() => {});
+    }
+  },
+});

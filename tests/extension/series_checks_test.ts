@@ -1,0 +1,61 @@
+/**
+ * The picker's refusals that protect a run: too few slices for the model's minimum, and a series of
+ * several images without the patient geometry to stack them.
+ */
+import assert from "node:assert/strict";
+import { modelMismatch } from "../../extension/src/panel.ts";
+import { missingGeometry } from "../../extension/src/run.ts";
+import type { ModelIndexEntry } from "../../extension/src/models.ts";
+
+const model3d: ModelIndexEntry = {
+  id: "tiny-3d",
+  name: "Tiny 3D",
+  version: "1",
+  modalities: ["CT"],
+  spatialMode: "patch3d",
+  minSlices: 4,
+  labels: [],
+};
+const placed = (z: number) => ({
+  SamplesPerPixel: 1,
+  ImagePositionPatient: [0, 0, z],
+  ImageOrientationPatient: [1, 0, 0, 0, 1, 0],
+});
+
+Deno.test("a series with fewer slices than the manifest's minSlices is flagged with both numbers", () => {
+  const two = {
+    displaySetInstanceUID: "1",
+    Modality: "CT",
+    numImageFrames: 2,
+    instances: [placed(0), placed(2)],
+  };
+  assert.equal(modelMismatch(model3d, two), "needs at least 4 slices, series has 2");
+  const four = { ...two, numImageFrames: 4, instances: [0, 1, 2, 3].map(placed) };
+  assert.equal(modelMismatch(model3d, four), undefined);
+  assert.equal(modelMismatch({ ...model3d, minSlices: null }, two), undefined, "no minimum stated");
+});
+
+Deno.test("a series of several images without position or orientation is flagged, naming what is missing", () => {
+  const bare = [0, 1, 2].map(() => ({ SamplesPerPixel: 1 }));
+  assert.deepEqual(missingGeometry(bare), [
+    "ImagePositionPatient (absent or malformed in 3 of 3 images)",
+    "ImageOrientationPatient (absent or malformed in 3 of 3 images)",
+  ]);
+  const one = [placed(0), { ...placed(1), ImagePositionPatient: undefined }, placed(2)];
+  assert.deepEqual(missingGeometry(one), ["ImagePositionPatient (absent or malformed in 1 of 3 images)"]);
+  const model = { ...model3d, minSlices: 2 };
+  assert.match(
+    modelMismatch(model, {
+      displaySetInstanceUID: "1",
+      Modality: "CT",
+      numImageFrames: 3,
+      instances: bare,
+    }) ?? "",
+    /^series lacks ImagePositionPatient .* and ImageOrientationPatient /,
+  );
+});
+
+Deno.test("one image (a photograph) needs no patient geometry", () => {
+  assert.deepEqual(missingGeometry([{ SamplesPerPixel: 3 }]), []);
+  assert.deepEqual(missingGeometry([]), []);
+});
