@@ -43,6 +43,7 @@ const colors = {
   border: "#3a3f99",
   row: "#0d1245",
   bad: "#f87171",
+  caution: "#fbbf24",
 };
 const styles = {
   root: {
@@ -75,6 +76,7 @@ const styles = {
   itemSelected: { borderColor: colors.accent },
   meta: { color: colors.muted, fontSize: "11px" },
   warn: { color: colors.bad, fontSize: "11px" },
+  caution: { color: colors.caution, fontSize: "11px" },
   row: { display: "flex", flexWrap: "wrap", gap: "6px", alignItems: "center", margin: "4px 0" },
   select: {
     background: colors.row,
@@ -140,14 +142,20 @@ function CapabilityLine(props: { caps: Capabilities | null }): unknown {
 }
 
 /**
- * Why a model does not fit the active series, or undefined when it does: modality, colour vs
- * greyscale, a 3D model on a single image, and body part (only when both sides state one).
+ * How a model fits the active series. A refusal means the model cannot take the series (modality,
+ * colour vs greyscale, a 3D model on a single image, too few slices, missing patient geometry) and Run
+ * is refused; a warning means it can run but the result deserves a second look (the series' body
+ * part is not one the model was made for), and Run stays available.
  */
-export function modelMismatch(
-  model: ModelIndexEntry,
-  displaySet: (DisplaySet & { instances?: Record<string, unknown>[] }) | undefined,
-): string | undefined {
-  if (!displaySet) return undefined;
+export interface ModelFit {
+  refusal?: string;
+  warning?: string;
+}
+
+type PanelDisplaySet = DisplaySet & { instances?: Record<string, unknown>[] };
+
+/** Why the model cannot take the series, or undefined when it can. */
+function modelRefusal(model: ModelIndexEntry, displaySet: PanelDisplaySet): string | undefined {
   const modality = displaySet.Modality;
   if (modality && model.modalities.length > 0 && !model.modalities.includes(modality)) {
     return `needs ${model.modalities.join("/")}, series is ${modality}`;
@@ -165,14 +173,35 @@ export function modelMismatch(
   }
   const missing = missingGeometry(displaySet.instances ?? []);
   if (missing.length > 0) return `series lacks ${missing.join(" and ")}`;
+  return undefined;
+}
+
+/**
+ * A body part the model was not made for, only when both the manifest and the series state one.
+ * Only a warning: BodyPartExamined is often absent or wrong in real data (an abdominal CT tagged
+ * CHEST), so it cannot decide on its own whether a model may run.
+ */
+function bodyPartWarning(model: ModelIndexEntry, displaySet: PanelDisplaySet): string | undefined {
   const bodyParts = Array.isArray(model.bodyParts)
     ? model.bodyParts.filter((b): b is string => typeof b === "string")
     : [];
-  const bodyPart = typeof first?.BodyPartExamined === "string" ? first.BodyPartExamined.toUpperCase() : "";
-  if (bodyParts.length > 0 && bodyPart && !bodyParts.some((b) => b.toUpperCase() === bodyPart)) {
-    return `made for ${bodyParts.join("/")}, series is ${bodyPart}`;
+  const first = displaySet.instances?.[0];
+  const bodyPart = typeof first?.BodyPartExamined === "string"
+    ? first.BodyPartExamined.trim().toUpperCase()
+    : "";
+  if (bodyParts.length === 0 || !bodyPart || bodyParts.some((b) => b.toUpperCase() === bodyPart)) {
+    return undefined;
   }
-  return undefined;
+  return `made for ${bodyParts.join("/")}, series is tagged ${bodyPart}`;
+}
+
+/** Refusal and warning of `model` on the active series; neither when no series is open. */
+export function modelFit(model: ModelIndexEntry, displaySet: PanelDisplaySet | undefined): ModelFit {
+  if (!displaySet) return {};
+  const refusal = modelRefusal(model, displaySet);
+  if (refusal) return { refusal };
+  const warning = bodyPartWarning(model, displaySet);
+  return warning ? { warning } : {};
 }
 
 function ModelList(
@@ -194,7 +223,7 @@ function ModelList(
     "ul",
     { id: "edgeseg-models", "data-count": String(props.models.length), style: styles.list },
     ...props.models.map((m) => {
-      const mismatch = modelMismatch(m, props.active);
+      const fit = modelFit(m, props.active);
       const isSelected = m.id === props.selected;
       return h(
         "li",
@@ -213,7 +242,8 @@ function ModelList(
             m.spatialMode ? ` · ${m.spatialMode}` : ""
           } · ${m.id}`,
         ),
-        mismatch ? h("div", { style: styles.warn, "data-mismatch": mismatch }, mismatch) : null,
+        fit.refusal ? h("div", { style: styles.warn, "data-mismatch": fit.refusal }, fit.refusal) : null,
+        fit.warning ? h("div", { style: styles.caution, "data-warning": fit.warning }, fit.warning) : null,
       );
     }),
   );
@@ -813,9 +843,9 @@ export function EdgeSegPanel(
   }, [props.servicesManager]);
 
   const model = models?.find((m) => m.id === selected);
-  const mismatch = model ? modelMismatch(model, active) : undefined;
+  const fit = model ? modelFit(model, active) : {};
   const running = progress !== null;
-  const canRun = !!model && !!active && !mismatch && !running;
+  const canRun = !!model && !!active && !fit.refusal && !running;
   const choices = uncertaintyChoices(model);
   const method = choices.includes(uncertainty) ? uncertainty : "none";
 
@@ -901,7 +931,7 @@ export function EdgeSegPanel(
         id: "edgeseg-run",
         type: "button",
         disabled: !canRun,
-        title: mismatch ?? (active ? undefined : "Open a series first"),
+        title: fit.refusal ?? fit.warning ?? (active ? undefined : "Open a series first"),
         style: canRun ? styles.button : { ...styles.button, ...styles.buttonDisabled },
         onClick: run,
       }, "Run"),
@@ -914,11 +944,19 @@ export function EdgeSegPanel(
         }, "Cancel")
         : null,
     ),
-    model && mismatch
+    model && fit.refusal
       ? h(
         "div",
-        { id: "edgeseg-run-blocked", "data-reason": mismatch, style: styles.warn },
-        `${model.name} cannot run on this series: ${mismatch}. Choose a model that fits.`,
+        { id: "edgeseg-run-blocked", "data-reason": fit.refusal, style: styles.warn },
+        `${model.name} cannot run on this series: ${fit.refusal}. Choose a model that fits.`,
+      )
+      : null,
+    model && fit.warning
+      ? h(
+        "div",
+        { id: "edgeseg-run-warning", "data-reason": fit.warning, style: styles.caution },
+        `Check the result: ${model.name} is ${fit.warning}. BodyPartExamined is often missing or ` +
+          "wrong, so Run stays available.",
       )
       : null,
     progress ? h(ProgressView, { progress }) : null,

@@ -7,7 +7,9 @@
  *   d. the WebGPU device is lost mid-run (test hook): the run finishes on WASM, says why, matches the
  *      headless result, and the panel answers a click while it happens;
  *   e. leaving the study mid-run (OHIF's return to the study list) cancels the worker run and no
- *      labelmap is added afterwards.
+ *      labelmap is added afterwards;
+ *   f. a model made for another body part is only a warning: the reason is shown, Run stays available
+ *      and the run succeeds (BodyPartExamined is often absent or wrong in real data).
  * Every wait is on page state; runs are observed through the panel and the "edgeseg:run-*" marks.
  */
 import assert from "node:assert/strict";
@@ -34,6 +36,8 @@ import { digestSlice, type SliceDigest, viewerDigest } from "../helpers/viewer.t
 const TEST_MODELS = join(PROJECT_ROOT, "tests", "fixtures", "models");
 /** tiny-3d with its manifest's minimum raised to 4 slices (the ONNX file and its sha256 unchanged). */
 const MIN_SLICES = 4;
+/** tiny-2d copied under this id with its manifest's body parts set to HEART; the phantom says ABDOMEN. */
+const HEART_MODEL = "tiny-2d-heart";
 
 const SMALL = phantomSeries({ slices: 8, size: 64, uidRoot: "2.25.5020261124", seed: 7 });
 const TWO_SLICES = phantomSeries({ slices: 2, size: 64, uidRoot: "2.25.5020261125" });
@@ -53,19 +57,36 @@ function withoutGeometry(series: PhantomSeries): Uint8Array[] {
   });
 }
 
-/** A models folder with the test packages, tiny-3d's minimum slices raised. */
+/** Copies the test package `id` into `dir` under `as` (its folder name). */
+async function copyPackage(dir: string, id: string, as = id): Promise<void> {
+  await Deno.mkdir(join(dir, as));
+  for await (const e of Deno.readDir(join(TEST_MODELS, id))) {
+    await Deno.copyFile(join(TEST_MODELS, id, e.name), join(dir, as, e.name));
+  }
+}
+
+/** The manifest fields the edits below touch. */
+type ManifestJson = { id: string; name: string; constraints: Record<string, unknown> };
+
+/** Rewrites `<dir>/<id>/manifest.json` with `edit` (the ONNX files and their sha256 unchanged). */
+async function editManifest(dir: string, id: string, edit: (m: ManifestJson) => void): Promise<void> {
+  const path = join(dir, id, "manifest.json");
+  const manifest = JSON.parse(await Deno.readTextFile(path));
+  edit(manifest);
+  await Deno.writeTextFile(path, JSON.stringify(manifest, null, 2));
+}
+
+/** A models folder with the test packages, tiny-3d's minimum slices raised, and a HEART copy of tiny-2d. */
 async function modelsDir(): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "edgeseg-e2e-failure-models-" });
-  for (const id of ["tiny-2d", "tiny-2d-rgb", "tiny-3d", "tiny-sigmoid"]) {
-    await Deno.mkdir(join(dir, id));
-    for await (const e of Deno.readDir(join(TEST_MODELS, id))) {
-      await Deno.copyFile(join(TEST_MODELS, id, e.name), join(dir, id, e.name));
-    }
-  }
-  const path = join(dir, "tiny-3d", "manifest.json");
-  const manifest = JSON.parse(await Deno.readTextFile(path));
-  manifest.constraints.minSlices = MIN_SLICES;
-  await Deno.writeTextFile(path, JSON.stringify(manifest, null, 2));
+  for (const id of ["tiny-2d", "tiny-2d-rgb", "tiny-3d", "tiny-sigmoid"]) await copyPackage(dir, id);
+  await editManifest(dir, "tiny-3d", (m) => m.constraints.minSlices = MIN_SLICES);
+  await copyPackage(dir, "tiny-2d", HEART_MODEL);
+  await editManifest(dir, HEART_MODEL, (m) => {
+    m.id = HEART_MODEL;
+    m.name = "Tiny 2D made for the heart";
+    m.constraints.bodyParts = ["HEART"];
+  });
   return dir;
 }
 
@@ -159,7 +180,8 @@ async function headlessDigest(): Promise<SliceDigest> {
 
 Deno.test({
   name:
-    "the panel fails clearly and cleanly: wrong modality, too few slices, no geometry, GPU lost, study closed",
+    "the panel fails clearly and cleanly: wrong modality, too few slices, no geometry, GPU lost, study closed, " +
+    "and only warns on another body part",
   ignore: skipReason !== null,
   sanitizeOps: false,
   sanitizeResources: false,
@@ -308,6 +330,35 @@ Deno.test({
               "a run after the closed study works",
             );
             assert.deepEqual(await viewerDigest(page), expected);
+          }),
+      );
+
+      await t.step(
+        "f. a model made for another body part is a warning: Run stays available and the run succeeds",
+        () =>
+          withFailureOnError(browser, "f", async () => {
+            await openStudy(page, edge, SMALL.studyInstanceUID);
+            await select(page, HEART_MODEL);
+            const item = `[data-model-id="${HEART_MODEL}"]`;
+            const reason = /made for HEART, series is tagged ABDOMEN/;
+            assert.match((await page.getAttribute(`${item} [data-warning]`, "data-warning")) ?? "", reason);
+            assert.equal(
+              await page.locator(`${item} [data-mismatch]`).count(),
+              0,
+              "not refused in the picker",
+            );
+            assert.equal(await page.locator("#edgeseg-run-blocked").count(), 0);
+            const warning = page.locator("#edgeseg-run-warning");
+            assert.ok(await warning.isVisible(), "the warning is on screen");
+            assert.match(await warning.innerText(), reason);
+            assert.equal(await page.isDisabled("#edgeseg-run"), false, "Run stays available");
+            await page.selectOption("#edgeseg-device", "wasm");
+            await page.click("#edgeseg-run");
+            await page.waitForSelector("#edgeseg-result, #edgeseg-error", { timeout: 120000 });
+            await screenshot(page, "failure-f-body-part-warning");
+            assert.equal(await page.locator("#edgeseg-error").count(), 0, "the run finished");
+            assert.deepEqual(await viewerDigest(page), expected, "the same network gives the same labelmap");
+            assert.ok(await warning.isVisible(), "the warning stays next to the result");
           }),
       );
     } finally {

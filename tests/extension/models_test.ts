@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import { fetchModelIndex, parseModelIndexEntry } from "../../extension/src/models.ts";
-import { modelMismatch } from "../../extension/src/panel.ts";
+import { modelFit } from "../../extension/src/panel.ts";
+
+/** The refusal, if any, of a model on a series. */
+const refusal = (...args: Parameters<typeof modelFit>) => modelFit(...args).refusal;
 
 Deno.test("a model index entry keeps its fields and fills a missing name from the id", () => {
   const e = parseModelIndexEntry({
@@ -44,12 +47,12 @@ Deno.test("the model index is fetched, bad entries are set aside, and HTTP error
 
 Deno.test("a model is flagged when the series modality is not one it takes", () => {
   const m = { id: "r", name: "R", version: "1", modalities: ["OP"], labels: [] };
-  assert.equal(modelMismatch(m, { displaySetInstanceUID: "1", Modality: "CT" }), "needs OP, series is CT");
-  assert.equal(modelMismatch(m, { displaySetInstanceUID: "1", Modality: "OP" }), undefined);
-  assert.equal(modelMismatch(m, undefined), undefined);
+  assert.equal(refusal(m, { displaySetInstanceUID: "1", Modality: "CT" }), "needs OP, series is CT");
+  assert.equal(refusal(m, { displaySetInstanceUID: "1", Modality: "OP" }), undefined);
+  assert.equal(refusal(m, undefined), undefined);
 });
 
-Deno.test("a model is flagged for colour vs greyscale, a 3D model on one image, and a different body part", () => {
+Deno.test("a model is refused for colour vs greyscale and for a 3D model on one image", () => {
   const base = { id: "m", name: "M", version: "1", modalities: [], labels: [] };
   const ct = {
     displaySetInstanceUID: "1",
@@ -57,13 +60,42 @@ Deno.test("a model is flagged for colour vs greyscale, a 3D model on one image, 
     numImageFrames: 1,
     instances: [{ SamplesPerPixel: 1, BodyPartExamined: "CHEST" }],
   };
-  assert.equal(modelMismatch({ ...base, channels: 3 }, ct), "needs colour images, series is greyscale");
-  assert.equal(modelMismatch({ ...base, spatialMode: "patch3d" }, ct), "3D model, series has 1 image");
-  assert.equal(modelMismatch({ ...base, spatialMode: "patch3d" }, { ...ct, numImageFrames: 40 }), undefined);
-  assert.equal(modelMismatch({ ...base, bodyParts: ["HEART"] }, ct), "made for HEART, series is CHEST");
-  assert.equal(modelMismatch({ ...base, bodyParts: ["chest"] }, ct), undefined);
-  assert.equal(
-    modelMismatch({ ...base, bodyParts: ["HEART"] }, { ...ct, instances: [{ SamplesPerPixel: 1 }] }),
-    undefined,
+  assert.equal(refusal({ ...base, channels: 3 }, ct), "needs colour images, series is greyscale");
+  assert.equal(refusal({ ...base, spatialMode: "patch3d" }, ct), "3D model, series has 1 image");
+  assert.equal(refusal({ ...base, spatialMode: "patch3d" }, { ...ct, numImageFrames: 40 }), undefined);
+});
+
+Deno.test("a different body part is a warning that leaves Run available, never a refusal", () => {
+  const base = { id: "m", name: "M", version: "1", modalities: ["CT"], labels: [] };
+  const ct = {
+    displaySetInstanceUID: "1",
+    Modality: "CT",
+    numImageFrames: 40,
+    instances: [{ SamplesPerPixel: 1, BodyPartExamined: "chest " }],
+  };
+  assert.deepEqual(modelFit({ ...base, bodyParts: ["ABDOMEN", "LIVER"] }, ct), {
+    warning: "made for ABDOMEN/LIVER, series is tagged CHEST",
+  });
+  assert.deepEqual(
+    modelFit({ ...base, bodyParts: ["Chest"] }, ct),
+    {},
+    "same part, any case",
   );
+  assert.deepEqual(
+    modelFit({ ...base, bodyParts: ["HEART"] }, { ...ct, instances: [{ SamplesPerPixel: 1 }] }),
+    {},
+    "the series states no body part",
+  );
+  assert.deepEqual(modelFit(base, ct), {}, "the model states no body part");
+});
+
+Deno.test("a refusal wins over a body-part warning: the hard reason is the one shown", () => {
+  const model = { id: "r", name: "R", version: "1", modalities: ["OP"], bodyParts: ["EYE"], labels: [] };
+  const ct = {
+    displaySetInstanceUID: "1",
+    Modality: "CT",
+    instances: [{ SamplesPerPixel: 1, BodyPartExamined: "ABDOMEN" }],
+  };
+  assert.deepEqual(modelFit(model, ct), { refusal: "needs OP, series is CT" });
+  assert.deepEqual(modelFit(model, undefined), {}, "no series open: nothing to say");
 });

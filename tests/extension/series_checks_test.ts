@@ -3,9 +3,12 @@
  * several images without the patient geometry to stack them.
  */
 import assert from "node:assert/strict";
-import { modelMismatch } from "../../extension/src/panel.ts";
+import { modelFit } from "../../extension/src/panel.ts";
 import { missingGeometry } from "../../extension/src/run.ts";
 import type { ModelIndexEntry } from "../../extension/src/models.ts";
+
+/** The refusal, if any, of a model on a series. */
+const refusal = (...args: Parameters<typeof modelFit>) => modelFit(...args).refusal;
 
 const model3d: ModelIndexEntry = {
   id: "tiny-3d",
@@ -29,10 +32,10 @@ Deno.test("a series with fewer slices than the manifest's minSlices is flagged w
     numImageFrames: 2,
     instances: [placed(0), placed(2)],
   };
-  assert.equal(modelMismatch(model3d, two), "needs at least 4 slices, series has 2");
+  assert.equal(refusal(model3d, two), "needs at least 4 slices, series has 2");
   const four = { ...two, numImageFrames: 4, instances: [0, 1, 2, 3].map(placed) };
-  assert.equal(modelMismatch(model3d, four), undefined);
-  assert.equal(modelMismatch({ ...model3d, minSlices: null }, two), undefined, "no minimum stated");
+  assert.equal(refusal(model3d, four), undefined);
+  assert.equal(refusal({ ...model3d, minSlices: null }, two), undefined, "no minimum stated");
 });
 
 Deno.test("a series of several images without position or orientation is flagged, naming what is missing", () => {
@@ -45,7 +48,7 @@ Deno.test("a series of several images without position or orientation is flagged
   assert.deepEqual(missingGeometry(one), ["ImagePositionPatient (absent or malformed in 1 of 3 images)"]);
   const model = { ...model3d, minSlices: 2 };
   assert.match(
-    modelMismatch(model, {
+    refusal(model, {
       displaySetInstanceUID: "1",
       Modality: "CT",
       numImageFrames: 3,
