@@ -1,8 +1,9 @@
 /**
- * Parametric Map writer for the float32 uncertainty map: one frame per source slice in source order,
- * FloatPixelData, Real World Value Mapping (label, explanation naming the measure and the number of
- * passes, unit "1" in UCUM, Quantity Definition), Frame VOI LUT with LINEAR_EXACT,
- * ContentQualification RESEARCH, RecognizableVisualFeatures NO, derivation references per frame.
+ * Parametric Map writer for the float32 uncertainty map: one frame per source slice, ascending along
+ * the image normal (see frameOrder), FloatPixelData, Real World Value Mapping (label, explanation
+ * naming the measure and the number of passes, unit "1" in UCUM, Quantity Definition), Frame VOI LUT
+ * with LINEAR_EXACT, ContentQualification RESEARCH, RecognizableVisualFeatures NO, derivation
+ * references per frame.
  */
 import { ConformanceError } from "../core/errors.ts";
 import type { Geometry, UncertaintyMeasure } from "../core/types.ts";
@@ -150,11 +151,12 @@ export function writeParametricMap(input: ParametricMapWriteInput): Uint8Array {
   };
   if (!sheared) pixelMeasures.SpacingBetweenSlices = ds(g.spacing[2]);
 
+  const order = frameOrder(g);
   const perFrame: NaturalizedDataset[] = [];
-  for (let k = 0; k < K; k++) {
+  for (const k of order) {
     perFrame.push({
       DerivationImageSequence: derivationImage(source, k, Codes.modelUncertainty),
-      FrameContentSequence: [{ DimensionIndexValues: [k + 1] }],
+      FrameContentSequence: [{ DimensionIndexValues: [perFrame.length + 1] }],
       PlanePositionSequence: [{ ImagePositionPatient: slicePosition(g, k).map(ds) }],
     });
   }
@@ -221,7 +223,27 @@ export function writeParametricMap(input: ParametricMapWriteInput): Uint8Array {
   // data, is appended by the fast encoder (see encode.ts for the measured reason)
   const head = writeWithTrailingSequence(dataset, "PerFrameFunctionalGroupsSequence", perFrame);
   const { file, value } = allocateWithPixelElement(head, "FloatPixelData", "OF", P * K * 4);
-  // Float32 frames in k order are exactly the map's planar layout; copy the bytes (little-endian hosts)
-  value.set(new Uint8Array(map.data.buffer, map.data.byteOffset, P * K * 4));
+  // Float32 frames are the map's planar slices in frame order; copy the bytes (little-endian hosts)
+  const bytes = new Uint8Array(map.data.buffer, map.data.byteOffset, P * K * 4);
+  order.forEach((k, f) => value.set(bytes.subarray(k * P * 4, (k + 1) * P * 4), f * P * 4));
   return file;
+}
+
+/**
+ * Slice indices in frame order: ascending along the image normal (row × column direction). OHIF's
+ * PMAP loader (extension cornerstone-dicom-pmap, 3.13.2) copies the frames in file order into a volume
+ * derived from the referenced series, whose slices Cornerstone sorts ascending along that normal; it
+ * does not place frames by their references or positions. A grid whose k axis points against the
+ * normal is therefore written last slice first, so every frame lands on its own source slice there.
+ */
+export function frameOrder(g: Geometry): number[] {
+  const d = g.direction;
+  const normal = [
+    d[3] * d[7] - d[6] * d[4],
+    d[6] * d[1] - d[0] * d[7],
+    d[0] * d[4] - d[3] * d[1],
+  ];
+  const along = normal[0] * d[2] + normal[1] * d[5] + normal[2] * d[8];
+  const ks = Array.from({ length: g.dims[2] }, (_, k) => k);
+  return along < 0 ? ks.reverse() : ks;
 }

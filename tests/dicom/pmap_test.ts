@@ -2,7 +2,8 @@
 import assert from "node:assert/strict";
 import { ConformanceError } from "../../src/core/errors.ts";
 import { parseDicom, seq } from "../../src/dicom/dataset.ts";
-import { writeParametricMap } from "../../src/dicom/pmap.ts";
+import { slicePosition } from "../../src/dicom/common.ts";
+import { frameOrder, writeParametricMap } from "../../src/dicom/pmap.ts";
 import { readSeries } from "../../src/dicom/read.ts";
 import { readParametricMap } from "../../src/dicom/segread.ts";
 import { syntheticSeries } from "./synthetic.ts";
@@ -85,4 +86,51 @@ Deno.test("the Parametric Map writer refuses NaN values and a map on another gri
       }),
     (e: unknown) => e instanceof ConformanceError && e.code === "GEOMETRY_MISMATCH",
   );
+});
+
+Deno.test("Parametric Map frames ascend along the image normal even when the grid's k axis points against it", async () => {
+  // The same series on a grid whose k axis is reversed: slice k of this grid is slice K-1-k above.
+  const g = r.volume.geometry;
+  const [cols, rows, K] = g.dims;
+  const P = cols * rows;
+  const last = slicePosition(g, K - 1);
+  const d = g.direction;
+  const reversed = {
+    ...g,
+    origin: last,
+    direction: [d[0], d[1], -d[2], d[3], d[4], -d[5], d[6], d[7], -d[8]] as typeof d,
+  };
+  const refs = [...r.volume.source!.instances].reverse();
+  const flipped = new Float32Array(map.length);
+  for (let k = 0; k < K; k++) flipped.set(map.subarray((K - 1 - k) * P, (K - k) * P), k * P);
+  assert.deepEqual(frameOrder(g), Array.from({ length: K }, (_, k) => k), "ascending grid: k order");
+  assert.deepEqual(frameOrder(reversed), Array.from({ length: K }, (_, k) => K - 1 - k), "reversed grid");
+
+  const bytes = writeParametricMap({
+    source: { instances: [...r.instances].reverse(), geometry: reversed, refs },
+    map: { geometry: reversed, data: flipped, measure: "entropy" },
+    options: golden,
+  });
+  // Frame f is the ascending grid's slice f: its position, its source reference and its values.
+  const { dataset } = parseDicom(bytes);
+  const perFrame = seq(dataset, "PerFrameFunctionalGroupsSequence");
+  const normal = [d[2], d[5], d[8]];
+  let previous = -Infinity;
+  perFrame.forEach((frame, f) => {
+    const ipp = (seq(frame, "PlanePositionSequence")[0].ImagePositionPatient as string[]).map(Number);
+    const along = ipp[0] * normal[0] + ipp[1] * normal[1] + ipp[2] * normal[2];
+    assert.ok(along > previous, `frame ${f} lies above frame ${f - 1} along the normal`);
+    previous = along;
+    const src = seq(seq(frame, "DerivationImageSequence")[0], "SourceImageSequence")[0];
+    assert.equal(src.ReferencedSOPInstanceUID, source.refs[f].sopInstanceUID, `frame ${f} source`);
+  });
+  const frames = (await readParametricMap(bytes)).frames;
+  frames.forEach((frame, f) =>
+    assert.deepEqual(frame, map.subarray(f * P, (f + 1) * P), `frame ${f} values`)
+  );
+  const back = await readParametricMap(bytes, { geometry: reversed, refs });
+  assert.deepEqual(back.data, flipped, "read back on the reversed grid, every slice in place");
+  const path = `${artifacts}pmap-reversed-grid.dcm`;
+  Deno.writeFileSync(path, bytes);
+  if (hasDciodvfy) assert.deepEqual(dciodvfy(path).errors, []);
 });

@@ -59,6 +59,33 @@ Deno.test("the derived mode keeps the basic route but has its own id, route, mod
   assert.deepEqual(instance.routes[0].layoutInstance.props.rightPanels, [BASIC_SEG_PANEL, "measurements"]);
 });
 
+Deno.test("the derived mode keeps the basic mode's SOP class handlers and viewports, so a stored PM opens", () => {
+  const pmapHandler = "@ohif/extension-cornerstone-dicom-pmap.sopClassHandlerModule.dicom-pmap";
+  const pmapViewport = "@ohif/extension-cornerstone-dicom-pmap.viewportModule.dicom-pmap";
+  const { instance } = fakeBasic();
+  const basic = {
+    ...instance,
+    sopClassHandlers: ["@ohif/extension-cornerstone-dicom-seg.sopClassHandlerModule.dicom-seg", pmapHandler],
+    extensions: { ...instance.extensions, "@ohif/extension-cornerstone-dicom-pmap": "^3.0.0" },
+    routes: [{
+      ...instance.routes[0],
+      layoutInstance: {
+        ...instance.routes[0].layoutInstance,
+        props: {
+          ...instance.routes[0].layoutInstance.props,
+          viewports: [{ namespace: pmapViewport, displaySetsToDisplay: [pmapHandler] }],
+        },
+      },
+    }],
+  };
+  const mode = deriveMode(basic);
+  assert.deepEqual(mode.sopClassHandlers, basic.sopClassHandlers);
+  assert.ok(Object.keys(mode.extensions as object).includes("@ohif/extension-cornerstone-dicom-pmap"));
+  assert.deepEqual(mode.routes[0].layoutInstance.props.viewports, [
+    { namespace: pmapViewport, displaySetsToDisplay: [pmapHandler] },
+  ]);
+});
+
 Deno.test("entering the mode runs the basic mode's setup and then adds the EdgeSeg toolbar button", () => {
   const { instance, entered } = fakeBasic();
   const mode = deriveMode(instance);

@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { parseDicom } from "../../src/dicom/dataset.ts";
+import { writeParametricMap } from "../../src/dicom/pmap.ts";
+import { readSeries } from "../../src/dicom/read.ts";
 import {
   getJson,
   parseMultipartResponse,
@@ -206,4 +209,54 @@ Deno.test({
       }
     });
   },
+});
+
+Deno.test("a stored Parametric Map: metadata carries what OHIF's PMAP handler reads, float frames, bulk data and the instance come back exact", async () => {
+  const { instances, volume } = await readSeries(ph.files);
+  const P = ph.rows * ph.columns;
+  const map = new Float32Array(P * ph.files.length).map((_, i) => (i % 97) / 97 + 1e-3);
+  const pm = writeParametricMap({
+    source: { instances, geometry: volume.geometry, refs: volume.source!.instances },
+    map: { geometry: volume.geometry, data: map, measure: "entropy" },
+  });
+  const sopUID = String(parseDicom(pm).dataset.SOPInstanceUID);
+  const pmSeries = String(parseDicom(pm).dataset.SeriesInstanceUID);
+  await withServer({}, async (s) => {
+    await stow(s, [...ph.files, pm]);
+    const instancePath = `/dicom-web/studies/${ph.studyInstanceUID}/series/${pmSeries}/instances/${sopUID}`;
+    const { json } = await getJson(s, `${instancePath}/metadata`);
+    const ds = json[0] as Record<
+      string,
+      { Value?: Record<string, { Value?: unknown[] }>[]; BulkDataURI?: string }
+    >;
+    // OHIF's PMAP SOP class handler and viewport read these from the metadata, not from the file.
+    assert.equal(val(ds, "00080016"), "1.2.840.10008.5.1.4.1.1.30");
+    assert.equal(val(ds["00081115"].Value![0], "0020000E"), ph.seriesInstanceUID);
+    const shared = ds["52009229"].Value![0] as Record<string, { Value?: Record<string, unknown>[] }>;
+    assert.ok(shared["00289110"].Value![0], "SharedFunctionalGroups has PixelMeasuresSequence");
+    assert.match(ds["7FE00008"].BulkDataURI!, new RegExp(`/instances/${sopUID}/bulk/7FE00008$`));
+    // frames/N: raw little-endian float32 of frame N
+    const res = await fetch(s.at(`${instancePath}/frames/2`), { headers: { accept: OHIF_FRAME_ACCEPT } });
+    assert.equal(res.status, 200);
+    const [part] = parseMultipartResponse(
+      new Uint8Array(await res.arrayBuffer()),
+      res.headers.get("content-type")!,
+    );
+    assert.deepEqual(new Float32Array(part.body.slice().buffer), map.subarray(P, 2 * P));
+    // bulk data: all frames
+    const bulk = await fetch(ds["7FE00008"].BulkDataURI!, {
+      headers: { accept: "application/octet-stream" },
+    });
+    assert.equal(bulk.status, 200);
+    assert.deepEqual(new Float32Array(await bulk.arrayBuffer()), map);
+    // the whole instance, as OHIF's PMAP loader retrieves it
+    const whole = await fetch(s.at(instancePath), {
+      headers: { accept: 'multipart/related; type="application/dicom"' },
+    });
+    const [file] = parseMultipartResponse(
+      new Uint8Array(await whole.arrayBuffer()),
+      whole.headers.get("content-type")!,
+    );
+    assert.deepEqual(file.body, pm);
+  });
 });
