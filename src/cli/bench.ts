@@ -28,6 +28,7 @@ import type { Volume } from "../core/types.ts";
 import { validateManifest } from "../core/manifest.ts";
 import { loadModel, openPackage, PROJECT_ROOT } from "../inference/deno.ts";
 import { createNativeRuntime } from "../inference/node_native.ts";
+import { CHROMIUM, chromiumArgs } from "./chromium.ts";
 import { sha256Hex } from "../inference/package.ts";
 import { windowShapeOf } from "../inference/session.ts";
 import type { ModelPackage } from "../inference/package.ts";
@@ -214,7 +215,6 @@ async function benchModels(ctx: BenchContext): Promise<BenchModels> {
 // ---------------------------------------------------------------------------------------------
 // Chromium
 
-const CHROMIUM = "/usr/bin/chromium";
 const TYPES: Record<string, string> = {
   ".html": "text/html; charset=utf-8",
   ".js": "text/javascript",
@@ -398,20 +398,7 @@ async function inferenceSection(ctx: BenchContext): Promise<SectionResult> {
     const { chromium } = await import("playwright-core");
     const launch = async (webgpu: boolean) => {
       const udd = await Deno.makeTempDir({ prefix: "edgeseg-bench-" });
-      const args = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        `--user-data-dir=${udd}`,
-        "--remote-debugging-pipe",
-        "--no-startup-window",
-      ];
-      if (webgpu) args.push("--enable-unsafe-webgpu");
+      const args = chromiumArgs(udd, { webgpu, extra: ["--no-startup-window"] });
       const browser = await chromium.launch({
         executablePath: CHROMIUM,
         ignoreDefaultArgs: true,

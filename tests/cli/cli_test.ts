@@ -10,19 +10,11 @@ import { InputError } from "../../src/core/errors.ts";
 import { phantomSeries } from "../../src/dicom/phantom.ts";
 import { readSegmentation } from "../../src/dicom/mod.ts";
 import { readImage, readNifti, writeNifti, writePng } from "../../src/io/mod.ts";
+import { runScript, type ScriptRun } from "../helpers/cli.ts";
 
-const root = new URL("../..", import.meta.url).pathname;
-
-async function run(task: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", join(root, "src/cli", `${task}.ts`), ...args],
-    cwd: root,
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+/** Runs the CLI task `task` (src/cli/<task>.ts). */
+function run(task: string, args: string[]): Promise<ScriptRun> {
+  return runScript(`src/cli/${task}.ts`, args);
 }
 
 Deno.test("--uncertainty accepts the documented grammar and refuses anything else", () => {

@@ -8,22 +8,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { readSegmentation } from "../../src/dicom/mod.ts";
 import { dciodvfy, hasDciodvfy } from "../dicom/tools.ts";
-import { LA_CASE, laMriCase, PROJECT_ROOT } from "../helpers/paths.ts";
-
-async function deno(
-  script: string,
-  args: string[],
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", join(PROJECT_ROOT, script), ...args],
-    cwd: PROJECT_ROOT,
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+import { runScript } from "../helpers/cli.ts";
+import { LA_CASE, laMriCase } from "../helpers/paths.ts";
 
 const la = laMriCase();
 if (!la) console.log(`skip: ../shared/data/la-mri/${LA_CASE}_* is absent, la-mri-3d is not run from the CLI`);
@@ -36,11 +22,11 @@ Deno.test({
     const dir = await Deno.makeTempDir({ prefix: "edgeseg-cli-la-" });
     try {
       const series = join(dir, LA_CASE);
-      const w = await deno("src/dicom/wrap_volume.ts", [la!.image, series, "--body-part", "HEART"]);
+      const w = await runScript("src/dicom/wrap_volume.ts", [la!.image, series, "--body-part", "HEART"]);
       assert.equal(w.code, 0, w.stderr);
       const seriesUID = /88 MR instances, series ([0-9.]+)/.exec(w.stdout)?.[1];
       assert.ok(seriesUID, `the wrap names 88 instances and the series: ${w.stdout}`);
-      const r = await deno("src/cli/segment.ts", [
+      const r = await runScript("src/cli/segment.ts", [
         "--model",
         "la-mri-3d",
         "--input",

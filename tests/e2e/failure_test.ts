@@ -16,22 +16,22 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import dcmjs from "dcmjs";
 import type { Page } from "playwright-core";
-import { buildExtension } from "../../extension/build.ts";
 import { type PhantomSeries, phantomSeries } from "../../src/dicom/phantom.ts";
 import { readSeries } from "../../src/dicom/read.ts";
-import { DicomWebClient } from "../../src/dicom/web.ts";
 import { loadModel } from "../../src/inference/deno.ts";
 import { segment } from "../../src/segmentation/segment.ts";
-import { ensureOhif, type RunningServer, startServer } from "../../src/server/mod.ts";
+import type { RunningServer } from "../../src/server/mod.ts";
+import { chromiumMissing, screenshot } from "../helpers/browser.ts";
 import {
-  type Browser,
-  chromiumMissing,
-  launchBrowser,
-  screenshot,
-  waitForCanvasContent,
-} from "../helpers/browser.ts";
+  openStudy,
+  runError,
+  selectModel,
+  waitForRunEnd,
+  withEdgeViewer,
+  withFailureReport,
+} from "../helpers/edge.ts";
 import { PROJECT_ROOT } from "../helpers/paths.ts";
-import { digestSlice, type SliceDigest, viewerDigest } from "../helpers/viewer.ts";
+import { digestLabelmap, type SliceDigest, viewerDigest } from "../helpers/viewer.ts";
 
 const TEST_MODELS = join(PROJECT_ROOT, "tests", "fixtures", "models");
 /** tiny-3d with its manifest's minimum raised to 4 slices (the ONNX file and its sha256 unchanged). */
@@ -104,17 +104,12 @@ function pageState(page: Page): Promise<{ segmentations: number; started: number
   });
 }
 
-async function openStudy(page: Page, edge: RunningServer, studyUID: string, modality = "CT"): Promise<void> {
-  await page.goto(new URL(`/edgeseg?StudyInstanceUIDs=${encodeURIComponent(studyUID)}`, edge.url).href);
-  await waitForCanvasContent(page);
+/** Opens a study and waits for the panel's capabilities, series and model list. */
+async function openReady(page: Page, edge: RunningServer, studyUID: string, modality = "CT"): Promise<void> {
+  await openStudy(page, edge, studyUID);
   await page.waitForSelector('#edgeseg-capabilities[data-state="ready"]', { timeout: 30000 });
   await page.waitForSelector(`#edgeseg-series[data-modality="${modality}"]`, { timeout: 30000 });
   await page.waitForSelector('#edgeseg-panel:not([data-models="loading"])');
-}
-
-async function select(page: Page, modelId: string): Promise<void> {
-  await page.click(`#edgeseg-models [data-model-id="${modelId}"]`);
-  await page.waitForSelector(`[data-model-id="${modelId}"][data-selected="true"]`);
 }
 
 /**
@@ -128,7 +123,7 @@ async function assertRefused(
   shot: string,
   fits: string | null = "tiny-2d",
 ): Promise<void> {
-  await select(page, modelId);
+  await selectModel(page, modelId);
   const flagged = await page.getAttribute(`[data-model-id="${modelId}"] [data-mismatch]`, "data-mismatch");
   assert.match(flagged ?? "", reason, `the picker flags ${modelId}: ${flagged}`);
   const blocked = await page.locator("#edgeseg-run-blocked").innerText();
@@ -142,23 +137,9 @@ async function assertRefused(
   assert.equal(after.segmentations, 0, "no segmentation added");
   assert.equal(await page.locator("#edgeseg-progress, #edgeseg-result").count(), 0);
   if (fits === null) return;
-  await select(page, fits);
+  await selectModel(page, fits);
   assert.equal(await page.isDisabled("#edgeseg-run"), false, "Run is available with a model that fits");
   assert.equal(await page.locator("#edgeseg-run-blocked").count(), 0);
-}
-
-async function withFailureOnError(browser: Browser, name: string, fn: () => Promise<void>): Promise<void> {
-  try {
-    await fn();
-  } catch (err) {
-    await screenshot(browser.page, `failure-${name}-failed`).catch(() => {});
-    throw new Error(
-      `${err instanceof Error ? err.message : err}\nbrowser errors:\n  ${
-        browser.errors.slice(-8).join("\n  ")
-      }`,
-      { cause: err },
-    );
-  }
 }
 
 /** The headless WASM digest of the small phantom (the reference for case d). */
@@ -166,16 +147,7 @@ async function headlessDigest(): Promise<SliceDigest> {
   const { volume } = await readSeries(SMALL.files);
   const { runtime } = await loadModel(join(TEST_MODELS, "tiny-2d"), { providers: ["wasm"] });
   const result = await segment(volume, runtime, { uncertainty: "none" });
-  const [cols, rows, slices] = result.labelmap.geometry.dims;
-  const digest: SliceDigest = {};
-  for (let k = 0; k < slices; k++) {
-    digest[volume.source!.instances[k].sopInstanceUID] = digestSlice(
-      result.labelmap.data,
-      k * cols * rows,
-      cols * rows,
-    );
-  }
-  return digest;
+  return digestLabelmap(result.labelmap, volume);
 }
 
 Deno.test({
@@ -187,184 +159,178 @@ Deno.test({
   sanitizeResources: false,
   async fn(t) {
     const expected = await headlessDigest();
-    await buildExtension();
     const models = await modelsDir();
-    const dataDir = await Deno.makeTempDir({ prefix: "edgeseg-e2e-failure-" });
-    const edge = await startServer({
-      port: 0,
-      dataDir,
-      ohifDist: await ensureOhif(),
-      modelsDir: models,
-      seed: false,
-      log: () => {},
-    });
-    const client = new DicomWebClient({ baseUrl: new URL("/dicom-web", edge.url).href });
-    await client.store(SMALL.files);
-    await client.store(TWO_SLICES.files);
-    await client.store(withoutGeometry(NO_GEOMETRY));
-    await client.store(LARGE.files);
-    const browser = await launchBrowser({ webgpu: true });
-    const page = browser.page;
     try {
-      await t.step(
-        "a. a model for another modality is flagged and Run refused",
-        () =>
-          withFailureOnError(browser, "a", async () => {
-            await openStudy(page, edge, SMALL.studyInstanceUID);
-            await assertRefused(page, "tiny-2d-rgb", /needs OP\/XC\/OT, series is CT/, "failure-a-modality");
-          }),
-      );
+      await withEdgeViewer({
+        name: "failure",
+        failureShot: "failure-failed",
+        modelsDir: models,
+        store: [SMALL.files, TWO_SLICES.files, withoutGeometry(NO_GEOMETRY), LARGE.files],
+        webgpu: true,
+      }, async ({ edge, browser, page }) => {
+        await t.step(
+          "a. a model for another modality is flagged and Run refused",
+          () =>
+            withFailureReport(browser, "failure-a-failed", async () => {
+              await openReady(page, edge, SMALL.studyInstanceUID);
+              await assertRefused(
+                page,
+                "tiny-2d-rgb",
+                /needs OP\/XC\/OT, series is CT/,
+                "failure-a-modality",
+              );
+            }),
+        );
 
-      await t.step(
-        "b. too few slices for the 3D model's minimum is flagged and Run refused",
-        () =>
-          withFailureOnError(browser, "b", async () => {
-            await openStudy(page, edge, TWO_SLICES.studyInstanceUID);
-            await assertRefused(
-              page,
-              "tiny-3d",
-              new RegExp(`needs at least ${MIN_SLICES} slices, series has 2`),
-              "failure-b-slices",
-            );
-          }),
-      );
+        await t.step(
+          "b. too few slices for the 3D model's minimum is flagged and Run refused",
+          () =>
+            withFailureReport(browser, "failure-b-failed", async () => {
+              await openReady(page, edge, TWO_SLICES.studyInstanceUID);
+              await assertRefused(
+                page,
+                "tiny-3d",
+                new RegExp(`needs at least ${MIN_SLICES} slices, series has 2`),
+                "failure-b-slices",
+              );
+            }),
+        );
 
-      await t.step(
-        "c. a series without position and orientation is flagged, naming what is missing",
-        () =>
-          withFailureOnError(browser, "c", async () => {
-            await openStudy(page, edge, NO_GEOMETRY.studyInstanceUID);
-            const reason = /series lacks ImagePositionPatient \(.*\) and ImageOrientationPatient/;
-            // No model can run on this series: each is refused with the same reason.
-            for (const id of ["tiny-2d", "tiny-3d"]) {
-              await assertRefused(page, id, reason, `failure-c-${id}`, null);
-            }
-          }),
-      );
+        await t.step(
+          "c. a series without position and orientation is flagged, naming what is missing",
+          () =>
+            withFailureReport(browser, "failure-c-failed", async () => {
+              await openReady(page, edge, NO_GEOMETRY.studyInstanceUID);
+              const reason = /series lacks ImagePositionPatient \(.*\) and ImageOrientationPatient/;
+              // No model can run on this series: each is refused with the same reason.
+              for (const id of ["tiny-2d", "tiny-3d"]) {
+                await assertRefused(page, id, reason, `failure-c-${id}`, null);
+              }
+            }),
+        );
 
-      await t.step(
-        "d. the WebGPU device lost mid-run: the run finishes on WASM, says why, and the UI answers",
-        () =>
-          withFailureOnError(browser, "d", async () => {
-            await openStudy(page, edge, SMALL.studyInstanceUID);
-            assert.equal(await page.getAttribute("#edgeseg-capabilities", "data-webgpu"), "yes");
-            await select(page, "tiny-2d");
-            await page.selectOption("#edgeseg-device", "auto");
-            await page.evaluate(() => {
-              (globalThis as { EDGESEG_TEST_LOSE_WEBGPU_DEVICE_AFTER_WINDOWS?: number })
-                .EDGESEG_TEST_LOSE_WEBGPU_DEVICE_AFTER_WINDOWS = 2;
-            });
-            await page.click("#edgeseg-run");
-            await page.waitForSelector('#edgeseg-progress[data-phase="inference"]', { timeout: 120000 });
-            // A click on another control while the run goes on is answered at once.
-            const clickedWhileRunning = await page.evaluate(() => {
-              const running = document.querySelector("#edgeseg-progress") !== null;
-              (document.querySelector('[data-model-id="tiny-sigmoid"]') as HTMLElement).click();
-              return running;
-            });
-            await page.waitForSelector('[data-model-id="tiny-sigmoid"][data-selected="true"]', {
-              timeout: 5000,
-            });
-            assert.ok(clickedWhileRunning, "the click landed while the run was going on");
-            await page.waitForSelector("#edgeseg-result, #edgeseg-error", { timeout: 120000 });
-            await screenshot(page, "failure-d-device-lost");
-            const error = await page.locator("#edgeseg-error").count()
-              ? await page.locator("#edgeseg-error").innerText()
-              : "";
-            assert.equal(error, "", "the run finished");
-            assert.equal(await page.getAttribute("#edgeseg-provenance", "data-provider"), "wasm");
-            const why = await page.locator("#edgeseg-fallback").innerText();
-            assert.match(
-              why,
-              /webgpu: the WebGPU device was lost \(.*\) after \d+ windows?; the remaining windows ran on WASM/,
-              why,
-            );
-            assert.deepEqual(
-              await viewerDigest(page),
-              expected,
-              "the labelmap equals the headless WASM result",
-            );
-            assert.equal(await page.isDisabled("#edgeseg-run"), false, "Run is available again");
-            await page.evaluate(() => {
-              delete (globalThis as { EDGESEG_TEST_LOSE_WEBGPU_DEVICE_AFTER_WINDOWS?: number })
-                .EDGESEG_TEST_LOSE_WEBGPU_DEVICE_AFTER_WINDOWS;
-            });
-          }),
-      );
+        await t.step(
+          "d. the WebGPU device lost mid-run: the run finishes on WASM, says why, and the UI answers",
+          () =>
+            withFailureReport(browser, "failure-d-failed", async () => {
+              await openReady(page, edge, SMALL.studyInstanceUID);
+              assert.equal(await page.getAttribute("#edgeseg-capabilities", "data-webgpu"), "yes");
+              await selectModel(page, "tiny-2d");
+              await page.selectOption("#edgeseg-device", "auto");
+              await page.evaluate(() => {
+                (globalThis as { EDGESEG_TEST_LOSE_WEBGPU_DEVICE_AFTER_WINDOWS?: number })
+                  .EDGESEG_TEST_LOSE_WEBGPU_DEVICE_AFTER_WINDOWS = 2;
+              });
+              await page.click("#edgeseg-run");
+              await page.waitForSelector('#edgeseg-progress[data-phase="inference"]', { timeout: 120000 });
+              // A click on another control while the run goes on is answered at once.
+              const clickedWhileRunning = await page.evaluate(() => {
+                const running = document.querySelector("#edgeseg-progress") !== null;
+                (document.querySelector('[data-model-id="tiny-sigmoid"]') as HTMLElement).click();
+                return running;
+              });
+              await page.waitForSelector('[data-model-id="tiny-sigmoid"][data-selected="true"]', {
+                timeout: 5000,
+              });
+              assert.ok(clickedWhileRunning, "the click landed while the run was going on");
+              await waitForRunEnd(page, 120000);
+              await screenshot(page, "failure-d-device-lost");
+              assert.equal(await runError(page), "", "the run finished");
+              assert.equal(await page.getAttribute("#edgeseg-provenance", "data-provider"), "wasm");
+              const why = await page.locator("#edgeseg-fallback").innerText();
+              assert.match(
+                why,
+                /webgpu: the WebGPU device was lost \(.*\) after \d+ windows?; the remaining windows ran on WASM/,
+                why,
+              );
+              assert.deepEqual(
+                await viewerDigest(page),
+                expected,
+                "the labelmap equals the headless WASM result",
+              );
+              assert.equal(await page.isDisabled("#edgeseg-run"), false, "Run is available again");
+              await page.evaluate(() => {
+                delete (globalThis as { EDGESEG_TEST_LOSE_WEBGPU_DEVICE_AFTER_WINDOWS?: number })
+                  .EDGESEG_TEST_LOSE_WEBGPU_DEVICE_AFTER_WINDOWS;
+              });
+            }),
+        );
 
-      await t.step(
-        "e. leaving the study mid-run cancels the run; no labelmap is added afterwards",
-        () =>
-          withFailureOnError(browser, "e", async () => {
-            await openStudy(page, edge, LARGE.studyInstanceUID);
-            await select(page, "tiny-2d");
-            await page.selectOption("#edgeseg-device", "wasm");
-            await page.click("#edgeseg-run");
-            await page.waitForSelector('#edgeseg-progress[data-phase="inference"]', { timeout: 120000 });
-            await screenshot(page, "failure-e-running");
-            await page.click('[data-cy="return-to-work-list"]');
-            await page.waitForSelector("#edgeseg-panel", { state: "detached" });
-            const ended = await page.waitForFunction(
-              () => {
-                const marks = performance.getEntriesByName("edgeseg:run-end");
-                return marks.length > 0 ? (marks[marks.length - 1] as PerformanceMark).detail : null;
-              },
-              undefined,
-              { timeout: 30000 },
-            );
-            const detail = await ended.jsonValue() as { outcome: string; message?: string };
-            await screenshot(page, "failure-e-closed");
-            assert.equal(detail.outcome, "cancelled", JSON.stringify(detail));
-            const state = await pageState(page);
-            assert.equal(state.started, 1, "one run was started in this page");
-            assert.equal(state.segmentations, 0, "no labelmap was added after the study closed");
-            // The study opens again and runs: the cancelled worker was replaced.
-            await openStudy(page, edge, SMALL.studyInstanceUID);
-            await select(page, "tiny-2d");
-            await page.selectOption("#edgeseg-device", "wasm");
-            await page.click("#edgeseg-run");
-            await page.waitForSelector("#edgeseg-result, #edgeseg-error", { timeout: 120000 });
-            assert.equal(
-              await page.locator("#edgeseg-error").count(),
-              0,
-              "a run after the closed study works",
-            );
-            assert.deepEqual(await viewerDigest(page), expected);
-          }),
-      );
+        await t.step(
+          "e. leaving the study mid-run cancels the run; no labelmap is added afterwards",
+          () =>
+            withFailureReport(browser, "failure-e-failed", async () => {
+              await openReady(page, edge, LARGE.studyInstanceUID);
+              await selectModel(page, "tiny-2d");
+              await page.selectOption("#edgeseg-device", "wasm");
+              await page.click("#edgeseg-run");
+              await page.waitForSelector('#edgeseg-progress[data-phase="inference"]', { timeout: 120000 });
+              await screenshot(page, "failure-e-running");
+              await page.click('[data-cy="return-to-work-list"]');
+              await page.waitForSelector("#edgeseg-panel", { state: "detached" });
+              const ended = await page.waitForFunction(
+                () => {
+                  const marks = performance.getEntriesByName("edgeseg:run-end");
+                  return marks.length > 0 ? (marks[marks.length - 1] as PerformanceMark).detail : null;
+                },
+                undefined,
+                { timeout: 30000 },
+              );
+              const detail = await ended.jsonValue() as { outcome: string; message?: string };
+              await screenshot(page, "failure-e-closed");
+              assert.equal(detail.outcome, "cancelled", JSON.stringify(detail));
+              const state = await pageState(page);
+              assert.equal(state.started, 1, "one run was started in this page");
+              assert.equal(state.segmentations, 0, "no labelmap was added after the study closed");
+              // The study opens again and runs: the cancelled worker was replaced.
+              await openReady(page, edge, SMALL.studyInstanceUID);
+              await selectModel(page, "tiny-2d");
+              await page.selectOption("#edgeseg-device", "wasm");
+              await page.click("#edgeseg-run");
+              await waitForRunEnd(page, 120000);
+              assert.equal(
+                await page.locator("#edgeseg-error").count(),
+                0,
+                "a run after the closed study works",
+              );
+              assert.deepEqual(await viewerDigest(page), expected);
+            }),
+        );
 
-      await t.step(
-        "f. a model made for another body part is a warning: Run stays available and the run succeeds",
-        () =>
-          withFailureOnError(browser, "f", async () => {
-            await openStudy(page, edge, SMALL.studyInstanceUID);
-            await select(page, HEART_MODEL);
-            const item = `[data-model-id="${HEART_MODEL}"]`;
-            const reason = /made for HEART, series is tagged ABDOMEN/;
-            assert.match((await page.getAttribute(`${item} [data-warning]`, "data-warning")) ?? "", reason);
-            assert.equal(
-              await page.locator(`${item} [data-mismatch]`).count(),
-              0,
-              "not refused in the picker",
-            );
-            assert.equal(await page.locator("#edgeseg-run-blocked").count(), 0);
-            const warning = page.locator("#edgeseg-run-warning");
-            assert.ok(await warning.isVisible(), "the warning is on screen");
-            assert.match(await warning.innerText(), reason);
-            assert.equal(await page.isDisabled("#edgeseg-run"), false, "Run stays available");
-            await page.selectOption("#edgeseg-device", "wasm");
-            await page.click("#edgeseg-run");
-            await page.waitForSelector("#edgeseg-result, #edgeseg-error", { timeout: 120000 });
-            await screenshot(page, "failure-f-body-part-warning");
-            assert.equal(await page.locator("#edgeseg-error").count(), 0, "the run finished");
-            assert.deepEqual(await viewerDigest(page), expected, "the same network gives the same labelmap");
-            assert.ok(await warning.isVisible(), "the warning stays next to the result");
-          }),
-      );
+        await t.step(
+          "f. a model made for another body part is a warning: Run stays available and the run succeeds",
+          () =>
+            withFailureReport(browser, "failure-f-failed", async () => {
+              await openReady(page, edge, SMALL.studyInstanceUID);
+              await selectModel(page, HEART_MODEL);
+              const item = `[data-model-id="${HEART_MODEL}"]`;
+              const reason = /made for HEART, series is tagged ABDOMEN/;
+              assert.match((await page.getAttribute(`${item} [data-warning]`, "data-warning")) ?? "", reason);
+              assert.equal(
+                await page.locator(`${item} [data-mismatch]`).count(),
+                0,
+                "not refused in the picker",
+              );
+              assert.equal(await page.locator("#edgeseg-run-blocked").count(), 0);
+              const warning = page.locator("#edgeseg-run-warning");
+              assert.ok(await warning.isVisible(), "the warning is on screen");
+              assert.match(await warning.innerText(), reason);
+              assert.equal(await page.isDisabled("#edgeseg-run"), false, "Run stays available");
+              await page.selectOption("#edgeseg-device", "wasm");
+              await page.click("#edgeseg-run");
+              await waitForRunEnd(page, 120000);
+              await screenshot(page, "failure-f-body-part-warning");
+              assert.equal(await page.locator("#edgeseg-error").count(), 0, "the run finished");
+              assert.deepEqual(
+                await viewerDigest(page),
+                expected,
+                "the same network gives the same labelmap",
+              );
+              assert.ok(await warning.isVisible(), "the warning stays next to the result");
+            }),
+        );
+      });
     } finally {
-      await browser.close();
-      await edge.close();
-      await Deno.remove(dataDir, { recursive: true }).catch(() => {});
       await Deno.remove(models, { recursive: true }).catch(() => {});
     }
   },

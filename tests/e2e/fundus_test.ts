@@ -7,14 +7,12 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { buildExtension } from "../../extension/build.ts";
 import { wrapImage } from "../../src/dicom/wrap_image.ts";
 import { readSeries } from "../../src/dicom/read.ts";
-import { DicomWebClient } from "../../src/dicom/web.ts";
 import { loadModel } from "../../src/inference/deno.ts";
 import { segment } from "../../src/segmentation/segment.ts";
-import { ensureOhif, startServer } from "../../src/server/mod.ts";
-import { chromiumMissing, launchBrowser, screenshot, waitForCanvasContent } from "../helpers/browser.ts";
+import { chromiumMissing, screenshot } from "../helpers/browser.ts";
+import { openStudy, runError, selectModel, waitForRunEnd, withEdgeViewer } from "../helpers/edge.ts";
 import { existsSync, PROJECT_ROOT } from "../helpers/paths.ts";
 import { digestSlice, type SliceDigest, viewerDigest } from "../helpers/viewer.ts";
 
@@ -48,86 +46,55 @@ Deno.test({
       "the vessel model finds vessels in the photograph",
     );
 
-    await buildExtension();
-    const ohifDist = await ensureOhif();
-    const dataDir = await Deno.makeTempDir({ prefix: "edgeseg-e2e-fundus-" });
-    const edge = await startServer({
-      port: 0,
-      dataDir,
-      ohifDist,
-      modelsDir: MODELS,
-      seed: false,
-      log: () => {},
-    });
-    const browser = await launchBrowser({ webgpu: false });
-    const page = browser.page;
-    try {
-      const client = new DicomWebClient({ baseUrl: new URL("/dicom-web", edge.url).href });
-      await client.store([wrapped.bytes]);
-      await page.goto(
-        new URL(`/edgeseg?StudyInstanceUIDs=${encodeURIComponent(wrapped.studyUID)}`, edge.url).href,
-      );
-      await waitForCanvasContent(page);
-      await page.waitForSelector('#edgeseg-series[data-modality="OP"]', { timeout: 30000 });
-      await page.waitForSelector(`#edgeseg-models [data-model-id="${MODEL_ID}"]`, { timeout: 30000 });
-      // The shipped CT and MR models are flagged for this series; the fundus model is not.
-      assert.equal(
-        await page.locator(`[data-model-id="${MODEL_ID}"] [data-mismatch]`).count(),
-        0,
-        "the fundus model fits the photograph",
-      );
-      assert.match(
-        (await page.getAttribute('[data-model-id="ct-lung-infection"] [data-mismatch]', "data-mismatch")) ??
-          "",
-        /needs CT, series is OP/,
-      );
-      assert.match(
-        (await page.getAttribute('[data-model-id="la-mri-3d"] [data-mismatch]', "data-mismatch")) ?? "",
-        /needs MR, series is OP/,
-      );
-      await page.click(`#edgeseg-models [data-model-id="${MODEL_ID}"]`);
-      await page.waitForSelector(`[data-model-id="${MODEL_ID}"][data-selected="true"]`);
-      await screenshot(page, "fundus-1-loaded");
-      await page.click("#edgeseg-run");
-      await page.waitForSelector("#edgeseg-result, #edgeseg-error", { timeout: 120000 });
-      await screenshot(page, "fundus-2-labelmap");
-      const error = await page.locator("#edgeseg-error").count()
-        ? await page.locator("#edgeseg-error").innerText()
-        : "";
-      assert.equal(error, "", "the run ended without an error");
-      assert.equal(await page.getAttribute("#edgeseg-provenance", "data-provider"), "wasm");
-      assert.deepEqual(await viewerDigest(page), expected, "the labelmap equals the headless result");
-      // No PixelSpacing: the size column counts pixels and says so; nothing is reported in mL.
-      const row = page.locator('#edgeseg-result [data-segment="1"]');
-      assert.equal(await row.getAttribute("data-size-unit"), "px");
-      const rowText = await row.innerText();
-      assert.match(
-        rowText,
-        new RegExp(`${expected[wrapped.sopInstanceUID].voxels.toLocaleString("en-US")} px`),
-      );
-      assert.doesNotMatch(await page.locator("#edgeseg-result table").innerText(), /\bmL\b|mm²/);
-      assert.match(await page.locator("#edgeseg-size-note").innerText(), /no pixel spacing/);
+    await withEdgeViewer(
+      { name: "fundus", failureShot: "fundus-failure", modelsDir: MODELS, store: [[wrapped.bytes]] },
+      async ({ edge, client, page }) => {
+        await openStudy(page, edge, wrapped.studyUID);
+        await page.waitForSelector('#edgeseg-series[data-modality="OP"]', { timeout: 30000 });
+        await page.waitForSelector(`#edgeseg-models [data-model-id="${MODEL_ID}"]`, { timeout: 30000 });
+        // The shipped CT and MR models are flagged for this series; the fundus model is not.
+        assert.equal(
+          await page.locator(`[data-model-id="${MODEL_ID}"] [data-mismatch]`).count(),
+          0,
+          "the fundus model fits the photograph",
+        );
+        assert.match(
+          (await page.getAttribute('[data-model-id="ct-lung-infection"] [data-mismatch]', "data-mismatch")) ??
+            "",
+          /needs CT, series is OP/,
+        );
+        assert.match(
+          (await page.getAttribute('[data-model-id="la-mri-3d"] [data-mismatch]', "data-mismatch")) ?? "",
+          /needs MR, series is OP/,
+        );
+        await selectModel(page, MODEL_ID);
+        await screenshot(page, "fundus-1-loaded");
+        await page.click("#edgeseg-run");
+        await waitForRunEnd(page, 120000);
+        await screenshot(page, "fundus-2-labelmap");
+        assert.equal(await runError(page), "", "the run ended without an error");
+        assert.equal(await page.getAttribute("#edgeseg-provenance", "data-provider"), "wasm");
+        assert.deepEqual(await viewerDigest(page), expected, "the labelmap equals the headless result");
+        // No PixelSpacing: the size column counts pixels and says so; nothing is reported in mL.
+        const row = page.locator('#edgeseg-result [data-segment="1"]');
+        assert.equal(await row.getAttribute("data-size-unit"), "px");
+        const rowText = await row.innerText();
+        assert.match(
+          rowText,
+          new RegExp(`${expected[wrapped.sopInstanceUID].voxels.toLocaleString("en-US")} px`),
+        );
+        assert.doesNotMatch(await page.locator("#edgeseg-result table").innerText(), /\bmL\b|mm²/);
+        assert.match(await page.locator("#edgeseg-size-note").innerText(), /no pixel spacing/);
 
-      await page.click("#edgeseg-store");
-      const status = page.locator("#edgeseg-export-status:not([data-state=working])");
-      await status.waitFor({ timeout: 60000 });
-      await screenshot(page, "fundus-3-stored");
-      assert.equal(await status.getAttribute("data-state"), "stored", await status.innerText());
-      const series = await client.searchForSeries(wrapped.studyUID);
-      const modalities = series.map((s) => String((s["00080060"] as { Value: string[] }).Value[0])).sort();
-      assert.deepEqual(modalities, ["OP", "SEG"], "the PACS holds the photograph and its SEG");
-    } catch (err) {
-      await screenshot(page, "fundus-failure").catch(() => {});
-      throw new Error(
-        `${err instanceof Error ? err.message : err}\nbrowser errors:\n  ${
-          browser.errors.slice(-8).join("\n  ")
-        }`,
-        { cause: err },
-      );
-    } finally {
-      await browser.close();
-      await edge.close();
-      await Deno.remove(dataDir, { recursive: true }).catch(() => {});
-    }
+        await page.click("#edgeseg-store");
+        const status = page.locator("#edgeseg-export-status:not([data-state=working])");
+        await status.waitFor({ timeout: 60000 });
+        await screenshot(page, "fundus-3-stored");
+        assert.equal(await status.getAttribute("data-state"), "stored", await status.innerText());
+        const series = await client.searchForSeries(wrapped.studyUID);
+        const modalities = series.map((s) => String((s["00080060"] as { Value: string[] }).Value[0])).sort();
+        assert.deepEqual(modalities, ["OP", "SEG"], "the PACS holds the photograph and its SEG");
+      },
+    );
   },
 });

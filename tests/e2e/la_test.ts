@@ -9,19 +9,17 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { buildExtension } from "../../extension/build.ts";
 import type { SegmentationResult, Volume } from "../../src/core/types.ts";
 import { readSeries } from "../../src/dicom/read.ts";
-import { DicomWebClient } from "../../src/dicom/web.ts";
 import { wrapNifti, type WrappedSeries } from "../../src/dicom/wrap_volume.ts";
 import { loadModel } from "../../src/inference/deno.ts";
 import { readNifti } from "../../src/io/nifti.ts";
 import { confusion, overlapMetrics } from "../../src/segmentation/metrics.ts";
 import { segment } from "../../src/segmentation/segment.ts";
-import { ensureOhif, startServer } from "../../src/server/mod.ts";
-import { chromiumMissing, launchBrowser, screenshot, waitForCanvasContent } from "../helpers/browser.ts";
+import { chromiumMissing, screenshot } from "../helpers/browser.ts";
+import { openStudy, runError, selectModel, waitForRunEnd, withEdgeViewer } from "../helpers/edge.ts";
 import { LA_CASE, laMriCase, PROJECT_ROOT } from "../helpers/paths.ts";
-import { digestSlice, showInstance, type SliceDigest, viewerDigest } from "../helpers/viewer.ts";
+import { digestLabelmap, showInstance, type SliceDigest, viewerDigest } from "../helpers/viewer.ts";
 
 const MODELS = join(PROJECT_ROOT, "models");
 const MODEL_ID = "la-mri-3d";
@@ -44,14 +42,7 @@ async function headless(wrapped: WrappedSeries): Promise<Headless> {
   const t = performance.now();
   const result = await segment(volume, runtime, { uncertainty: "none" });
   const seconds = (performance.now() - t) / 1000;
-  const [cols, rows, slices] = result.labelmap.geometry.dims;
-  const digest: SliceDigest = {};
-  for (let k = 0; k < slices; k++) {
-    const uid = volume.source?.instances[k]?.sopInstanceUID;
-    assert.ok(uid, `headless slice ${k} knows its source instance`);
-    digest[uid] = digestSlice(result.labelmap.data, k * cols * rows, cols * rows);
-  }
-  return { volume, result, digest, seconds };
+  return { volume, result, digest: digestLabelmap(result.labelmap, volume), seconds };
 }
 
 /** Dice of the headless labelmap against the case's reference label, on the same grid. */
@@ -87,87 +78,56 @@ Deno.test({
     );
     assert.ok(dice > 0.7, `Dice vs the reference label ${dice.toFixed(3)} > 0.7`);
 
-    await buildExtension();
-    const ohifDist = await ensureOhif();
-    const dataDir = await Deno.makeTempDir({ prefix: "edgeseg-e2e-la-" });
-    const edge = await startServer({
-      port: 0,
-      dataDir,
-      ohifDist,
-      modelsDir: MODELS,
-      seed: false,
-      log: () => {},
-    });
-    const browser = await launchBrowser({ webgpu: false });
-    const page = browser.page;
-    try {
-      const client = new DicomWebClient({ baseUrl: new URL("/dicom-web", edge.url).href });
-      await client.store(wrapped.files);
-      await page.goto(
-        new URL(`/edgeseg?StudyInstanceUIDs=${encodeURIComponent(wrapped.studyUID)}`, edge.url).href,
-      );
-      await waitForCanvasContent(page);
-      await page.waitForSelector('#edgeseg-series[data-modality="MR"]', { timeout: 60000 });
-      await page.waitForSelector(`#edgeseg-models [data-model-id="${MODEL_ID}"]`, { timeout: 30000 });
-      await screenshot(page, "la-1-loaded");
-      assert.equal(
-        await page.locator(`[data-model-id="${MODEL_ID}"] [data-mismatch]`).count(),
-        0,
-        await page.locator(`[data-model-id="${MODEL_ID}"] [data-mismatch]`).innerText().catch(() =>
-          "la-mri-3d fits the wrapped MR series"
-        ),
-      );
-      await page.click(`#edgeseg-models [data-model-id="${MODEL_ID}"]`);
-      await page.waitForSelector(`[data-model-id="${MODEL_ID}"][data-selected="true"]`);
-      await page.selectOption("#edgeseg-uncertainty", "none");
-      await page.selectOption("#edgeseg-device", "wasm");
-      await screenshot(page, "la-2-model-selected");
-      const t = performance.now();
-      await page.click("#edgeseg-run");
-      await page.waitForSelector("#edgeseg-result, #edgeseg-error", { timeout: 540000 });
-      const browserSeconds = (performance.now() - t) / 1000;
-      await screenshot(page, "la-3-labelmap");
-      const error = await page.locator("#edgeseg-error").count()
-        ? await page.locator("#edgeseg-error").innerText()
-        : "";
-      assert.equal(error, "", "the run ended without an error");
-      const provenance = await page.locator("#edgeseg-provenance").innerText();
-      console.log(
-        `browser run (click → result): ${browserSeconds.toFixed(1)} s; panel says "${provenance}"; ` +
-          `headless ${expected.seconds.toFixed(1)} s`,
-      );
-      assert.equal(await page.getAttribute("#edgeseg-provenance", "data-provider"), "wasm");
+    await withEdgeViewer(
+      { name: "la", failureShot: "la-failure", modelsDir: MODELS, store: [wrapped.files] },
+      async ({ edge, page }) => {
+        await openStudy(page, edge, wrapped.studyUID);
+        await page.waitForSelector('#edgeseg-series[data-modality="MR"]', { timeout: 60000 });
+        await page.waitForSelector(`#edgeseg-models [data-model-id="${MODEL_ID}"]`, { timeout: 30000 });
+        await screenshot(page, "la-1-loaded");
+        assert.equal(
+          await page.locator(`[data-model-id="${MODEL_ID}"] [data-mismatch]`).count(),
+          0,
+          await page.locator(`[data-model-id="${MODEL_ID}"] [data-mismatch]`).innerText().catch(() =>
+            "la-mri-3d fits the wrapped MR series"
+          ),
+        );
+        await selectModel(page, MODEL_ID);
+        await page.selectOption("#edgeseg-uncertainty", "none");
+        await page.selectOption("#edgeseg-device", "wasm");
+        await screenshot(page, "la-2-model-selected");
+        const t = performance.now();
+        await page.click("#edgeseg-run");
+        await waitForRunEnd(page, 540000);
+        const browserSeconds = (performance.now() - t) / 1000;
+        await screenshot(page, "la-3-labelmap");
+        assert.equal(await runError(page), "", "the run ended without an error");
+        const provenance = await page.locator("#edgeseg-provenance").innerText();
+        console.log(
+          `browser run (click → result): ${browserSeconds.toFixed(1)} s; panel says "${provenance}"; ` +
+            `headless ${expected.seconds.toFixed(1)} s`,
+        );
+        assert.equal(await page.getAttribute("#edgeseg-provenance", "data-provider"), "wasm");
 
-      const shown = await viewerDigest(page);
-      assert.equal(Object.keys(shown).length, wrapped.files.length, "one labelmap slice per MR slice");
-      assert.deepEqual(shown, expected.digest, "OHIF's labelmap equals headless segment() slice by slice");
+        const shown = await viewerDigest(page);
+        assert.equal(Object.keys(shown).length, wrapped.files.length, "one labelmap slice per MR slice");
+        assert.deepEqual(shown, expected.digest, "OHIF's labelmap equals headless segment() slice by slice");
 
-      // Show the slice with the most atrium, as a radiologist would scroll to it.
-      const [busiest] = Object.entries(expected.digest).sort((a, b) => b[1].voxels - a[1].voxels)[0];
-      await showInstance(page, busiest);
-      await screenshot(page, "la-4-atrium-slice");
+        // Show the slice with the most atrium, as a radiologist would scroll to it.
+        const [busiest] = Object.entries(expected.digest).sort((a, b) => b[1].voxels - a[1].voxels)[0];
+        await showInstance(page, busiest);
+        await screenshot(page, "la-4-atrium-slice");
 
-      const row = page.locator('#edgeseg-result [data-segment="1"]');
-      assert.equal(Number(await row.getAttribute("data-voxels")), expectedStats.voxels, "voxel count");
-      const volumeText = await row.locator("td").nth(1).innerText();
-      assert.equal(
-        volumeText.trim(),
-        `${expectedStats.volumeMl.toFixed(1)} mL`,
-        "the segment list shows the headless volume",
-      );
-      console.log(`segment list: Left atrium ${volumeText.trim()}; Dice vs label ${dice.toFixed(3)}`);
-    } catch (err) {
-      await screenshot(page, "la-failure").catch(() => {});
-      throw new Error(
-        `${err instanceof Error ? err.message : err}\nbrowser errors:\n  ${
-          browser.errors.slice(-8).join("\n  ")
-        }`,
-        { cause: err },
-      );
-    } finally {
-      await browser.close();
-      await edge.close();
-      await Deno.remove(dataDir, { recursive: true }).catch(() => {});
-    }
+        const row = page.locator('#edgeseg-result [data-segment="1"]');
+        assert.equal(Number(await row.getAttribute("data-voxels")), expectedStats.voxels, "voxel count");
+        const volumeText = await row.locator("td").nth(1).innerText();
+        assert.equal(
+          volumeText.trim(),
+          `${expectedStats.volumeMl.toFixed(1)} mL`,
+          "the segment list shows the headless volume",
+        );
+        console.log(`segment list: Left atrium ${volumeText.trim()}; Dice vs label ${dice.toFixed(3)}`);
+      },
+    );
   },
 });

@@ -9,15 +9,14 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { Page } from "playwright-core";
-import { buildExtension } from "../../extension/build.ts";
 import { phantomSeries } from "../../src/dicom/phantom.ts";
 import { readSeries } from "../../src/dicom/read.ts";
-import { DicomWebClient } from "../../src/dicom/web.ts";
 import { loadModel } from "../../src/inference/deno.ts";
 import { segment } from "../../src/segmentation/segment.ts";
 import type { ModelRuntime, Predictor } from "../../src/core/types.ts";
-import { ensureOhif, type RunningServer, startServer } from "../../src/server/mod.ts";
-import { chromiumMissing, launchBrowser, screenshot, waitForCanvasContent } from "../helpers/browser.ts";
+import type { RunningServer } from "../../src/server/mod.ts";
+import { chromiumMissing, screenshot } from "../helpers/browser.ts";
+import { openStudy, runError, selectModel, waitForRunEnd, withEdgeViewer } from "../helpers/edge.ts";
 import { PROJECT_ROOT } from "../helpers/paths.ts";
 
 const TEST_MODELS = join(PROJECT_ROOT, "tests", "fixtures", "models");
@@ -114,39 +113,17 @@ async function headlessReference(): Promise<Reference> {
   return { labels, borderline, foreground };
 }
 
-async function serve(): Promise<{ edge: RunningServer; dataDir: string }> {
-  await buildExtension();
-  const dataDir = await Deno.makeTempDir({ prefix: "edgeseg-e2e-webgpu-" });
-  const edge = await startServer({
-    port: 0,
-    dataDir,
-    ohifDist: await ensureOhif(),
-    modelsDir: TEST_MODELS,
-    seed: false,
-    log: () => {},
-  });
-  await new DicomWebClient({ baseUrl: new URL("/dicom-web", edge.url).href }).store(SERIES.files);
-  return { edge, dataDir };
-}
-
 /** Opens the phantom in the EdgeSeg mode, selects the test model and the device, and runs. */
 async function runFromPanel(page: Page, edge: RunningServer, device: string, shot: string): Promise<void> {
-  await page.goto(
-    new URL(`/edgeseg?StudyInstanceUIDs=${encodeURIComponent(SERIES.studyInstanceUID)}`, edge.url).href,
-  );
-  await waitForCanvasContent(page);
+  await openStudy(page, edge, SERIES.studyInstanceUID);
   await page.waitForSelector('#edgeseg-capabilities[data-state="ready"]', { timeout: 30000 });
   await page.waitForSelector('#edgeseg-series[data-modality="CT"]', { timeout: 30000 });
-  await page.click(`#edgeseg-models [data-model-id="${MODEL_ID}"]`);
-  await page.waitForSelector(`[data-model-id="${MODEL_ID}"][data-selected="true"]`);
+  await selectModel(page, MODEL_ID);
   await page.selectOption("#edgeseg-device", device);
   await page.click("#edgeseg-run");
-  await page.waitForSelector("#edgeseg-result, #edgeseg-error", { timeout: 120000 });
+  await waitForRunEnd(page, 120000);
   await screenshot(page, shot);
-  const error = await page.locator("#edgeseg-error").count()
-    ? await page.locator("#edgeseg-error").innerText()
-    : "";
-  assert.equal(error, "", "the run ended without an error");
+  assert.equal(await runError(page), "", "the run ended without an error");
 }
 
 Deno.test({
@@ -158,49 +135,49 @@ Deno.test({
   async fn() {
     const reference = await headlessReference();
     assert.ok(reference.foreground > 0, "the test model finds foreground in the phantom");
-    const { edge, dataDir } = await serve();
-    const browser = await launchBrowser({ webgpu: true });
-    const page = browser.page;
-    try {
-      await runFromPanel(page, edge, "webgpu", "webgpu-1-run");
-      assert.equal(await page.getAttribute("#edgeseg-capabilities", "data-webgpu"), "yes");
-      assert.equal(
-        await page.getAttribute("#edgeseg-provenance", "data-provider"),
-        "webgpu",
-        await page.locator("#edgeseg-provenance").innerText(),
-      );
-      assert.match(await page.locator("#edgeseg-provenance").innerText(), /WEBGPU/);
-      assert.equal(await page.locator("#edgeseg-fallback").count(), 0, "nothing fell back");
-      const seen = await viewerLabels(page);
-      assert.deepEqual(Object.keys(seen).sort(), Object.keys(reference.labels).sort(), "same source slices");
-      const outside: string[] = [];
-      let differ = 0;
-      for (const [uid, want] of Object.entries(reference.labels)) {
-        for (let p = 0; p < want.length; p++) {
-          if (seen[uid][p] === want[p]) continue;
-          differ++;
-          if (!reference.borderline[uid].has(p)) outside.push(`${uid}[${p}]: ${seen[uid][p]} vs ${want[p]}`);
+    await withEdgeViewer(
+      {
+        name: "webgpu",
+        failureShot: "webgpu-failure",
+        modelsDir: TEST_MODELS,
+        store: [SERIES.files],
+        webgpu: true,
+      },
+      async ({ edge, page }) => {
+        await runFromPanel(page, edge, "webgpu", "webgpu-1-run");
+        assert.equal(await page.getAttribute("#edgeseg-capabilities", "data-webgpu"), "yes");
+        assert.equal(
+          await page.getAttribute("#edgeseg-provenance", "data-provider"),
+          "webgpu",
+          await page.locator("#edgeseg-provenance").innerText(),
+        );
+        assert.match(await page.locator("#edgeseg-provenance").innerText(), /WEBGPU/);
+        assert.equal(await page.locator("#edgeseg-fallback").count(), 0, "nothing fell back");
+        const seen = await viewerLabels(page);
+        assert.deepEqual(
+          Object.keys(seen).sort(),
+          Object.keys(reference.labels).sort(),
+          "same source slices",
+        );
+        const outside: string[] = [];
+        let differ = 0;
+        for (const [uid, want] of Object.entries(reference.labels)) {
+          for (let p = 0; p < want.length; p++) {
+            if (seen[uid][p] === want[p]) continue;
+            differ++;
+            if (!reference.borderline[uid].has(p)) {
+              outside.push(`${uid}[${p}]: ${seen[uid][p]} vs ${want[p]}`);
+            }
+          }
         }
-      }
-      console.log(
-        `WebGPU vs WASM: ${differ} of ${reference.foreground} foreground voxels differ; ${
-          Object.values(reference.borderline).reduce((a, s) => a + s.size, 0)
-        } voxels are within the tolerance of the threshold`,
-      );
-      assert.deepEqual(outside, [], "every differing voxel is one the WebGPU tolerance can flip");
-    } catch (err) {
-      await screenshot(page, "webgpu-failure").catch(() => {});
-      throw new Error(
-        `${err instanceof Error ? err.message : err}\nbrowser errors:\n  ${
-          browser.errors.slice(-8).join("\n  ")
-        }`,
-        { cause: err },
-      );
-    } finally {
-      await browser.close();
-      await edge.close();
-      await Deno.remove(dataDir, { recursive: true }).catch(() => {});
-    }
+        console.log(
+          `WebGPU vs WASM: ${differ} of ${reference.foreground} foreground voxels differ; ${
+            Object.values(reference.borderline).reduce((a, s) => a + s.size, 0)
+          } voxels are within the tolerance of the threshold`,
+        );
+        assert.deepEqual(outside, [], "every differing voxel is one the WebGPU tolerance can flip");
+      },
+    );
   },
 });
 
@@ -211,32 +188,26 @@ Deno.test({
   sanitizeResources: false,
   async fn() {
     const reference = await headlessReference();
-    const { edge, dataDir } = await serve();
-    const browser = await launchBrowser({ webgpu: false });
-    const page = browser.page;
-    try {
-      await runFromPanel(page, edge, "auto", "webgpu-2-fallback");
-      assert.equal(await page.getAttribute("#edgeseg-capabilities", "data-webgpu"), "no");
-      assert.equal(await page.getAttribute("#edgeseg-provenance", "data-provider"), "wasm");
-      assert.match(await page.locator("#edgeseg-provenance").innerText(), /WASM \(fell back from webgpu/);
-      const why = await page.locator("#edgeseg-fallback").innerText();
-      assert.match(why, /^Ran on WASM because webgpu: .*(adapter|navigator\.gpu)/, why);
-      const seen = await viewerLabels(page);
-      for (const [uid, want] of Object.entries(reference.labels)) {
-        assert.deepEqual(seen[uid], want, `WASM in the browser equals headless WASM exactly (${uid})`);
-      }
-    } catch (err) {
-      await screenshot(page, "webgpu-fallback-failure").catch(() => {});
-      throw new Error(
-        `${err instanceof Error ? err.message : err}\nbrowser errors:\n  ${
-          browser.errors.slice(-8).join("\n  ")
-        }`,
-        { cause: err },
-      );
-    } finally {
-      await browser.close();
-      await edge.close();
-      await Deno.remove(dataDir, { recursive: true }).catch(() => {});
-    }
+    await withEdgeViewer(
+      {
+        name: "webgpu",
+        failureShot: "webgpu-fallback-failure",
+        modelsDir: TEST_MODELS,
+        store: [SERIES.files],
+        webgpu: false,
+      },
+      async ({ edge, page }) => {
+        await runFromPanel(page, edge, "auto", "webgpu-2-fallback");
+        assert.equal(await page.getAttribute("#edgeseg-capabilities", "data-webgpu"), "no");
+        assert.equal(await page.getAttribute("#edgeseg-provenance", "data-provider"), "wasm");
+        assert.match(await page.locator("#edgeseg-provenance").innerText(), /WASM \(fell back from webgpu/);
+        const why = await page.locator("#edgeseg-fallback").innerText();
+        assert.match(why, /^Ran on WASM because webgpu: .*(adapter|navigator\.gpu)/, why);
+        const seen = await viewerLabels(page);
+        for (const [uid, want] of Object.entries(reference.labels)) {
+          assert.deepEqual(seen[uid], want, `WASM in the browser equals headless WASM exactly (${uid})`);
+        }
+      },
+    );
   },
 });

@@ -1,35 +1,19 @@
 /// <reference lib="dom" />
 /**
- * Debian Chromium driven by playwright-core (never a downloaded browser), with the flags that were
- * verified headless on a GPU-less machine. `webgpu: true` adds `--enable-unsafe-webgpu`, which is
+ * Debian Chromium driven by playwright-core (never a downloaded browser), launched with the project's
+ * one list of flags (src/cli/chromium.ts). `webgpu: true` adds `--enable-unsafe-webgpu`, which is
  * necessary and sufficient for a (SwiftShader) WebGPU adapter.
  */
 import { chromium } from "playwright-core";
 import type { BrowserContext, Page } from "playwright-core";
 import { join } from "node:path";
+import { CHROMIUM, chromiumArgs } from "../../src/cli/chromium.ts";
 import { artifactsDir, existsSync } from "./paths.ts";
-
-export const CHROMIUM = "/usr/bin/chromium";
 
 /** Why Chromium cannot run here, or null. */
 export function chromiumMissing(): string | null {
   return existsSync(CHROMIUM) ? null : `Chromium is not installed (${CHROMIUM}; Debian package "chromium")`;
 }
-
-export const BASE_FLAGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--no-default-browser-check",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--disable-dev-shm-usage",
-  "--mute-audio",
-  "--remote-debugging-pipe",
-];
 
 export interface Browser {
   context: BrowserContext;
@@ -47,9 +31,10 @@ export async function launchBrowser(
   const userDataDir = await Deno.makeTempDir({ prefix: "edgeseg-chromium-" });
   const width = options.width ?? 1400;
   const height = options.height ?? 900;
-  const args = [...BASE_FLAGS, `--user-data-dir=${userDataDir}`, `--window-size=${width},${height}`];
-  if (options.webgpu) args.push("--enable-unsafe-webgpu");
-  args.push("about:blank");
+  const args = chromiumArgs(userDataDir, {
+    webgpu: options.webgpu,
+    extra: [`--window-size=${width},${height}`, "about:blank"],
+  });
   // ignoreDefaultArgs: true so playwright adds none of its own flags; we pass the pipe flag ourselves.
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,

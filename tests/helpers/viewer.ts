@@ -3,6 +3,7 @@
  * digested per source instance, to compare with the headless pipeline.
  */
 import type { Page } from "playwright-core";
+import type { Labelmap, Volume } from "../../src/core/types.ts";
 
 /** Per source instance: foreground voxel count and a position-weighted checksum of the label values. */
 export type SliceDigest = Record<string, { voxels: number; checksum: number }>;
@@ -21,6 +22,19 @@ export function digestSlice(
     }
   }
   return { voxels, checksum };
+}
+
+/** The digest of a headless labelmap, slice k under the SOP Instance UID of the volume's source slice k. */
+export function digestLabelmap(labelmap: Labelmap, volume: Volume): SliceDigest {
+  const [cols, rows, slices] = labelmap.geometry.dims;
+  const size = cols * rows;
+  const digest: SliceDigest = {};
+  for (let k = 0; k < slices; k++) {
+    const uid = volume.source?.instances[k]?.sopInstanceUID;
+    if (!uid) throw new Error(`headless slice ${k} has no source instance (expected one per slice)`);
+    digest[uid] = digestSlice(labelmap.data, k * size, size);
+  }
+  return digest;
 }
 
 /** The digest of a segmentation's labelmap in the page (default: the one the EdgeSeg result names). */

@@ -10,11 +10,11 @@ import { chromium } from "playwright-core";
 import type { Browser, Page } from "playwright-core";
 import { loadModel, openPackage } from "../../src/inference/deno.ts";
 import { createNativeRuntime } from "../../src/inference/node_native.ts";
+import { CHROMIUM, chromiumArgs } from "../../src/cli/chromium.ts";
 import { segment } from "../../src/segmentation/segment.ts";
 import { makeTestVolume } from "./browser/volume.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
-const CHROMIUM = "/usr/bin/chromium";
 const haveChromium = await Deno.stat(CHROMIUM).then(() => true, () => false);
 if (!haveChromium) {
   console.log(`browser inference tests skipped: ${CHROMIUM} not found (install the Debian chromium package)`);
@@ -108,20 +108,7 @@ function startServer() {
 
 async function launch(webgpu: boolean): Promise<{ browser: Browser; udd: string }> {
   const udd = await Deno.makeTempDir({ prefix: "edgeseg-chromium-" });
-  const args = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    `--user-data-dir=${udd}`,
-    "--remote-debugging-pipe",
-    "--no-startup-window",
-  ];
-  if (webgpu) args.push("--enable-unsafe-webgpu");
+  const args = chromiumArgs(udd, { webgpu, extra: ["--no-startup-window"] });
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     ignoreDefaultArgs: true,
