@@ -100,12 +100,15 @@ export async function showLabelmap(
   tools.segmentation.triggerSegmentationEvents.triggerSegmentationDataModified(segmentationId);
   keepLabelmapsDrawn();
   shownOn.set(segmentationId, displaySet.displaySetInstanceUID);
+  colorsOf.set(segmentationId, labelmap.segments.map((s) => [s.number, [...s.color, 255]]));
   followSeries(servicesManager);
   return segmentationId;
 }
 
 /** EdgeSeg segmentations (in the order they were shown) and the display set each one labels. */
 const shownOn = new Map<string, string>();
+/** Their segment colours, set again in each viewport they are added to (OHIF keeps colours per viewport). */
+const colorsOf = new Map<string, [number, number[]][]>();
 let followingSeries = false;
 
 interface ViewportServiceLike {
@@ -143,7 +146,10 @@ function followSeries(servicesManager: ServicesManager): void {
     const grid = services.viewportGridService?.getState().viewports.get(viewportId ?? "");
     if (!viewportId || !tools || !grid) return;
     for (const id of [...shownOn.keys()]) {
-      if (!tools.segmentation.state.getSegmentation(id)) shownOn.delete(id);
+      if (!tools.segmentation.state.getSegmentation(id)) {
+        shownOn.delete(id);
+        colorsOf.delete(id);
+      }
     }
     const present = (tools.segmentation.state.getSegmentationRepresentations(viewportId) ?? [])
       .map((r) => r.segmentationId);
@@ -151,6 +157,9 @@ function followSeries(servicesManager: ServicesManager): void {
     (async () => {
       for (const segmentationId of missing) {
         await segmentationService.addSegmentationRepresentation(viewportId, { segmentationId });
+        for (const [index, color] of colorsOf.get(segmentationId) ?? []) {
+          segmentationService.setSegmentColor(viewportId, segmentationId, index, color);
+        }
       }
     })().catch((err) => console.warn(`EdgeSeg: could not show the segmentations in ${viewportId}:`, err));
   });
@@ -180,10 +189,11 @@ interface RedrawCornerstone {
 }
 
 /**
- * Pauses (ms) between checks of a viewport for an undrawn labelmap: backing off, ~16 s in all. In
- * tests/e2e/mpr_test.ts a redraw asked 1.5 s after the switch to MPR still drew nothing, one at 4 s did.
+ * Pauses (ms) between checks of a viewport for an undrawn labelmap: backing off, ~40 s in all. In
+ * tests/e2e/mpr_test.ts a redraw asked 1.5 s after the switch to MPR still drew nothing, one at 4 s
+ * did; on a busy machine it took longer.
  */
-export const REDRAW_BACKOFF_MS = [250, 500, 1000, 2000, 4000, 8000];
+export const REDRAW_BACKOFF_MS = [250, 500, 1000, 2000, 4000, 4000, 4000, 4000, 4000, 4000, 4000, 4000];
 let redrawListening = false;
 const watched = new Set<string>();
 
