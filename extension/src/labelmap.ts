@@ -98,7 +98,165 @@ export async function showLabelmap(
     segmentationService.setSegmentColor(viewportId, segmentationId, s.number, [...s.color, 255]);
   }
   tools.segmentation.triggerSegmentationEvents.triggerSegmentationDataModified(segmentationId);
+  keepLabelmapsDrawn();
+  shownOn.set(segmentationId, displaySet.displaySetInstanceUID);
+  colorsOf.set(segmentationId, labelmap.segments.map((s) => [s.number, [...s.color, 255]]));
+  followSeries(servicesManager);
   return segmentationId;
+}
+
+/** EdgeSeg segmentations (in the order they were shown) and the display set each one labels. */
+const shownOn = new Map<string, string>();
+/** Their segment colours, set again in each viewport they are added to (OHIF keeps colours per viewport). */
+const colorsOf = new Map<string, [number, number[]][]>();
+let followingSeries = false;
+
+interface ViewportServiceLike {
+  EVENTS: Record<string, string>;
+  subscribe(event: string, cb: (evt: { viewportId?: string }) => void): unknown;
+}
+
+/** The segmentations to add to a viewport showing these display sets: those not there yet, in order. */
+export function missingSegmentations(
+  shown: ReadonlyMap<string, string>,
+  displaySetUIDs: readonly string[],
+  present: readonly string[],
+): string[] {
+  return [...shown].filter(([id, ds]) => displaySetUIDs.includes(ds) && !present.includes(id)).map(([id]) =>
+    id
+  );
+}
+
+/**
+ * OHIF 3.13.2 carries segmentations into the viewports of a hanging protocol (MPR) but not into a
+ * viewport that a layout change (1×2…) gives the same series: it shows the bare image. So when a
+ * viewport is given data, each EdgeSeg segmentation of a series it shows is added to it (heatmap
+ * first, so the model's labelmap stays the active, editable one). A segmentation the user deleted
+ * is forgotten.
+ */
+function followSeries(servicesManager: ServicesManager): void {
+  const services = servicesManager.services;
+  const viewports = services.cornerstoneViewportService as ViewportServiceLike | undefined;
+  const segmentationService = services.segmentationService as SegmentationServiceLike | undefined;
+  const event = viewports?.EVENTS?.VIEWPORT_DATA_CHANGED;
+  if (followingSeries || !viewports || !event || !segmentationService) return;
+  followingSeries = true;
+  viewports.subscribe(event, ({ viewportId }) => {
+    const tools = (globalThis as unknown as { cornerstoneTools?: ToolsLike & RedrawTools }).cornerstoneTools;
+    const grid = services.viewportGridService?.getState().viewports.get(viewportId ?? "");
+    if (!viewportId || !tools || !grid) return;
+    for (const id of [...shownOn.keys()]) {
+      if (!tools.segmentation.state.getSegmentation(id)) {
+        shownOn.delete(id);
+        colorsOf.delete(id);
+      }
+    }
+    const present = (tools.segmentation.state.getSegmentationRepresentations(viewportId) ?? [])
+      .map((r) => r.segmentationId);
+    const missing = missingSegmentations(shownOn, grid.displaySetInstanceUIDs ?? [], present);
+    (async () => {
+      for (const segmentationId of missing) {
+        await segmentationService.addSegmentationRepresentation(viewportId, { segmentationId });
+        for (const [index, color] of colorsOf.get(segmentationId) ?? []) {
+          segmentationService.setSegmentColor(viewportId, segmentationId, index, color);
+        }
+      }
+    })().catch((err) => console.warn(`EdgeSeg: could not show the segmentations in ${viewportId}:`, err));
+  });
+}
+
+interface RedrawTools {
+  Enums: { Events: { SEGMENTATION_REPRESENTATION_MODIFIED: string } };
+  segmentation: {
+    state: { getSegmentationRepresentations(viewportId: string): { segmentationId: string; type: string }[] };
+    triggerSegmentationEvents: {
+      triggerSegmentationRepresentationModified(
+        viewportId: string,
+        segmentationId: string,
+        type: string,
+      ): void;
+    };
+  };
+}
+
+interface RedrawViewport {
+  getActors(): { representationUID?: string }[];
+}
+
+interface RedrawCornerstone {
+  eventTarget: { addEventListener(type: string, cb: (evt: Event) => void): void };
+  getEnabledElementByViewportId(id: string): { viewport: RedrawViewport } | undefined;
+}
+
+/**
+ * Pauses (ms) between checks of a viewport for an undrawn labelmap: backing off, ~40 s in all. In
+ * tests/e2e/mpr_test.ts a redraw asked 1.5 s after the switch to MPR still drew nothing, one at 4 s
+ * did; on a busy machine it took longer.
+ */
+export const REDRAW_BACKOFF_MS = [250, 500, 1000, 2000, 4000, 4000, 4000, 4000, 4000, 4000, 4000, 4000];
+let redrawListening = false;
+const watched = new Set<string>();
+
+/** The labelmap representations a viewport lists but draws no actor for. */
+export function undrawnLabelmaps(
+  representations: { segmentationId: string; type: string }[],
+  actorUIDs: (string | undefined)[],
+): string[] {
+  return representations
+    .filter((r) => r.type === "Labelmap")
+    .map((r) => r.segmentationId)
+    .filter((id) => !actorUIDs.some((uid) => uid?.startsWith(`${id}-Labelmap`)));
+}
+
+/**
+ * OHIF 3.13.2 re-adds every segmentation to the viewports a hanging protocol or layout change creates
+ * (MPR, 1×2…), but in a new volume viewport the first render of a labelmap made from stack images
+ * does not complete: the representation is listed, no actor is mounted, nothing is drawn and nothing
+ * renders it again (tests/e2e/mpr_test.ts saw three blank MPR viewports; Cornerstone never sent
+ * SEGMENTATION_RENDERED for them, and no later host event says when a render would succeed). So when a
+ * labelmap representation is added to or changed in a viewport, the viewport is checked a few times,
+ * backing off, and a labelmap still without its actor is rendered again until it is drawn.
+ */
+export function keepLabelmapsDrawn(): void {
+  const tools = (globalThis as unknown as { cornerstoneTools?: RedrawTools }).cornerstoneTools;
+  const cs = hostCornerstone() as unknown as RedrawCornerstone | undefined;
+  const modified = tools?.Enums?.Events?.SEGMENTATION_REPRESENTATION_MODIFIED;
+  if (redrawListening || !tools || !modified || !cs?.eventTarget) return;
+  redrawListening = true;
+  cs.eventTarget.addEventListener(modified, (evt: Event) => {
+    const viewportId = (evt as CustomEvent<{ viewportId?: string }>).detail?.viewportId;
+    if (viewportId && !watched.has(viewportId)) {
+      watched.add(viewportId);
+      redrawUntilDrawn(tools, cs, viewportId, 0);
+    }
+  });
+}
+
+function redrawUntilDrawn(
+  tools: RedrawTools,
+  cs: RedrawCornerstone,
+  viewportId: string,
+  attempt: number,
+): void {
+  setTimeout(() => {
+    const viewport = cs.getEnabledElementByViewportId(viewportId)?.viewport;
+    const representations = tools.segmentation.state.getSegmentationRepresentations(viewportId) ?? [];
+    const undrawn = viewport
+      ? undrawnLabelmaps(representations, viewport.getActors().map((a) => a.representationUID))
+      : [];
+    if (undrawn.length === 0 || attempt + 1 >= REDRAW_BACKOFF_MS.length) {
+      watched.delete(viewportId);
+      return;
+    }
+    for (const segmentationId of undrawn) {
+      tools.segmentation.triggerSegmentationEvents.triggerSegmentationRepresentationModified(
+        viewportId,
+        segmentationId,
+        "Labelmap",
+      );
+    }
+    redrawUntilDrawn(tools, cs, viewportId, attempt + 1);
+  }, REDRAW_BACKOFF_MS[attempt]);
 }
 
 /**

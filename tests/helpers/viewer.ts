@@ -124,4 +124,123 @@ export async function showInstance(page: Page, sopInstanceUID: string): Promise<
     const id = g.services.viewportGridService.getActiveViewportId();
     return g.cornerstone.getRenderingEngines().some((e) => e.getViewport(id)?.getCurrentImageIdIndex() === i);
   }, index);
+/** Coloured pixels drawn over a viewport against the labelmap voxels its state says are shown there. */
+export interface OverlayAgreement {
+  /** canvas pixels (sampled) that carry colour: the image is grey, so only an overlay colours it */
+  observed: number;
+  /** sampled pixels whose world point falls in a shown, non-zero voxel of a shown segmentation */
+  expected: number;
+  /** pixels in both */
+  both: number;
+  dice: number;
+}
+
+/**
+ * Samples a viewport's canvas every `step` CSS pixels. Each pixel's world point (the viewport's own
+ * canvasToWorld) is mapped into the labelmap images of the segmentations represented and visible
+ * in the viewport through their referenced images' position, orientation and spacing, never through
+ * the renderer, so a labelmap drawn off its data (wrong slice, flipped, shifted) disagrees.
+ */
+export function overlayAgreement(page: Page, viewportId: string, step = 2): Promise<OverlayAgreement> {
+  return page.evaluate(({ viewportId, step }) => {
+    type V3 = [number, number, number];
+    type Img = { referencedImageId: string; voxelManager: { getScalarData(): ArrayLike<number> } };
+    type Plane = {
+      imagePositionPatient: V3;
+      rowCosines: V3;
+      columnCosines: V3;
+      rowPixelSpacing: number;
+      columnPixelSpacing: number;
+      rows: number;
+      columns: number;
+    };
+    const g = globalThis as unknown as {
+      cornerstone: {
+        cache: { getImage(id: string): Img };
+        metaData: { get(t: string, id: string): Plane };
+        getEnabledElementByViewportId(id: string): {
+          viewport: { canvas: HTMLCanvasElement; canvasToWorld(p: [number, number]): V3 };
+        };
+      };
+      cornerstoneTools: {
+        segmentation: {
+          state: {
+            getSegmentation(id: string): { representationData: { Labelmap: { imageIds: string[] } } };
+            getSegmentationRepresentations(
+              vp: string,
+            ): { segmentationId: string; type: string; visible: boolean }[];
+          };
+          config: {
+            visibility: {
+              getHiddenSegmentIndices(vp: string, s: { segmentationId: string; type: string }): Set<number>;
+            };
+          };
+        };
+      };
+    };
+    const dot = (a: V3, b: V3) => a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
+    const sub = (a: V3, b: V3): V3 => [a[0] - b[0], a[1] - b[1], a[2] - b[2]];
+    const cross = (a: V3, b: V3): V3 => [
+      a[1] * b[2] - a[2] * b[1],
+      a[2] * b[0] - a[0] * b[2],
+      a[0] * b[1] - a[1] * b[0],
+    ];
+    const layers = g.cornerstoneTools.segmentation.state.getSegmentationRepresentations(viewportId)
+      .filter((r) => r.type === "Labelmap" && r.visible)
+      .map((r) => {
+        const hidden = g.cornerstoneTools.segmentation.config.visibility.getHiddenSegmentIndices(viewportId, {
+          segmentationId: r.segmentationId,
+          type: "Labelmap",
+        });
+        const ids = g.cornerstoneTools.segmentation.state.getSegmentation(r.segmentationId).representationData
+          .Labelmap.imageIds;
+        const slices = ids.map((id) => {
+          const img = g.cornerstone.cache.getImage(id);
+          const plane = g.cornerstone.metaData.get("imagePlaneModule", img.referencedImageId);
+          const normal = cross(plane.rowCosines, plane.columnCosines);
+          return {
+            plane,
+            normal,
+            d: dot(plane.imagePositionPatient, normal),
+            data: img.voxelManager.getScalarData(),
+          };
+        }).sort((a, b) => a.d - b.d);
+        const gap = slices.length > 1 ? Math.abs(slices[1].d - slices[0].d) : 1;
+        return { hidden, slices, gap };
+      });
+    const shownAt = (w: V3): boolean => {
+      for (const { hidden, slices, gap } of layers) {
+        const t = dot(w, slices[0].normal);
+        const k = Math.round((t - slices[0].d) / gap);
+        const s = slices[k];
+        if (!s || Math.abs(t - s.d) > gap / 2) continue;
+        const rel = sub(w, s.plane.imagePositionPatient);
+        const col = Math.round(dot(rel, s.plane.rowCosines) / s.plane.columnPixelSpacing);
+        const row = Math.round(dot(rel, s.plane.columnCosines) / s.plane.rowPixelSpacing);
+        if (col < 0 || row < 0 || col >= s.plane.columns || row >= s.plane.rows) continue;
+        const v = s.data[row * s.plane.columns + col];
+        if (v !== 0 && !hidden.has(v)) return true;
+      }
+      return false;
+    };
+    const { viewport } = g.cornerstone.getEnabledElementByViewportId(viewportId);
+    const canvas = viewport.canvas;
+    const scale = canvas.width / canvas.clientWidth;
+    const px =
+      canvas.getContext("2d", { willReadFrequently: true })!.getImageData(0, 0, canvas.width, canvas.height)
+        .data;
+    let observed = 0, expected = 0, both = 0;
+    for (let y = step / 2; y < canvas.clientHeight; y += step) {
+      for (let x = step / 2; x < canvas.clientWidth; x += step) {
+        const i = 4 * (Math.floor(y * scale) * canvas.width + Math.floor(x * scale));
+        const r = px[i], gr = px[i + 1], b = px[i + 2];
+        const coloured = Math.max(r, gr, b) - Math.min(r, gr, b) > 12;
+        const shown = shownAt(viewport.canvasToWorld([x, y]));
+        if (coloured) observed++;
+        if (shown) expected++;
+        if (coloured && shown) both++;
+      }
+    }
+    return { observed, expected, both, dice: (2 * both) / Math.max(1, observed + expected) };
+  }, { viewportId, step });
 }
