@@ -124,6 +124,8 @@ export async function showInstance(page: Page, sopInstanceUID: string): Promise<
     const id = g.services.viewportGridService.getActiveViewportId();
     return g.cornerstone.getRenderingEngines().some((e) => e.getViewport(id)?.getCurrentImageIdIndex() === i);
   }, index);
+}
+
 /** Coloured pixels drawn over a viewport against the labelmap voxels its state says are shown there. */
 export interface OverlayAgreement {
   /** canvas pixels (sampled) that carry colour: the image is grey, so only an overlay colours it */
