@@ -39,6 +39,16 @@ export interface HeatmapBins {
   colormap: ColormapName;
 }
 
+/**
+ * Opacity (0..255) of bin b: a ramp from nearly clear to opaque, so the near-certain floor (MC passes
+ * rarely give exactly 0) only faintly tints the image and the uncertain voxels stand out, as in a
+ * heatmap whose colormap fades in. Multiplied by the layer's opacity control.
+ */
+export function binAlpha(b: number, bins: number): number {
+  const t = bins > 1 ? (Math.min(Math.max(b, 1), bins) - 1) / (bins - 1) : 1;
+  return Math.round(255 * (0.08 + 0.92 * t));
+}
+
 /** Lower edge of bin b (1-based). */
 export function binLow(h: Pick<HeatmapBins, "range" | "bins">, b: number): number {
   const [lo, hi] = h.range;
@@ -154,7 +164,14 @@ export async function showHeatmap(
   title: string,
   opacity: number,
 ): Promise<string> {
-  const id = await showLabelmap(servicesManager, displaySet, sliceImageIds, heat.labelmap, title);
+  const id = await showLabelmap(
+    servicesManager,
+    displaySet,
+    sliceImageIds,
+    heat.labelmap,
+    title,
+    (b) => binAlpha(b, heat.bins),
+  );
   displays.set(id, { range: heat.range, bins: heat.bins, opacity, tau: heat.range[0], visible: true });
   followViewports(servicesManager);
   setHeatmapOpacity(servicesManager, id, opacity);

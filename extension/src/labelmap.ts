@@ -45,6 +45,8 @@ export async function showLabelmap(
   sliceImageIds: string[],
   labelmap: Labelmap,
   title: string,
+  /** per-segment opacity 0..255 (the heatmap ramps it by bin); opaque when absent */
+  alphaOf?: (segmentNumber: number) => number,
 ): Promise<string> {
   const services = servicesManager.services;
   const segmentationService = services.segmentationService as SegmentationServiceLike | undefined;
@@ -94,13 +96,17 @@ export async function showLabelmap(
     );
   }
   await segmentationService.addSegmentationRepresentation(viewportId, { segmentationId });
-  for (const s of labelmap.segments) {
-    segmentationService.setSegmentColor(viewportId, segmentationId, s.number, [...s.color, 255]);
+  const colors: [number, number[]][] = labelmap.segments.map((s) => [
+    s.number,
+    [...s.color, alphaOf ? Math.round(Math.min(255, Math.max(0, alphaOf(s.number)))) : 255],
+  ]);
+  for (const [index, color] of colors) {
+    segmentationService.setSegmentColor(viewportId, segmentationId, index, color);
   }
   tools.segmentation.triggerSegmentationEvents.triggerSegmentationDataModified(segmentationId);
   keepLabelmapsDrawn();
   shownOn.set(segmentationId, displaySet.displaySetInstanceUID);
-  colorsOf.set(segmentationId, labelmap.segments.map((s) => [s.number, [...s.color, 255]]));
+  colorsOf.set(segmentationId, colors);
   followSeries(servicesManager);
   return segmentationId;
 }

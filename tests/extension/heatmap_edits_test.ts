@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { Labelmap, UncertaintyMap } from "../../src/core/types.ts";
-import { binLow, heatmapBins, measureText } from "../../extension/src/heatmap.ts";
+import { binAlpha, binLow, heatmapBins, measureText } from "../../extension/src/heatmap.ts";
 import { editedSegments, withEdits } from "../../extension/src/labelmap.ts";
 
 const geometry = {
@@ -81,4 +81,14 @@ Deno.test("compare with reference counts TP/FP/FN per segment and marks the over
   assert.ok(Math.abs(b.dice - 0.5) < 1e-12 && b.precision === 1 && Math.abs(b.recall - 1 / 3) < 1e-12);
   const lm = compareOverlayLabelmap(geometry, cmp.overlay);
   assert.deepEqual(lm.segments.map((s) => s.color), [[0, 200, 0], [230, 0, 0], [0, 90, 255]]);
+});
+
+Deno.test("heatmap bins fade in: the lowest bin is nearly clear, the highest opaque, and the ramp rises", () => {
+  const alphas = Array.from({ length: 16 }, (_, i) => binAlpha(i + 1, 16));
+  assert.ok(alphas[0] <= 25, `bin 1 only tints the image (alpha ${alphas[0]})`);
+  assert.equal(alphas[15], 255);
+  for (let b = 1; b < 16; b++) {
+    assert.ok(alphas[b] > alphas[b - 1], `bin ${b + 1} is more opaque than bin ${b}`);
+  }
+  assert.equal(binAlpha(1, 1), 255, "a single bin is opaque");
 });
