@@ -181,12 +181,18 @@ interface RedrawTools {
         segmentationId: string,
         type: string,
       ): void;
+      triggerSegmentationDataModified(segmentationId: string): void;
     };
   };
 }
 
+interface RedrawActorEntry {
+  representationUID?: string;
+  actor?: { getProperty?(): { getRGBTransferFunction?(index: number): unknown } | undefined };
+}
+
 interface RedrawViewport {
-  getActors(): { representationUID?: string }[];
+  getActors(): RedrawActorEntry[];
 }
 
 interface RedrawCornerstone {
@@ -203,15 +209,31 @@ export const REDRAW_BACKOFF_MS = [250, 500, 1000, 2000, 4000, 4000, 4000, 4000, 
 let redrawListening = false;
 const watched = new Set<string>();
 
-/** The labelmap representations a viewport lists but draws no actor for. */
+/** A labelmap actor as seen by the redraw check: its representation and whether it has a colour LUT. */
+export interface LabelmapActorState {
+  representationUID?: string;
+  /** Cornerstone has given it the segment colours (an RGB transfer function); unstyled it draws grey */
+  styled: boolean;
+}
+
+/** What a viewport still needs for each labelmap it lists: its actor mounted, or its colours applied. */
 export function undrawnLabelmaps(
   representations: { segmentationId: string; type: string }[],
-  actorUIDs: (string | undefined)[],
-): string[] {
-  return representations
-    .filter((r) => r.type === "Labelmap")
-    .map((r) => r.segmentationId)
-    .filter((id) => !actorUIDs.some((uid) => uid?.startsWith(`${id}-Labelmap`)));
+  actors: LabelmapActorState[],
+): { unmounted: string[]; unstyled: string[] } {
+  const unmounted: string[] = [], unstyled: string[] = [];
+  for (const r of representations) {
+    if (r.type !== "Labelmap") continue;
+    const own = actors.filter((a) => a.representationUID?.startsWith(`${r.segmentationId}-Labelmap`));
+    if (own.length === 0) unmounted.push(r.segmentationId);
+    else if (own.some((a) => !a.styled)) unstyled.push(r.segmentationId);
+  }
+  return { unmounted, unstyled };
+}
+
+function actorState(entry: RedrawActorEntry): LabelmapActorState {
+  const property = entry.actor?.getProperty?.();
+  return { representationUID: entry.representationUID, styled: !!property?.getRGBTransferFunction?.(0) };
 }
 
 /**
@@ -219,9 +241,15 @@ export function undrawnLabelmaps(
  * (MPR, 1×2…), but in a new volume viewport the first render of a labelmap made from stack images
  * does not complete: the representation is listed, no actor is mounted, nothing is drawn and nothing
  * renders it again (tests/e2e/mpr_test.ts saw three blank MPR viewports; Cornerstone never sent
- * SEGMENTATION_RENDERED for them, and no later host event says when a render would succeed). So when a
- * labelmap representation is added to or changed in a viewport, the viewport is checked a few times,
- * backing off, and a labelmap still without its actor is rendered again until it is drawn.
+ * SEGMENTATION_RENDERED for them, and no later host event says when a render would succeed). In a
+ * new stack viewport (a 1×2 layout) the opposite happens: the stack's image-change listener mounts the
+ * labelmap actors with a placeholder style (no colour function, opacity 1 at label 1), but the
+ * segmentation render that would give them the segment colours never runs for that viewport, so the
+ * labelmap covers the image in near-black (tests/e2e/mpr_test.ts: the second viewport "dimmed", its
+ * actors without an RGB transfer function, no SEGMENTATION_RENDERED; a data-modified event colours
+ * them). So when a labelmap representation is added to or changed in a viewport, the viewport is
+ * checked a few times, backing off: a labelmap still without its actor is rendered again, one whose
+ * actor is unstyled gets a data-modified render pass, until it is drawn in colour.
  */
 export function keepLabelmapsDrawn(): void {
   const tools = (globalThis as unknown as { cornerstoneTools?: RedrawTools }).cornerstoneTools;
@@ -247,20 +275,18 @@ function redrawUntilDrawn(
   setTimeout(() => {
     const viewport = cs.getEnabledElementByViewportId(viewportId)?.viewport;
     const representations = tools.segmentation.state.getSegmentationRepresentations(viewportId) ?? [];
-    const undrawn = viewport
-      ? undrawnLabelmaps(representations, viewport.getActors().map((a) => a.representationUID))
-      : [];
-    if (undrawn.length === 0 || attempt + 1 >= REDRAW_BACKOFF_MS.length) {
+    const { unmounted, unstyled } = viewport
+      ? undrawnLabelmaps(representations, viewport.getActors().map(actorState))
+      : { unmounted: [], unstyled: [] };
+    if (unmounted.length + unstyled.length === 0 || attempt + 1 >= REDRAW_BACKOFF_MS.length) {
       watched.delete(viewportId);
       return;
     }
-    for (const segmentationId of undrawn) {
-      tools.segmentation.triggerSegmentationEvents.triggerSegmentationRepresentationModified(
-        viewportId,
-        segmentationId,
-        "Labelmap",
-      );
+    const events = tools.segmentation.triggerSegmentationEvents;
+    for (const segmentationId of unmounted) {
+      events.triggerSegmentationRepresentationModified(viewportId, segmentationId, "Labelmap");
     }
+    for (const segmentationId of unstyled) events.triggerSegmentationDataModified(segmentationId);
     redrawUntilDrawn(tools, cs, viewportId, attempt + 1);
   }, REDRAW_BACKOFF_MS[attempt]);
 }

@@ -22,17 +22,7 @@ const MPR_VIEWPORTS = ["mpr-axial", "mpr-sagittal", "mpr-coronal"];
 const MIN_DICE = 0.9;
 
 const skipReason = chromiumMissing();
-/**
- * Known failure, kept visible: after a 1×2 layout change in the stack view, the second viewport lists
- * both segmentations with actors mounted but draws them dark and uncoloured, and the first viewport's
- * labelmap agrees with its voxels at Dice 0.875 only (MPR views reach 0.97–1.0). Not fixed yet.
- */
-const LAYOUT_KNOWN_FAILURE =
-  "1×2 layout: second stack viewport draws the overlays uncoloured; stack Dice 0.875 (see comment)";
 if (skipReason) console.log(`e2e MPR tests skipped: ${skipReason}`);
-else if (Deno.env.get("EDGESEG_LAYOUT_E2E") !== "1") {
-  console.log(`e2e layout test skipped: ${LAYOUT_KNOWN_FAILURE}`);
-}
 
 async function openPhantom(edge: RunningServer, page: Page): Promise<void> {
   const res = await fetch(new URL("/dicom-web/studies", edge.url), {
@@ -47,14 +37,24 @@ async function openPhantom(edge: RunningServer, page: Page): Promise<void> {
   await page.waitForSelector(`[data-model-id="${MODEL_ID}"][data-selected="true"]`);
 }
 
-/** Waits until each viewport lists every segmentation and draws an actor for each. */
+/**
+ * Waits until each viewport lists every segmentation and draws an actor for each, coloured (the actor
+ * has the segment colours as an RGB transfer function; without one it draws grey).
+ */
 async function waitForSegmentationsDrawn(page: Page, viewportIds: string[], segIds: string[]): Promise<void> {
   await page.waitForFunction(
     ({ viewportIds, segIds }) => {
       const g = globalThis as unknown as {
         cornerstone: {
           getEnabledElementByViewportId(id: string):
-            | { viewport: { getActors(): { representationUID?: string }[] } }
+            | {
+              viewport: {
+                getActors(): {
+                  representationUID?: string;
+                  actor: { getProperty(): { getRGBTransferFunction(i: number): unknown } };
+                }[];
+              };
+            }
             | undefined;
         };
         cornerstoneTools: {
@@ -68,10 +68,12 @@ async function waitForSegmentationsDrawn(page: Page, viewportIds: string[], segI
         if (!viewport) return false;
         const listed = g.cornerstoneTools.segmentation.state.getSegmentationRepresentations(vp)
           .map((r) => r.segmentationId);
-        const actors = viewport.getActors().map((a) => a.representationUID ?? "");
-        return segIds.every((s) =>
-          listed.includes(s) && actors.some((uid) => uid.startsWith(`${s}-Labelmap`))
-        );
+        const actors = viewport.getActors();
+        return segIds.every((s) => {
+          const own = actors.filter((a) => (a.representationUID ?? "").startsWith(`${s}-Labelmap`));
+          return listed.includes(s) && own.length > 0 &&
+            own.every((a) => !!a.actor.getProperty().getRGBTransferFunction(0));
+        });
       });
     },
     { viewportIds, segIds },
@@ -364,8 +366,7 @@ Deno.test({
 Deno.test({
   name:
     "a 1×2 layout shows the labelmap and the heatmap in both viewports of the series, with the heatmap settings; τ, opacity and the toggle act on both",
-  // Run it with EDGESEG_LAYOUT_E2E=1 to see the failure described at LAYOUT_KNOWN_FAILURE.
-  ignore: skipReason !== null || Deno.env.get("EDGESEG_LAYOUT_E2E") !== "1",
+  ignore: skipReason !== null,
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {

@@ -3,14 +3,30 @@ import assert from "node:assert/strict";
 import { missingSegmentations, undrawnLabelmaps } from "../../extension/src/labelmap.ts";
 import { hiddenBins } from "../../extension/src/heatmap.ts";
 
-Deno.test("undrawnLabelmaps: a listed labelmap without its actor is undrawn; other types are ignored", () => {
+Deno.test("undrawnLabelmaps: a listed labelmap without its actor is unmounted, one with an uncoloured actor unstyled; other types are ignored", () => {
   const reps = [
     { segmentationId: "a", type: "Labelmap" },
     { segmentationId: "b", type: "Labelmap" },
     { segmentationId: "c", type: "Contour" },
   ];
-  assert.deepEqual(undrawnLabelmaps(reps, [undefined, "a-Labelmap-a-storage-0"]), ["b"]);
-  assert.deepEqual(undrawnLabelmaps(reps, ["a-Labelmap-x", "b-Labelmap-y"]), []);
+  assert.deepEqual(
+    undrawnLabelmaps(reps, [{ styled: true }, { representationUID: "a-Labelmap-a-storage-0", styled: true }]),
+    { unmounted: ["b"], unstyled: [] },
+  );
+  assert.deepEqual(
+    undrawnLabelmaps(reps, [
+      { representationUID: "a-Labelmap-x", styled: true },
+      { representationUID: "b-Labelmap-y", styled: false },
+    ]),
+    { unmounted: [], unstyled: ["b"] },
+  );
+  assert.deepEqual(
+    undrawnLabelmaps(reps, [
+      { representationUID: "a-Labelmap-x", styled: true },
+      { representationUID: "b-Labelmap-y", styled: true },
+    ]),
+    { unmounted: [], unstyled: [] },
+  );
 });
 
 Deno.test("missingSegmentations: only those of a shown series, not present yet, in the order shown", () => {
