@@ -9,9 +9,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { Page } from "playwright-core";
-import { buildExtension } from "../../extension/build.ts";
-import { ensureOhif, type RunningServer, startServer } from "../../src/server/mod.ts";
-import { chromiumMissing, launchBrowser, screenshot, waitForCanvasContent } from "../helpers/browser.ts";
+import { openPhantomWith, withEdgeViewer } from "../helpers/edge.ts";
+import { chromiumMissing, screenshot } from "../helpers/browser.ts";
 import { PROJECT_ROOT } from "../helpers/paths.ts";
 import { overlayAgreement } from "../helpers/viewer.ts";
 
@@ -23,19 +22,6 @@ const MIN_DICE = 0.9;
 
 const skipReason = chromiumMissing();
 if (skipReason) console.log(`e2e MPR tests skipped: ${skipReason}`);
-
-async function openPhantom(edge: RunningServer, page: Page): Promise<void> {
-  const res = await fetch(new URL("/dicom-web/studies", edge.url), {
-    headers: { accept: "application/dicom+json" },
-  });
-  const studies = await res.json() as { "0020000D": { Value: string[] } }[];
-  const uid = studies[0]["0020000D"].Value[0];
-  await page.goto(new URL(`/edgeseg?StudyInstanceUIDs=${encodeURIComponent(uid)}`, edge.url).href);
-  await waitForCanvasContent(page);
-  await page.waitForSelector(`#edgeseg-models [data-model-id="${MODEL_ID}"]`, { timeout: 30000 });
-  await page.click(`#edgeseg-models [data-model-id="${MODEL_ID}"]`);
-  await page.waitForSelector(`[data-model-id="${MODEL_ID}"][data-selected="true"]`);
-}
 
 /**
  * Waits until each viewport lists every segmentation and draws an actor for each, coloured (the actor
@@ -223,34 +209,14 @@ async function runWithUncertainty(page: Page) {
   return { labelId, heatId, lo, hi };
 }
 
-async function withViewer(name: string, fn: (page: Page) => Promise<void>): Promise<void> {
-  await buildExtension();
-  const ohifDist = await ensureOhif();
-  const dataDir = await Deno.makeTempDir({ prefix: "edgeseg-e2e-mpr-" });
-  const edge = await startServer({
-    port: 0,
-    dataDir,
-    ohifDist,
-    modelsDir: TEST_MODELS,
-    seed: true,
-    log: () => {},
-  });
-  const browser = await launchBrowser({ webgpu: false });
-  try {
-    await openPhantom(edge, browser.page);
-    await fn(browser.page);
-  } catch (err) {
-    await screenshot(browser.page, `${name}-failure`).catch(() => {});
-    const errors = browser.errors.slice(-8).join("\n  ");
-    throw new Error(
-      `${err instanceof Error ? err.message : err}${errors ? `\nbrowser errors:\n  ${errors}` : ""}`,
-      { cause: err },
-    );
-  } finally {
-    await browser.close();
-    await edge.close();
-    await Deno.remove(dataDir, { recursive: true }).catch(() => {});
-  }
+function withViewer(name: string, fn: (page: Page) => Promise<void>): Promise<void> {
+  return withEdgeViewer(
+    { name: "mpr", failureShot: `${name}-failure`, modelsDir: TEST_MODELS, seed: true },
+    async ({ edge, page }) => {
+      await openPhantomWith(page, edge, MODEL_ID);
+      await fn(page);
+    },
+  );
 }
 
 Deno.test({

@@ -13,13 +13,13 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { Page } from "playwright-core";
-import { buildExtension } from "../../extension/build.ts";
 import { phantomSeries } from "../../src/dicom/phantom.ts";
 import { readSeries } from "../../src/dicom/read.ts";
 import { readParametricMap } from "../../src/dicom/segread.ts";
 import { DicomWebClient } from "../../src/dicom/web.ts";
-import { ensureOhif, type RunningServer, startServer } from "../../src/server/mod.ts";
-import { chromiumMissing, launchBrowser, screenshot, waitForCanvasContent } from "../helpers/browser.ts";
+import type { RunningServer } from "../../src/server/mod.ts";
+import { openPhantomWith, withEdgeViewer } from "../helpers/edge.ts";
+import { chromiumMissing, screenshot, waitForCanvasContent } from "../helpers/browser.ts";
 import { orthancMissing, startOrthanc } from "../helpers/orthanc.ts";
 import { PROJECT_ROOT } from "../helpers/paths.ts";
 
@@ -242,49 +242,20 @@ async function checkPmOpens(page: Page, edge: RunningServer, name: string): Prom
   }
 }
 
-async function withViewer(
+function withViewer(
   name: string,
   pacsUrl: string | undefined,
   fn: (page: Page, edge: RunningServer) => Promise<void>,
 ): Promise<void> {
-  await buildExtension();
-  const ohifDist = await ensureOhif();
-  const dataDir = await Deno.makeTempDir({ prefix: "edgeseg-e2e-pm-" });
-  const edge = await startServer({
-    port: 0,
-    dataDir,
-    ohifDist,
-    modelsDir: TEST_MODELS,
-    seed: true,
-    pacsUrl,
-    log: () => {},
-  });
-  const browser = await launchBrowser({ webgpu: false });
-  const page = browser.page;
-  try {
-    await page.goto(
-      new URL(`/edgeseg?StudyInstanceUIDs=${encodeURIComponent(phantomSeries().studyInstanceUID)}`, edge.url)
-        .href,
-    );
-    await waitForCanvasContent(page);
-    await page.waitForSelector(`#edgeseg-models [data-model-id="${MODEL_ID}"]`, { timeout: 30000 });
-    await page.click(`#edgeseg-models [data-model-id="${MODEL_ID}"]`);
-    await page.waitForSelector(`[data-model-id="${MODEL_ID}"][data-selected="true"]`);
-    await fn(page, edge);
-    const pmErrors = browser.errors.filter((e) => /pmap|parametric/i.test(e));
-    assert.deepEqual(pmErrors, [], "no PM errors in the browser console");
-  } catch (err) {
-    await screenshot(page, `pm-${name}-failure`).catch(() => {});
-    const errors = browser.errors.slice(-8).join("\n  ");
-    throw new Error(
-      `${err instanceof Error ? err.message : err}${errors ? `\nbrowser errors:\n  ${errors}` : ""}`,
-      { cause: err },
-    );
-  } finally {
-    await browser.close();
-    await edge.close();
-    await Deno.remove(dataDir, { recursive: true }).catch(() => {});
-  }
+  return withEdgeViewer(
+    { name: "pm", failureShot: `pm-${name}-failure`, modelsDir: TEST_MODELS, seed: true, pacsUrl },
+    async ({ edge, page, browser }) => {
+      await openPhantomWith(page, edge, MODEL_ID);
+      await fn(page, edge);
+      const pmErrors = browser.errors.filter((e) => /pmap|parametric/i.test(e));
+      assert.deepEqual(pmErrors, [], "no PM errors in the browser console");
+    },
+  );
 }
 
 Deno.test({

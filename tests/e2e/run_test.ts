@@ -7,14 +7,14 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { Page } from "playwright-core";
-import { buildExtension } from "../../extension/build.ts";
 import { phantomSeries } from "../../src/dicom/phantom.ts";
 import { readSeries } from "../../src/dicom/read.ts";
 import { readSegmentation } from "../../src/dicom/segread.ts";
 import { loadModel } from "../../src/inference/deno.ts";
 import { segment } from "../../src/segmentation/segment.ts";
-import { ensureOhif, type RunningServer, startServer } from "../../src/server/mod.ts";
-import { chromiumMissing, launchBrowser, screenshot, waitForCanvasContent } from "../helpers/browser.ts";
+import type { RunningServer } from "../../src/server/mod.ts";
+import { openPhantomWith, withEdgeViewer } from "../helpers/edge.ts";
+import { chromiumMissing, screenshot } from "../helpers/browser.ts";
 import { PROJECT_ROOT } from "../helpers/paths.ts";
 import { DicomWebClient } from "../../src/dicom/web.ts";
 import { dciodvfy, hasDciodvfy } from "../dicom/tools.ts";
@@ -120,51 +120,17 @@ async function checkHeatmapLayer(page: Page): Promise<void> {
   await page.waitForSelector('#edgeseg-heatmap[data-visible="true"]');
 }
 
-async function openPhantom(edge: RunningServer, page: Page): Promise<void> {
-  const res = await fetch(new URL("/dicom-web/studies", edge.url), {
-    headers: { accept: "application/dicom+json" },
-  });
-  const studies = await res.json() as { "0020000D": { Value: string[] } }[];
-  const uid = studies[0]["0020000D"].Value[0];
-  await page.goto(new URL(`/edgeseg?StudyInstanceUIDs=${encodeURIComponent(uid)}`, edge.url).href);
-  await waitForCanvasContent(page);
-  await page.waitForSelector(`#edgeseg-models [data-model-id="${MODEL_ID}"]`, { timeout: 30000 });
-  await page.click(`#edgeseg-models [data-model-id="${MODEL_ID}"]`);
-  await page.waitForSelector(`[data-model-id="${MODEL_ID}"][data-selected="true"]`);
-}
-
-async function withViewer(
+function withViewer(
   name: string,
   fn: (page: Page, edge: RunningServer) => Promise<void>,
 ): Promise<void> {
-  await buildExtension();
-  const ohifDist = await ensureOhif();
-  const dataDir = await Deno.makeTempDir({ prefix: "edgeseg-e2e-run-" });
-  const logs: string[] = [];
-  const edge = await startServer({
-    port: 0,
-    dataDir,
-    ohifDist,
-    modelsDir: TEST_MODELS,
-    seed: true,
-    log: (l) => logs.push(l),
-  });
-  const browser = await launchBrowser({ webgpu: false });
-  try {
-    await openPhantom(edge, browser.page);
-    await fn(browser.page, edge);
-  } catch (err) {
-    await screenshot(browser.page, `${name}-failure`).catch(() => {});
-    const errors = browser.errors.slice(-8).join("\n  ");
-    throw new Error(
-      `${err instanceof Error ? err.message : err}${errors ? `\nbrowser errors:\n  ${errors}` : ""}`,
-      { cause: err },
-    );
-  } finally {
-    await browser.close();
-    await edge.close();
-    await Deno.remove(dataDir, { recursive: true }).catch(() => {});
-  }
+  return withEdgeViewer(
+    { name: "run", failureShot: `${name}-failure`, modelsDir: TEST_MODELS, seed: true },
+    async ({ edge, page }) => {
+      await openPhantomWith(page, edge, MODEL_ID);
+      await fn(page, edge);
+    },
+  );
 }
 
 Deno.test({

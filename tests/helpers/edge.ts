@@ -6,6 +6,7 @@
  */
 import type { Page } from "playwright-core";
 import { buildExtension } from "../../extension/build.ts";
+import { phantomSeries } from "../../src/dicom/phantom.ts";
 import { DicomWebClient } from "../../src/dicom/web.ts";
 import { ensureOhif, type RunningServer, startServer } from "../../src/server/mod.ts";
 import { type Browser, launchBrowser, screenshot, waitForCanvasContent } from "./browser.ts";
@@ -31,6 +32,8 @@ export interface EdgeViewerOptions {
   seed?: boolean;
   /** Launch Chromium with a (SwiftShader) WebGPU adapter (default false). */
   webgpu?: boolean;
+  /** A PACS the server proxies DICOMweb to instead of its embedded store. */
+  pacsUrl?: string;
   /** Receives the server's log lines (default: dropped). */
   log?: (line: string) => void;
 }
@@ -53,6 +56,7 @@ export async function withEdgeViewer(
     ohifDist,
     modelsDir: options.modelsDir,
     seed: options.seed ?? false,
+    pacsUrl: options.pacsUrl,
     log: options.log ?? (() => {}),
   });
   let browser: Browser | undefined;
@@ -96,6 +100,12 @@ export async function withFailureReport(
 export async function openStudy(page: Page, edge: RunningServer, studyUID: string): Promise<void> {
   await page.goto(new URL(`/edgeseg?StudyInstanceUIDs=${encodeURIComponent(studyUID)}`, edge.url).href);
   await waitForCanvasContent(page);
+}
+
+/** Opens the seeded phantom study in the EdgeSeg mode and selects a model (the e2e tests' usual start). */
+export async function openPhantomWith(page: Page, edge: RunningServer, modelId: string): Promise<void> {
+  await openStudy(page, edge, phantomSeries().studyInstanceUID);
+  await selectModel(page, modelId);
 }
 
 /** Clicks a model in the panel's picker and waits until the panel shows it selected. */
