@@ -5,7 +5,11 @@
  *   deno task build
  *
  * Output file names carry content hashes: the browser's module map caches plugin URLs for the life of
- * the page, and the server serves them as immutable. The listed URLs are tiny guard modules
+ * the page, and the server serves them as immutable. Beside them, the stable entry URLs an OHIF admin
+ * writes into a hospital's app-config: `extension.js` and `mode.js` (and versioned aliases
+ * `<version>/extension.js`, `<version>/mode.js`), one-line modules that re-export the hashed entries
+ * and are served no-cache, so they revalidate and a new build reaches the next page load. The hashed
+ * entries are tiny guard modules
  * (extension_entry.ts, mode_entry.ts) that import the real code as a split chunk, so a plugin failure
  * never blanks the viewer. React is never bundled: `react` and `react/jsx-runtime` resolve to shims
  * that return the host viewer's instance (see src/host_react.ts).
@@ -24,9 +28,27 @@ export interface PluginList {
   modes: string[];
 }
 
+/** EdgeSeg's version, from package.json (the one place it is written). */
+export const EDGESEG_VERSION: string = JSON.parse(
+  Deno.readTextFileSync(join(PROJECT_ROOT, "package.json")),
+).version;
+
+/** The stable entry files, relative to build/plugins/edgeseg/. */
+export const STABLE_ENTRIES = {
+  extension: "extension.js",
+  mode: "mode.js",
+  versionedExtension: `${EDGESEG_VERSION}/extension.js`,
+  versionedMode: `${EDGESEG_VERSION}/mode.js`,
+} as const;
+
+/** The host-side loader (extension/src/loader.ts), written to build/plugins/edgeseg/loader.js. */
+export const LOADER_FILE = "loader.js";
+
 export interface BuildResult extends PluginList {
   /** URL of the inference Worker bundle (segment() + src/inference), injected into the extension. */
   worker: string;
+  /** The stable entry URLs for a hospital's app-config (see STABLE_ENTRIES). */
+  stable: { extension: string; mode: string };
   /** Every file written, relative to build/plugins/edgeseg/. */
   files: string[];
   /** Total bytes of the JavaScript written. */
@@ -56,6 +78,13 @@ const hostReactPlugin: esbuild.Plugin = {
     }));
   },
 };
+
+/** Writes through a temp file and a rename: a server reading the file never sees half of it. */
+async function writeAtomic(path: string, text: string): Promise<void> {
+  const tmp = `${path}.${Deno.pid}.tmp`;
+  await Deno.writeTextFile(tmp, text);
+  await Deno.rename(tmp, path);
+}
 
 /** Hashed outputs of earlier builds are deleted once they are older than this. */
 const STALE_AFTER_MS = 15 * 60 * 1000;
@@ -100,13 +129,15 @@ export async function buildExtension(options: { minify?: boolean } = {}): Promis
     metafile: true,
     legalComments: "linked",
     plugins: [hostReactPlugin],
+    define: { __EDGESEG_VERSION__: JSON.stringify(EDGESEG_VERSION) },
     logLevel: "silent",
   });
   const workerOut = Object.entries(workerBuild.metafile.outputs).find(([, m]) =>
     m.entryPoint?.endsWith("worker.ts")
   );
   if (!workerOut) throw new Error("extension build: the worker bundle was not written");
-  const worker = PLUGIN_URL_PREFIX + relative(PLUGIN_DIR, join(PROJECT_ROOT, workerOut[0]));
+  const workerFile = relative(PLUGIN_DIR, join(PROJECT_ROOT, workerOut[0]));
+  const worker = PLUGIN_URL_PREFIX + workerFile;
 
   const result = await esbuild.build({
     absWorkingDir: PROJECT_ROOT,
@@ -127,7 +158,22 @@ export async function buildExtension(options: { minify?: boolean } = {}): Promis
     metafile: true,
     legalComments: "linked",
     plugins: [hostReactPlugin],
-    define: { __EDGESEG_WORKER_URL__: JSON.stringify(worker) },
+    define: {
+      __EDGESEG_WORKER_FILE__: JSON.stringify(workerFile),
+      __EDGESEG_VERSION__: JSON.stringify(EDGESEG_VERSION),
+    },
+    logLevel: "silent",
+  });
+  // The loader sits with the host's static files, not ours: one self-contained file, no chunks.
+  await esbuild.build({
+    absWorkingDir: PROJECT_ROOT,
+    entryPoints: [join(SRC, "loader.ts")],
+    outfile: join(PLUGIN_DIR, LOADER_FILE),
+    bundle: true,
+    format: "esm",
+    platform: "browser",
+    target: "es2022",
+    minify: false,
     logLevel: "silent",
   });
   await esbuild.stop();
@@ -152,13 +198,40 @@ export async function buildExtension(options: { minify?: boolean } = {}): Promis
     );
   }
   const list: PluginList = { extensions, modes };
+  const entryFile = (url: string) => url.slice(PLUGIN_URL_PREFIX.length);
+  const stableFiles: [string, string][] = [
+    [STABLE_ENTRIES.extension, entryFile(extensions[0])],
+    [STABLE_ENTRIES.mode, entryFile(modes[0])],
+    [STABLE_ENTRIES.versionedExtension, entryFile(extensions[0])],
+    [STABLE_ENTRIES.versionedMode, entryFile(modes[0])],
+  ];
+  for (const [stable, target] of stableFiles) {
+    const path = join(PLUGIN_DIR, stable);
+    await Deno.mkdir(dirname(path), { recursive: true });
+    const spec = relative(dirname(path), join(PLUGIN_DIR, target));
+    await writeAtomic(
+      path,
+      `// EdgeSeg ${EDGESEG_VERSION}: the stable entry for OHIF's app-config; it re-exports this build's hashed entry.\n` +
+        `export { default } from ${JSON.stringify(spec.startsWith(".") ? spec : `./${spec}`)};\n`,
+    );
+    files.push(stable);
+  }
+  files.push(LOADER_FILE);
   // Atomic replace: a server reading plugins.json never sees a half-written file.
-  const tmp = join(PLUGIN_DIR, `.plugins.json.${Deno.pid}.tmp`);
-  await Deno.writeTextFile(tmp, JSON.stringify(list, null, 2) + "\n");
-  await Deno.rename(tmp, join(PLUGIN_DIR, "plugins.json"));
+  await writeAtomic(join(PLUGIN_DIR, "plugins.json"), JSON.stringify(list, null, 2) + "\n");
   files.push("plugins.json");
   await pruneStale(new Set(files), STALE_AFTER_MS);
-  return { ...list, worker, files: files.sort(), bytes, elapsedMs: performance.now() - started };
+  return {
+    ...list,
+    worker,
+    stable: {
+      extension: PLUGIN_URL_PREFIX + STABLE_ENTRIES.extension,
+      mode: PLUGIN_URL_PREFIX + STABLE_ENTRIES.mode,
+    },
+    files: files.sort(),
+    bytes,
+    elapsedMs: performance.now() - started,
+  };
 }
 
 if (import.meta.main) {

@@ -13,7 +13,22 @@ import {
   type ServicesManager,
 } from "./host.ts";
 
-export const EXTENSION_VERSION = "0.1.0";
+import { checkHost, compatibilityMessage, type HostCompatibility } from "./compat.ts";
+import { errorElement } from "./fallbacks.ts";
+
+/** EdgeSeg's version, from package.json at build time (extension/build.ts). */
+declare const __EDGESEG_VERSION__: string;
+export const EXTENSION_VERSION = typeof __EDGESEG_VERSION__ === "string" ? __EDGESEG_VERSION__ : "dev";
+
+let compatibility: HostCompatibility | undefined;
+/** Checked once, when OHIF registers the extension (Cornerstone is loaded by then). */
+function hostCompatibility(): HostCompatibility {
+  if (!compatibility) {
+    compatibility = checkHost();
+    if (!compatibility.ok) console.error(compatibilityMessage(compatibility));
+  }
+  return compatibility;
+}
 
 /** Opens (or focuses) the EdgeSeg panel. Later it will also run the selected model. */
 function runCommand(servicesManager: ServicesManager): void {
@@ -24,10 +39,18 @@ export const edgesegExtension = {
   id: EXTENSION_ID,
   version: EXTENSION_VERSION,
 
+  preRegistration() {
+    hostCompatibility();
+  },
+
   getPanelModule({ servicesManager, extensionManager }: ExtensionApi) {
     // OHIF renders `component` with the panel's layout props; the services come from the closure.
-    const component = (props: Record<string, unknown>) =>
-      h(EdgeSegPanel, { ...props, servicesManager, extensionManager });
+    // In a viewer EdgeSeg does not support, the panel says so instead of crashing the layout.
+    const component = (props: Record<string, unknown>) => {
+      const compat = hostCompatibility();
+      if (!compat.ok) return errorElement(compatibilityMessage(compat));
+      return h(EdgeSegPanel, { ...props, servicesManager, extensionManager });
+    };
     return [{
       name: PANEL_NAME,
       iconName: "icon-tool-click-segment",

@@ -1,9 +1,9 @@
 /**
- * The host viewer's own React (OHIF 3.13.2 bundles React 18.3.1 and does not expose it).
+ * The host viewer's own React (OHIF 3.12 and 3.13 bundle React 18.3.1 and do not expose it).
  *
  * A second bundled React crashes on hooks ("Cannot read properties of null (reading 'useState')")
  * because the host renderer only installs its dispatcher into its own copy. So we borrow the host's
- * copy from the rspack chunk runtime: pushing a fake chunk with a runtime callback hands us the host's
+ * copy from the rspack (3.13) or webpack (3.12) chunk runtime: pushing a fake chunk with a runtime callback hands us the host's
  * `__webpack_require__`, and React is the one cached module whose factory source exports both
  * `useState` and `createElement`. The lookup is lazy (first render), costs ~4 ms and has no side
  * effects because the module is already evaluated. This depends on the pinned OHIF build; the e2e
@@ -31,22 +31,36 @@ interface RspackRequire {
 let cachedRequire: RspackRequire | undefined;
 const cachedModules = new Map<string, unknown>();
 
+interface ChunkArray {
+  push(chunk: unknown): unknown;
+}
+
+/** The host's chunk array: `rspackChunk` in OHIF 3.13 (rspack), `webpackChunk` in 3.12 (webpack 5). */
+export function hostChunkArray(): { name: string; chunks: ChunkArray } | undefined {
+  const g = globalThis as unknown as Record<string, ChunkArray | undefined>;
+  for (const name of ["rspackChunk", "webpackChunk"]) {
+    const chunks = g[name];
+    if (chunks && typeof chunks.push === "function") return { name, chunks };
+  }
+  return undefined;
+}
+
 function hostRequire(): RspackRequire {
   if (cachedRequire) return cachedRequire;
-  const g = globalThis as unknown as { rspackChunk?: { push(chunk: unknown): unknown } };
-  if (!g.rspackChunk || typeof g.rspackChunk.push !== "function") {
+  const host = hostChunkArray();
+  if (!host) {
     throw new Error(
-      "EdgeSeg: the host viewer's rspack chunk runtime (globalThis.rspackChunk) was not found; " +
-        "expected the prebuilt OHIF 3.13.2 viewer",
+      "EdgeSeg: the host viewer's chunk runtime (globalThis.rspackChunk or webpackChunk) was not found; " +
+        "expected a prebuilt OHIF 3.12 or 3.13 viewer",
     );
   }
   let captured: RspackRequire | undefined;
-  g.rspackChunk.push([[`edgeseg-probe-${Date.now()}`], {}, (req: RspackRequire) => {
+  host.chunks.push([[`edgeseg-probe-${Date.now()}`], {}, (req: RspackRequire) => {
     captured = req;
   }]);
   if (!captured || typeof captured.m !== "object") {
     throw new Error(
-      "EdgeSeg: the rspack runtime did not hand out its require function; expected OHIF 3.13.2",
+      `EdgeSeg: the host's ${host.name} runtime did not hand out its require function; expected OHIF 3.12 or 3.13`,
     );
   }
   cachedRequire = captured;

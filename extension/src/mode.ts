@@ -12,7 +12,9 @@ import {
   type ToolbarButton,
 } from "./host.ts";
 
-export const MODE_ID = "edgeseg";
+import { MODE_ID } from "./fallbacks.ts";
+
+export { MODE_ID };
 
 /** CT and MR volumes; OP/XC/OT/SM for photographs (colour fundus images are OP or XC). */
 export const MODE_MODALITIES = ["CT", "MR", "OP", "XC", "OT", "SM"];

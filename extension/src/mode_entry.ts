@@ -1,22 +1,9 @@
 /**
- * The URL listed in app-config `modes`; guards the mode like extension_entry.ts guards the extension.
- * If the mode module cannot load, a hidden placeholder mode is registered so the viewer still starts.
+ * The hashed module behind `plugins/edgeseg/mode.js`; guards the mode like extension_entry.ts guards the
+ * extension. If the mode module cannot load, a hidden placeholder mode is registered so the viewer
+ * still starts.
  */
-
-function placeholderMode(err: unknown) {
-  console.error("EdgeSeg mode failed to load; the viewer continues without it.", err);
-  return {
-    id: "edgeseg",
-    modeFactory: () => ({
-      id: "edgeseg",
-      routeName: "edgeseg",
-      displayName: "EdgeSeg (failed to load)",
-      hide: true,
-      routes: [],
-      extensions: {},
-    }),
-  };
-}
+import { placeholderMode } from "./fallbacks.ts";
 
 let loaded: unknown;
 try {
@@ -28,12 +15,14 @@ try {
       try {
         return await edgesegMode.modeFactory(args);
       } catch (err) {
-        return placeholderMode(err).modeFactory();
+        console.error("EdgeSeg mode failed to start; the viewer continues without it.", err);
+        return placeholderMode().modeFactory();
       }
     },
   };
 } catch (err) {
-  loaded = placeholderMode(err);
+  console.error("EdgeSeg mode failed to load; the viewer continues without it.", err);
+  loaded = placeholderMode();
 }
 
 // OHIF takes the module's default export.

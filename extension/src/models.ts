@@ -1,4 +1,5 @@
-/** The model packages the edge server offers (`/models/index.json`). */
+/** The model packages the edge server offers (`<base>models/index.json`, see base.ts). */
+import { assetUrl } from "./base.ts";
 
 /** One entry of `/models/index.json`: the parts of a package's manifest the panel needs. */
 export interface ModelIndexEntry {
@@ -42,14 +43,32 @@ export function parseModelIndexEntry(raw: unknown, position: number): ModelIndex
   };
 }
 
+function resolveEntryUrls(entry: ModelIndexEntry, indexUrl: string): ModelIndexEntry {
+  const base = new URL(indexUrl, (globalThis as { location?: { href?: string } }).location?.href);
+  const packageUrl = typeof entry.url === "string" && entry.url !== ""
+    ? new URL(entry.url, base).href
+    : new URL(`${encodeURIComponent(entry.id)}/`, base).href;
+  const manifest = typeof entry.manifest === "string" && entry.manifest !== ""
+    ? new URL(entry.manifest, base).href
+    : new URL("manifest.json", packageUrl).href;
+  return { ...entry, url: packageUrl, manifest };
+}
+
 export interface ModelIndex {
   models: ModelIndexEntry[];
   /** Entries that were skipped, each with the reason. */
   rejected: string[];
 }
 
-/** Fetches and validates the model index. Throws with the HTTP status or the JSON problem. */
-export async function fetchModelIndex(url = "/models/index.json", signal?: AbortSignal): Promise<ModelIndex> {
+/**
+ * Fetches and validates the model index. Each entry's `url` and `manifest` are made absolute against
+ * the index's own URL, so an index that lists packages relatively ("tiny-2d/") works wherever it is
+ * served. Throws with the HTTP status or the JSON problem.
+ */
+export async function fetchModelIndex(
+  url = assetUrl("models/index.json"),
+  signal?: AbortSignal,
+): Promise<ModelIndex> {
   const res = await fetch(url, { signal, headers: { accept: "application/json" } });
   if (!res.ok) {
     throw new Error(`GET ${url}: HTTP ${res.status} (expected 200 with a JSON array of model packages)`);
@@ -62,7 +81,7 @@ export async function fetchModelIndex(url = "/models/index.json", signal?: Abort
   list.forEach((raw, i) => {
     const parsed = parseModelIndexEntry(raw, i);
     if (typeof parsed === "string") rejected.push(parsed);
-    else models.push(parsed);
+    else models.push(resolveEntryUrls(parsed, url));
   });
   return { models, rejected };
 }

@@ -15,6 +15,7 @@ import {
   startRun,
 } from "./run.ts";
 import { type Capabilities, detectCapabilities } from "./capabilities.ts";
+import { WASM_THREADS_OFF } from "../../src/inference/protocol.ts";
 import { fetchModelIndex, type ModelIndexEntry } from "./models.ts";
 import type { DisplaySet, ServicesManager } from "./host.ts";
 import { HEATMAP_OPACITY, type HeatmapLayer } from "./run.ts";
@@ -126,7 +127,7 @@ function CapabilityLine(props: { caps: Capabilities | null }): unknown {
     : "WebGPU: not available — WASM only";
   const threadText = caps.threads
     ? `WASM threads: on (${caps.threadCount})`
-    : "WASM threads: off (page not cross-origin isolated)";
+    : `${WASM_THREADS_OFF} (single-threaded; docs/deploy.md says which headers turn threads on)`;
   return h(
     "div",
     {
@@ -427,6 +428,13 @@ function ResultView(props: { outcome: RunOutcome }): unknown {
         (elapsedMs / 1000).toFixed(1)
       } s`,
     ),
+    p.provider === "wasm" && p.threads !== undefined
+      ? h(
+        "div",
+        { id: "edgeseg-threads", "data-threads": String(p.threads), style: styles.meta },
+        p.threadsNote ?? `WASM threads: ${p.threads}`,
+      )
+      : null,
     p.fallbackReasons.length
       ? h(
         "div",

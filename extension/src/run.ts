@@ -14,6 +14,7 @@ import type {
 } from "../../src/core/types.ts";
 import type { DisplaySet, ServicesManager } from "./host.ts";
 import type { ModelIndexEntry } from "./models.ts";
+import { assetUrl } from "./base.ts";
 import { readViewerLabelmap, showLabelmap } from "./labelmap.ts";
 import { HEATMAP_BINS, HEATMAP_COLORMAP, type HeatmapBins, heatmapBins, showHeatmap } from "./heatmap.ts";
 import { volumeFromDisplaySet } from "./viewer_volume.ts";
@@ -237,7 +238,7 @@ export function startRun(
         volume,
         modelUrl: typeof settings.model.url === "string"
           ? settings.model.url
-          : `/models/${encodeURIComponent(settings.model.id)}/`,
+          : assetUrl(`models/${encodeURIComponent(settings.model.id)}/`),
         providers: providersFor(settings.device),
         options: { uncertainty: settings.uncertainty, passes: settings.passes },
       },

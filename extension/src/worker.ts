@@ -5,5 +5,10 @@
  */
 import { serveWorker } from "../../src/inference/browser.ts";
 import { segment } from "../../src/segmentation/segment.ts";
+import { assetUrl } from "./base.ts";
 
-serveWorker(self as unknown as Parameters<typeof serveWorker>[0], segment);
+// The Worker may run from a blob bootstrap (EdgeSeg on another origin than the page), where its
+// location is a blob: URL; its own module URL still says where the runtime files are.
+serveWorker(self as unknown as Parameters<typeof serveWorker>[0], segment, {
+  ortBase: assetUrl("edgeseg/ort/"),
+});

@@ -12,6 +12,7 @@ import {
 } from "../../src/inference/protocol.ts";
 import type { Progress, SegmentationResult } from "../../src/core/types.ts";
 import { CancelledError } from "../../src/core/errors.ts";
+import { assetUrl, isSameOrigin, PLUGIN_PATH } from "./base.ts";
 
 /**
  * How long a cancelled run may take to acknowledge before the Worker is terminated. A run only sees
@@ -21,13 +22,35 @@ import { CancelledError } from "../../src/core/errors.ts";
  */
 export const CANCEL_GRACE_MS = 300;
 
-/** Replaced at build time with the hashed URL of the worker bundle (see extension/build.ts). */
-declare const __EDGESEG_WORKER_URL__: string;
+/** Replaced at build time with the hashed file name of the worker bundle (see extension/build.ts). */
+declare const __EDGESEG_WORKER_FILE__: string;
 
+/** The Worker bundle's absolute URL, beside the extension's own files (see base.ts). */
 export function workerUrl(): string {
-  return typeof __EDGESEG_WORKER_URL__ === "string"
-    ? __EDGESEG_WORKER_URL__
-    : "/plugins/edgeseg/edgeseg-worker.js";
+  const file = typeof __EDGESEG_WORKER_FILE__ === "string" ? __EDGESEG_WORKER_FILE__ : "edgeseg-worker.js";
+  return assetUrl(PLUGIN_PATH + file);
+}
+
+/**
+ * The script a Worker is started from. Browsers refuse `new Worker(url)` for a script on another
+ * origin, which is where EdgeSeg lives inside a hospital's own OHIF; a module Worker started from a
+ * same-origin blob that imports the absolute URL works (the import is a CORS request, which the edge
+ * server's `--allow-origin` answers). The host's CSP then needs `worker-src blob:` (docs/deploy.md).
+ */
+export function workerBootstrap(url: string, sameOrigin: boolean): { url: string; revoke?: () => void } {
+  if (sameOrigin) return { url };
+  const blob = new Blob([`import ${JSON.stringify(url)};\n`], { type: "text/javascript" });
+  const blobUrl = URL.createObjectURL(blob);
+  return { url: blobUrl, revoke: () => URL.revokeObjectURL(blobUrl) };
+}
+
+function createWorker(): WorkerLike {
+  const url = workerUrl();
+  const boot = workerBootstrap(url, isSameOrigin(url));
+  const worker = new Worker(boot.url, { type: "module", name: "edgeseg-inference" });
+  // The blob only has to live until the Worker has fetched it; a revoke right away can race that fetch.
+  if (boot.revoke) setTimeout(boot.revoke, 60_000);
+  return worker;
 }
 
 interface WorkerLike {
@@ -66,7 +89,7 @@ export class SegmentationWorker {
 
   /** `create` exists so tests can hand in a fake Worker. */
   constructor(
-    create: () => WorkerLike = () => new Worker(workerUrl(), { type: "module", name: "edgeseg-inference" }),
+    create: () => WorkerLike = createWorker,
   ) {
     this.#worker = create();
     this.#worker.addEventListener("message", (ev) => this.#onMessage(ev.data));

@@ -3,6 +3,11 @@
  *
  *   deno task start [--port 8042] [--host 127.0.0.1] [--data .edgeseg/data] [--pacs <dicomweb url>]
  *                   [--max-upload-mb 2048] [--expose] [--no-seed] [--stow-token <token>] [--quiet]
+ *                   [--allow-origin <origin>]… [--plugin-only]
+ *
+ * `--plugin-only --allow-origin https://ohif.hospital.example` is the way into a hospital's existing
+ * OHIF: only the plugin, the models and the runtime files are served, readable by that origin, and the
+ * app-config lines for it are printed (docs/deploy.md).
  *
  * Binding a non-loopback address needs --expose: the server then answers anyone who can reach the
  * machine, so STOW should be protected with --stow-token (or EDGESEG_STOW_TOKEN).
@@ -11,11 +16,26 @@ import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { InputError } from "../core/errors.ts";
 import { ensureOhif, PROJECT_ROOT, startServer } from "../server/mod.ts";
+import { parseAllowedOrigins } from "../server/cors.ts";
 import { flag, hasFlag, numberFlag, parseArgs } from "./args.ts";
 
 const USAGE =
   "usage: deno task start [--port N] [--host ADDR] [--data DIR] [--pacs URL] [--max-upload-mb N] " +
-  "[--expose] [--no-seed] [--stow-token TOKEN] [--quiet]";
+  "[--expose] [--no-seed] [--stow-token TOKEN] [--quiet] [--allow-origin ORIGIN]... [--plugin-only]";
+
+/** The lines an OHIF admin adds to app-config.js for EdgeSeg served from `base` (ends in "/"). */
+export function appConfigSnippet(base: string): string {
+  const entry = (name: string) => new URL(`plugins/edgeseg/${name}`, base).href;
+  return [
+    "// in window.config of the OHIF app-config.js:",
+    `extensions: [${JSON.stringify(entry("extension.js"))}],`,
+    `modes: [${JSON.stringify(entry("mode.js"))}],`,
+    "// so that OHIF still opens while this server is down, copy plugins/edgeseg/loader.js next to the",
+    "// viewer's index.html as edgeseg-loader.js and list it instead (docs/deploy.md):",
+    `// extensions: [${JSON.stringify(`/edgeseg-loader.js?extension=${entry("extension.js")}`)}],`,
+    `// modes: [${JSON.stringify(`/edgeseg-loader.js?mode=${entry("mode.js")}`)}],`,
+  ].join("\n");
+}
 
 function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || /^127\./.test(host);
@@ -46,7 +66,7 @@ async function buildPlugins(log: (l: string) => void): Promise<void> {
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const args = parseArgs(argv, ["expose", "no-seed", "quiet", "help"]);
+  const args = parseArgs(argv, ["expose", "no-seed", "quiet", "help", "plugin-only"]);
   if (hasFlag(args, "help")) {
     console.log(USAGE);
     return;
@@ -70,12 +90,20 @@ export async function main(argv: string[]): Promise<void> {
   const pacsUrl = flag(args, "pacs");
   const stowToken = flag(args, "stow-token") ?? Deno.env.get("EDGESEG_STOW_TOKEN") ?? undefined;
   const quiet = hasFlag(args, "quiet");
+  const allowOrigins = parseAllowedOrigins(args.flags.get("allow-origin") ?? []);
+  const pluginOnly = hasFlag(args, "plugin-only");
+  if (pluginOnly && pacsUrl) {
+    throw new InputError(
+      "ARG_CONFLICT",
+      "--plugin-only serves no DICOMweb, so --pacs has nothing to do: the hospital OHIF reads its own PACS",
+    );
+  }
   const log = (l: string) => console.error(l);
   const requestLog = quiet
     ? (l: string) => (/^(GET|HEAD|POST|PUT|DELETE|OPTIONS) /.test(l) ? undefined : log(l))
     : log;
 
-  const ohifDist = await ensureOhif({ log });
+  const ohifDist = pluginOnly ? undefined : await ensureOhif({ log });
   await buildPlugins(log);
   const server = await startServer({
     port,
@@ -86,11 +114,22 @@ export async function main(argv: string[]): Promise<void> {
     ohifDist,
     seed: !hasFlag(args, "no-seed"),
     stowToken,
+    allowOrigins,
+    pluginOnly,
     log: requestLog,
   });
-  console.log(`EdgeSeg is running at ${server.url}`);
+  console.log(`EdgeSeg is running at ${server.url}${pluginOnly ? " (plugin only)" : ""}`);
   console.log(`  port:      ${server.port}`);
-  console.log(pacsUrl ? `  PACS:      ${pacsUrl} (proxied at /dicom-web)` : `  data dir:  ${dataDir}`);
+  if (!pluginOnly) {
+    console.log(pacsUrl ? `  PACS:      ${pacsUrl} (proxied at /dicom-web)` : `  data dir:  ${dataDir}`);
+  }
+  console.log(
+    `  shared with: ${
+      allowOrigins.size ? [...allowOrigins].join(", ") : "no other origin (add --allow-origin)"
+    }`,
+  );
+  console.log(`\nTo add EdgeSeg to an existing OHIF ${allowOrigins.size ? "on those origins" : ""}:`);
+  console.log(appConfigSnippet(server.url));
   if (!isLoopback(host)) {
     console.log(
       `  exposed on ${host}${

@@ -294,6 +294,9 @@ export interface Provenance {
   /** why a preferred provider was not used, one entry per provider that failed */
   fallbackReasons: string[];
   precision: string;
+  /** WASM threads the run used (browser runs), and why only one when threads were unavailable */
+  threads?: number;
+  threadsNote?: string;
   windows: number;
   passes: number;
   seed?: number;

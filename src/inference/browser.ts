@@ -28,6 +28,7 @@ import {
   resultTransferables,
   type RunRequest,
   serializeError,
+  WASM_THREADS_OFF,
   type WorkerResponse,
 } from "./protocol.ts";
 
@@ -36,6 +37,21 @@ export const ORT_BUNDLES: Record<"webgpu" | "webnn" | "wasm", string> = {
   webnn: "ort.min.mjs",
   wasm: "ort.wasm.min.mjs",
 };
+
+/**
+ * Every onnxruntime-web file a browser may fetch from the ORT base: the three bundles above and, per
+ * bundle, the WASM glue module and binary it loads from `wasmPaths` (`deno task export-plugin` copies
+ * exactly these).
+ */
+export const ORT_RUNTIME_FILES: readonly string[] = [
+  ...Object.values(ORT_BUNDLES),
+  "ort-wasm-simd-threaded.mjs",
+  "ort-wasm-simd-threaded.wasm",
+  "ort-wasm-simd-threaded.jsep.mjs",
+  "ort-wasm-simd-threaded.jsep.wasm",
+  "ort-wasm-simd-threaded.asyncify.mjs",
+  "ort-wasm-simd-threaded.asyncify.wasm",
+];
 
 interface BrowserGlobals {
   crossOriginIsolated?: boolean;
@@ -216,6 +232,10 @@ export function serveWorker(scope: WorkerScope, segment: SegmentFn, opts: { ortB
           hook(progress);
         },
       });
+      if (runtime.provider === "wasm") {
+        result.provenance.threads = browserThreads();
+        if (!g.crossOriginIsolated) result.provenance.threadsNote = WASM_THREADS_OFF;
+      }
       post({ type: "result", id: req.id, result }, resultTransferables(result));
     } catch (e) {
       post({ type: "error", id: req.id, error: serializeError(e) });

@@ -188,3 +188,6 @@ export function deserializeError(s: SerializedError): Error {
   e.message = s.message;
   return e;
 }
+
+/** What the panel and the provenance say when a page without COOP/COEP leaves WASM on one thread. */
+export const WASM_THREADS_OFF = "WASM threads off: this page is not cross-origin isolated";

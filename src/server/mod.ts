@@ -10,10 +10,11 @@ import { join, resolve } from "node:path";
 import { phantomSeries } from "../dicom/phantom.ts";
 import { errorResponse, handleDicomWeb } from "./dicomweb.ts";
 import { PROJECT_ROOT } from "./ohif.ts";
+import { corsHeadersFor, isSharedAsset, preflight } from "./cors.ts";
 import { resolveStatic, serveFile } from "./static.ts";
 import { DicomStore } from "./store.ts";
 
-export { ensureOhif, OHIF_VERSION, ohifDistPath, PROJECT_ROOT } from "./ohif.ts";
+export { ensureOhif, OHIF_OLDEST_TESTED, OHIF_VERSION, ohifDistPath, PROJECT_ROOT } from "./ohif.ts";
 export { DicomStore } from "./store.ts";
 export type { InstanceRecord } from "./dicomfile.ts";
 
@@ -44,6 +45,13 @@ export interface ServerOptions {
   proxyTimeoutMs?: number;
   /** how long close() waits for in-flight requests (default 5 s) */
   closeTimeoutMs?: number;
+  /**
+   * Origins (scheme://host[:port], see cors.ts parseAllowedOrigins) of OHIF deployments that load
+   * EdgeSeg from this server: they may read the plugin, models and runtime files, nothing else.
+   */
+  allowOrigins?: ReadonlySet<string>;
+  /** serve only the plugin, the models and the runtime files: no viewer, no store, no proxy */
+  pluginOnly?: boolean;
   log?: (line: string) => void;
 }
 
@@ -97,6 +105,14 @@ function withSecurityHeaders(res: Response): Response {
     for (const [k, v] of Object.entries(SECURITY_HEADERS)) headers.set(k, v);
     return new Response(res.body, { status: res.status, statusText: res.statusText, headers });
   }
+}
+
+/** Adds the CORS grant for a listed origin to a shared asset's response (after the security headers). */
+function withCors(req: Request, res: Response, allowOrigins: ReadonlySet<string>): Response {
+  res.headers.append("vary", "Origin");
+  const cors = corsHeadersFor(req, allowOrigins);
+  if (cors) { for (const [k, v] of Object.entries(cors)) res.headers.set(k, v); }
+  return res;
 }
 
 interface PluginList {
@@ -248,8 +264,10 @@ export async function modelIndex(
         color: l.color,
       })),
       uncertainty: raw.uncertainty ?? null,
-      url: `/models/${encodeURIComponent(e.name)}/`,
-      manifest: `/models/${encodeURIComponent(e.name)}/manifest.json`,
+      // Relative to the index itself, so the index works under any prefix (reverse proxy, a copy in
+      // the host's static files); the extension resolves them against the index's URL.
+      url: `${encodeURIComponent(e.name)}/`,
+      manifest: `${encodeURIComponent(e.name)}/manifest.json`,
     });
   }
   return { models };
@@ -327,6 +345,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const ohifDist = opts.ohifDist ? resolve(opts.ohifDist) : undefined;
   const maxUploadBytes = opts.maxUploadBytes ?? DEFAULT_MAX_UPLOAD;
   const proxyTimeoutMs = opts.proxyTimeoutMs ?? 120_000;
+  const allowOrigins = opts.allowOrigins ?? new Set<string>();
+  const pluginOnly = opts.pluginOnly === true;
+  if (pluginOnly && opts.pacsUrl) {
+    throw new TypeError("pluginOnly serves no DICOMweb: a pacsUrl cannot be proxied as well");
+  }
   if (opts.pacsUrl) {
     const u = new URL(opts.pacsUrl); // throws early on a malformed URL
     if (u.protocol !== "http:" && u.protocol !== "https:") {
@@ -335,7 +358,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   }
 
   let store: DicomStore | undefined;
-  if (!opts.pacsUrl) {
+  if (!opts.pacsUrl && !pluginOnly) {
     store = await DicomStore.open(resolve(opts.dataDir), { log });
     if (store.size === 0 && opts.seed !== false) {
       const t = performance.now();
@@ -347,7 +370,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
 
   const plugins = await readPluginList(pluginsDir, log);
   const appConfig = appConfigJs(plugins, { proxy: Boolean(opts.pacsUrl) });
-  if (!ohifDist) {
+  if (!ohifDist && !pluginOnly) {
     log("warning: no OHIF dist given; the viewer is not served (DICOMweb, plugins and models are)");
   }
 
@@ -360,6 +383,17 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
 
   async function route(req: Request, url: URL): Promise<Response> {
     const p = url.pathname;
+    if (req.method === "OPTIONS" && isSharedAsset(p) && req.headers.has("access-control-request-method")) {
+      return preflight(req, allowOrigins);
+    }
+    if (pluginOnly && !isSharedAsset(p)) {
+      await req.body?.cancel().catch(() => {});
+      return errorResponse(
+        404,
+        "PLUGIN_ONLY",
+        `this server runs with --plugin-only and serves only /plugins/, /models/ and /edgeseg/ort/, not ${p}`,
+      );
+    }
     if (p === "/dicom-web" || p.startsWith("/dicom-web/")) {
       const sub = p.slice("/dicom-web".length) || "/";
       if (opts.pacsUrl) return proxy(req, url, sub, opts.pacsUrl, proxyTimeoutMs);
@@ -441,6 +475,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       res = errorResponse(500, "INTERNAL", `the server failed on this request: ${(e as Error).message}`);
     }
     res = withSecurityHeaders(res);
+    // Shared assets get the grant for a listed origin (a refused preflight gets none).
+    if (isSharedAsset(url.pathname) && (req.method !== "OPTIONS" || res.status === 204)) {
+      res = withCors(req, res, allowOrigins);
+    }
     log(`${req.method} ${url.pathname} ${res.status} ${(performance.now() - t0).toFixed(1)}ms`);
     return res;
   }

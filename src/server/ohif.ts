@@ -12,10 +12,19 @@
 import { dirname, join, resolve } from "node:path";
 import { IntegrityError } from "../core/errors.ts";
 
+/** The OHIF version `deno task start` serves, and the one EdgeSeg is built and tested against. */
 export const OHIF_VERSION = "3.13.2";
-/** `npm view @ohif/app@3.13.2 dist.integrity` */
-export const OHIF_INTEGRITY =
-  "sha512-WZdxmpmG7rqFgW9ZJLcbgr3XCtLi1KDNPoMaeY5PPe6j4G4fjEjjkycZM6C6Zk2F87BKxFfpq+jd5xXZB9E8EA==";
+/**
+ * Pinned tarball integrities (`npm view @ohif/app@<version> dist.integrity`) of every OHIF version the
+ * tests run EdgeSeg in: the served one and the newest 3.12.x (the oldest supported line).
+ */
+export const OHIF_INTEGRITIES: Record<string, string> = {
+  "3.13.2": "sha512-WZdxmpmG7rqFgW9ZJLcbgr3XCtLi1KDNPoMaeY5PPe6j4G4fjEjjkycZM6C6Zk2F87BKxFfpq+jd5xXZB9E8EA==",
+  "3.12.10":
+    "sha512-0kuF66Mq9c9dMD++bUsTjMrJpXJwaZhz9B4uS244DawAjSkTwIYFU93pxPuRUQixaRi7QAHlF3Fe1qudBlZrmA==",
+};
+/** The newest 3.12.x, tested as the oldest supported OHIF line. */
+export const OHIF_OLDEST_TESTED = "3.12.10";
 
 /** Project root: two levels above this file (src/server/). */
 export const PROJECT_ROOT: string = resolve(dirname(new URL(import.meta.url).pathname), "..", "..");
@@ -23,12 +32,17 @@ export const PROJECT_ROOT: string = resolve(dirname(new URL(import.meta.url).pat
 export interface EnsureOhifOptions {
   /** cache root; default `<project>/.cache/ohif` */
   cacheDir?: string;
+  /** which pinned version (a key of OHIF_INTEGRITIES); default OHIF_VERSION */
+  version?: string;
   log?: (line: string) => void;
 }
 
 /** The dist folder path for the pinned version (may not exist yet). */
-export function ohifDistPath(cacheDir = join(PROJECT_ROOT, ".cache", "ohif")): string {
-  return join(cacheDir, OHIF_VERSION, "dist");
+export function ohifDistPath(
+  cacheDir = join(PROJECT_ROOT, ".cache", "ohif"),
+  version = OHIF_VERSION,
+): string {
+  return join(cacheDir, version, "dist");
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -76,23 +90,33 @@ async function removeUnwanted(dir: string): Promise<void> {
  */
 export async function ensureOhif(opts: EnsureOhifOptions = {}): Promise<string> {
   const cacheDir = opts.cacheDir ?? join(PROJECT_ROOT, ".cache", "ohif");
-  const dist = ohifDistPath(cacheDir);
+  const version = opts.version ?? OHIF_VERSION;
+  const integrity = OHIF_INTEGRITIES[version];
+  if (!integrity) {
+    throw new IntegrityError(
+      "OHIF_VERSION",
+      `no pinned integrity for @ohif/app@${version}: expected one of ${
+        Object.keys(OHIF_INTEGRITIES).join(", ")
+      }`,
+    );
+  }
+  const dist = ohifDistPath(cacheDir, version);
   if (await exists(join(dist, "index.html"))) return dist;
   const log = opts.log ?? (() => {});
-  const versionDir = join(cacheDir, OHIF_VERSION);
+  const versionDir = join(cacheDir, version);
   await Deno.mkdir(versionDir, { recursive: true });
   const tmp = await Deno.makeTempDir({ dir: versionDir, prefix: ".fetch-" });
   try {
-    log(`fetching @ohif/app@${OHIF_VERSION} with npm pack …`);
-    await run("npm", ["pack", `@ohif/app@${OHIF_VERSION}`, "--silent"], tmp);
+    log(`fetching @ohif/app@${version} with npm pack …`);
+    await run("npm", ["pack", `@ohif/app@${version}`, "--silent"], tmp);
     const tgz = (await Array.fromAsync(Deno.readDir(tmp))).find((e) => e.name.endsWith(".tgz"));
     if (!tgz) throw new Error(`npm pack produced no .tgz in ${tmp}`);
     const tgzPath = join(tmp, tgz.name);
     const actual = await sha512Integrity(await Deno.readFile(tgzPath));
-    if (actual !== OHIF_INTEGRITY) {
+    if (actual !== integrity) {
       throw new IntegrityError(
         "OHIF_INTEGRITY",
-        `@ohif/app@${OHIF_VERSION} tarball integrity mismatch: expected ${OHIF_INTEGRITY}, found ${actual}`,
+        `@ohif/app@${version} tarball integrity mismatch: expected ${integrity}, found ${actual}`,
       );
     }
     log("integrity verified; extracting package/dist …");
@@ -107,7 +131,7 @@ export async function ensureOhif(opts: EnsureOhifOptions = {}): Promise<string> 
     // A concurrent ensureOhif may have won the race; its result is as good as ours.
     if (await exists(join(dist, "index.html"))) return dist;
     await Deno.rename(extracted, dist);
-    log(`OHIF ${OHIF_VERSION} cached at ${dist}`);
+    log(`OHIF ${version} cached at ${dist}`);
     return dist;
   } finally {
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
@@ -115,6 +139,7 @@ export async function ensureOhif(opts: EnsureOhifOptions = {}): Promise<string> 
 }
 
 if (import.meta.main) {
-  const dist = await ensureOhif({ log: (l) => console.error(l) });
-  console.log(dist);
+  // `deno task fetch-ohif [--all]`: the served version, or every pinned one (CI's e2e tests use both).
+  const versions = Deno.args.includes("--all") ? Object.keys(OHIF_INTEGRITIES) : [OHIF_VERSION];
+  for (const version of versions) console.log(await ensureOhif({ version, log: (l) => console.error(l) }));
 }

@@ -38,6 +38,9 @@ Deno.test("the model index is fetched, bad entries are set aside, and HTTP error
   try {
     const idx = await fetchModelIndex(`${base}/models/index.json`);
     assert.deepEqual(idx.models.map((m) => m.id), ["a"]);
+    // No url in the entry: the package is beside the index, wherever the index was served from.
+    assert.equal(idx.models[0].url, `${base}/models/a/`);
+    assert.equal(idx.models[0].manifest, `${base}/models/a/manifest.json`);
     assert.equal(idx.rejected.length, 1);
     await assert.rejects(fetchModelIndex(`${base}/missing.json`), /HTTP 404 \(expected 200/);
   } finally {
@@ -98,4 +101,32 @@ Deno.test("a refusal wins over a body-part warning: the hard reason is the one s
   };
   assert.deepEqual(modelFit(model, ct), { refusal: "needs OP, series is CT" });
   assert.deepEqual(modelFit(model, undefined), {}, "no series open: nothing to say");
+});
+
+Deno.test("package URLs in the index resolve against the index's URL, not the page's origin", async () => {
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
+    if (new URL(req.url).pathname === "/edgeseg/models/index.json") {
+      return Response.json({
+        models: [{ id: "rel", name: "R", version: "1", modalities: [], labels: [], url: "rel/" }, {
+          id: "abs",
+          name: "A",
+          version: "1",
+          modalities: [],
+          labels: [],
+          url: "/models/abs/",
+          manifest: "/models/abs/manifest.json",
+        }],
+      });
+    }
+    return new Response("no", { status: 404 });
+  });
+  const origin = `http://127.0.0.1:${server.addr.port}`;
+  try {
+    const idx = await fetchModelIndex(`${origin}/edgeseg/models/index.json`);
+    assert.equal(idx.models[0].url, `${origin}/edgeseg/models/rel/`);
+    assert.equal(idx.models[0].manifest, `${origin}/edgeseg/models/rel/manifest.json`);
+    assert.equal(idx.models[1].url, `${origin}/models/abs/`);
+  } finally {
+    await server.shutdown();
+  }
 });

@@ -238,7 +238,7 @@ Deno.test("/models/index.json lists every package manifest except training/", as
     assert.deepEqual(m.modalities, ["CT"]);
     assert.equal(m.spatialMode, "slice2d");
     assert.deepEqual(m.labels, [{ value: 1, name: "liver", color: [200, 100, 50] }]);
-    assert.equal(m.manifest, "/models/tiny/manifest.json");
+    assert.equal(m.manifest, "tiny/manifest.json");
   });
 });
 
