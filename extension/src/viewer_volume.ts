@@ -20,6 +20,48 @@ export interface CornerstoneVolumeLike {
   numberOfComponents?: number;
   voxelManager: { getCompleteScalarDataArray(): ArrayLike<number> };
   load(callback: () => void): void;
+  /** per frame, its Enums.ImageQualityStatus (FULL_RESOLUTION = 8) */
+  cachedFrames?: ArrayLike<number | boolean>;
+}
+
+/** Cornerstone's Enums.ImageQualityStatus.FULL_RESOLUTION (the same in 4.x and 5.x). */
+const FULL_RESOLUTION = 8;
+
+/** Frames of the volume not yet at full resolution (none when Cornerstone does not say). */
+export function framesNotFull(vol: Pick<CornerstoneVolumeLike, "cachedFrames">): number {
+  const frames = vol.cachedFrames;
+  if (!frames) return 0;
+  let n = 0;
+  for (let i = 0; i < frames.length; i++) {
+    if (frames[i] !== true && frames[i] !== FULL_RESOLUTION) n++;
+  }
+  return n;
+}
+
+/**
+ * Waits until every frame of the volume holds its full-resolution pixels. The load callback alone is
+ * not enough: with progressive retrieval (OHIF 3.12 / Cornerstone 4 configures it) the callback fires
+ * once every frame was *processed*, while some still hold a copy of a neighbouring slice
+ * (ADJACENT_REPLICATE) until their own image arrives; a model run on that would segment the wrong
+ * pixels for those slices. Polls the per-frame status, which Cornerstone updates as images land.
+ */
+export async function waitForFullResolution(
+  vol: Pick<CornerstoneVolumeLike, "cachedFrames">,
+  timeoutMs = 120_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let delay = 10;
+  while (framesNotFull(vol) > 0) {
+    if (Date.now() > deadline) {
+      throw new Error(
+        `EdgeSeg: ${framesNotFull(vol)} images of the series did not load at full resolution within ${
+          timeoutMs / 1000
+        } s`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, delay));
+    delay = Math.min(200, delay * 2);
+  }
 }
 
 /**
@@ -107,6 +149,7 @@ export async function volumeFromDisplaySet(
     await cs.volumeLoader.createAndCacheVolume(volumeId, { imageIds });
   options.onProgress?.(0, imageIds.length);
   await new Promise<void>((resolve) => vol.load(resolve));
+  await waitForFullResolution(vol);
   options.onProgress?.(imageIds.length, imageIds.length);
 
   const geometry = geometryFromCornerstone(vol);

@@ -169,6 +169,60 @@ for (const version of [OHIF_VERSION, OHIF_OLDEST_TESTED]) {
 
 Deno.test({
   name:
+    "EdgeSeg behind the host's reverse proxy under a sub-path (/ext/edgeseg/ → the edge server) resolves every asset under that prefix",
+  ignore: skipReason !== null,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const ohifDist = await ensureOhif();
+    await buildExtension();
+    const pacs = await pacsWithPhantom();
+    const dataDir = await Deno.makeTempDir({ prefix: "edgeseg-e2e-subpath-" });
+    const edgeLog: string[] = [];
+    const edge = await startServer({
+      port: 0,
+      dataDir,
+      modelsDir: TEST_MODELS,
+      pluginOnly: true,
+      log: (l) => edgeLog.push(l),
+    });
+    const host = await startHostOhif({
+      ohifDist,
+      dicomWebUrl: pacs.dicomWebUrl,
+      // Not /edgeseg/: nginx answers /edgeseg, the EdgeSeg mode's route, with a redirect to /edgeseg/ then.
+      proxies: { "/ext/edgeseg/": edge.url },
+      appConfig: hospitalAppConfig({
+        extensions: ["/ext/edgeseg/plugins/edgeseg/extension.js"],
+        modes: ["/ext/edgeseg/plugins/edgeseg/mode.js"],
+      }),
+    });
+    const browser = await launchBrowser();
+    try {
+      await withFailureReport(browser, "deploy-subpath-failure", async () => {
+        await runAndStore(browser.page, host.url, await expected(), "deploy-subpath");
+        // Every asset came through the prefix: the edge server saw the model, Worker and runtime files.
+        for (
+          const p of [
+            /^GET \/models\/index\.json 200/,
+            /^GET \/plugins\/edgeseg\/edgeseg-worker-/,
+            /^GET \/edgeseg\/ort\//,
+          ]
+        ) {
+          assert.ok(edgeLog.some((l) => p.test(l)), `the edge server served ${p}`);
+        }
+      });
+    } finally {
+      await browser.close();
+      await host.stop();
+      await edge.close();
+      await pacs.stop();
+      await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+    }
+  },
+});
+
+Deno.test({
+  name:
     "the export-plugin folder copied under the host OHIF's own path runs and stores with no EdgeSeg server at all",
   ignore: skipReason !== null,
   sanitizeOps: false,

@@ -62,3 +62,22 @@ Deno.test("one image (a photograph) needs no patient geometry", () => {
   assert.deepEqual(missingGeometry([{ SamplesPerPixel: 3 }]), []);
   assert.deepEqual(missingGeometry([]), []);
 });
+
+Deno.test("a volume is read only once every frame is at full resolution, not when its load callback fires", async () => {
+  const { framesNotFull, waitForFullResolution } = await import("../../extension/src/viewer_volume.ts");
+  // Progressive retrieval: frame 1 still holds its neighbour's copy (ADJACENT_REPLICATE = 3).
+  const frames = [8, 3, 8, true];
+  assert.equal(framesNotFull({ cachedFrames: frames }), 1);
+  assert.equal(framesNotFull({}), 0, "no per-frame status: nothing to wait for");
+  let resolved = false;
+  const waiting = waitForFullResolution({ cachedFrames: frames }, 5000).then(() => resolved = true);
+  await new Promise((r) => setTimeout(r, 30));
+  assert.equal(resolved, false, "still waiting while a frame is replicated");
+  frames[1] = 8;
+  await waiting;
+  assert.equal(resolved, true);
+  await assert.rejects(
+    waitForFullResolution({ cachedFrames: [1] }, 50),
+    /1 images of the series did not load at full resolution/,
+  );
+});

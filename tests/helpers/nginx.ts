@@ -32,6 +32,8 @@ export interface HostOhifOptions {
   dicomWebUrl: string;
   /** extra static folders: URL prefix (e.g. "/edgeseg/") → folder */
   aliases?: Record<string, string>;
+  /** reverse proxies: URL prefix (e.g. "/edgeseg/") → upstream URL ending in "/" (the prefix is stripped) */
+  proxies?: Record<string, string>;
   port?: number;
 }
 
@@ -63,9 +65,12 @@ export async function startHostOhif(opts: HostOhifOptions): Promise<HostOhif> {
   const port = opts.port ?? freePort();
   const upstream = new URL(opts.dicomWebUrl.replace(/\/+$/, "") + "/");
   await Deno.writeTextFile(join(dir, "app-config.js"), opts.appConfig);
-  const aliases = Object.entries(opts.aliases ?? {}).map(([prefix, folder]) =>
-    `    location ${prefix} { alias ${folder.replace(/\/?$/, "/")}; }`
-  ).join("\n");
+  const aliases =
+    Object.entries(opts.aliases ?? {}).map(([prefix, folder]) =>
+      `    location ${prefix} { alias ${folder.replace(/\/?$/, "/")}; }`
+    ).join("\n") + "\n" + Object.entries(opts.proxies ?? {}).map(([prefix, upstream]) =>
+      `    location ${prefix} { proxy_pass ${upstream}; proxy_http_version 1.1; }`
+    ).join("\n");
   const conf = `
 daemon off;
 user root;

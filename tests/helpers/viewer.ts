@@ -69,7 +69,13 @@ export function viewerDigest(page: Page, segmentationId?: string): Promise<Slice
           checksum = (checksum + (p + 1) * v) % 2147483647;
         }
       }
-      out[g.cornerstone.metaData.get("sopCommonModule", img.referencedImageId).sopInstanceUID] = {
+      const sop = g.cornerstone.metaData.get("sopCommonModule", img.referencedImageId).sopInstanceUID;
+      if (out[sop]) {
+        throw new Error(
+          `two labelmap images (${id} and another) reference the source image ${img.referencedImageId}`,
+        );
+      }
+      out[sop] = {
         voxels,
         checksum,
       };
