@@ -129,7 +129,6 @@ export async function buildExtension(options: { minify?: boolean } = {}): Promis
     metafile: true,
     legalComments: "linked",
     plugins: [hostReactPlugin],
-    define: { __EDGESEG_VERSION__: JSON.stringify(EDGESEG_VERSION) },
     logLevel: "silent",
   });
   const workerOut = Object.entries(workerBuild.metafile.outputs).find(([, m]) =>
@@ -158,10 +157,7 @@ export async function buildExtension(options: { minify?: boolean } = {}): Promis
     metafile: true,
     legalComments: "linked",
     plugins: [hostReactPlugin],
-    define: {
-      __EDGESEG_WORKER_FILE__: JSON.stringify(workerFile),
-      __EDGESEG_VERSION__: JSON.stringify(EDGESEG_VERSION),
-    },
+    define: { __EDGESEG_WORKER_FILE__: JSON.stringify(workerFile) },
     logLevel: "silent",
   });
   // The loader sits with the host's static files, not ours: one self-contained file, no chunks.

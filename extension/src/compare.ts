@@ -5,6 +5,7 @@
  * the run's labelmap: Dice, precision, recall, and a TP/FP/FN labelmap (green/red/blue) shown in the
  * viewer like any segmentation.
  */
+import { InputError, ViewerError } from "../../src/core/errors.ts";
 import type { Labelmap } from "../../src/core/types.ts";
 import { overlapMetrics } from "../../src/segmentation/metrics.ts";
 import { DEFAULT_COMPARE_COLORS } from "../../src/overlays/mod.ts";
@@ -124,14 +125,18 @@ export async function loadReference(
 ): Promise<Uint8Array> {
   const service = servicesManager.services.segmentationService as SegServiceForCompare | undefined;
   if (!service?.createSegmentationForSEGDisplaySet) {
-    throw new Error("the viewer cannot load DICOM SEG (no segmentation service)");
+    throw new ViewerError(
+      "NO_SEGMENTATION_SERVICE",
+      "the viewer cannot load DICOM SEG (no segmentation service)",
+    );
   }
   if (!seg.isLoaded) await seg.load?.({ headers: {} });
   const existing = service.getSegmentation?.(seg.displaySetInstanceUID);
   const id = existing ? seg.displaySetInstanceUID : await service.createSegmentationForSEGDisplaySet(seg);
   const data = readViewerLabelmap(id, sliceImageIds, dims);
   if (!data) {
-    throw new Error(
+    throw new InputError(
+      "REFERENCE_COVERAGE",
       `the reference SEG does not cover the ${dims[2]} image${dims[2] === 1 ? "" : "s"} of the series`,
     );
   }

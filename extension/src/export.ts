@@ -5,7 +5,7 @@
  * itself when it has none), after which the new series are fetched into the study browser without a
  * reload. The writers (and dcmjs) load on first export only.
  */
-import { DicomWebError } from "../../src/core/errors.ts";
+import { DicomWebError, EdgeSegError, InputError, ViewerError } from "../../src/core/errors.ts";
 import type { SegmentationResult, Volume } from "../../src/core/types.ts";
 import type { NaturalizedDataset } from "../../src/dicom/dataset.ts";
 import type { DisplaySet } from "./host.ts";
@@ -41,7 +41,8 @@ export function instancesInSliceOrder(src: ExportSource): NaturalizedDataset[] {
   return refs.map((r, k) => {
     const inst = bySop.get(r.sopInstanceUID);
     if (!inst) {
-      throw new Error(
+      throw new InputError(
+        "SLICE_NOT_IN_SERIES",
         `EdgeSeg export: slice ${k} (SOP instance ${r.sopInstanceUID}) is not among the series' instances`,
       );
     }
@@ -53,13 +54,12 @@ function safeName(text: string): string {
   return text.replace(/[^A-Za-z0-9._-]+/g, "_").slice(0, 60);
 }
 
-/** Writes the SEG (always) and the Parametric Map (when the result has an uncertainty map). */
+/**
+ * Writes the SEG (always) and the Parametric Map (when the result has an uncertainty map) with the
+ * library's `encodeResult`, the same encoder the CLI uses, on the viewer's labelmap (with any edits).
+ */
 export async function encodeResult(src: ExportSource): Promise<EncodedObject[]> {
-  const [{ writeSegmentation }, { writeParametricMap }, { newUid }] = await Promise.all([
-    import("../../src/dicom/seg.ts"),
-    import("../../src/dicom/pmap.ts"),
-    import("../../src/dicom/uid.ts"),
-  ]);
+  const { encodeResult: encode } = await import("../../src/dicom/result.ts");
   const source = {
     instances: instancesInSliceOrder(src),
     geometry: src.volume.geometry,
@@ -71,37 +71,10 @@ export async function encodeResult(src: ExportSource): Promise<EncodedObject[]> 
   const base = safeName(
     `${p.modelId}-${src.displaySet.SeriesDescription ?? src.displaySet.Modality ?? "series"}`,
   );
-  const out: EncodedObject[] = [];
-  const segSeries = newUid();
-  out.push({
-    kind: "SEG",
-    bytes: writeSegmentation({
-      source,
-      labelmap,
-      provenance: { ...p },
-      options: { seriesDescription: `EdgeSeg ${p.modelName}`.slice(0, 64), uids: { series: segSeries } },
-    }),
-    seriesInstanceUID: segSeries,
-    fileName: `${base}-seg.dcm`,
-  });
-  if (src.result.uncertainty) {
-    const pmSeries = newUid();
-    out.push({
-      kind: "PM",
-      bytes: writeParametricMap({
-        source,
-        map: src.result.uncertainty,
-        provenance: { ...p },
-        options: {
-          seriesDescription: `EdgeSeg ${p.modelName} uncertainty`.slice(0, 64),
-          uids: { series: pmSeries },
-        },
-      }),
-      seriesInstanceUID: pmSeries,
-      fileName: `${base}-uncertainty-pm.dcm`,
-    });
-  }
-  return out;
+  return encode(src.result, source, { labelmap }).map((o) => ({
+    ...o,
+    fileName: `${base}-${o.kind === "SEG" ? "seg" : "uncertainty-pm"}.dcm`,
+  }));
 }
 
 /** Offers bytes as a file download (Part 10, application/dicom). */
@@ -110,7 +83,7 @@ export function downloadObject(obj: EncodedObject): void {
     document?: { createElement(t: string): Record<string, unknown> & { click(): void } };
   })
     .document;
-  if (!doc) throw new Error("EdgeSeg export: downloads need a browser page");
+  if (!doc) throw new ViewerError("NO_DOCUMENT", "EdgeSeg export: downloads need a browser page");
   const url = URL.createObjectURL(
     new Blob([obj.bytes as Uint8Array<ArrayBuffer>], { type: "application/dicom" }),
   );
@@ -318,14 +291,18 @@ export async function storeObjects(
   const ds = extensionManager.getActiveDataSource?.()[0];
   const target = ds ? stowTarget(ds, opts) : undefined;
   if (!ds || (!target && !ds.store?.dicom)) {
-    throw new Error("the active data source cannot store DICOM (no STOW-RS configured)");
+    throw new ViewerError("NO_STOW", "the active data source cannot store DICOM (no STOW-RS configured)");
   }
   for (const obj of objects) {
     try {
       if (target) await stow(target, [obj.bytes], opts.fetch);
       else await ds.store!.dicom(copyOf(obj.bytes));
     } catch (err) {
-      throw new Error(`${obj.kind} not stored: ${describeStoreError(err)}`, { cause: err });
+      throw new EdgeSegError(
+        (err as { code?: string })?.code ?? "STORE_FAILED",
+        `${obj.kind} not stored: ${describeStoreError(err)}`,
+        { cause: err },
+      );
     }
   }
   forgetStudyMetadata(ds, studyUID);

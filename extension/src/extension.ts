@@ -15,10 +15,10 @@ import {
 
 import { checkHost, compatibilityMessage, type HostCompatibility } from "./compat.ts";
 import { errorElement } from "./fallbacks.ts";
+import { EDGESEG_VERSION } from "../../src/core/version.ts";
 
-/** EdgeSeg's version, from package.json at build time (extension/build.ts). */
-declare const __EDGESEG_VERSION__: string;
-export const EXTENSION_VERSION = typeof __EDGESEG_VERSION__ === "string" ? __EDGESEG_VERSION__ : "dev";
+/** EdgeSeg's version (package.json). */
+export const EXTENSION_VERSION = EDGESEG_VERSION;
 
 let compatibility: HostCompatibility | undefined;
 /** Checked once, when OHIF registers the extension (Cornerstone is loaded by then). */

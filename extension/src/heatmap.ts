@@ -10,6 +10,7 @@
  * here and given to every viewport the heatmap appears in later (MPR, a layout change), not only to
  * the viewports that showed it when the control was moved.
  */
+import { ViewerError } from "../../src/core/errors.ts";
 import type { Labelmap, SegmentDescription, UncertaintyMap } from "../../src/core/types.ts";
 import { type ColormapName, finiteRange, sampleColormap } from "../../src/overlays/mod.ts";
 import type { DisplaySet, ServicesManager } from "./host.ts";
@@ -117,7 +118,10 @@ interface HeatmapSegmentationService {
 function segService(servicesManager: ServicesManager): HeatmapSegmentationService {
   const s = servicesManager.services.segmentationService as HeatmapSegmentationService | undefined;
   if (!s?.setStyle || !s.setSegmentVisibility) {
-    throw new Error("EdgeSeg: the viewer's segmentation service has no style/visibility controls");
+    throw new ViewerError(
+      "NO_SEGMENTATION_STYLE",
+      "EdgeSeg: the viewer's segmentation service has no style/visibility controls",
+    );
   }
   return s;
 }

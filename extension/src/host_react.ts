@@ -9,6 +9,7 @@
  * effects because the module is already evaluated. This depends on the pinned OHIF build; the e2e
  * tests pin it.
  */
+import { ViewerError } from "../../src/core/errors.ts";
 
 /** The part of React's API the extension uses. */
 export interface HostReact {
@@ -49,7 +50,8 @@ function hostRequire(): RspackRequire {
   if (cachedRequire) return cachedRequire;
   const host = hostChunkArray();
   if (!host) {
-    throw new Error(
+    throw new ViewerError(
+      "HOST_RUNTIME",
       "EdgeSeg: the host viewer's chunk runtime (globalThis.rspackChunk or webpackChunk) was not found; " +
         "expected a prebuilt OHIF 3.12 or 3.13 viewer",
     );
@@ -59,7 +61,8 @@ function hostRequire(): RspackRequire {
     captured = req;
   }]);
   if (!captured || typeof captured.m !== "object") {
-    throw new Error(
+    throw new ViewerError(
+      "HOST_RUNTIME",
       `EdgeSeg: the host's ${host.name} runtime did not hand out its require function; expected OHIF 3.12 or 3.13`,
     );
   }
@@ -81,7 +84,8 @@ function findHostModule(key: string, markers: string[]): unknown {
       return mod;
     }
   }
-  throw new Error(
+  throw new ViewerError(
+    "HOST_MODULE",
     `EdgeSeg: the host's ${key} module was not found in the viewer bundle (markers ${markers.join(", ")})`,
   );
 }

@@ -4,6 +4,7 @@
  * the Cornerstone imageId each result slice came from, never by index (display sets and volumes sort
  * slices differently).
  */
+import { ViewerError } from "../../src/core/errors.ts";
 import type { Labelmap } from "../../src/core/types.ts";
 import type { DisplaySet, ServicesManager } from "./host.ts";
 import { hostCornerstone } from "./host.ts";
@@ -56,7 +57,10 @@ export async function showLabelmap(
     | undefined;
   const tools = (globalThis as unknown as { cornerstoneTools?: ToolsLike }).cornerstoneTools;
   if (!segmentationService || !viewportId || !cs?.cache || !tools) {
-    throw new Error("EdgeSeg: the viewer's segmentation service or Cornerstone tools are not available");
+    throw new ViewerError(
+      "NO_SEGMENTATION_SERVICE",
+      "EdgeSeg: the viewer's segmentation service or Cornerstone tools are not available",
+    );
   }
   const segments: Record<number, Record<string, unknown>> = {};
   labelmap.segments.forEach((s, i) => {
@@ -83,7 +87,8 @@ export async function showLabelmap(
     if (!img || k === undefined) continue;
     const target = img.voxelManager.getScalarData();
     if (target.length !== sliceSize) {
-      throw new Error(
+      throw new ViewerError(
+        "LABELMAP_SIZE",
         `EdgeSeg: labelmap slice has ${target.length} pixels, the result has ${sliceSize} (${cols}×${rows})`,
       );
     }
@@ -91,7 +96,8 @@ export async function showLabelmap(
     filled++;
   }
   if (filled !== labelmap.geometry.dims[2]) {
-    throw new Error(
+    throw new ViewerError(
+      "LABELMAP_SLICES",
       `EdgeSeg: matched ${filled} of ${labelmap.geometry.dims[2]} result slices to the series' images`,
     );
   }

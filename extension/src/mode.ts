@@ -3,6 +3,7 @@
  * incl. DICOM SEG) with the EdgeSeg panel first on the right, then the basic mode's segmentation panel
  * so labelmaps are visible. Built from the host's own `@ohif/mode-basic` chunk rather than bundled.
  */
+import { ViewerError } from "../../src/core/errors.ts";
 import {
   type ExtensionApi,
   PANEL_ID,
@@ -103,7 +104,8 @@ export const edgesegMode = {
     const [basic] = await loadModules(["@ohif/mode-basic"]);
     const instance = (basic as Partial<BasicModeModule> | undefined)?.modeInstance;
     if (!instance || !Array.isArray(instance.routes) || !instance.routes[0]?.layoutInstance) {
-      throw new Error(
+      throw new ViewerError(
+        "HOST_MODE",
         "EdgeSeg: @ohif/mode-basic has an unexpected shape (expected modeInstance.routes[0].layoutInstance)",
       );
     }

@@ -1,54 +1,92 @@
 /** The model packages the edge server offers (`<base>models/index.json`, see base.ts). */
+import { DicomWebError, InputError } from "../../src/core/errors.ts";
 import { assetUrl } from "./base.ts";
+import type { ModelSummary, UncertaintyChoice } from "../../src/core/contract.ts";
+import type { SpatialMode, UncertaintyMethod } from "../../src/core/types.ts";
 
-/** One entry of `/models/index.json`: the parts of a package's manifest the panel needs. */
-export interface ModelIndexEntry {
-  id: string;
-  name: string;
-  version: string;
-  modalities: string[];
-  spatialMode?: string;
-  labels: { value?: number; name: string; color?: [number, number, number] }[];
-  /** Anything else the server lists (body part, uncertainty support, files …) is kept as is. */
-  [extra: string]: unknown;
-}
+/**
+ * One entry of the model index: the `ModelSummary` the server built from a validated manifest
+ * (src/core/contract.ts), with `url` and `manifest` made absolute against the index's own URL.
+ */
+export type ModelIndexEntry = ModelSummary;
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
-/** Narrows one index entry; returns a message naming the bad field when it does not fit. */
+const strings = (v: unknown): string[] =>
+  Array.isArray(v) ? v.filter((s): s is string => typeof s === "string") : [];
+
+const METHODS = new Set<UncertaintyMethod>(["none", "tta", "mc", "ensemble", "mc+tta", "mc+ensemble"]);
+const MODES = new Set<SpatialMode>(["image2d", "slice2d", "patch3d"]);
+
+function parseChoices(raw: unknown): UncertaintyChoice[] {
+  const out: UncertaintyChoice[] = [];
+  for (const c of Array.isArray(raw) ? raw.filter(isRecord) : []) {
+    if (typeof c.method !== "string" || !METHODS.has(c.method as UncertaintyMethod)) continue;
+    const p = isRecord(c.passes) ? c.passes : undefined;
+    const passes = p && [p.min, p.max, p.default].every((n) => typeof n === "number")
+      ? { min: p.min as number, max: p.max as number, default: p.default as number }
+      : undefined;
+    out.push({
+      method: c.method as UncertaintyMethod,
+      label: typeof c.label === "string" ? c.label : c.method,
+      ...(passes ? { passes } : {}),
+    });
+  }
+  if (!out.some((c) => c.method === "none")) out.unshift({ method: "none", label: "Uncertainty off" });
+  return out;
+}
+
+/**
+ * Narrows one index entry (it came over the network); returns a message naming the bad field when it
+ * does not fit. Optional facts the server may leave out get the neutral value (no body parts, no
+ * minimum, greyscale).
+ */
 export function parseModelIndexEntry(raw: unknown, position: number): ModelIndexEntry | string {
   if (!isRecord(raw)) {
     return `entry ${position}: expected an object, found ${raw === null ? "null" : typeof raw}`;
   }
-  const { id, name, version, modalities, labels } = raw;
+  const { id, name, version, labels } = raw;
   if (typeof id !== "string" || id === "") return `entry ${position}: expected a non-empty string "id"`;
-  const mods = Array.isArray(modalities) ? modalities.filter((m): m is string => typeof m === "string") : [];
+  const spatialMode = raw.spatialMode ?? "slice2d";
+  if (typeof spatialMode !== "string" || !MODES.has(spatialMode as SpatialMode)) {
+    return `entry ${position} (${id}): expected "spatialMode" image2d, slice2d or patch3d, found ${
+      JSON.stringify(spatialMode)
+    }`;
+  }
   const labelList = Array.isArray(labels)
-    ? labels.filter(isRecord).map((l) => ({
-      value: typeof l.value === "number" ? l.value : undefined,
+    ? labels.filter(isRecord).map((l, i) => ({
+      value: typeof l.value === "number" ? l.value : i + 1,
       name: typeof l.name === "string" ? l.name : String(l.value ?? "?"),
-      color: Array.isArray(l.color) && l.color.length === 3 ? l.color as [number, number, number] : undefined,
+      color: Array.isArray(l.color) && l.color.length === 3
+        ? l.color as [number, number, number]
+        : [128, 128, 128] as [number, number, number],
     }))
     : [];
   return {
-    ...raw,
     id,
     name: typeof name === "string" && name !== "" ? name : id,
     version: typeof version === "string" ? version : String(version ?? "?"),
-    modalities: mods,
-    spatialMode: typeof raw.spatialMode === "string" ? raw.spatialMode : undefined,
+    description: typeof raw.description === "string" ? raw.description : "",
+    modalities: strings(raw.modalities),
+    bodyParts: strings(raw.bodyParts),
+    channels: typeof raw.channels === "number" ? raw.channels : 1,
+    ...(typeof raw.minSlices === "number" ? { minSlices: raw.minSlices } : {}),
+    spatialMode: spatialMode as SpatialMode,
     labels: labelList,
+    uncertainty: parseChoices(raw.uncertainty),
+    url: typeof raw.url === "string" ? raw.url : "",
+    manifest: typeof raw.manifest === "string" ? raw.manifest : "",
   };
 }
 
 function resolveEntryUrls(entry: ModelIndexEntry, indexUrl: string): ModelIndexEntry {
   const base = new URL(indexUrl, (globalThis as { location?: { href?: string } }).location?.href);
-  const packageUrl = typeof entry.url === "string" && entry.url !== ""
+  const packageUrl = entry.url !== ""
     ? new URL(entry.url, base).href
     : new URL(`${encodeURIComponent(entry.id)}/`, base).href;
-  const manifest = typeof entry.manifest === "string" && entry.manifest !== ""
+  const manifest = entry.manifest !== ""
     ? new URL(entry.manifest, base).href
     : new URL("manifest.json", packageUrl).href;
   return { ...entry, url: packageUrl, manifest };
@@ -71,11 +109,19 @@ export async function fetchModelIndex(
 ): Promise<ModelIndex> {
   const res = await fetch(url, { signal, headers: { accept: "application/json" } });
   if (!res.ok) {
-    throw new Error(`GET ${url}: HTTP ${res.status} (expected 200 with a JSON array of model packages)`);
+    throw new DicomWebError(
+      res.status,
+      `GET ${url}: HTTP ${res.status} (expected 200 with a JSON array of model packages)`,
+    );
   }
   const body: unknown = await res.json();
   const list = Array.isArray(body) ? body : isRecord(body) && Array.isArray(body.models) ? body.models : null;
-  if (!list) throw new Error(`GET ${url}: expected a JSON array of model packages, found ${typeof body}`);
+  if (!list) {
+    throw new InputError(
+      "MODEL_INDEX",
+      `GET ${url}: expected a JSON array of model packages, found ${typeof body}`,
+    );
+  }
   const models: ModelIndexEntry[] = [];
   const rejected: string[] = [];
   list.forEach((raw, i) => {

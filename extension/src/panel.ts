@@ -3,12 +3,12 @@
  * (later) Run / Cancel / progress. Plain `createElement` calls against the host React keep the bundle
  * free of a JSX toolchain and of React type packages.
  */
+import { EdgeSegError, InputError, ViewerError } from "../../src/core/errors.ts";
 import { h, useEffect, useRef, useState } from "./host_react.ts";
 import type { UncertaintyMethod } from "../../src/core/types.ts";
 import {
   type ActiveRun,
   type Device,
-  missingGeometry,
   type RunOutcome,
   type RunProgress,
   segmentSize,
@@ -17,6 +17,8 @@ import {
 import { type Capabilities, detectCapabilities } from "./capabilities.ts";
 import { WASM_THREADS_OFF } from "../../src/inference/protocol.ts";
 import { fetchModelIndex, type ModelIndexEntry } from "./models.ts";
+import { fitOnDisplaySet } from "./fit.ts";
+import { clampPasses } from "../../src/core/contract.ts";
 import type { DisplaySet, ServicesManager } from "./host.ts";
 import { HEATMAP_OPACITY, type HeatmapLayer } from "./run.ts";
 import { measureText, setHeatmapDisplay, setHeatmapOpacity } from "./heatmap.ts";
@@ -142,69 +144,6 @@ function CapabilityLine(props: { caps: Capabilities | null }): unknown {
   );
 }
 
-/**
- * How a model fits the active series. A refusal means the model cannot take the series (modality,
- * colour vs greyscale, a 3D model on a single image, too few slices, missing patient geometry) and Run
- * is refused; a warning means it can run but the result deserves a second look (the series' body
- * part is not one the model was made for), and Run stays available.
- */
-export interface ModelFit {
-  refusal?: string;
-  warning?: string;
-}
-
-type PanelDisplaySet = DisplaySet & { instances?: Record<string, unknown>[] };
-
-/** Why the model cannot take the series, or undefined when it can. */
-function modelRefusal(model: ModelIndexEntry, displaySet: PanelDisplaySet): string | undefined {
-  const modality = displaySet.Modality;
-  if (modality && model.modalities.length > 0 && !model.modalities.includes(modality)) {
-    return `needs ${model.modalities.join("/")}, series is ${modality}`;
-  }
-  const first = displaySet.instances?.[0];
-  const samples = typeof first?.SamplesPerPixel === "number" ? first.SamplesPerPixel : undefined;
-  if (model.channels === 3 && samples === 1) return "needs colour images, series is greyscale";
-  const images = displaySet.numImageFrames ?? displaySet.imageIds?.length;
-  if (model.spatialMode === "patch3d" && images !== undefined && images < 2) {
-    return `3D model, series has ${images} image${images === 1 ? "" : "s"}`;
-  }
-  const minSlices = typeof model.minSlices === "number" ? model.minSlices : undefined;
-  if (minSlices !== undefined && images !== undefined && images < minSlices) {
-    return `needs at least ${minSlices} slices, series has ${images}`;
-  }
-  const missing = missingGeometry(displaySet.instances ?? []);
-  if (missing.length > 0) return `series lacks ${missing.join(" and ")}`;
-  return undefined;
-}
-
-/**
- * A body part the model was not made for, only when both the manifest and the series state one.
- * Only a warning: BodyPartExamined is often absent or wrong in real data (an abdominal CT tagged
- * CHEST), so it cannot decide on its own whether a model may run.
- */
-function bodyPartWarning(model: ModelIndexEntry, displaySet: PanelDisplaySet): string | undefined {
-  const bodyParts = Array.isArray(model.bodyParts)
-    ? model.bodyParts.filter((b): b is string => typeof b === "string")
-    : [];
-  const first = displaySet.instances?.[0];
-  const bodyPart = typeof first?.BodyPartExamined === "string"
-    ? first.BodyPartExamined.trim().toUpperCase()
-    : "";
-  if (bodyParts.length === 0 || !bodyPart || bodyParts.some((b) => b.toUpperCase() === bodyPart)) {
-    return undefined;
-  }
-  return `made for ${bodyParts.join("/")}, series is tagged ${bodyPart}`;
-}
-
-/** Refusal and warning of `model` on the active series; neither when no series is open. */
-export function modelFit(model: ModelIndexEntry, displaySet: PanelDisplaySet | undefined): ModelFit {
-  if (!displaySet) return {};
-  const refusal = modelRefusal(model, displaySet);
-  if (refusal) return { refusal };
-  const warning = bodyPartWarning(model, displaySet);
-  return warning ? { warning } : {};
-}
-
 function ModelList(
   props: {
     models: ModelIndexEntry[];
@@ -224,7 +163,7 @@ function ModelList(
     "ul",
     { id: "edgeseg-models", "data-count": String(props.models.length), style: styles.list },
     ...props.models.map((m) => {
-      const fit = modelFit(m, props.active);
+      const fit = fitOnDisplaySet(m, props.active);
       const isSelected = m.id === props.selected;
       return h(
         "li",
@@ -262,27 +201,6 @@ function activeDisplaySet(servicesManager: ServicesManager): DisplaySet | undefi
     return undefined;
   }
 }
-
-/** Uncertainty methods the model package supports (from its manifest's `uncertainty` block). */
-export function uncertaintyChoices(model: ModelIndexEntry | undefined): UncertaintyMethod[] {
-  const u = model?.uncertainty;
-  const has = (k: string) => typeof u === "object" && u !== null && (u as Record<string, unknown>)[k] != null;
-  const out: UncertaintyMethod[] = ["none"];
-  if (has("tta")) out.push("tta");
-  if (has("mcDropout")) out.push("mc");
-  if (has("ensemble")) out.push("ensemble");
-  if (has("mcDropout") && has("tta")) out.push("mc+tta");
-  return out;
-}
-
-const UNCERTAINTY_TEXT: Record<UncertaintyMethod, string> = {
-  none: "Uncertainty off",
-  tta: "Test-time augmentation",
-  mc: "MC dropout",
-  ensemble: "Ensemble",
-  "mc+tta": "MC dropout + TTA",
-  "mc+ensemble": "MC dropout + ensemble",
-};
 
 function Select(
   props: {
@@ -732,14 +650,14 @@ function ExportBar(
     setStatus({ state: "working", text: "Writing…" });
     objects().then((objs) => {
       const obj = objs.find((o) => o.kind === kind);
-      if (!obj) throw new Error(`no ${kind} for this result`);
+      if (!obj) throw new InputError("NO_OBJECT", `no ${kind} for this result`);
       downloadObject(obj);
       setStatus({ state: "idle", text: `${obj.fileName} (${(obj.bytes.byteLength / 1024).toFixed(0)} KiB)` });
     }).catch(fail);
   };
   const store = () => {
     const studyUID = props.outcome.exportSource.displaySet.StudyInstanceUID ?? "";
-    if (!props.extensionManager) return fail(new Error("no data source to store to"));
+    if (!props.extensionManager) return fail(new ViewerError("NO_DATA_SOURCE", "no data source to store to"));
     setStatus({ state: "working", text: "Storing to the PACS…" });
     objects()
       .then(async (objs) => {
@@ -757,7 +675,8 @@ function ExportBar(
       })
       .catch((err) =>
         fail(
-          new Error(
+          new EdgeSegError(
+            (err as { code?: string })?.code ?? "STORE_FAILED",
             `Store to PACS failed: ${
               err instanceof Error ? err.message : err
             }. The result stays here; retry or download it.`,
@@ -812,7 +731,8 @@ export function EdgeSegPanel(
   const [selected, setSelected] = useState<string | null>(null);
   const [active, setActive] = useState<DisplaySet | undefined>(undefined);
   const [uncertainty, setUncertainty] = useState<UncertaintyMethod>("none");
-  const [passes, setPasses] = useState<number>(8);
+  // null: the manifest's default number of passes (until the user types another)
+  const [passes, setPasses] = useState<number | null>(null);
   const [device, setDevice] = useState<Device>("auto");
   const [progress, setProgress] = useState<RunProgress | null>(null);
   const [outcome, setOutcome] = useState<RunOutcome | null>(null);
@@ -851,11 +771,14 @@ export function EdgeSegPanel(
   }, [props.servicesManager]);
 
   const model = models?.find((m) => m.id === selected);
-  const fit = model ? modelFit(model, active) : {};
+  const fit = model ? fitOnDisplaySet(model, active) : {};
   const running = progress !== null;
   const canRun = !!model && !!active && !fit.refusal && !running;
-  const choices = uncertaintyChoices(model);
-  const method = choices.includes(uncertainty) ? uncertainty : "none";
+  const choices = model?.uncertainty ?? [];
+  const choice = choices.find((c) => c.method === uncertainty) ?? choices[0];
+  const method: UncertaintyMethod = choice?.method ?? "none";
+  const passBounds = choice?.passes;
+  const passCount = passBounds ? clampPasses(passes ?? passBounds.default, passBounds) : undefined;
 
   const run = () => {
     if (!model || !active || running) return;
@@ -864,7 +787,7 @@ export function EdgeSegPanel(
     const r = startRun(
       props.servicesManager,
       active,
-      { model, uncertainty: method, passes: method.startsWith("mc") ? passes : undefined, device },
+      { model, uncertainty: method, passes: passCount, device },
       setProgress,
     );
     runRef.current = r;
@@ -897,7 +820,15 @@ export function EdgeSegPanel(
     modelError
       ? h("div", { id: "edgeseg-models", "data-error": "true", style: styles.warn }, modelError)
       : models
-      ? h(ModelList, { models, selected, onSelect: setSelected, active })
+      ? h(ModelList, {
+        models,
+        selected,
+        onSelect: (id: string) => {
+          setSelected(id);
+          setPasses(null);
+        },
+        active,
+      })
       : h("div", { style: styles.meta }, "Loading model packages…"),
     h("div", { style: styles.section }, "Run"),
     h(
@@ -907,21 +838,22 @@ export function EdgeSegPanel(
         id: "edgeseg-uncertainty",
         value: method,
         disabled: running,
-        options: choices.map((c) => [c, UNCERTAINTY_TEXT[c]]),
+        options: choices.map((c) => [c.method, c.label]),
         onChange: (v: string) => setUncertainty(v as UncertaintyMethod),
       }),
-      method.startsWith("mc")
+      passBounds
         ? h("input", {
           id: "edgeseg-passes",
           type: "number",
-          min: 2,
-          max: 50,
-          value: passes,
+          min: passBounds.min,
+          max: passBounds.max,
+          value: passCount,
           disabled: running,
-          title: "MC dropout passes",
+          title:
+            `MC dropout passes (${passBounds.min}–${passBounds.max}; the model's default is ${passBounds.default})`,
           style: { ...styles.select, width: "48px" },
           onChange: (ev: { target: { value: string } }) =>
-            setPasses(Math.max(2, Math.min(50, Number(ev.target.value) || 2))),
+            setPasses(clampPasses(Number(ev.target.value), passBounds)),
         })
         : null,
       h(Select, {

@@ -4,7 +4,6 @@
  * surfaced to the panel; nothing here touches the DOM.
  */
 import type {
-  ExecutionProvider,
   Geometry,
   Progress,
   SegmentationResult,
@@ -15,6 +14,7 @@ import type {
 import type { DisplaySet, ServicesManager } from "./host.ts";
 import type { ModelIndexEntry } from "./models.ts";
 import { assetUrl } from "./base.ts";
+import { type Device as LibraryDevice, providersFor } from "../../src/inference/devices.ts";
 import { readViewerLabelmap, showLabelmap } from "./labelmap.ts";
 import { HEATMAP_BINS, HEATMAP_COLORMAP, type HeatmapBins, heatmapBins, showHeatmap } from "./heatmap.ts";
 import { volumeFromDisplaySet } from "./viewer_volume.ts";
@@ -22,8 +22,6 @@ import { sharedWorker } from "./worker_client.ts";
 import type { ExportSource } from "./export.ts";
 import { CancelledError, InputError } from "../../src/core/errors.ts";
 import type { WorkerTestHooks } from "../../src/inference/browser.ts";
-
-export type Device = "auto" | "webgpu" | "wasm";
 
 export interface RunSettings {
   model: ModelIndexEntry;
@@ -52,11 +50,8 @@ const PHASE_TEXT: Record<RunProgress["phase"], string> = {
   writing: "Writing results",
 };
 
-export function providersFor(device: Device): ExecutionProvider[] | undefined {
-  if (device === "webgpu") return ["webgpu"];
-  if (device === "wasm") return ["wasm"];
-  return undefined; // the worker's default order: webgpu → webnn → wasm
-}
+/** The devices the panel offers; `cpu` (onnxruntime-node) exists only in the CLI. */
+export type Device = Exclude<LibraryDevice, "cpu">;
 
 /**
  * Turns a worker progress report into panel text and an ETA. The ETA extrapolates the phase's own
@@ -236,9 +231,7 @@ export function startRun(
       {
         ...testHooksFromPage(),
         volume,
-        modelUrl: typeof settings.model.url === "string"
-          ? settings.model.url
-          : assetUrl(`models/${encodeURIComponent(settings.model.id)}/`),
+        modelUrl: settings.model.url || assetUrl(`models/${encodeURIComponent(settings.model.id)}/`),
         providers: providersFor(settings.device),
         options: { uncertainty: settings.uncertainty, passes: settings.passes },
       },

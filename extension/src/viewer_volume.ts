@@ -5,6 +5,7 @@
  * every slice k recorded, because Cornerstone sorts slices by position (z ascending) while the display
  * set runs in file/instance order. Results are mapped back by these references, never by index.
  */
+import { InputError, ViewerError } from "../../src/core/errors.ts";
 import type { Geometry, Mat3, Vec3, Volume, VoxelArray } from "../../src/core/types.ts";
 import type { DisplaySet } from "./host.ts";
 import { hostCornerstone } from "./host.ts";
@@ -53,7 +54,8 @@ export async function waitForFullResolution(
   let delay = 10;
   while (framesNotFull(vol) > 0) {
     if (Date.now() > deadline) {
-      throw new Error(
+      throw new ViewerError(
+        "SERIES_NOT_LOADED",
         `EdgeSeg: ${framesNotFull(vol)} images of the series did not load at full resolution within ${
           timeoutMs / 1000
         } s`,
@@ -140,10 +142,15 @@ export async function volumeFromDisplaySet(
     }
     | undefined;
   if (!cs?.volumeLoader || !cs.metaData) {
-    throw new Error("EdgeSeg: the viewer's Cornerstone3D (window.cornerstone) is not available yet");
+    throw new ViewerError(
+      "NO_CORNERSTONE",
+      "EdgeSeg: the viewer's Cornerstone3D (window.cornerstone) is not available yet",
+    );
   }
   const imageIds = displaySet.imageIds ?? [];
-  if (imageIds.length === 0) throw new Error("EdgeSeg: the active series has no images to segment");
+  if (imageIds.length === 0) {
+    throw new InputError("NO_IMAGES", "EdgeSeg: the active series has no images to segment");
+  }
   const volumeId = `cornerstoneStreamingImageVolume:edgeseg-${displaySet.displaySetInstanceUID}`;
   const vol = cs.cache?.getVolume(volumeId) ??
     await cs.volumeLoader.createAndCacheVolume(volumeId, { imageIds });
@@ -165,7 +172,8 @@ export async function volumeFromDisplaySet(
   const data = planarFromInterleaved(voxelsFrom(scalars), channels);
   const expected = geometry.dims[0] * geometry.dims[1] * geometry.dims[2] * channels;
   if (data.length !== expected) {
-    throw new Error(
+    throw new ViewerError(
+      "VOLUME_SIZE",
       `EdgeSeg: the volume has ${data.length} voxels, expected ${expected} (${
         geometry.dims.join("×")
       }×${channels})`,

@@ -11,7 +11,7 @@ import {
   type WorkerRequest,
 } from "../../src/inference/protocol.ts";
 import type { Progress, SegmentationResult } from "../../src/core/types.ts";
-import { CancelledError } from "../../src/core/errors.ts";
+import { CancelledError, ViewerError } from "../../src/core/errors.ts";
 import { assetUrl, isSameOrigin, PLUGIN_PATH } from "./base.ts";
 
 /**
@@ -95,7 +95,10 @@ export class SegmentationWorker {
     this.#worker.addEventListener("message", (ev) => this.#onMessage(ev.data));
     this.#worker.addEventListener("error", (ev) => {
       // A worker that fails to load or throws at top level fails every pending run.
-      const err = new Error(`the EdgeSeg inference worker failed: ${ev.message ?? "unknown error"}`);
+      const err = new ViewerError(
+        "WORKER_FAILED",
+        `the EdgeSeg inference worker failed: ${ev.message ?? "unknown error"}`,
+      );
       for (const p of this.#pending.values()) p.reject(err);
       this.#pending.clear();
     });
@@ -154,7 +157,7 @@ export class SegmentationWorker {
   terminate(): void {
     this.#stopped = true;
     this.#worker.terminate();
-    const err = new Error("the EdgeSeg inference worker was stopped");
+    const err = new CancelledError("the EdgeSeg inference worker was stopped");
     for (const p of this.#pending.values()) p.reject(err);
     this.#pending.clear();
   }

@@ -1,7 +1,9 @@
 /** Shared CLI plumbing: the --uncertainty and --device grammars and model loading. */
+import { MC_PASSES } from "../core/contract.ts";
 import { InputError } from "../core/errors.ts";
 import type { ExecutionProvider, SegmentOptions, UncertaintyMethod } from "../core/types.ts";
 import { loadModel } from "../inference/deno.ts";
+import { parseDevice, providersFor as devicesProvidersFor } from "../inference/devices.ts";
 
 export const UNCERTAINTY_GRAMMAR = "none | tta | mc:N | ensemble | mc:N+tta | mc:N+ensemble";
 
@@ -16,28 +18,19 @@ export function parseUncertainty(spec: string | undefined): Pick<SegmentOptions,
     );
   }
   const passes = m[2] ? Number(m[2]) : undefined;
-  if (passes !== undefined && !(passes >= 2 && passes <= 200)) {
-    throw new InputError("BAD_UNCERTAINTY", `--uncertainty mc:N expects 2 ≤ N ≤ 200, found ${passes}`);
+  if (passes !== undefined && !(passes >= MC_PASSES.min && passes <= MC_PASSES.max)) {
+    throw new InputError(
+      "BAD_UNCERTAINTY",
+      `--uncertainty mc:N expects ${MC_PASSES.min} ≤ N ≤ ${MC_PASSES.max}, found ${passes}`,
+    );
   }
   const method = (m[1] && m[3] ? `mc+${m[3]}` : m[1] ? "mc" : m[3]) as UncertaintyMethod;
   return { uncertainty: method, passes };
 }
 
+/** The providers for `--device` (src/inference/devices.ts; the CLI's default is wasm). */
 export function providersFor(device: string | undefined): ExecutionProvider[] {
-  switch (device ?? "wasm") {
-    case "wasm":
-      return ["wasm"];
-    case "webgpu":
-      return ["webgpu", "wasm"];
-    case "cpu":
-    case "native":
-      return ["cpu"];
-    default:
-      throw new InputError(
-        "BAD_DEVICE",
-        `--device expects wasm, webgpu or cpu (native baseline), found ${JSON.stringify(device)}`,
-      );
-  }
+  return devicesProvidersFor(parseDevice(device, "wasm"));
 }
 
 export async function openModel(model: string, device: string | undefined, threads?: number) {

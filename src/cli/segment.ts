@@ -8,8 +8,9 @@
  */
 import { join } from "node:path";
 import type { SegmentationResult } from "../core/types.ts";
-import { DicomWebClient, storeWithRetention, writeParametricMap, writeSegmentation } from "../dicom/mod.ts";
-import type { ProvenanceLike, SegmentationType } from "../dicom/mod.ts";
+import { DicomWebClient, storeWithRetention } from "../dicom/mod.ts";
+import type { SegmentationType } from "../dicom/mod.ts";
+import { encodeResult } from "../dicom/result.ts";
 import { FolderOutbox } from "../dicom/fs.ts";
 import { writeNifti, writePng } from "../io/mod.ts";
 import { segment } from "../segmentation/mod.ts";
@@ -60,29 +61,13 @@ export async function writeCaseOutputs(
     triage: result.triage,
     provenance: result.provenance,
   };
-  const provenance = { ...result.provenance } as ProvenanceLike;
   const dicomObjects: { id: string; bytes: Uint8Array }[] = [];
   if (c.kind === "dicom" && c.source) {
-    const seg = writeSegmentation({
-      source: c.source,
-      labelmap: result.labelmap,
-      provenance,
-      options: {
-        type: opts.segType ?? "BINARY",
-        fractional: opts.segType === "FRACTIONAL" && result.probabilities
-          ? { data: result.probabilities.data, channels: result.probabilities.channels }
-          : undefined,
-        seriesDescription: `EdgeSeg ${result.provenance.modelName}`,
-      },
-    });
-    await writeFileAtomic(join(outDir, `${c.name}_seg.dcm`), seg);
-    files.push(`${c.name}_seg.dcm`);
-    dicomObjects.push({ id: `${c.name}_seg`, bytes: seg });
-    if (result.uncertainty) {
-      const pm = writeParametricMap({ source: c.source, map: result.uncertainty, provenance });
-      await writeFileAtomic(join(outDir, `${c.name}_uncertainty_pm.dcm`), pm);
-      files.push(`${c.name}_uncertainty_pm.dcm`);
-      dicomObjects.push({ id: `${c.name}_uncertainty_pm`, bytes: pm });
+    for (const obj of encodeResult(result, c.source, { segType: opts.segType ?? "BINARY" })) {
+      const name = `${c.name}_${obj.kind === "SEG" ? "seg" : "uncertainty_pm"}`;
+      await writeFileAtomic(join(outDir, `${name}.dcm`), obj.bytes);
+      files.push(`${name}.dcm`);
+      dicomObjects.push({ id: name, bytes: obj.bytes });
     }
   } else if (c.kind === "image") {
     const [w, h] = result.labelmap.geometry.dims;

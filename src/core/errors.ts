@@ -59,5 +59,11 @@ export class CancelledError extends EdgeSegError {
   }
 }
 
+/**
+ * The host viewer (OHIF, Cornerstone3D, the browser) lacks something EdgeSeg needs, or behaved in a way
+ * EdgeSeg cannot work with; the message names what was expected and what was found.
+ */
+export class ViewerError extends EdgeSegError {}
+
 /** A file's bytes do not match the sha256 in its manifest. */
 export class IntegrityError extends EdgeSegError {}

@@ -11,6 +11,7 @@
  * name starts with "x-" are free for the package author's own notes.
  */
 import { ManifestError } from "./errors.ts";
+import { MC_PASSES } from "./contract.ts";
 import type {
   Code,
   FileEntry,
@@ -402,7 +403,11 @@ function uncertainty(
       input,
       shape,
       rate: num(req(m, "rate", p), `${p}.rate`, { minExclusive: 0, maxExclusive: 1 }),
-      defaultPasses: num(req(m, "defaultPasses", p), `${p}.defaultPasses`, { int: true, min: 1, max: 1000 }),
+      defaultPasses: num(req(m, "defaultPasses", p), `${p}.defaultPasses`, {
+        int: true,
+        min: MC_PASSES.min,
+        max: MC_PASSES.max,
+      }),
     };
   }
   if (o.tta !== undefined) {

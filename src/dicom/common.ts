@@ -2,13 +2,15 @@
  * Dataset parts shared by the SEG and Parametric Map writers: patient/study copied from the source,
  * equipment, frame of reference, referenced series, derivation references, plane positions.
  */
+import { EDGESEG_VERSION } from "../core/version.ts";
 import { ConformanceError } from "../core/errors.ts";
 import type { Code, Geometry, SourceInstanceRef, Vec3 } from "../core/types.ts";
 import { codeItem, Codes } from "./codes.ts";
 import { type NaturalizedDataset, nums, str } from "./dataset.ts";
 
 export const SOFTWARE_NAME = "EdgeSeg";
-export const SOFTWARE_VERSION = "0.1.0";
+/** EdgeSeg's version (package.json), as DICOM SoftwareVersions. */
+export const SOFTWARE_VERSION = EDGESEG_VERSION;
 
 /** What the writers need from the source series. */
 export interface SourceSeries {

@@ -9,6 +9,7 @@
  * Everything is deterministic: UIDs are derived from a fixed root, the noise from a seeded PRNG, so the
  * same options always give byte-identical files (tests compare bytes).
  */
+import { mulberry32 } from "../core/random.ts";
 import { writeImageInstance } from "./dataset.ts";
 
 /**
@@ -53,18 +54,6 @@ export interface PhantomSeries {
 
 const CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2";
 
-/** mulberry32: tiny, fast, good enough for deterministic noise. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** HU of the phantom at normalised in-plane coordinates (x, y in −1..1, y down = posterior) and depth z in 0..1. */
 function phantomHu(x: number, y: number, z: number): number {
   const inEllipse = (cx: number, cy: number, rx: number, ry: number) =>
@@ -101,7 +90,7 @@ export function phantomSeries(opts: PhantomOptions = {}): PhantomSeries {
   const px = opts.pixelSpacingMm ?? 1.5;
   const dz = opts.sliceSpacingMm ?? 2.5;
   const root = opts.uidRoot ?? PHANTOM_UID_ROOT;
-  const rand = prng(opts.seed ?? 1);
+  const rand = mulberry32(opts.seed ?? 1);
   const studyUID = `${root}.1`;
   const seriesUID = `${root}.2`;
   const forUID = `${root}.3`;

@@ -6,19 +6,17 @@
  * element lengths (Explicit VR LE headers found by scanning), NIfTI-1 header fields (dims, datatype,
  * vox_offset), multipart boundaries and part headers, and huge declared sizes.
  */
+import { mulberry32 } from "../core/random.ts";
 
 /** A seeded PRNG (mulberry32): fast, 32-bit state, identical on every platform. */
 export class Rng {
-  #a: number;
+  readonly #next: () => number;
   constructor(seed: number) {
-    this.#a = seed >>> 0;
+    this.#next = mulberry32(seed);
   }
   /** uniform in [0, 1) */
   next(): number {
-    let t = (this.#a = (this.#a + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    return this.#next();
   }
   /** integer in [0, n) */
   int(n: number): number {

@@ -18,6 +18,8 @@
  * (window extraction and blending), aggregation (activation, flips, resampling back, uncertainty,
  * decision), postprocessing, statistics, total.
  */
+import { MC_PASSES, modelFit, summarizeManifest } from "../core/contract.ts";
+import { SOFTWARE } from "../core/version.ts";
 import { CancelledError, InputError, ManifestError } from "../core/errors.ts";
 import type {
   AbortSignalLike,
@@ -64,7 +66,7 @@ import {
 } from "./windows.ts";
 
 /** Software name and version written into provenance. */
-export const SOFTWARE = "EdgeSeg 0.1.0";
+export { SOFTWARE };
 
 /** One forward sweep over all windows. */
 export interface PassSpec {
@@ -224,21 +226,16 @@ export function validateInput(volume: Volume, runtime: ModelRuntime, options: Se
   const m = runtime.manifest;
   const g = volume.geometry;
   const c = m.constraints;
-  const mods = c.modalities.map((x) => x.toUpperCase());
-  if (!mods.includes(String(volume.modality).toUpperCase())) {
-    throw new InputError(
-      "MODALITY",
-      `model ${m.id} accepts modality ${c.modalities.join(" or ")}, but the volume is ${
-        volume.modality || "(none)"
-      }`,
-    );
-  }
-  if (volume.channels !== c.channels) {
-    throw new InputError(
-      "CHANNELS",
-      `model ${m.id} expects ${c.channels}-channel images, found ${volume.channels}`,
-    );
-  }
+  // The same fit rules the viewer's picker applies (src/core/contract.ts); the first refusal throws.
+  const fit = modelFit(summarizeManifest(m), {
+    modality: volume.modality || "(none)",
+    channels: volume.channels,
+    images: g.dims[2],
+  });
+  // A 3D model on one slice is refused in the viewer (one image there is a photograph, not a thin
+  // volume); the pipeline itself pads such a volume to the window, as it always has.
+  const refusal = fit.refusals.find((r) => r.code !== "NOT_A_VOLUME");
+  if (refusal) throw new InputError(refusal.code, `model ${m.id} ${refusal.message}`);
   if (!g.dims.every((d) => Number.isInteger(d) && d > 0)) {
     throw new InputError("DIMS", `volume dims must be positive integers, found [${g.dims.join(", ")}]`);
   }
@@ -246,12 +243,6 @@ export function validateInput(volume: Volume, runtime: ModelRuntime, options: Se
     throw new InputError(
       "SPACING",
       `voxel spacing must be three finite values > 0 mm, found [${(g.spacing ?? []).join(", ")}]`,
-    );
-  }
-  if (c.minSlices !== undefined && g.dims[2] < c.minSlices) {
-    throw new InputError(
-      "TOO_FEW_SLICES",
-      `model ${m.id} needs at least ${c.minSlices} slices, found ${g.dims[2]}`,
     );
   }
   const voxels = g.dims[0] * g.dims[1] * g.dims[2];
@@ -524,8 +515,9 @@ export async function segment(
   checkAborted(options.signal);
   const mcSpec = manifest.uncertainty?.mcDropout;
   const nPasses = options.passes ?? mcSpec?.defaultPasses ?? 1;
-  if (!(Number.isInteger(nPasses) && nPasses >= 1)) {
-    throw new InputError("PASSES", `passes must be a positive integer, found ${nPasses}`);
+  // One pass is allowed here (its entropy is still an uncertainty); users are offered MC_PASSES.min+.
+  if (!(Number.isInteger(nPasses) && nPasses >= 1 && nPasses <= MC_PASSES.max)) {
+    throw new InputError("PASSES", `passes must be an integer from 1 to ${MC_PASSES.max}, found ${nPasses}`);
   }
   lap("validation");
 

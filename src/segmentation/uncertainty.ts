@@ -11,19 +11,10 @@
  * Entropy is categorical (−Σ p log p over all channels) for softmax outputs and the sum of binary
  * entropies of the label channels for independent (sigmoid) outputs.
  */
+import { mulberry32 } from "../core/random.ts";
 import type { McDropoutSpec, UncertaintyMeasure } from "../core/types.ts";
 
-/** mulberry32: a tiny, fast, seedable PRNG (32-bit state); returns floats in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 };
 
 /**
  * A dropout mask for batch 1 with the manifest's shape: each element is 0 with probability `rate`

@@ -7,6 +7,8 @@
  * no-referrer policy and a CSP that still lets the viewer run. One log line per request.
  */
 import { join, resolve } from "node:path";
+import { type ModelSummary, summarizeManifest } from "../core/contract.ts";
+import { validateManifest } from "../core/manifest.ts";
 import { phantomSeries } from "../dicom/phantom.ts";
 import { errorResponse, handleDicomWeb } from "./dicomweb.ts";
 import { PROJECT_ROOT } from "./ohif.ts";
@@ -199,33 +201,16 @@ export function appConfigJs(plugins: PluginList, opts: { proxy: boolean }): stri
   };\n`;
 }
 
-interface ModelIndexEntry {
-  id: string;
-  name: string;
-  version: string;
-  modalities: string[];
-  bodyParts: string[];
-  channels: number | null;
-  /** constraints.minSlices: the panel flags a series with fewer */
-  minSlices: number | null;
-  spatialMode: string | null;
-  labels: { value: number; name: string; color?: unknown }[];
-  uncertainty: unknown;
-  /** URL of the package folder */
-  url: string;
-  manifest: string;
-}
-
-function asRecord(v: unknown): Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v) ? v as Record<string, unknown> : {};
-}
-
-/** Lists `models/<id>/manifest.json` (skipping `training/` and unreadable manifests, with a log line). */
+/**
+ * Lists `models/<id>/manifest.json` as the run contract's `ModelSummary` (src/core/contract.ts),
+ * each built from a manifest `validateManifest` accepted; `training/`, folders without a manifest and
+ * manifests that fail validation are left out (the last with a log line naming the field).
+ */
 export async function modelIndex(
   modelsDir: string,
   log: (l: string) => void = () => {},
-): Promise<{ models: ModelIndexEntry[] }> {
-  const models: ModelIndexEntry[] = [];
+): Promise<{ models: ModelSummary[] }> {
+  const models: ModelSummary[] = [];
   let entries: Deno.DirEntry[] = [];
   try {
     entries = await Array.fromAsync(Deno.readDir(modelsDir));
@@ -234,41 +219,22 @@ export async function modelIndex(
   }
   for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
     if (!e.isDirectory || e.name === "training" || e.name.startsWith(".")) continue;
-    let raw: Record<string, unknown>;
+    let text: string;
     try {
-      raw = asRecord(JSON.parse(await Deno.readTextFile(join(modelsDir, e.name, "manifest.json"))));
+      text = await Deno.readTextFile(join(modelsDir, e.name, "manifest.json"));
     } catch (err) {
       if (!(err instanceof Deno.errors.NotFound)) {
         log(`models: skipping ${e.name}: ${(err as Error).message}`);
       }
       continue;
     }
-    const c = asRecord(raw.constraints);
-    const strings = (
-      v: unknown,
-    ) => (Array.isArray(v) ? v.filter((s): s is string => typeof s === "string") : []);
-    models.push({
-      id: typeof raw.id === "string" ? raw.id : e.name,
-      name: typeof raw.name === "string" ? raw.name : e.name,
-      version: typeof raw.version === "string" ? raw.version : "?",
-      modalities: strings(c.modalities),
-      bodyParts: strings(c.bodyParts),
-      channels: typeof c.channels === "number" ? c.channels : null,
-      minSlices: typeof c.minSlices === "number" ? c.minSlices : null,
-      spatialMode: typeof asRecord(raw.spatial).mode === "string"
-        ? asRecord(raw.spatial).mode as string
-        : null,
-      labels: (Array.isArray(raw.labels) ? raw.labels : []).map(asRecord).map((l) => ({
-        value: typeof l.value === "number" ? l.value : 0,
-        name: typeof l.name === "string" ? l.name : "",
-        color: l.color,
-      })),
-      uncertainty: raw.uncertainty ?? null,
-      // Relative to the index itself, so the index works under any prefix (reverse proxy, a copy in
-      // the host's static files); the extension resolves them against the index's URL.
-      url: `${encodeURIComponent(e.name)}/`,
-      manifest: `${encodeURIComponent(e.name)}/manifest.json`,
-    });
+    try {
+      // Package URLs are relative to the index itself, so the index works under any prefix (reverse
+      // proxy, a copy in the host's static files); the extension resolves them against its URL.
+      models.push(summarizeManifest(validateManifest(JSON.parse(text)), e.name));
+    } catch (err) {
+      log(`models: skipping ${e.name}: ${(err as Error).message}`);
+    }
   }
   return { models };
 }

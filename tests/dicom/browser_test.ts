@@ -1,5 +1,5 @@
 /**
- * The writers run in a browser page unchanged: src/dicom/write.ts bundled for the browser (esbuild,
+ * The writers run in a browser page unchanged: src/dicom/result.ts (the encoder the extension bundles) bundled for the browser (esbuild,
  * as the extension bundles it), a SEG and a Parametric Map written inside headless Chromium, then read
  * back here voxel-exact. Skips when Chromium is absent.
  */
@@ -14,13 +14,13 @@ const missing = chromiumMissing();
 if (missing) console.log(`skip: ${missing}`);
 
 Deno.test({
-  name: "writeSegmentation and writeParametricMap run in Chromium and their output reads back exactly",
+  name: "encodeResult (SEG and Parametric Map) runs in Chromium and its output reads back exactly",
   ignore: missing !== null,
   fn: async () => {
-    const bundle = `${artifacts}write.bundle.js`;
+    const bundle = `${artifacts}result.bundle.js`;
     const built = new Deno.Command(`${projectRoot}node_modules/.bin/esbuild`, {
       args: [
-        `${projectRoot}src/dicom/write.ts`,
+        `${projectRoot}src/dicom/result.ts`,
         "--bundle",
         "--platform=browser",
         "--format=iife",
@@ -50,13 +50,13 @@ Deno.test({
         const geometry = inp.geometry;
         const source = { instances: inp.instances, geometry, refs: inp.refs };
         const data = Uint8Array.from(inp.truth);
-        const seg = api.writeSegmentation({ source, labelmap: { geometry, data, segments: inp.segments } });
         const map = new Float32Array(data.length).map((_: number, i: number) => data[i] * 0.25);
-        const pm = api.writeParametricMap({
-          source,
-          map: { geometry, data: map, measure: "sd", passes: 4, method: "tta" },
-        });
-        return { seg: Array.from(seg as Uint8Array), pm: Array.from(pm as Uint8Array) };
+        const [seg, pm] = api.encodeResult({
+          labelmap: { geometry, data, segments: inp.segments },
+          uncertainty: { geometry, data: map, measure: "sd", passes: 4, method: "tta" },
+          provenance: { modelId: "synthetic", modelName: "Synthetic", modelVersion: "1" },
+        }, source);
+        return { seg: Array.from(seg.bytes as Uint8Array), pm: Array.from(pm.bytes as Uint8Array) };
       }, input);
       const target = { geometry: r.volume.geometry, refs: r.volume.source!.instances };
       const seg = await readSegmentation(Uint8Array.from(out.seg), target);

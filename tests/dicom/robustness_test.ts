@@ -9,19 +9,9 @@ import { writeParametricMap } from "../../src/dicom/pmap.ts";
 import { readSeries } from "../../src/dicom/read.ts";
 import { writeSegmentation } from "../../src/dicom/seg.ts";
 import { readParametricMap, readSegmentation } from "../../src/dicom/segread.ts";
+import { mulberry32 } from "../../src/core/random.ts";
 import { syntheticSeries } from "./synthetic.ts";
 import { segment } from "./tools.ts";
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function mutants(bytes: Uint8Array, count: number, seed: number): Uint8Array[] {
   const rnd = mulberry32(seed);

@@ -21,10 +21,16 @@ import { loadModel } from "../../src/inference/deno.ts";
 import { WASM_THREADS_OFF } from "../../src/inference/protocol.ts";
 import { segment } from "../../src/segmentation/segment.ts";
 import { parseAllowedOrigins } from "../../src/server/cors.ts";
-import { ensureOhif, OHIF_OLDEST_TESTED, OHIF_VERSION, startServer } from "../../src/server/mod.ts";
+import {
+  ensureOhif,
+  OHIF_OLDEST_TESTED,
+  OHIF_VERSION,
+  type RunningServer,
+  startServer,
+} from "../../src/server/mod.ts";
 import { chromiumMissing, launchBrowser, screenshot, waitForCanvasContent } from "../helpers/browser.ts";
 import { runError, selectModel, waitForRunEnd, withFailureReport } from "../helpers/edge.ts";
-import { hospitalAppConfig, nginxMissing, startHostOhif } from "../helpers/nginx.ts";
+import { hospitalAppConfig, type HostOhif, nginxMissing, startHostOhif } from "../helpers/nginx.ts";
 import { freePort, orthancMissing, startOrthanc } from "../helpers/orthanc.ts";
 import { PROJECT_ROOT } from "../helpers/paths.ts";
 import { digestSlice, type SliceDigest, viewerDigest } from "../helpers/viewer.ts";
@@ -106,48 +112,68 @@ async function runAndStore(page: Page, hostUrl: string, expected: SliceDigest, s
   assert.equal(await status.getAttribute("data-state"), "stored", await status.innerText());
 }
 
-async function hostWithEdgeServer(version: string, shot: string, expected: SliceDigest): Promise<void> {
-  const ohifDist = await ensureOhif({ version });
+/** Everything one deployment test runs against; `edge` and its log only when an edge server runs. */
+interface Deployment {
+  pacs: Pacs;
+  host: HostOhif;
+  page: Page;
+  consoleLines: string[];
+  edge?: RunningServer;
+  edgeLog: string[];
+}
+
+interface DeploymentOptions {
+  shot: string;
+  ohifVersion?: string;
+  /** start a --plugin-only edge server; `allowHost` lists the host OHIF's origin with --allow-origin */
+  edge?: { allowHost: boolean };
+  /** the host's app-config plugin lines, given the edge server's URL (when one runs) */
+  plugins: (edgeUrl: string) => { extensions: string[]; modes: string[] };
+  aliases?: Record<string, string>;
+  /** reverse proxies of the host to the edge server: URL prefix → (the edge URL is the upstream) */
+  proxyPrefix?: string;
+}
+
+/** Orthanc with the phantom, optionally the edge server, nginx with the OHIF dist, and Chromium. */
+async function withDeployment(opts: DeploymentOptions, fn: (d: Deployment) => Promise<void>): Promise<void> {
+  const ohifDist = await ensureOhif({ version: opts.ohifVersion });
   await buildExtension();
   const pacs = await pacsWithPhantom();
   const hostPort = freePort();
-  const hostOrigin = `http://127.0.0.1:${hostPort}`;
   const dataDir = await Deno.makeTempDir({ prefix: "edgeseg-e2e-deploy-" });
   const edgeLog: string[] = [];
-  const edge = await startServer({
-    port: 0,
-    dataDir,
-    modelsDir: TEST_MODELS,
-    pluginOnly: true,
-    allowOrigins: parseAllowedOrigins([hostOrigin]),
-    log: (l) => edgeLog.push(l),
-  });
-  const host = await startHostOhif({
-    ohifDist,
-    port: hostPort,
-    dicomWebUrl: pacs.dicomWebUrl,
-    appConfig: hospitalAppConfig({
-      extensions: [new URL("plugins/edgeseg/extension.js", edge.url).href],
-      modes: [new URL("plugins/edgeseg/mode.js", edge.url).href],
-    }, version),
-  });
-  const browser = await launchBrowser();
+  let edge: RunningServer | undefined;
+  let host: HostOhif | undefined;
+  let browser: Awaited<ReturnType<typeof launchBrowser>> | undefined;
   try {
-    await withFailureReport(browser, `${shot}-failure`, async () => {
-      await runAndStore(browser.page, host.url, expected, shot);
-      assert.deepEqual(await orthancModalities(pacs), ["CT", "SEG"], "Orthanc holds the CT and one SEG");
-      // The edge server served assets only: no DICOM passed through it.
-      const dicomThroughEdge = edgeLog.filter((l) => /\/dicom-web/.test(l));
-      assert.deepEqual(dicomThroughEdge, [], "no DICOMweb request reached the edge server");
-      assert.ok(
-        edgeLog.some((l) => /^GET \/plugins\/edgeseg\/extension\.js 200/.test(l)),
-        "stable entry served",
-      );
+    if (opts.edge) {
+      edge = await startServer({
+        port: 0,
+        dataDir,
+        modelsDir: TEST_MODELS,
+        pluginOnly: true,
+        allowOrigins: parseAllowedOrigins(opts.edge.allowHost ? [`http://127.0.0.1:${hostPort}`] : []),
+        log: (l) => edgeLog.push(l),
+      });
+    }
+    host = await startHostOhif({
+      ohifDist,
+      port: hostPort,
+      dicomWebUrl: pacs.dicomWebUrl,
+      aliases: opts.aliases,
+      proxies: opts.proxyPrefix && edge ? { [opts.proxyPrefix]: edge.url } : undefined,
+      appConfig: hospitalAppConfig(opts.plugins(edge?.url ?? ""), opts.ohifVersion),
     });
+    const opened = await launchBrowser();
+    browser = opened;
+    const consoleLines: string[] = [];
+    opened.page.on("console", (m) => consoleLines.push(m.text()));
+    const deployment = { pacs, host, page: opened.page, consoleLines, edge, edgeLog };
+    await withFailureReport(opened, `${opts.shot}-failure`, () => fn(deployment));
   } finally {
-    await browser.close();
-    await host.stop();
-    await edge.close();
+    await browser?.close();
+    await host?.stop();
+    await edge?.close();
     await pacs.stop();
     await Deno.remove(dataDir, { recursive: true }).catch(() => {});
   }
@@ -155,104 +181,83 @@ async function hostWithEdgeServer(version: string, shot: string, expected: Slice
 
 let expectedDigest: SliceDigest | undefined;
 const expected = async () => expectedDigest ??= await headlessDigest();
+const entry = (base: string, file: string) => new URL(`plugins/edgeseg/${file}`, base).href;
+const testOptions = { ignore: skipReason !== null, sanitizeOps: false, sanitizeResources: false };
 
 for (const version of [OHIF_VERSION, OHIF_OLDEST_TESTED]) {
   Deno.test({
     name:
       `OHIF ${version} on its own origin (nginx, no COOP/COEP, Orthanc behind it) loads EdgeSeg from a --plugin-only edge server by its stable URLs, runs single-threaded WASM, and stores the SEG to its own PACS`,
-    ignore: skipReason !== null,
-    sanitizeOps: false,
-    sanitizeResources: false,
-    fn: async () => await hostWithEdgeServer(version, `deploy-${version}`, await expected()),
+    ...testOptions,
+    fn: () =>
+      withDeployment({
+        shot: `deploy-${version}`,
+        ohifVersion: version,
+        edge: { allowHost: true },
+        plugins: (edgeUrl) => ({
+          extensions: [entry(edgeUrl, "extension.js")],
+          modes: [entry(edgeUrl, "mode.js")],
+        }),
+      }, async ({ pacs, host, page, edgeLog }) => {
+        await runAndStore(page, host.url, await expected(), `deploy-${version}`);
+        assert.deepEqual(await orthancModalities(pacs), ["CT", "SEG"], "Orthanc holds the CT and one SEG");
+        // The edge server served assets only: no DICOM passed through it.
+        assert.deepEqual(edgeLog.filter((l) => /\/dicom-web/.test(l)), [], "no DICOMweb request reached it");
+        assert.ok(edgeLog.some((l) => /^GET \/plugins\/edgeseg\/extension\.js 200/.test(l)), "stable entry");
+      }),
   });
 }
 
 Deno.test({
   name:
     "EdgeSeg behind the host's reverse proxy under a sub-path (/ext/edgeseg/ → the edge server) resolves every asset under that prefix",
-  ignore: skipReason !== null,
-  sanitizeOps: false,
-  sanitizeResources: false,
-  async fn() {
-    const ohifDist = await ensureOhif();
-    await buildExtension();
-    const pacs = await pacsWithPhantom();
-    const dataDir = await Deno.makeTempDir({ prefix: "edgeseg-e2e-subpath-" });
-    const edgeLog: string[] = [];
-    const edge = await startServer({
-      port: 0,
-      dataDir,
-      modelsDir: TEST_MODELS,
-      pluginOnly: true,
-      log: (l) => edgeLog.push(l),
-    });
-    const host = await startHostOhif({
-      ohifDist,
-      dicomWebUrl: pacs.dicomWebUrl,
+  ...testOptions,
+  fn: () =>
+    withDeployment({
+      shot: "deploy-subpath",
+      edge: { allowHost: false },
       // Not /edgeseg/: nginx answers /edgeseg, the EdgeSeg mode's route, with a redirect to /edgeseg/ then.
-      proxies: { "/ext/edgeseg/": edge.url },
-      appConfig: hospitalAppConfig({
+      proxyPrefix: "/ext/edgeseg/",
+      plugins: () => ({
         extensions: ["/ext/edgeseg/plugins/edgeseg/extension.js"],
         modes: ["/ext/edgeseg/plugins/edgeseg/mode.js"],
       }),
-    });
-    const browser = await launchBrowser();
-    try {
-      await withFailureReport(browser, "deploy-subpath-failure", async () => {
-        await runAndStore(browser.page, host.url, await expected(), "deploy-subpath");
-        // Every asset came through the prefix: the edge server saw the model, Worker and runtime files.
-        for (
-          const p of [
-            /^GET \/models\/index\.json 200/,
-            /^GET \/plugins\/edgeseg\/edgeseg-worker-/,
-            /^GET \/edgeseg\/ort\//,
-          ]
-        ) {
-          assert.ok(edgeLog.some((l) => p.test(l)), `the edge server served ${p}`);
-        }
-      });
-    } finally {
-      await browser.close();
-      await host.stop();
-      await edge.close();
-      await pacs.stop();
-      await Deno.remove(dataDir, { recursive: true }).catch(() => {});
-    }
-  },
+    }, async ({ host, page, edgeLog }) => {
+      await runAndStore(page, host.url, await expected(), "deploy-subpath");
+      // Every asset came through the prefix: the edge server saw the model, Worker and runtime files.
+      for (
+        const p of [
+          /^GET \/models\/index\.json 200/,
+          /^GET \/plugins\/edgeseg\/edgeseg-worker-/,
+          /^GET \/edgeseg\/ort\//,
+        ]
+      ) {
+        assert.ok(edgeLog.some((l) => p.test(l)), `the edge server served ${p}`);
+      }
+    }),
 });
 
 Deno.test({
   name:
     "the export-plugin folder copied under the host OHIF's own path runs and stores with no EdgeSeg server at all",
-  ignore: skipReason !== null,
-  sanitizeOps: false,
-  sanitizeResources: false,
+  ...testOptions,
   async fn() {
-    const ohifDist = await ensureOhif();
     const parent = await Deno.makeTempDir({ prefix: "edgeseg-e2e-export-" });
-    const out = join(parent, "edgeseg");
-    const exported = await exportPlugin({ out, baseUrl: "/edgeseg/", modelsDir: TEST_MODELS });
-    const pacs = await pacsWithPhantom();
-    const host = await startHostOhif({
-      ohifDist,
-      dicomWebUrl: pacs.dicomWebUrl,
-      aliases: { "/edgeseg/": out },
-      // Exactly the lines export-plugin printed (the loader variant).
-      appConfig: hospitalAppConfig({
-        extensions: [JSON.parse(exported.snippet.match(/^extensions: \[(.*)\],$/m)![1])],
-        modes: [JSON.parse(exported.snippet.match(/^modes: \[(.*)\],$/m)![1])],
-      }),
-    });
-    const browser = await launchBrowser();
     try {
-      await withFailureReport(browser, "deploy-export-failure", async () => {
-        await runAndStore(browser.page, host.url, await expected(), "deploy-export");
+      const out = join(parent, "edgeseg");
+      const exported = await exportPlugin({ out, baseUrl: "/edgeseg/", modelsDir: TEST_MODELS });
+      // Exactly the lines export-plugin printed (the loader variant).
+      const line = (key: string) =>
+        JSON.parse(exported.snippet.match(new RegExp(`^${key}: \\[(.*)\\],$`, "m"))![1]);
+      await withDeployment({
+        shot: "deploy-export",
+        aliases: { "/edgeseg/": out },
+        plugins: () => ({ extensions: [line("extensions")], modes: [line("modes")] }),
+      }, async ({ pacs, host, page }) => {
+        await runAndStore(page, host.url, await expected(), "deploy-export");
         assert.deepEqual(await orthancModalities(pacs), ["CT", "SEG"]);
       });
     } finally {
-      await browser.close();
-      await host.stop();
-      await pacs.stop();
       await Deno.remove(parent, { recursive: true }).catch(() => {});
     }
   },
@@ -261,53 +266,39 @@ Deno.test({
 Deno.test({
   name:
     "with the edge server down, the host OHIF still shows its study list and the console says in one line that EdgeSeg could not be loaded and from where",
-  ignore: skipReason !== null,
-  sanitizeOps: false,
-  sanitizeResources: false,
+  ...testOptions,
   async fn() {
-    const ohifDist = await ensureOhif();
     await buildExtension();
     const parent = await Deno.makeTempDir({ prefix: "edgeseg-e2e-down-" });
-    // Only the loader sits with the host's files; the edge server's port has nothing listening.
-    await Deno.copyFile(
-      join(PROJECT_ROOT, "build", "plugins", "edgeseg", "loader.js"),
-      join(parent, "edgeseg-loader.js"),
-    );
-    const deadEdge = `http://127.0.0.1:${freePort()}/`;
-    const pacs = await pacsWithPhantom();
-    const host = await startHostOhif({
-      ohifDist,
-      dicomWebUrl: pacs.dicomWebUrl,
-      aliases: { "/loader/": parent },
-      appConfig: hospitalAppConfig({
-        extensions: [`/loader/edgeseg-loader.js?extension=${deadEdge}plugins/edgeseg/extension.js`],
-        modes: [`/loader/edgeseg-loader.js?mode=${deadEdge}plugins/edgeseg/mode.js`],
-      }),
-    });
-    const browser = await launchBrowser();
-    const consoleLines: string[] = [];
-    browser.page.on("console", (m) => consoleLines.push(m.text()));
     try {
-      await withFailureReport(browser, "deploy-down-failure", async () => {
-        await browser.page.goto(host.url);
+      // Only the loader sits with the host's files; the edge server's port has nothing listening.
+      await Deno.copyFile(
+        join(PROJECT_ROOT, "build", "plugins", "edgeseg", "loader.js"),
+        join(parent, "edgeseg-loader.js"),
+      );
+      const deadEdge = `http://127.0.0.1:${freePort()}/`;
+      await withDeployment({
+        shot: "deploy-down",
+        aliases: { "/loader/": parent },
+        plugins: () => ({
+          extensions: [`/loader/edgeseg-loader.js?extension=${entry(deadEdge, "extension.js")}`],
+          modes: [`/loader/edgeseg-loader.js?mode=${entry(deadEdge, "mode.js")}`],
+        }),
+      }, async ({ host, page, consoleLines }) => {
+        await page.goto(host.url);
         // The phantom's row in the host's own study list (its accession number), and the host's own
         // modes offered for it.
-        const row = browser.page.getByText("EDGESEG0001").first();
+        const row = page.getByText("EDGESEG0001").first();
         await row.waitFor({ timeout: 60000 });
         await row.click();
-        await browser.page.getByRole("button", { name: "Basic Viewer", exact: true }).waitFor({
-          timeout: 30000,
-        });
-        await screenshot(browser.page, "deploy-down-study-list");
+        await page.getByRole("button", { name: "Basic Viewer", exact: true }).waitFor({ timeout: 30000 });
+        await screenshot(page, "deploy-down-study-list");
         const line = consoleLines.find((l) => l.startsWith("EdgeSeg could not be loaded from "));
         assert.ok(line, `a console line names the failure (saw: ${consoleLines.slice(-5).join(" | ")})`);
-        assert.ok(line.includes(`${deadEdge}plugins/edgeseg/extension.js`), line);
+        assert.ok(line.includes(entry(deadEdge, "extension.js")), line);
         assert.ok(!line.includes("\n"), "one line");
       });
     } finally {
-      await browser.close();
-      await host.stop();
-      await pacs.stop();
       await Deno.remove(parent, { recursive: true }).catch(() => {});
     }
   },

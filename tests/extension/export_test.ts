@@ -317,7 +317,7 @@ Deno.test("a STOW refused by the PACS or unreachable fails the store naming the 
   ]);
   await assert.rejects(
     () => storeObjects(partial.manager, STUDY, objects(), { fetch: partial.fetchFn }),
-    /^Error: PM not stored: the PACS answered HTTP 200 but listed 0 stored instances/,
+    /^EdgeSegError: PM not stored: the PACS answered HTTP 200 but listed 0 stored instances/,
   );
 
   const down = webSource([new TypeError("Failed to fetch")]);

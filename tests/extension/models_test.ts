@@ -1,9 +1,17 @@
 import assert from "node:assert/strict";
-import { fetchModelIndex, parseModelIndexEntry } from "../../extension/src/models.ts";
-import { modelFit } from "../../extension/src/panel.ts";
+import { fetchModelIndex, type ModelIndexEntry, parseModelIndexEntry } from "../../extension/src/models.ts";
+import { fitOnDisplaySet, type PanelDisplaySet } from "../../extension/src/fit.ts";
 
+/** An index entry as the panel gets it (missing facts filled the way the parser fills them). */
+const entry = (raw: Record<string, unknown>): ModelIndexEntry => {
+  const e = parseModelIndexEntry(raw, 0);
+  if (typeof e === "string") throw new Error(e);
+  return e;
+};
+const modelFit = (raw: Record<string, unknown>, ds: PanelDisplaySet | undefined) =>
+  fitOnDisplaySet(entry(raw), ds);
 /** The refusal, if any, of a model on a series. */
-const refusal = (...args: Parameters<typeof modelFit>) => modelFit(...args).refusal;
+const refusal = (raw: Record<string, unknown>, ds: PanelDisplaySet | undefined) => modelFit(raw, ds).refusal;
 
 Deno.test("a model index entry keeps its fields and fills a missing name from the id", () => {
   const e = parseModelIndexEntry({
@@ -11,13 +19,19 @@ Deno.test("a model index entry keeps its fields and fills a missing name from th
     version: "0.1.0",
     modalities: ["CT", 3],
     labels: [{ value: 1, name: "Liver" }],
-    bodyPart: "ABDOMEN",
+    bodyParts: ["ABDOMEN"],
   }, 0);
   assert.ok(typeof e !== "string");
   assert.equal(e.name, "tiny-2d");
   assert.deepEqual(e.modalities, ["CT"]);
   assert.equal(e.labels[0].name, "Liver");
-  assert.equal(e.bodyPart, "ABDOMEN");
+  assert.deepEqual(e.bodyParts, ["ABDOMEN"]);
+  assert.equal(e.channels, 1, "greyscale unless the entry says otherwise");
+  assert.deepEqual(e.uncertainty.map((c) => c.method), ["none"], "uncertainty off is always offered");
+  assert.match(
+    String(parseModelIndexEntry({ id: "x", spatialMode: "4d" }, 2)),
+    /entry 2 \(x\): expected "spatialMode"/,
+  );
 });
 
 Deno.test("a model index entry without an id is rejected with the entry's position", () => {

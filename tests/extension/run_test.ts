@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { describeProgress, providersFor } from "../../extension/src/run.ts";
-import { uncertaintyChoices } from "../../extension/src/panel.ts";
+import { describeProgress } from "../../extension/src/run.ts";
+import { providersFor } from "../../src/inference/devices.ts";
 import { geometryFromCornerstone, planarFromInterleaved } from "../../extension/src/viewer_volume.ts";
 import { sliceIndexByImageId } from "../../extension/src/labelmap.ts";
 
@@ -30,7 +30,7 @@ Deno.test("model download progress is shown in MiB", () => {
 Deno.test("the device choice maps to the worker's provider list", () => {
   assert.deepEqual(providersFor("webgpu"), ["webgpu"]);
   assert.deepEqual(providersFor("wasm"), ["wasm"]);
-  assert.equal(providersFor("auto"), undefined);
+  assert.deepEqual(providersFor("auto"), ["webgpu", "webnn", "wasm"]);
 });
 
 Deno.test("Cornerstone's axis-vector direction becomes EdgeSeg's column matrix (a transpose)", () => {
@@ -60,18 +60,4 @@ Deno.test("result slices are found by the imageId they came from, whatever the d
   assert.equal(map.get("img:a"), 1);
   assert.equal(map.get("img:c"), 0);
   assert.equal(map.get("img:z"), undefined);
-});
-
-Deno.test("uncertainty choices follow what the model package supports", () => {
-  const base = { id: "m", name: "m", version: "1", modalities: [], labels: [] };
-  assert.deepEqual(uncertaintyChoices(undefined), ["none"]);
-  assert.deepEqual(uncertaintyChoices({ ...base, uncertainty: null }), ["none"]);
-  assert.deepEqual(
-    uncertaintyChoices({ ...base, uncertainty: { mcDropout: { input: "mask" }, tta: { flips: [[0]] } } }),
-    ["none", "tta", "mc", "mc+tta"],
-  );
-  assert.deepEqual(uncertaintyChoices({ ...base, uncertainty: { ensemble: { members: ["b.onnx"] } } }), [
-    "none",
-    "ensemble",
-  ]);
 });

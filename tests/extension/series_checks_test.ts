@@ -3,14 +3,14 @@
  * several images without the patient geometry to stack them.
  */
 import assert from "node:assert/strict";
-import { modelFit } from "../../extension/src/panel.ts";
+import { fitOnDisplaySet } from "../../extension/src/fit.ts";
 import { missingGeometry } from "../../extension/src/run.ts";
-import type { ModelIndexEntry } from "../../extension/src/models.ts";
+import { type ModelIndexEntry, parseModelIndexEntry } from "../../extension/src/models.ts";
 
 /** The refusal, if any, of a model on a series. */
-const refusal = (...args: Parameters<typeof modelFit>) => modelFit(...args).refusal;
+const refusal = (...args: Parameters<typeof fitOnDisplaySet>) => fitOnDisplaySet(...args).refusal;
 
-const model3d: ModelIndexEntry = {
+const model3d = parseModelIndexEntry({
   id: "tiny-3d",
   name: "Tiny 3D",
   version: "1",
@@ -18,7 +18,7 @@ const model3d: ModelIndexEntry = {
   spatialMode: "patch3d",
   minSlices: 4,
   labels: [],
-};
+}, 0) as ModelIndexEntry;
 const placed = (z: number) => ({
   SamplesPerPixel: 1,
   ImagePositionPatient: [0, 0, z],
@@ -35,7 +35,8 @@ Deno.test("a series with fewer slices than the manifest's minSlices is flagged w
   assert.equal(refusal(model3d, two), "needs at least 4 slices, series has 2");
   const four = { ...two, numImageFrames: 4, instances: [0, 1, 2, 3].map(placed) };
   assert.equal(refusal(model3d, four), undefined);
-  assert.equal(refusal({ ...model3d, minSlices: null }, two), undefined, "no minimum stated");
+  const { minSlices: _, ...noMinimum } = model3d;
+  assert.equal(refusal(noMinimum, two), undefined, "no minimum stated");
 });
 
 Deno.test("a series of several images without position or orientation is flagged, naming what is missing", () => {

@@ -29,19 +29,20 @@ async function fakeDist(): Promise<{ dist: string; plugins: string; models: stri
       modes: ["/plugins/edgeseg/edgeseg-mode-ABCD1234.js"],
     }),
   );
-  for (const id of ["tiny", "training"]) {
+  // A valid manifest (the tiny-2d fixture's, renamed), the same under training/, and a broken one.
+  const valid = JSON.parse(
+    await Deno.readTextFile(new URL("../fixtures/models/tiny-2d/manifest.json", import.meta.url)),
+  );
+  for (const id of ["tiny", "training", "broken"]) {
     await Deno.mkdir(join(models, id), { recursive: true });
-    await Deno.writeTextFile(
-      join(models, id, "manifest.json"),
-      JSON.stringify({
-        id,
-        name: `Model ${id}`,
-        version: "1.0.0",
-        constraints: { modalities: ["CT"], channels: 1 },
-        spatial: { mode: "slice2d" },
-        labels: [{ value: 1, name: "liver", color: [200, 100, 50] }],
-      }),
-    );
+    const manifest = id === "broken" ? { id, name: "Broken", version: "1.0.0" } : {
+      ...valid,
+      id,
+      name: `Model ${id}`,
+      constraints: { ...valid.constraints, modalities: ["CT"] },
+      labels: [{ ...valid.labels[0], value: 1, name: "liver", color: [200, 100, 50] }],
+    };
+    await Deno.writeTextFile(join(models, id, "manifest.json"), JSON.stringify(manifest));
   }
   await Deno.writeFile(join(models, "tiny", "model.onnx"), new Uint8Array(1000).map((_, i) => i & 255));
   return { dist, plugins, models, outside };
@@ -226,7 +227,7 @@ Deno.test("HTTP Range requests answer 206 with the slice and 416 when unsatisfia
   });
 });
 
-Deno.test("/models/index.json lists every package manifest except training/", async () => {
+Deno.test("/models/index.json lists every valid package manifest except training/", async () => {
   await withFakeViewer(async (s) => {
     const { res, text } = await get(s, "/models/index.json");
     assert.equal(res.status, 200);
@@ -239,6 +240,11 @@ Deno.test("/models/index.json lists every package manifest except training/", as
     assert.equal(m.spatialMode, "slice2d");
     assert.deepEqual(m.labels, [{ value: 1, name: "liver", color: [200, 100, 50] }]);
     assert.equal(m.manifest, "tiny/manifest.json");
+    assert.deepEqual(m.uncertainty.map((c: { method: string }) => c.method)[0], "none");
+    assert.ok(
+      s.logs.some((l) => /^models: skipping broken: /.test(l)),
+      "the invalid manifest is left out with a log line",
+    );
   });
 });
 

@@ -1,0 +1,37 @@
+/**
+ * The one list of what a user may choose to run on ("device") and the execution providers each means,
+ * for the viewer panel and the CLI alike. Pure: no DOM, no Deno.
+ *
+ *   auto    the best this runtime has: WebGPU, then WebNN, then WASM (each failure recorded)
+ *   webgpu  WebGPU only (a failure is an error, not a silent fall back)
+ *   wasm    onnxruntime-web on WebAssembly
+ *   cpu     onnxruntime-node's native CPU provider (CLI only: the native baseline)
+ */
+import { InputError } from "../core/errors.ts";
+import type { ExecutionProvider } from "../core/types.ts";
+
+export const DEVICES = ["auto", "webgpu", "wasm", "cpu"] as const;
+export type Device = (typeof DEVICES)[number];
+
+const PROVIDERS: Record<Device, ExecutionProvider[]> = {
+  auto: ["webgpu", "webnn", "wasm"],
+  webgpu: ["webgpu"],
+  wasm: ["wasm"],
+  cpu: ["cpu"],
+};
+
+/** The providers to try, in order, for a device choice. */
+export function providersFor(device: Device): ExecutionProvider[] {
+  return [...PROVIDERS[device]];
+}
+
+/** Reads a device name ("native" is accepted for cpu); throws InputError naming the choices. */
+export function parseDevice(value: string | undefined, fallback: Device = "wasm"): Device {
+  if (value === undefined) return fallback;
+  const v = value === "native" ? "cpu" : value;
+  if ((DEVICES as readonly string[]).includes(v)) return v as Device;
+  throw new InputError(
+    "BAD_DEVICE",
+    `--device expects ${DEVICES.join(", ")} (cpu: the native baseline), found ${JSON.stringify(value)}`,
+  );
+}
