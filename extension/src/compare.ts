@@ -7,65 +7,12 @@
  */
 import { InputError, ViewerError } from "../../src/core/errors.ts";
 import type { Labelmap } from "../../src/core/types.ts";
-import { overlapMetrics } from "../../src/segmentation/metrics.ts";
 import { DEFAULT_COMPARE_COLORS } from "../../src/overlays/mod.ts";
 import type { DisplaySet, ServicesManager } from "./host.ts";
 import { readViewerLabelmap, showLabelmap } from "./labelmap.ts";
 
-export interface SegmentComparison {
-  label: number;
-  name: string;
-  dice: number;
-  precision: number;
-  recall: number;
-  tp: number;
-  fp: number;
-  fn: number;
-}
-
-export interface Comparison {
-  perSegment: SegmentComparison[];
-  /** 1 = TP, 2 = FP, 3 = FN per voxel (any segment): the overlay's labelmap data */
-  overlay: Uint8Array;
-}
-
-/**
- * Per segment number: overlap of prediction and reference. The overlay marks a voxel TP where both
- * carry the same non-zero label, FP where the prediction has a label the reference does not, FN where
- * the reference has a label and the prediction none.
- */
-export function compareLabelmaps(
-  pred: ArrayLike<number>,
-  ref: ArrayLike<number>,
-  segments: { number: number; label: string }[],
-): Comparison {
-  if (pred.length !== ref.length) {
-    throw new RangeError(`reference has ${ref.length} voxels, the result ${pred.length}`);
-  }
-  const max = segments.reduce((m, s) => Math.max(m, s.number), 0);
-  const tp = new Float64Array(max + 1), fp = new Float64Array(max + 1), fn = new Float64Array(max + 1);
-  const overlay = new Uint8Array(pred.length);
-  for (let i = 0; i < pred.length; i++) {
-    const a = pred[i], b = ref[i];
-    if (a === b) {
-      if (a !== 0) {
-        if (a <= max) tp[a]++;
-        overlay[i] = 1;
-      }
-      continue;
-    }
-    if (a !== 0 && a <= max) fp[a]++;
-    if (b !== 0 && b <= max) fn[b]++;
-    overlay[i] = a !== 0 ? 2 : 3;
-  }
-  const n = pred.length;
-  const perSegment = segments.map((s) => {
-    const c = { tp: tp[s.number], fp: fp[s.number], fn: fn[s.number] };
-    const m = overlapMetrics({ ...c, tn: n - c.tp - c.fp - c.fn });
-    return { label: s.number, name: s.label, dice: m.dice, precision: m.precision, recall: m.recall, ...c };
-  });
-  return { perSegment, overlay };
-}
+// The comparison itself is pure and lives in the library (src/overlays/compare.ts).
+export { compareLabelmaps, type Comparison, type SegmentComparison } from "../../src/overlays/compare.ts";
 
 /** The TP/FP/FN overlay as a three-segment labelmap on the result's grid. */
 export function compareOverlayLabelmap(geometry: Labelmap["geometry"], overlay: Uint8Array): Labelmap {

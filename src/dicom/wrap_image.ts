@@ -96,17 +96,3 @@ export function wrapImage(image: Uint8Array, options: WrapImageOptions = {}): Wr
   const bytes = writeImageInstance(dataset, pixels);
   return { bytes, studyUID, seriesUID, sopInstanceUID, width, height };
 }
-
-if (import.meta.main) {
-  const [input, output, ...rest] = Deno.args;
-  if (!input || !output) {
-    console.error("usage: deno run -A src/dicom/wrap_image.ts <image> <out.dcm> [--modality OP]");
-    Deno.exit(2);
-  }
-  const m = rest.indexOf("--modality");
-  const wrapped = wrapImage(await Deno.readFile(input), { modality: m >= 0 ? rest[m + 1] : undefined });
-  await Deno.writeFile(output, wrapped.bytes);
-  console.log(
-    `${output}: ${wrapped.width}×${wrapped.height} RGB Secondary Capture, series ${wrapped.seriesUID}`,
-  );
-}

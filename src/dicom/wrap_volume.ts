@@ -275,39 +275,3 @@ export async function wrapNifti(
     ...options,
   });
 }
-
-if (import.meta.main) {
-  const [input, outDir, ...rest] = Deno.args;
-  const opt = (name: string) => {
-    const i = rest.indexOf(`--${name}`);
-    return i >= 0 ? rest[i + 1] : undefined;
-  };
-  if (!input || !outDir) {
-    console.error(
-      "usage: deno run -A src/dicom/wrap_volume.ts <volume.nii[.gz]> <out folder> [--body-part HEART] " +
-        "[--modality MR] [--patient-id ID] [--description TEXT]",
-    );
-    Deno.exit(2);
-  }
-  try {
-    const wrapped = await wrapNifti(await Deno.readFile(input), input, {
-      bodyPart: opt("body-part"),
-      modality: opt("modality"),
-      ...(opt("patient-id") ? { patientId: opt("patient-id"), patientName: opt("patient-id") } : {}),
-      ...(opt("description") ? { seriesDescription: opt("description") } : {}),
-    });
-    await Deno.mkdir(outDir, { recursive: true });
-    for (let k = 0; k < wrapped.files.length; k++) {
-      await Deno.writeFile(join(outDir, `${String(k + 1).padStart(4, "0")}.dcm`), wrapped.files[k]);
-    }
-    console.log(
-      `${outDir}: ${wrapped.files.length} MR instances, series ${wrapped.seriesUID}, rescale ${wrapped.rescale.kind} ` +
-        `(slope ${wrapped.rescale.slope}, intercept ${wrapped.rescale.intercept}, max error ${
-          wrapped.maxError.toExponential(2)
-        })`,
-    );
-  } catch (e) {
-    console.error(e instanceof InputError ? `error: ${e.message}` : e);
-    Deno.exit(2);
-  }
-}

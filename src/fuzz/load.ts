@@ -28,5 +28,3 @@ export async function runLoadBench(
   }
   return { ...r, pass: problems.length === 0, problems };
 }
-
-if (import.meta.main) console.log(JSON.stringify(await runLoadBench(), null, 2));

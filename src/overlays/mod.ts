@@ -9,3 +9,13 @@ export {
   compositeOnGray,
   DEFAULT_COMPARE_COLORS,
 } from "./compare.ts";
+export {
+  binAlpha,
+  binLow,
+  HEATMAP_BINS,
+  HEATMAP_COLORMAP,
+  type HeatmapBins,
+  heatmapBins,
+  hiddenBins,
+  measureText,
+} from "./heatmap_bins.ts";

@@ -109,7 +109,3 @@ export async function runStoreLoad(
     await Deno.remove(dataDir, { recursive: true }).catch(() => {});
   }
 }
-
-if (import.meta.main) {
-  console.log(JSON.stringify(await runStoreLoad(), null, 2));
-}

@@ -137,9 +137,3 @@ export async function ensureOhif(opts: EnsureOhifOptions = {}): Promise<string> 
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
   }
 }
-
-if (import.meta.main) {
-  // `deno task fetch-ohif [--all]`: the served version, or every pinned one (CI's e2e tests use both).
-  const versions = Deno.args.includes("--all") ? Object.keys(OHIF_INTEGRITIES) : [OHIF_VERSION];
-  for (const version of versions) console.log(await ensureOhif({ version, log: (l) => console.error(l) }));
-}

@@ -1,6 +1,6 @@
 /**
  * The shipped 3D package from the command line on DICOM: an LA LGE-MRI validation case wrapped by
- * the wrap_volume entry point (`deno run -A src/dicom/wrap_volume.ts <nii.gz> <folder>`), then
+ * the wrap_volume entry point (`deno task wrap-volume <nii.gz> <folder>`), then
  * `segment --model la-mri-3d --input <folder>` writes a SEG that passes dciodvfy, references the
  * wrapped series and holds the voxel count the report states.
  */
@@ -22,7 +22,7 @@ Deno.test({
     const dir = await Deno.makeTempDir({ prefix: "edgeseg-cli-la-" });
     try {
       const series = join(dir, LA_CASE);
-      const w = await runScript("src/dicom/wrap_volume.ts", [la!.image, series, "--body-part", "HEART"]);
+      const w = await runScript("src/cli/wrap_volume.ts", [la!.image, series, "--body-part", "HEART"]);
       assert.equal(w.code, 0, w.stderr);
       const seriesUID = /88 MR instances, series ([0-9.]+)/.exec(w.stdout)?.[1];
       assert.ok(seriesUID, `the wrap names 88 instances and the series: ${w.stdout}`);

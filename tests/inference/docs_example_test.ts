@@ -51,7 +51,7 @@ Deno.test({
         args: [
           "run",
           "-A",
-          join(ROOT, "src", "inference", "check_package.ts"),
+          join(ROOT, "src", "cli", "check_package.ts"),
           "models/my-ct-organs",
           "--write-files",
         ],

@@ -1,7 +1,7 @@
 /**
  * Checks a model package the way EdgeSeg will load it, and optionally fills in `manifest.files`.
  *
- *   deno run -A src/inference/check_package.ts <package folder | id> [--write-files] [--variant id] [--no-run]
+ *   deno task check-package <package folder | id> [--write-files] [--variant id] [--no-run]
  *
  * 1. validates manifest.json (every field; errors name the field, what was expected and what was found);
  * 2. with --write-files, first computes sha256 and size of every *.onnx file in the folder and writes
@@ -13,9 +13,9 @@
  */
 import { join, relative } from "node:path";
 import { EdgeSegError } from "../core/errors.ts";
-import { loadModel, resolveModelLocation } from "./deno.ts";
-import { sha256Hex } from "./package.ts";
-import { windowShapeOf } from "./session.ts";
+import { loadModel, resolveModelLocation } from "../inference/deno.ts";
+import { sha256Hex } from "../inference/package.ts";
+import { windowShapeOf } from "../inference/session.ts";
 
 async function writeFiles(dir: string): Promise<string[]> {
   const path = join(dir, "manifest.json");
@@ -38,7 +38,7 @@ async function main(): Promise<number> {
   const variant = variantIdx >= 0 ? Deno.args[variantIdx + 1] : undefined;
   if (args.length !== 1 || flag("--help")) {
     console.log(
-      "usage: deno run -A src/inference/check_package.ts <package folder | id> [--write-files] [--variant id] [--no-run]",
+      "usage: deno task check-package <package folder | id> [--write-files] [--variant id] [--no-run]",
     );
     return args.length === 1 ? 0 : 2;
   }
