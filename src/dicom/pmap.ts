@@ -14,17 +14,20 @@ import {
   derivationImage,
   ds,
   equipment,
-  orientationOf,
-  patientStudyOf,
   type ProvenanceLike,
-  referencedSeries,
   sameGrid,
-  slicePosition,
-  sliceThicknessOf,
   type SourceSeries,
   validateSource,
 } from "./common.ts";
 import { allocateWithPixelElement, type NaturalizedDataset, SopClass, str } from "./dataset.ts";
+import {
+  derivedFromSource,
+  multiFrameDimensions,
+  planePosition,
+  POSITION_DIMENSION,
+  seriesAndContent,
+  sharedGeometryGroups,
+} from "./macros.ts";
 import { writeWithTrailingSequence } from "./encode.ts";
 import { dicomDateTime, newUid } from "./uid.ts";
 
@@ -140,24 +143,13 @@ export function writeParametricMap(input: ParametricMapWriteInput): Uint8Array {
   delete rwvm.RealWorldValueFirstValueMapped;
   delete rwvm.RealWorldValueLastValueMapped;
 
-  const sheared = Math.abs(
-    g.direction[2] * (g.direction[3] * g.direction[7] - g.direction[6] * g.direction[4]) +
-      g.direction[5] * (g.direction[6] * g.direction[1] - g.direction[0] * g.direction[7]) +
-      g.direction[8] * (g.direction[0] * g.direction[4] - g.direction[3] * g.direction[1]),
-  ) < 0.9999;
-  const pixelMeasures: NaturalizedDataset = {
-    PixelSpacing: [ds(g.spacing[1]), ds(g.spacing[0])],
-    SliceThickness: ds(sliceThicknessOf(source)),
-  };
-  if (!sheared) pixelMeasures.SpacingBetweenSlices = ds(g.spacing[2]);
-
   const order = frameOrder(g);
   const perFrame: NaturalizedDataset[] = [];
   for (const k of order) {
     perFrame.push({
       DerivationImageSequence: derivationImage(source, k, Codes.modelUncertainty),
       FrameContentSequence: [{ DimensionIndexValues: [perFrame.length + 1] }],
-      PlanePositionSequence: [{ ImagePositionPatient: slicePosition(g, k).map(ds) }],
+      PlanePositionSequence: planePosition(g, k),
     });
   }
   const dataset: NaturalizedDataset = {
@@ -171,19 +163,17 @@ export function writeParametricMap(input: ParametricMapWriteInput): Uint8Array {
     ContentDate: date,
     ContentTime: time,
     Modality: str(first, "Modality") ?? "OT",
-    ...patientStudyOf(first),
+    ...derivedFromSource(source),
     ...equipment(options, input.provenance, now),
     SeriesInstanceUID: options.uids?.series ?? newUid(),
     // General Series: Type 2C, required for paired body parts; empty says "unknown"
     Laterality: str(first, "Laterality") ?? "",
-    SeriesNumber: options.seriesNumber ?? 9902,
-    SeriesDescription: (options.seriesDescription ?? `EdgeSeg uncertainty (${words})`).slice(0, 64),
-    InstanceNumber: options.instanceNumber ?? 1,
-    FrameOfReferenceUID: str(first, "FrameOfReferenceUID"),
-    PositionReferenceIndicator: str(first, "PositionReferenceIndicator") ?? "",
+    ...seriesAndContent(options, {
+      seriesNumber: 9902,
+      seriesDescription: `EdgeSeg uncertainty (${words})`,
+      contentDescription: `Model uncertainty: ${words}`,
+    }),
     ContentLabel: "UNCERTAINTY",
-    ContentDescription: (options.contentDescription ?? `Model uncertainty: ${words}`).slice(0, 64),
-    ContentCreatorName: options.contentCreatorName ?? "EdgeSeg^AI",
     ContentQualification: "RESEARCH",
     RecognizableVisualFeatures: "NO",
     BurnedInAnnotation: "NO",
@@ -197,8 +187,7 @@ export function writeParametricMap(input: ParametricMapWriteInput): Uint8Array {
     NumberOfFrames: K,
     AcquisitionContextSequence: [],
     SharedFunctionalGroupsSequence: [{
-      PixelMeasuresSequence: [pixelMeasures],
-      PlaneOrientationSequence: [{ ImageOrientationPatient: orientationOf(g) }],
+      ...sharedGeometryGroups(source),
       RealWorldValueMappingSequence: [rwvm],
       FrameVOILUTSequence: [{
         WindowCenter: ds((lo + hi) / 2),
@@ -209,15 +198,7 @@ export function writeParametricMap(input: ParametricMapWriteInput): Uint8Array {
       // Identity Pixel Value Transformation macro: the real-world mapping does the scaling
       PixelValueTransformationSequence: [{ RescaleIntercept: "0", RescaleSlope: "1", RescaleType: "US" }],
     }],
-    DimensionOrganizationSequence: [{ DimensionOrganizationUID: dimOrgUID }],
-    DimensionOrganizationType: "3D",
-    DimensionIndexSequence: [{
-      DimensionOrganizationUID: dimOrgUID,
-      DimensionIndexPointer: 0x00200032,
-      FunctionalGroupPointer: 0x00209113,
-      DimensionDescriptionLabel: "Image Position Patient",
-    }],
-    ReferencedSeriesSequence: referencedSeries(source),
+    ...multiFrameDimensions(dimOrgUID, [POSITION_DIMENSION]),
   };
   // dcmjs writes the dataset; the per-frame sequence (5200,9230), the highest tag before the pixel
   // data, is appended by the fast encoder (see encode.ts for the measured reason)

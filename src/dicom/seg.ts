@@ -18,19 +18,22 @@ import {
   checkPositiveInt,
   type CommonOptions,
   derivationImage,
-  ds,
   equipment,
-  orientationOf,
-  patientStudyOf,
   type ProvenanceLike,
-  referencedSeries,
   sameGrid,
-  slicePosition,
-  sliceThicknessOf,
   type SourceSeries,
   validateSource,
 } from "./common.ts";
-import { allocateWithPixelElement, type NaturalizedDataset, SopClass, str } from "./dataset.ts";
+import { allocateWithPixelElement, type NaturalizedDataset, SopClass } from "./dataset.ts";
+import {
+  derivedFromSource,
+  multiFrameDimensions,
+  planePosition,
+  POSITION_DIMENSION,
+  SEGMENT_DIMENSION,
+  seriesAndContent,
+  sharedGeometryGroups,
+} from "./macros.ts";
 import { writeWithTrailingSequence } from "./encode.ts";
 import { dicomDateTime, newUid } from "./uid.ts";
 
@@ -314,21 +317,10 @@ export function writeSegmentation(input: SegmentationWriteInput): Uint8Array {
 
   const now = options.now ?? new Date();
   const { date, time } = dicomDateTime(now);
-  const first = source.instances[0];
   const seriesUID = options.uids?.series ?? newUid();
   const instanceUID = options.uids?.instance ?? newUid();
   const dimOrgUID = options.uids?.dimensionOrganization ?? newUid();
   const g = source.geometry;
-  const sheared = Math.abs(
-    g.direction[2] * (g.direction[3] * g.direction[7] - g.direction[6] * g.direction[4]) +
-      g.direction[5] * (g.direction[6] * g.direction[1] - g.direction[0] * g.direction[7]) +
-      g.direction[8] * (g.direction[0] * g.direction[4] - g.direction[3] * g.direction[1]),
-  ) < 0.9999;
-  const pixelMeasures: NaturalizedDataset = {
-    PixelSpacing: [ds(g.spacing[1]), ds(g.spacing[0])],
-    SliceThickness: ds(sliceThicknessOf(source)),
-  };
-  if (!sheared) pixelMeasures.SpacingBetweenSlices = ds(g.spacing[2]);
 
   const segItems = segments.map((s, si) => segmentItem(s, si + 1, input.provenance));
   if (type === "LABELMAP") {
@@ -343,30 +335,15 @@ export function writeSegmentation(input: SegmentationWriteInput): Uint8Array {
     });
   }
 
-  const dimensionIndex: NaturalizedDataset[] = [];
-  if (type !== "LABELMAP") {
-    dimensionIndex.push({
-      DimensionOrganizationUID: dimOrgUID,
-      DimensionIndexPointer: 0x0062000b,
-      FunctionalGroupPointer: 0x0062000a,
-      DimensionDescriptionLabel: "Segment Number",
-    });
-  }
-  dimensionIndex.push({
-    DimensionOrganizationUID: dimOrgUID,
-    DimensionIndexPointer: 0x00200032,
-    FunctionalGroupPointer: 0x00209113,
-    DimensionDescriptionLabel: "Image Position Patient",
-  });
+  const dimensions = type === "LABELMAP" ? [POSITION_DIMENSION] : [SEGMENT_DIMENSION, POSITION_DIMENSION];
 
   const perFrame = p.frames.map(({ si, k }) => {
-    const pos = slicePosition(g, k);
     const fg: NaturalizedDataset = {
       DerivationImageSequence: derivationImage(source, k),
       FrameContentSequence: [{
         DimensionIndexValues: type === "LABELMAP" ? [k + 1] : [si + 1, k + 1],
       }],
-      PlanePositionSequence: [{ ImagePositionPatient: pos.map(ds) }],
+      PlanePositionSequence: planePosition(g, k),
     };
     if (type !== "LABELMAP") fg.SegmentIdentificationSequence = [{ ReferencedSegmentNumber: si + 1 }];
     return fg;
@@ -382,19 +359,15 @@ export function writeSegmentation(input: SegmentationWriteInput): Uint8Array {
     ContentDate: date,
     ContentTime: time,
     Modality: "SEG",
-    ...patientStudyOf(first),
+    ...derivedFromSource(source),
     ...equipment(options, input.provenance, now),
     SeriesInstanceUID: seriesUID,
-    SeriesNumber: options.seriesNumber ?? 9901,
-    SeriesDescription:
-      (options.seriesDescription ?? `EdgeSeg ${input.provenance?.modelName ?? "segmentation"}`).slice(0, 64),
-    InstanceNumber: options.instanceNumber ?? 1,
-    FrameOfReferenceUID: str(first, "FrameOfReferenceUID"),
-    PositionReferenceIndicator: str(first, "PositionReferenceIndicator") ?? "",
+    ...seriesAndContent(options, {
+      seriesNumber: 9901,
+      seriesDescription: `EdgeSeg ${input.provenance?.modelName ?? "segmentation"}`,
+      contentDescription: "AI segmentation (research use, not for diagnosis)",
+    }),
     ContentLabel: sanitizeCs(options.contentLabel ?? "EDGESEG"),
-    ContentDescription: (options.contentDescription ?? "AI segmentation (research use, not for diagnosis)")
-      .slice(0, 64),
-    ContentCreatorName: options.contentCreatorName ?? "EdgeSeg^AI",
     SamplesPerPixel: 1,
     PhotometricInterpretation: "MONOCHROME2",
     Rows: rows,
@@ -407,14 +380,8 @@ export function writeSegmentation(input: SegmentationWriteInput): Uint8Array {
     SegmentationType: type,
     SegmentSequence: segItems,
     NumberOfFrames: p.frames.length,
-    SharedFunctionalGroupsSequence: [{
-      PixelMeasuresSequence: [pixelMeasures],
-      PlaneOrientationSequence: [{ ImageOrientationPatient: orientationOf(g) }],
-    }],
-    DimensionOrganizationSequence: [{ DimensionOrganizationUID: dimOrgUID }],
-    DimensionOrganizationType: "3D",
-    DimensionIndexSequence: dimensionIndex,
-    ReferencedSeriesSequence: referencedSeries(source),
+    SharedFunctionalGroupsSequence: [sharedGeometryGroups(source)],
+    ...multiFrameDimensions(dimOrgUID, dimensions),
   };
   if (type === "FRACTIONAL") {
     dataset.SegmentationFractionalType = "PROBABILITY";

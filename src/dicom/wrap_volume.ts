@@ -17,7 +17,7 @@
  *   deno run -A src/dicom/wrap_volume.ts <volume.nii[.gz]> <out folder> [--body-part HEART]
  *       [--modality MR] [--patient-id ID] [--description TEXT]
  */
-import { join } from "node:path";
+
 import { InputError } from "../core/errors.ts";
 import type { Geometry, Volume } from "../core/types.ts";
 import { readNifti } from "../io/nifti.ts";
