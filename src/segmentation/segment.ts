@@ -2,7 +2,8 @@
  * `segment()`: the one entry point the extension, the CLI and the tests share. It sees only a
  * ModelRuntime (manifest + Predictors), never ONNX Runtime:
  *
- *   validate → plan → preprocess → resample to target spacing → for each pass (MC dropout mask,
+ *   validate → region of interest → plan (only windows touching the region) → preprocess →
+ *   resample to target spacing → for each pass (MC dropout mask,
  *   TTA flip/scale, ensemble member): predict windows → blend → activation → undo flip → resample
  *   back → streaming aggregation; then decision → post-processing → statistics → triage →
  *   provenance.
@@ -27,6 +28,7 @@ import type {
   Predictor,
   ProbabilityMaps,
   Progress,
+  RoiProvenance,
   SegmentationResult,
   SegmentOptions,
   UncertaintyMap,
@@ -37,6 +39,7 @@ import { applyActivation, decide, decisionRule, labelArray } from "./activation.
 import { postprocessLabels } from "./postprocess.ts";
 import { modelInputChannels, planPreprocessing, preprocessSlab } from "./preprocess.ts";
 import { resampleLinear, targetGeometry } from "./resample.ts";
+import { backgroundOutside, boxTouches, computeRoi, type RegionOfInterest, sourceRange } from "./roi.ts";
 import { segmentStatistics } from "./statistics.ts";
 import { triage } from "./triage.ts";
 import {
@@ -312,6 +315,33 @@ function checkAborted(signal?: AbortSignalLike): void {
   }
 }
 
+/**
+ * The windows of `plan` whose footprint touches the region of interest. `plan` tiles a grid of
+ * `tgt` voxels that is the resampled version of `src` voxels of the original grid, starting at
+ * slice `z0` there; the footprint is mapped back conservatively (see `sourceRange`), so every
+ * window that could touch a voxel of the region runs and the region's voxels come out exactly as
+ * without it.
+ */
+export function windowsInRoi(
+  plan: WindowPlan,
+  tgt: Dims3,
+  src: Dims3,
+  z0: number,
+  roi: RegionOfInterest,
+  volumeDims: Dims3,
+): WindowBox[] {
+  return plan.windows.filter((w) => {
+    const r: [number, number][] = [0, 1, 2].map((a) => {
+      const lo = Math.max(0, w.start[a] - plan.padBefore[a]);
+      const hi = Math.min(tgt[a], w.start[a] - plan.padBefore[a] + w.size[a]);
+      return sourceRange(lo, hi, src[a], tgt[a]);
+    });
+    return boxTouches(roi.mask, volumeDims, r[0][0], r[0][1], r[1][0], r[1][1], r[2][0] + z0, r[2][1] + z0);
+  });
+}
+
+const thousands = (n: number) => String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+
 export interface SweepContext {
   predictor: Predictor;
   plan: WindowPlan;
@@ -450,7 +480,7 @@ export async function* sweepRows(
     for (let c = 0; c < k; c++) {
       const from = c * capVox, to = c * nVox;
       if (disjoint) out.set(acc.subarray(from, from + nVox), to);
-      else for (let v = 0; v < nVox; v++) out[to + v] = acc[from + v] / weights[v];
+      else for (let v = 0; v < nVox; v++) out[to + v] = weights[v] > 0 ? acc[from + v] / weights[v] : 0;
       acc.copyWithin(from, from + nVox, from + capVox);
       acc.fill(0, from + capVox - nVox, from + capVox);
     }
@@ -505,6 +535,7 @@ export async function segment(
   const method = options.uncertainty ?? "none";
   const t = {
     validation: 0,
+    roi: 0,
     preprocessing: 0,
     model: 0,
     windowing: 0,
@@ -529,12 +560,22 @@ export async function segment(
   }
   lap("validation");
 
-  // --- plan ----------------------------------------------------------------------------------------
-  report({ phase: "preprocessing", done: 0, total: 1 });
+  // --- region of interest: where the model can find something ---------------------------------------
   const geometry = volume.geometry;
   const dims: Dims3 = [...geometry.dims];
   const sliceVox = dims[0] * dims[1];
   const voxels = sliceVox * dims[2];
+  let roi: RegionOfInterest | undefined;
+  if (manifest.roi && options.roi !== false) {
+    report({ phase: "preprocessing", done: 0, total: 1 });
+    // a roi block requires one CT channel (validateManifest), so channel 0 is the whole volume
+    roi = computeRoi(volume.data.subarray(0, voxels), dims, geometry.spacing, manifest.roi);
+    checkAborted(options.signal);
+  }
+  lap("roi");
+
+  // --- plan ----------------------------------------------------------------------------------------
+  report({ phase: "preprocessing", done: 0, total: 1 });
   const cin = modelInputChannels(manifest);
   const k = modelOutputChannels(manifest);
   const sp = manifest.spatial;
@@ -545,9 +586,23 @@ export async function segment(
     src: [dims[0], dims[1], z1 - z0],
     tgt: slabs.streamed ? [tg.dims[0], tg.dims[1], z1 - z0] : [...tg.dims],
   }));
-  const plans = slabDims.map((d) =>
+  const fullPlans = slabDims.map((d) =>
     planWindows(d.tgt, sp.window, sp.overlap, sp.mode, manifest.preprocessing.padMultiple)
   );
+  // only windows that touch the region run; the rest of the grid is background
+  const plans = roi
+    ? fullPlans.map((p, s) => ({
+      ...p,
+      windows: windowsInRoi(
+        p,
+        slabDims[s].tgt,
+        slabDims[s].src,
+        slabs.streamed ? slabs.ranges[s][0] : 0,
+        roi!,
+        dims,
+      ),
+    }))
+    : fullPlans;
   const importance = sp.blending === "gaussian"
     ? gaussianImportance(plans[0].window, sp.sigmaScale ?? 0.125)
     : constantImportance(plans[0].window);
@@ -565,6 +620,14 @@ export async function segment(
   // any uncertainty method aggregates, even a single pass (its entropy is still an uncertainty map)
   const multi = method !== "none";
   const totalWindows = plans.reduce((a, p) => a + p.windows.length, 0) * passes.length;
+  const plannedWindows = fullPlans.reduce((a, p) => a + p.windows.length, 0) * passes.length;
+  // outside the region: a certain background (1 in the background channel, or 0 for thresholds)
+  const backgroundChannel = rule === "argmax"
+    ? Array.from({ length: k }, (_, c) => c).find((c) => !labelChannels.includes(c)) ?? 0
+    : -1;
+  const maskOutside = (values: Float32Array, z0: number, n: number) => {
+    if (roi) backgroundOutside(values, roi.mask, z0 * sliceVox, n, k, backgroundChannel);
+  };
 
   const labels = labelArray(manifest.labels, voxels);
   const uncertaintyData = multi ? new Float32Array(voxels) : undefined;
@@ -654,6 +717,7 @@ export async function segment(
         if (pass.flips.length) probs = flipVolume(probs, tgt, k, pass.flips);
         probs = resampleLinear(probs, tgt, src, k);
         const z0 = flipZ ? nz - chunk.z1 : chunk.z0;
+        maskOutside(probs, z0, sliceVox * n);
         if (aggregator) {
           aggregator.addPart(probs, z0 * sliceVox, i + 1);
           const counts = countDecisions(probs, sliceVox * n, k, manifest, rule);
@@ -676,6 +740,8 @@ export async function segment(
       const slabVox = src[0] * src[1] * src[2];
       const tgtVox = tgt[0] * tgt[1] * tgt[2];
       checkAborted(options.signal);
+      // no window touches the region here: the slab stays background (labels 0, uncertainty 0)
+      if (roi && plans[s].windows.length === 0) continue;
       const image = resampleLinear(preprocessSlab(volume, pplan, z0, slabs.ranges[s][1]), src, tgt, cin);
       lap("preprocessing");
 
@@ -702,6 +768,7 @@ export async function segment(
         if (!logitsSuffice(src, tgt)) applyActivation(probs, tgtVox, k, manifest.activation);
         if (flips.length) probs = flipVolume(probs, tgt, k, flips);
         probs = resampleLinear(probs, tgt, src, k);
+        maskOutside(probs, z0, slabVox);
         if (aggregator) {
           aggregator.add(probs);
           // per-pass volumes come from the pass's own decision (before post-processing)
@@ -759,6 +826,27 @@ export async function segment(
     ? { geometry, data: quantised, channels: manifest.labels.length }
     : undefined;
   const timingsMs: Record<string, number> = { ...t, total: Object.values(t).reduce((a, b) => a + b, 0) };
+  let roiProvenance: RoiProvenance | undefined;
+  if (roi && manifest.roi) {
+    const slicesSkipped = dims[2] - roi.slices;
+    const region = manifest.roi.kind === "lungs-from-hu" ? "lung" : "body";
+    const cropped = roi.croppedSlices
+      ? `; ${roi.croppedSlices} slice${roi.croppedSlices === 1 ? "" : "s"} cropped inside the body kept whole`
+      : "";
+    roiProvenance = {
+      kind: manifest.roi.kind,
+      marginMm: manifest.roi.marginMm,
+      windowsRun: totalWindows,
+      windowsPlanned: plannedWindows,
+      slicesSkipped,
+      slices: dims[2],
+      croppedSlices: roi.croppedSlices,
+      volumeMl: roi.voxels * (geometry.spacing[0] * geometry.spacing[1] * geometry.spacing[2]) / 1000,
+      summary: `${thousands(totalWindows)} of ${thousands(plannedWindows)} windows run; ${slicesSkipped} of ${
+        dims[2]
+      } slices outside the ${region} region skipped${cropped}`,
+    };
+  }
   return {
     labelmap,
     probabilities,
@@ -776,6 +864,7 @@ export async function segment(
       precision: runtime.precision,
       windows: totalWindows,
       passes: passes.length,
+      roi: roiProvenance,
       seed: usesMc ? seed : undefined,
       uncertainty: method,
       timingsMs,
