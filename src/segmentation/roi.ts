@@ -89,10 +89,26 @@ export function morph1d(
   }
   const want = grow ? 1 : 0; // the value whose nearness decides
   const len = dims[axis];
-  // memory order: outer blocks × positions along the axis × contiguous inner run
-  const inner = axis === 0 ? 1 : axis === 1 ? dims[0] : dims[0] * dims[1];
-  const outer = axis === 2 ? 1 : axis === 1 ? dims[2] : dims[1] * dims[2];
   const far = 1 << 29;
+  if (axis === 0) {
+    // rows are contiguous: one scalar distance per sweep
+    for (let base = 0; base < src.length; base += len) {
+      let last = -far;
+      for (let t = 0; t < len; t++) {
+        if ((src[base + t] !== 0 ? 1 : 0) === want) last = t;
+        dst[base + t] = t - last <= r ? want : 1 - want;
+      }
+      last = far;
+      for (let t = len - 1; t >= 0; t--) {
+        if ((src[base + t] !== 0 ? 1 : 0) === want) last = t;
+        if (last - t <= r) dst[base + t] = want;
+      }
+    }
+    return;
+  }
+  // memory order: outer blocks × positions along the axis × contiguous inner run
+  const inner = axis === 1 ? dims[0] : dims[0] * dims[1];
+  const outer = axis === 1 ? dims[2] : 1;
   const last = new Int32Array(inner);
   for (let o = 0; o < outer; o++) {
     const base = o * len * inner;
@@ -221,21 +237,23 @@ export function computeRoi(
   const fy = Math.max(1, Math.min(ny, Math.round(ROI_ANALYSIS_SPACING_MM / spacingMm[1])));
   const coarse = blockMeans(data, dims, fx, fy);
   const c = regionOnGrid(coarse.hu, coarse.dims, [spacingMm[0] * fx, spacingMm[1] * fy, spacingMm[2]], s);
-  // back to the input grid: every pixel takes its block's value
+  // back to the input grid: every pixel takes its block's value (one fine row per coarse row, copied)
   const [cx, cy] = coarse.dims;
   const sliceVox = nx * ny;
   const mask = new Uint8Array(sliceVox * nz);
+  const row = new Uint8Array(nx);
   let voxels = 0, slices = 0;
   for (let k = 0; k < nz; k++) {
     let inSlice = 0;
-    for (let j = 0; j < ny; j++) {
-      const from = (k * cy + ((j / fy) | 0)) * cx, to = k * sliceVox + j * nx;
-      for (let ci = 0; ci < cx; ci++) {
-        if (!c.mask[from + ci]) continue;
-        const a = ci * fx, b = Math.min(nx, a + fx);
-        mask.fill(1, to + a, to + b);
-        inSlice += b - a;
-      }
+    for (let cj = 0; cj < cy; cj++) {
+      const from = (k * cy + cj) * cx;
+      const coarseRow = c.mask.subarray(from, from + cx);
+      if (coarseRow.indexOf(1) < 0) continue;
+      let inRow = 0;
+      for (let i = 0; i < nx; i++) inRow += row[i] = coarseRow[(i / fx) | 0];
+      const j1 = Math.min(ny, (cj + 1) * fy);
+      for (let j = cj * fy; j < j1; j++) mask.set(row, k * sliceVox + j * nx);
+      inSlice += inRow * (j1 - cj * fy);
     }
     voxels += inSlice;
     if (inSlice) slices++;
