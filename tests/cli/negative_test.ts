@@ -98,7 +98,7 @@ Deno.test({
   ignore: !ct,
   async fn() {
     const n = await negativeCt();
-    // measured: 479 of 1,206 windows, 147.0 mL (213.3 mL without the region: table, abdomen, a pad on the skin)
+    // measured: 479 of 1,206 windows, 147.0 mL (213.3 mL without the region: table, abdomen, an object on the patient)
     assert.match(n.roi, /^\d+ of 1,206 windows run; 77 of 134 slices outside the lung region skipped$/);
     assert.ok(n.windows < 1206 / 2, `${n.windows} windows run`);
     assert.ok(
