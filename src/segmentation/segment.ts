@@ -39,7 +39,14 @@ import { applyActivation, decide, decisionRule, labelArray } from "./activation.
 import { postprocessLabels } from "./postprocess.ts";
 import { modelInputChannels, planPreprocessing, preprocessSlab } from "./preprocess.ts";
 import { resampleLinear, targetGeometry } from "./resample.ts";
-import { backgroundOutside, boxTouches, computeRoi, type RegionOfInterest, sourceRange } from "./roi.ts";
+import {
+  backgroundOutside,
+  boxTouches,
+  computeRoi,
+  type RegionOfInterest,
+  ROI_ANALYSIS_SPACING_MM,
+  sourceRange,
+} from "./roi.ts";
 import { segmentStatistics } from "./statistics.ts";
 import { triage } from "./triage.ts";
 import {
@@ -215,6 +222,12 @@ export function estimateWorkingSetBytes(
   const multi = method !== "none";
   // the aggregator spans the slab, or the whole volume when 3D rows stream each pass
   if (multi) bytes += StreamingAggregator.bytesFor(rows3d ? v : vs, k, manifest.labels.length) + 2 * vs;
+  // region of interest: the mask stays; while it is computed, about 16 bytes per analysis voxel
+  if (manifest.roi) {
+    const f = Math.max(1, Math.round(ROI_ANALYSIS_SPACING_MM / volume.geometry.spacing[0])) *
+      Math.max(1, Math.round(ROI_ANALYSIS_SPACING_MM / volume.geometry.spacing[1]));
+    bytes += v + (16 * v) / f;
+  }
   // whole-volume outputs
   bytes += (manifest.labels.some((l) => l.value > 255) ? 2 : 1) * v; // labelmap
   if (multi) bytes += 4 * v; // uncertainty map
@@ -318,7 +331,8 @@ function checkAborted(signal?: AbortSignalLike): void {
 /**
  * The windows of `plan` whose footprint touches the region of interest. `plan` tiles a grid of
  * `tgt` voxels that is the resampled version of `src` voxels of the original grid, starting at
- * slice `z0` there; the footprint is mapped back conservatively (see `sourceRange`), so every
+ * slice `z0` there, flipped along the axes in `flips` (TTA passes run on a mirrored input); the
+ * footprint is mapped back conservatively (see `sourceRange`), so every
  * window that could touch a voxel of the region runs and the region's voxels come out exactly as
  * without it.
  */
@@ -329,11 +343,14 @@ export function windowsInRoi(
   z0: number,
   roi: RegionOfInterest,
   volumeDims: Dims3,
+  flips: number[] = [],
 ): WindowBox[] {
   return plan.windows.filter((w) => {
     const r: [number, number][] = [0, 1, 2].map((a) => {
-      const lo = Math.max(0, w.start[a] - plan.padBefore[a]);
-      const hi = Math.min(tgt[a], w.start[a] - plan.padBefore[a] + w.size[a]);
+      let lo = Math.max(0, w.start[a] - plan.padBefore[a]);
+      let hi = Math.min(tgt[a], w.start[a] - plan.padBefore[a] + w.size[a]);
+      // a pass that flips this axis runs the window on the mirrored grid
+      if (flips.includes(a)) [lo, hi] = [tgt[a] - hi, tgt[a] - lo];
       return sourceRange(lo, hi, src[a], tgt[a]);
     });
     return boxTouches(roi.mask, volumeDims, r[0][0], r[0][1], r[1][0], r[1][1], r[2][0] + z0, r[2][1] + z0);
@@ -589,24 +606,27 @@ export async function segment(
   const fullPlans = slabDims.map((d) =>
     planWindows(d.tgt, sp.window, sp.overlap, sp.mode, manifest.preprocessing.padMultiple)
   );
-  // only windows that touch the region run; the rest of the grid is background
-  const plans = roi
-    ? fullPlans.map((p, s) => ({
-      ...p,
-      windows: windowsInRoi(
-        p,
-        slabDims[s].tgt,
-        slabDims[s].src,
-        slabs.streamed ? slabs.ranges[s][0] : 0,
-        roi!,
-        dims,
-      ),
-    }))
-    : fullPlans;
   const importance = sp.blending === "gaussian"
-    ? gaussianImportance(plans[0].window, sp.sigmaScale ?? 0.125)
-    : constantImportance(plans[0].window);
+    ? gaussianImportance(fullPlans[0].window, sp.sigmaScale ?? 0.125)
+    : constantImportance(fullPlans[0].window);
   const passes = planPasses(method, manifest, runtime.members.length, nPasses, options.ttaIntensityScales);
+  // the flips a pass applies to its input: a slice-wise model in slabs never flips the slice axis
+  const passFlips = passes.map((p) => (slabs.streamed ? p.flips.filter((a) => a !== 2) : p.flips));
+  // only windows that touch the region run (per slab and flip set: a flipped pass runs its windows in
+  // the mirrored frame); the rest of the grid is background
+  const roiPlans = new Map<string, WindowPlan>();
+  const planFor = (s: number, flips: number[]): WindowPlan => {
+    if (!roi) return fullPlans[s];
+    const key = `${s}:${flips.join(",")}`;
+    let plan = roiPlans.get(key);
+    if (!plan) {
+      const p = fullPlans[s];
+      const z0 = slabs.streamed ? slabs.ranges[s][0] : 0;
+      plan = { ...p, windows: windowsInRoi(p, slabDims[s].tgt, slabDims[s].src, z0, roi, dims, flips) };
+      roiPlans.set(key, plan);
+    }
+    return plan;
+  };
   const usesMc = passes.some((p) => p.mc);
   const seed = options.seed ?? 0;
   // one mask per pass, drawn up front in pass order so every slab of a pass sees the same "model"
@@ -619,7 +639,10 @@ export async function segment(
   const measure = options.measure ?? "entropy";
   // any uncertainty method aggregates, even a single pass (its entropy is still an uncertainty map)
   const multi = method !== "none";
-  const totalWindows = plans.reduce((a, p) => a + p.windows.length, 0) * passes.length;
+  let totalWindows = 0;
+  for (let s = 0; s < fullPlans.length; s++) {
+    for (const f of passFlips) totalWindows += planFor(s, f).windows.length;
+  }
   const plannedWindows = fullPlans.reduce((a, p) => a + p.windows.length, 0) * passes.length;
   // outside the region: a certain background (1 in the background channel, or 0 for thresholds)
   const backgroundChannel = rule === "argmax"
@@ -707,7 +730,10 @@ export async function segment(
         return image;
       };
       for await (
-        const chunk of sweepRows(load, sweepContext(i, plans[0], [...tg.dims], (ms) => (model += ms)))
+        const chunk of sweepRows(
+          load,
+          sweepContext(i, planFor(0, passFlips[i]), [...tg.dims], (ms) => (model += ms)),
+        )
       ) {
         lap("windowing");
         const n = chunk.z1 - chunk.z0;
@@ -741,7 +767,7 @@ export async function segment(
       const tgtVox = tgt[0] * tgt[1] * tgt[2];
       checkAborted(options.signal);
       // no window touches the region here: the slab stays background (labels 0, uncertainty 0)
-      if (roi && plans[s].windows.length === 0) continue;
+      if (roi && passFlips.every((f) => planFor(s, f).windows.length === 0)) continue;
       const image = resampleLinear(preprocessSlab(volume, pplan, z0, slabs.ranges[s][1]), src, tgt, cin);
       lap("preprocessing");
 
@@ -752,7 +778,7 @@ export async function segment(
       for (let i = 0; i < passes.length; i++) {
         const pass = passes[i];
         // a slice-wise model sees each slice alone, so flipping the slice axis changes nothing there
-        const flips = slabs.streamed ? pass.flips.filter((a) => a !== 2) : pass.flips;
+        const flips = passFlips[i];
         let input = image;
         if (flips.length) input = flipVolume(input, tgt, cin, flips);
         if (pass.scale !== 1) {
@@ -761,7 +787,7 @@ export async function segment(
         }
         lap("aggregation");
         let model = 0;
-        let probs = await sweepWindows(input, sweepContext(i, plans[s], tgt, (ms) => (model += ms)));
+        let probs = await sweepWindows(input, sweepContext(i, planFor(s, flips), tgt, (ms) => (model += ms)));
         t.model += model;
         lap("windowing");
         t.windowing -= model;

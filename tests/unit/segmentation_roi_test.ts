@@ -202,3 +202,59 @@ Deno.test("inside the region the result is exactly the full run's; outside it is
   assert.ok(inside > 0);
   assert.ok(outsideFull > 0, "the full run marks the body outside the lungs; the region removes it");
 });
+
+/** The phantom with only the left lung: not mirror-symmetric, so flipped passes must map windows. */
+const oneLung = () =>
+  volume(DIMS, (i, j, k) => {
+    if (!inBody(i, j)) return -1000;
+    return inLung(i, j, k) && i < 32 ? -850 : 40;
+  }, { spacing: SPACING });
+
+/** Runs with and without the region and checks the region's voxels agree exactly, the rest is 0. */
+async function assertExactInside(
+  m: ReturnType<typeof roiManifest>,
+  v = phantom(),
+  uncertainty: "none" | "tta" = "none",
+): Promise<{ run: number; planned: number }> {
+  const opts = { keepProbabilities: true, uncertainty };
+  const withRoi = await segment(v, runtime(m, [counting().predictor]), opts);
+  const full = await segment(v, runtime(m, [counting().predictor]), { ...opts, roi: false });
+  const roi = computeRoi(v.data, DIMS, SPACING, m.roi!);
+  for (let p = 0; p < roi.mask.length; p++) {
+    const want = roi.mask[p] ? full.probabilities!.data[p] : 0;
+    assert.equal(withRoi.probabilities!.data[p], want, `voxel ${p} (${roi.mask[p] ? "inside" : "outside"})`);
+    if (uncertainty !== "none") {
+      assert.equal(
+        withRoi.uncertainty!.data[p],
+        roi.mask[p] ? full.uncertainty!.data[p] : 0,
+        `uncertainty ${p}`,
+      );
+    }
+  }
+  return { run: withRoi.provenance.roi!.windowsRun, planned: withRoi.provenance.roi!.windowsPlanned };
+}
+
+Deno.test("a flipped TTA pass runs the mirrored windows, so an asymmetric region still matches a full run", async () => {
+  const m = roiManifest({ marginMm: 4 });
+  m.spatial = { mode: "slice2d", window: [8, 8], overlap: 0.5, blending: "gaussian" };
+  const { run, planned } = await assertExactInside(m, oneLung(), "tta");
+  assert.ok(run < planned, `${run} of ${planned} windows`);
+});
+
+Deno.test("with resampling to a target spacing the region's voxels still come out exactly as in a full run", async () => {
+  const m = roiManifest({ marginMm: 4 });
+  m.preprocessing = { intensity: { kind: "none" }, targetSpacingMm: [3, 3, null] };
+  m.spatial = { mode: "slice2d", window: [8, 8], overlap: 0.5, blending: "gaussian" };
+  const { run, planned } = await assertExactInside(m);
+  assert.ok(run < planned, `${run} of ${planned} windows`);
+});
+
+Deno.test("a patch3d model skips patches outside the region and matches a full run inside it, flips included", async () => {
+  const m = roiManifest({ marginMm: 4 });
+  m.inputs = [{ name: "input", dtype: "float32", shape: ["batch", 1, "d", "h", "w"] }];
+  m.outputs = [{ name: "logits", dtype: "float32", shape: ["batch", 2, "d", "h", "w"] }];
+  m.spatial = { mode: "patch3d", window: [8, 8, 2], overlap: 0.5, blending: "gaussian" };
+  m.uncertainty = { tta: { flips: [[0], [2]] } };
+  const { run, planned } = await assertExactInside(m, oneLung(), "tta");
+  assert.ok(run < planned, `${run} of ${planned} windows`);
+});
