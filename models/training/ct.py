@@ -214,6 +214,8 @@ def common_manifest(model, out_channels):
                           "padMultiple": 2 ** DEPTH, "padValue": round(AIR, 6)},
         "spatial": {"mode": "slice2d", "window": WINDOW, "overlap": OVERLAP, "blending": "gaussian",
                     "sigmaScale": 0.125, "batch": 1},
+        # lungs from HU: windows outside the lungs are skipped and background (docs/model-packages.md)
+        "roi": {"kind": "lungs-from-hu", "bodyHu": -500, "airHu": -400, "minComponentMl": 200, "marginMm": 10},
         "uncertainty": {"mcDropout": {"input": "mc_mask", "shape": model.mask_shape(1), "rate": DROP,
                                       "defaultPasses": 8},
                         "tta": {"flips": [[0]]}},

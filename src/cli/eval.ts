@@ -1,11 +1,16 @@
 /**
  * deno task eval --model <id|path> --input <images> --reference <labels> [--fov <masks>]
  *   [--second-reference <labels>] [--uncertainty …] --json <file> [--report <file.html>] [--device …]
+ *   [--negative <series>]… [--no-roi]
  *
  * Runs the package on every input case, pairs it with its reference by case key (DRIVE
  * `21_training.tif` ↔ `21_manual1.gif`, NIfTI `<case>_image` ↔ `<case>_label`, or a DICOM series ↔
  * its reference SEG), and reports per-case and mean Dice, IoU, precision, recall, specificity,
  * accuracy, AUC, HD95 and ASSD (mm), inside the field-of-view mask when one is given.
+ *
+ * `--negative` (repeatable) names a series without the target finding (a DICOM folder, a NIfTI
+ * volume or an image): everything the model marks there is a false positive, reported as a volume
+ * in mL per label and in total, with the triage band. `--input`/`--reference` may then be left out.
  */
 import { join } from "node:path";
 import { InputError } from "../core/errors.ts";
@@ -24,7 +29,8 @@ import { type Histogram, type ReliabilityBins, renderEvalReport } from "./report
 
 const USAGE = `usage: deno task eval --model <id|path> --input <images> --reference <labels> --json <file>
   [--fov <masks>] [--second-reference <labels>] [--uncertainty ${UNCERTAINTY_GRAMMAR}] [--report <file.html>]
-  [--device wasm|webgpu|cpu] [--limit N]`;
+  [--device wasm|webgpu|cpu] [--limit N] [--negative <series without the finding>]... [--no-roi]
+  (with --negative, --input and --reference may be left out)`;
 
 export const METRICS = [
   "dice",
@@ -150,6 +156,52 @@ const push = (r: Running, v: number) => {
 const meanOf = (r: Running) => (r.n ? r.sum / r.n : NaN);
 const varOf = (r: Running) => (r.n > 1 ? (r.sumSq - (r.sum * r.sum) / r.n) / (r.n - 1) : NaN);
 
+/** A series without the target finding: whatever the model marks there is a false positive. */
+export interface NegativeCase {
+  case: string;
+  input: string;
+  /** false-positive volume over all labels, mL (pixel counts where the series has no spacing) */
+  falsePositiveMl: number;
+  perLabelMl: Record<string, number>;
+  falsePositiveVoxels: number;
+  triage?: { band: string; score: number; reasons: string[] };
+  /** the region of interest's summary line, when the model declares one */
+  roi?: string;
+  windows: number;
+}
+
+/** Segment each series in `path` (which has no target finding) and measure what was marked. */
+export async function evaluateNegative(
+  path: string,
+  runtime: Awaited<ReturnType<typeof openModel>>["runtime"],
+  options: { roi: boolean; uncertainty: ReturnType<typeof parseUncertainty> },
+): Promise<NegativeCase[]> {
+  const out: NegativeCase[] = [];
+  for (const c of await loadInputs(path, runtime.manifest)) {
+    const bar = new ProgressBar(`negative ${c.name}`);
+    const result = await segment(c.volume, runtime, {
+      ...options.uncertainty,
+      roi: options.roi,
+      onProgress: bar.update,
+    });
+    const perLabelMl: Record<string, number> = {};
+    for (const s of result.statistics) perLabelMl[s.label] = s.volumeMl;
+    const record: NegativeCase = {
+      case: c.name,
+      input: path,
+      falsePositiveMl: result.statistics.reduce((a, s) => a + s.volumeMl, 0),
+      perLabelMl,
+      falsePositiveVoxels: result.statistics.reduce((a, s) => a + s.voxels, 0),
+      triage: result.triage,
+      roi: result.provenance.roi?.summary,
+      windows: result.provenance.windows,
+    };
+    bar.done(`negative ${c.name}: false positives ${record.falsePositiveMl.toFixed(2)} mL`);
+    out.push(record);
+  }
+  return out;
+}
+
 export interface EvalCase {
   case: string;
   input: string;
@@ -160,15 +212,18 @@ export interface EvalCase {
 }
 
 async function main(): Promise<void> {
-  const args = parseArgs(Deno.args, ["help"]);
+  const args = parseArgs(Deno.args, ["help", "no-roi"]);
   if (args.flags.has("help")) {
     console.log(USAGE);
     return;
   }
   const model = requireFlag(args, "model", USAGE);
-  const input = requireFlag(args, "input", USAGE);
-  const reference = requireFlag(args, "reference", USAGE);
+  const negativePaths = args.flags.get("negative") ?? [];
+  const scored = !negativePaths.length || flag(args, "input") !== undefined;
+  const input = scored ? requireFlag(args, "input", USAGE) : "";
+  const reference = scored ? requireFlag(args, "reference", USAGE) : "";
   const jsonPath = requireFlag(args, "json", USAGE);
+  const useRoi = !args.flags.has("no-roi");
   const unc = parseUncertainty(flag(args, "uncertainty"));
   const second = flag(args, "second-reference");
   const limit = flag(args, "limit") ? Number(flag(args, "limit")) : Infinity;
@@ -177,11 +232,11 @@ async function main(): Promise<void> {
   const labelValues = manifest.labels.map((l) => l.value);
 
   // DICOM series folders are one case each; files pair by case key.
-  const inputStat = await Deno.stat(input);
-  const inputFiles = inputStat.isFile ? [input] : (await listPaths(input));
-  const isDicomFolder = !inputStat.isFile &&
+  const inputStat = scored ? await Deno.stat(input) : undefined;
+  const inputFiles = !inputStat ? [] : inputStat.isFile ? [input] : (await listPaths(input));
+  const isDicomFolder = !!inputStat && !inputStat.isFile &&
     inputFiles.every((f) => !/\.(nii|nii\.gz|png|jpe?g|gif|tiff?)$/i.test(f));
-  const pairs = isDicomFolder
+  const pairs = !scored ? [] : isDicomFolder
     ? [{
       key: input,
       input,
@@ -194,7 +249,7 @@ async function main(): Promise<void> {
       fovs: flag(args, "fov") ? await listPaths(flag(args, "fov")!) : undefined,
     });
   const usable = pairs.filter((p) => p.reference).slice(0, limit);
-  if (!usable.length) {
+  if (scored && !usable.length) {
     throw new InputError(
       "NO_PAIRS",
       `no input in ${input} has a reference in ${reference} (pairing by case number or stem)`,
@@ -225,6 +280,7 @@ async function main(): Promise<void> {
       ...unc,
       keepProbabilities: true,
       onProgress: bar.update,
+      roi: useRoi,
     });
     const n = result.labelmap.data.length;
     const ref = await readReference(pair.reference!, manifest, c.volume);
@@ -334,6 +390,11 @@ async function main(): Promise<void> {
     bar.done(`${pair.key}: ${METRICS.map((m) => `${m} ${fmt(record.metrics[m])}`).join("  ")}`);
   }
 
+  const negatives: NegativeCase[] = [];
+  for (const path of negativePaths) {
+    negatives.push(...await evaluateNegative(path, runtime, { roi: useRoi, uncertainty: unc }));
+  }
+
   const mean: Record<string, number> = {};
   for (const m of METRICS) mean[m] = nanMean(cases.map((c) => c.metrics[m]));
   const out: Record<string, unknown> = {
@@ -348,6 +409,7 @@ async function main(): Promise<void> {
     reference,
     fov: flag(args, "fov") ?? null,
     uncertainty: unc.uncertainty,
+    roi: runtime.manifest.roi && useRoi ? runtime.manifest.roi : null,
     cases,
     mean,
     unpaired,
@@ -355,6 +417,10 @@ async function main(): Promise<void> {
       "per case: metrics per label, then the mean over labels; mean: mean over cases. Inside the field-of-view mask when given. " +
       "HD95/ASSD in mm from voxel spacing (NaN when one mask is empty). AUC from the label's probability (quantised to 1/255).",
   };
+  if (negatives.length) {
+    out.negatives = negatives;
+    out.falsePositiveMl = negatives.reduce((a, c) => a + c.falsePositiveMl, 0);
+  }
   if (casesCompared) {
     const ma = meanOf(agreeAll), md = meanOf(disagreeAll);
     const se = Math.sqrt(varOf(agreeAll) / agreeAll.n + varOf(disagreeAll) / disagreeAll.n);
@@ -378,11 +444,25 @@ async function main(): Promise<void> {
     JSON.stringify(out, (_k, v) => (typeof v === "number" && !Number.isFinite(v) ? null : v), 2) + "\n",
   );
 
-  console.log(`\n${"case".padEnd(24)}${METRICS.map((m) => m.padStart(12)).join("")}`);
-  for (const c of cases) {
-    console.log(`${c.case.padEnd(24)}${METRICS.map((m) => fmt(c.metrics[m]).padStart(12)).join("")}`);
+  if (cases.length) {
+    console.log(`\n${"case".padEnd(24)}${METRICS.map((m) => m.padStart(12)).join("")}`);
+    for (const c of cases) {
+      console.log(`${c.case.padEnd(24)}${METRICS.map((m) => fmt(c.metrics[m]).padStart(12)).join("")}`);
+    }
+    console.log(`${"mean".padEnd(24)}${METRICS.map((m) => fmt(mean[m]).padStart(12)).join("")}`);
   }
-  console.log(`${"mean".padEnd(24)}${METRICS.map((m) => fmt(mean[m]).padStart(12)).join("")}`);
+  if (negatives.length) {
+    console.log(
+      `\n${"negative (no finding)".padEnd(24)}${"FP mL".padStart(12)}${"triage".padStart(12)}  region`,
+    );
+    for (const c of negatives) {
+      console.log(
+        `${c.case.padEnd(24)}${c.falsePositiveMl.toFixed(2).padStart(12)}${
+          (c.triage?.band ?? "-").padStart(12)
+        }  ${c.roi ?? "none declared or --no-roi"}`,
+      );
+    }
+  }
   if (out.interRater) {
     const r = out.interRater as { ratio: number; welchP: number; signTestP: number };
     console.log(

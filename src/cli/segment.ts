@@ -1,7 +1,7 @@
 /**
  * deno task segment --model <id|path> --input <DICOM folder | DICOMweb URL | NIfTI | image or folder>
  *   [--out <dir>] [--stow <DICOMweb url>] [--uncertainty none|tta|mc:N|ensemble|mc:N+tta]
- *   [--device wasm|webgpu|cpu] [--seed N] [--seg-type BINARY|LABELMAP|FRACTIONAL] [--threads N]
+ *   [--device wasm|webgpu|cpu] [--seed N] [--seg-type BINARY|LABELMAP|FRACTIONAL] [--threads N] [--no-roi]
  *
  * Writes, per case: a DICOM SEG (+ uncertainty Parametric Map) for DICOM inputs, NIfTI or PNG masks
  * (+ float uncertainty as NIfTI) for the others, and report.json (statistics, triage, provenance).
@@ -23,7 +23,8 @@ import { ProgressBar } from "./progress.ts";
 const USAGE =
   `usage: deno task segment --model <id|path> --input <DICOM folder | DICOMweb study URL | NIfTI | image or folder>
   [--out <dir>] [--stow <DICOMweb url>] [--uncertainty ${UNCERTAINTY_GRAMMAR}] [--device wasm|webgpu|cpu]
-  [--seed N] [--seg-type BINARY|LABELMAP|FRACTIONAL] [--threads N]`;
+  [--seed N] [--seg-type BINARY|LABELMAP|FRACTIONAL] [--threads N] [--no-roi]
+  --no-roi runs every window, ignoring the model's region of interest (for comparisons)`;
 
 export interface CaseOutput {
   case: string;
@@ -101,7 +102,7 @@ export async function writeCaseOutputs(
 }
 
 async function main(): Promise<void> {
-  const args = parseArgs(Deno.args, ["help"]);
+  const args = parseArgs(Deno.args, ["help", "no-roi"]);
   if (args.flags.has("help")) {
     console.log(USAGE);
     return;
@@ -125,15 +126,15 @@ async function main(): Promise<void> {
       seed: flag(args, "seed") ? numberFlag(args, "seed", 0) : undefined,
       keepProbabilities: segType === "FRACTIONAL",
       onProgress: bar.update,
+      roi: !args.flags.has("no-roi"),
     });
     const o = await writeCaseOutputs(c, result, outDir, { segType, stow: flag(args, "stow") });
     outputs.push(o);
     const stats = result.statistics.map((s) => `${s.label} ${s.volumeMl.toFixed(2)} mL`).join(", ");
     bar.done(
       `${c.name}: ${stats || "no segments"}${result.triage ? ` · triage ${result.triage.band}` : ""} · ` +
-        `${result.provenance.provider} · ${
-          Math.round(Object.values(result.provenance.timingsMs).reduce((a, b) => a + b, 0))
-        } ms` +
+        `${result.provenance.provider} · ${Math.round(result.provenance.timingsMs.total)} ms` +
+        `${result.provenance.roi ? ` · ${result.provenance.roi.summary}` : ""}` +
         `${o.stored ? ` · stored ${o.stored.instances} to PACS` : ""}`,
     );
   }

@@ -134,6 +134,27 @@ export interface LabelSpec {
   threshold?: number;
 }
 
+/**
+ * Where the model can find something, computed from the image's CT numbers (`src/segmentation/roi.ts`).
+ * `segment()` runs only windows that touch the region and reports background outside it.
+ */
+export interface RoiSpec {
+  /** "lungs-from-hu": air enclosed by the body; "body-from-hu": the body with its holes filled */
+  kind: "lungs-from-hu" | "body-from-hu";
+  /** body = voxels at or above this HU (default -500) */
+  bodyHu?: number;
+  /** lungs-from-hu: air = voxels below this HU (default -400) */
+  airHu?: number;
+  /** in-plane opening radius in mm that cuts the table and blankets off the body (default 3) */
+  openingMm?: number;
+  /** lungs-from-hu: enclosed air components smaller than this (3D, mL) are not lung (default 0) */
+  minComponentMl?: number;
+  /** the region grows by at least this many mm along every axis */
+  marginMm: number;
+  /** a slice whose border is more than this fraction body was cropped inside the patient and is kept whole (default 0.3) */
+  croppedBorderFraction?: number;
+}
+
 export interface PostprocessingSpec {
   /** keep only the largest connected component for these label values */
   largestComponent?: number[];
@@ -231,6 +252,8 @@ export interface ModelManifest {
   };
   labels: LabelSpec[];
   postprocessing?: PostprocessingSpec;
+  /** region of interest computed from the image (skip windows, background outside) */
+  roi?: RoiSpec;
   uncertainty?: UncertaintySpec;
   variants?: ModelVariant[];
   triage?: TriageSpec;
@@ -297,13 +320,34 @@ export interface Provenance {
   /** WASM threads the run used (browser runs), and why only one when threads were unavailable */
   threads?: number;
   threadsNote?: string;
+  /** windows run, over all passes (fewer than planned when a region of interest skipped some) */
   windows: number;
   passes: number;
+  /** the manifest's region of interest, when one was applied */
+  roi?: RoiProvenance;
   seed?: number;
   uncertainty: UncertaintyMethod;
   timingsMs: Record<string, number>;
   startedAt: string;
   software: string;
+}
+
+/** What the region of interest bought, for the provenance line and the report. */
+export interface RoiProvenance {
+  kind: RoiSpec["kind"];
+  marginMm: number;
+  /** windows run and windows the plan had, over all passes */
+  windowsRun: number;
+  windowsPlanned: number;
+  /** slices with no voxel of the region: no window ran there and they are background */
+  slicesSkipped: number;
+  slices: number;
+  /** slices kept whole because their field of view was cropped inside the body */
+  croppedSlices: number;
+  /** volume of the (dilated) region */
+  volumeMl: number;
+  /** e.g. "142 of 1,206 windows run; 88 of 134 slices outside the lung region skipped" */
+  summary: string;
 }
 
 export interface SegmentationResult {
@@ -374,4 +418,6 @@ export interface SegmentOptions {
   keepProbabilities?: boolean;
   /** TTA intensity jitter: relative scale factors applied in addition to flips, e.g. [0.95, 1.05] */
   ttaIntensityScales?: number[];
+  /** apply the manifest's region of interest (default true); false runs every window */
+  roi?: boolean;
 }

@@ -46,6 +46,17 @@ export {
   type StatisticsInput,
   voxelVolumeMl,
 } from "./statistics.ts";
+export {
+  backgroundOutside,
+  boxTouches,
+  computeRoi,
+  morph1d,
+  type RegionOfInterest,
+  resolveRoiSpec,
+  ROI_ANALYSIS_SPACING_MM,
+  ROI_DEFAULTS,
+  sourceRange,
+} from "./roi.ts";
 export { triage, type TriageOutcome, type TriageTerms } from "./triage.ts";
 export {
   aucRoc,
@@ -79,4 +90,5 @@ export {
   sweepRows,
   sweepWindows,
   validateInput,
+  windowsInRoi,
 } from "./segment.ts";

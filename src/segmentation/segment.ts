@@ -2,7 +2,8 @@
  * `segment()`: the one entry point the extension, the CLI and the tests share. It sees only a
  * ModelRuntime (manifest + Predictors), never ONNX Runtime:
  *
- *   validate → plan → preprocess → resample to target spacing → for each pass (MC dropout mask,
+ *   validate → region of interest → plan (only windows touching the region) → preprocess →
+ *   resample to target spacing → for each pass (MC dropout mask,
  *   TTA flip/scale, ensemble member): predict windows → blend → activation → undo flip → resample
  *   back → streaming aggregation; then decision → post-processing → statistics → triage →
  *   provenance.
@@ -29,6 +30,7 @@ import type {
   Predictor,
   ProbabilityMaps,
   Progress,
+  RoiProvenance,
   SegmentationResult,
   SegmentOptions,
   UncertaintyMap,
@@ -39,6 +41,14 @@ import { applyActivation, decide, decisionRule, labelArray } from "./activation.
 import { postprocessLabels } from "./postprocess.ts";
 import { modelInputChannels, planPreprocessing, preprocessSlab } from "./preprocess.ts";
 import { resampleLinear, targetGeometry } from "./resample.ts";
+import {
+  backgroundOutside,
+  boxTouches,
+  computeRoi,
+  type RegionOfInterest,
+  ROI_ANALYSIS_SPACING_MM,
+  sourceRange,
+} from "./roi.ts";
 import { segmentStatistics } from "./statistics.ts";
 import { triage } from "./triage.ts";
 import {
@@ -214,6 +224,12 @@ export function estimateWorkingSetBytes(
   const multi = method !== "none";
   // the aggregator spans the slab, or the whole volume when 3D rows stream each pass
   if (multi) bytes += StreamingAggregator.bytesFor(rows3d ? v : vs, k, manifest.labels.length) + 2 * vs;
+  // region of interest: the mask stays; while it is computed, about 16 bytes per analysis voxel
+  if (manifest.roi) {
+    const f = Math.max(1, Math.round(ROI_ANALYSIS_SPACING_MM / volume.geometry.spacing[0])) *
+      Math.max(1, Math.round(ROI_ANALYSIS_SPACING_MM / volume.geometry.spacing[1]));
+    bytes += v + (16 * v) / f;
+  }
   // whole-volume outputs
   bytes += (manifest.labels.some((l) => l.value > 255) ? 2 : 1) * v; // labelmap
   if (multi) bytes += 4 * v; // uncertainty map
@@ -302,6 +318,37 @@ function checkAborted(signal?: AbortSignalLike): void {
     );
   }
 }
+
+/**
+ * The windows of `plan` whose footprint touches the region of interest. `plan` tiles a grid of
+ * `tgt` voxels that is the resampled version of `src` voxels of the original grid, starting at
+ * slice `z0` there, flipped along the axes in `flips` (TTA passes run on a mirrored input); the
+ * footprint is mapped back conservatively (see `sourceRange`), so every
+ * window that could touch a voxel of the region runs and the region's voxels come out exactly as
+ * without it.
+ */
+export function windowsInRoi(
+  plan: WindowPlan,
+  tgt: Dims3,
+  src: Dims3,
+  z0: number,
+  roi: RegionOfInterest,
+  volumeDims: Dims3,
+  flips: number[] = [],
+): WindowBox[] {
+  return plan.windows.filter((w) => {
+    const r: [number, number][] = [0, 1, 2].map((a) => {
+      let lo = Math.max(0, w.start[a] - plan.padBefore[a]);
+      let hi = Math.min(tgt[a], w.start[a] - plan.padBefore[a] + w.size[a]);
+      // a pass that flips this axis runs the window on the mirrored grid
+      if (flips.includes(a)) [lo, hi] = [tgt[a] - hi, tgt[a] - lo];
+      return sourceRange(lo, hi, src[a], tgt[a]);
+    });
+    return boxTouches(roi.mask, volumeDims, r[0][0], r[0][1], r[1][0], r[1][1], r[2][0] + z0, r[2][1] + z0);
+  });
+}
+
+const thousands = (n: number) => String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
 
 export interface SweepContext {
   predictor: Predictor;
@@ -441,7 +488,7 @@ export async function* sweepRows(
     for (let c = 0; c < k; c++) {
       const from = c * capVox, to = c * nVox;
       if (disjoint) out.set(acc.subarray(from, from + nVox), to);
-      else for (let v = 0; v < nVox; v++) out[to + v] = acc[from + v] / weights[v];
+      else for (let v = 0; v < nVox; v++) out[to + v] = weights[v] > 0 ? acc[from + v] / weights[v] : 0;
       acc.copyWithin(from, from + nVox, from + capVox);
       acc.fill(0, from + capVox - nVox, from + capVox);
     }
@@ -496,6 +543,7 @@ export async function segment(
   const method = options.uncertainty ?? "none";
   const t = {
     validation: 0,
+    roi: 0,
     preprocessing: 0,
     model: 0,
     windowing: 0,
@@ -521,12 +569,22 @@ export async function segment(
   }
   lap("validation");
 
-  // --- plan ----------------------------------------------------------------------------------------
-  report({ phase: "preprocessing", done: 0, total: 1 });
+  // --- region of interest: where the model can find something ---------------------------------------
   const geometry = volume.geometry;
   const dims: Dims3 = [...geometry.dims];
   const sliceVox = dims[0] * dims[1];
   const voxels = sliceVox * dims[2];
+  let roi: RegionOfInterest | undefined;
+  if (manifest.roi && options.roi !== false) {
+    report({ phase: "preprocessing", done: 0, total: 1 });
+    // a roi block requires one CT channel (validateManifest), so channel 0 is the whole volume
+    roi = computeRoi(volume.data.subarray(0, voxels), dims, geometry.spacing, manifest.roi);
+    checkAborted(options.signal);
+  }
+  lap("roi");
+
+  // --- plan ----------------------------------------------------------------------------------------
+  report({ phase: "preprocessing", done: 0, total: 1 });
   const cin = modelInputChannels(manifest);
   const k = modelOutputChannels(manifest);
   const sp = manifest.spatial;
@@ -537,13 +595,30 @@ export async function segment(
     src: [dims[0], dims[1], z1 - z0],
     tgt: slabs.streamed ? [tg.dims[0], tg.dims[1], z1 - z0] : [...tg.dims],
   }));
-  const plans = slabDims.map((d) =>
+  const fullPlans = slabDims.map((d) =>
     planWindows(d.tgt, sp.window, sp.overlap, sp.mode, manifest.preprocessing.padMultiple)
   );
   const importance = sp.blending === "gaussian"
-    ? gaussianImportance(plans[0].window, sp.sigmaScale ?? 0.125)
-    : constantImportance(plans[0].window);
+    ? gaussianImportance(fullPlans[0].window, sp.sigmaScale ?? 0.125)
+    : constantImportance(fullPlans[0].window);
   const passes = planPasses(method, manifest, runtime.members.length, nPasses, options.ttaIntensityScales);
+  // the flips a pass applies to its input: a slice-wise model in slabs never flips the slice axis
+  const passFlips = passes.map((p) => (slabs.streamed ? p.flips.filter((a) => a !== 2) : p.flips));
+  // only windows that touch the region run (per slab and flip set: a flipped pass runs its windows in
+  // the mirrored frame); the rest of the grid is background
+  const roiPlans = new Map<string, WindowPlan>();
+  const planFor = (s: number, flips: number[]): WindowPlan => {
+    if (!roi) return fullPlans[s];
+    const key = `${s}:${flips.join(",")}`;
+    let plan = roiPlans.get(key);
+    if (!plan) {
+      const p = fullPlans[s];
+      const z0 = slabs.streamed ? slabs.ranges[s][0] : 0;
+      plan = { ...p, windows: windowsInRoi(p, slabDims[s].tgt, slabDims[s].src, z0, roi, dims, flips) };
+      roiPlans.set(key, plan);
+    }
+    return plan;
+  };
   const usesMc = passes.some((p) => p.mc);
   const seed = options.seed ?? 0;
   // one mask per pass, drawn up front in pass order so every slab of a pass sees the same "model"
@@ -556,7 +631,18 @@ export async function segment(
   const measure = options.measure ?? "entropy";
   // any uncertainty method aggregates, even a single pass (its entropy is still an uncertainty map)
   const multi = method !== "none";
-  const totalWindows = plans.reduce((a, p) => a + p.windows.length, 0) * passes.length;
+  let totalWindows = 0;
+  for (let s = 0; s < fullPlans.length; s++) {
+    for (const f of passFlips) totalWindows += planFor(s, f).windows.length;
+  }
+  const plannedWindows = fullPlans.reduce((a, p) => a + p.windows.length, 0) * passes.length;
+  // outside the region: a certain background (1 in the background channel, or 0 for thresholds)
+  const backgroundChannel = rule === "argmax"
+    ? Array.from({ length: k }, (_, c) => c).find((c) => !labelChannels.includes(c)) ?? 0
+    : -1;
+  const maskOutside = (values: Float32Array, z0: number, n: number) => {
+    if (roi) backgroundOutside(values, roi.mask, z0 * sliceVox, n, k, backgroundChannel);
+  };
 
   const labels = labelArray(manifest.labels, voxels);
   const uncertaintyData = multi ? new Float32Array(voxels) : undefined;
@@ -636,7 +722,10 @@ export async function segment(
         return image;
       };
       for await (
-        const chunk of sweepRows(load, sweepContext(i, plans[0], [...tg.dims], (ms) => (model += ms)))
+        const chunk of sweepRows(
+          load,
+          sweepContext(i, planFor(0, passFlips[i]), [...tg.dims], (ms) => (model += ms)),
+        )
       ) {
         lap("windowing");
         const n = chunk.z1 - chunk.z0;
@@ -646,6 +735,7 @@ export async function segment(
         if (pass.flips.length) probs = flipVolume(probs, tgt, k, pass.flips);
         probs = resampleLinear(probs, tgt, src, k);
         const z0 = flipZ ? nz - chunk.z1 : chunk.z0;
+        maskOutside(probs, z0, sliceVox * n);
         if (aggregator) {
           aggregator.addPart(probs, z0 * sliceVox, i + 1);
           const counts = countDecisions(probs, sliceVox * n, k, manifest, rule);
@@ -668,6 +758,8 @@ export async function segment(
       const slabVox = src[0] * src[1] * src[2];
       const tgtVox = tgt[0] * tgt[1] * tgt[2];
       checkAborted(options.signal);
+      // no window touches the region here: the slab stays background (labels 0, uncertainty 0)
+      if (roi && passFlips.every((f) => planFor(s, f).windows.length === 0)) continue;
       const image = resampleLinear(preprocessSlab(volume, pplan, z0, slabs.ranges[s][1]), src, tgt, cin);
       lap("preprocessing");
 
@@ -678,7 +770,7 @@ export async function segment(
       for (let i = 0; i < passes.length; i++) {
         const pass = passes[i];
         // a slice-wise model sees each slice alone, so flipping the slice axis changes nothing there
-        const flips = slabs.streamed ? pass.flips.filter((a) => a !== 2) : pass.flips;
+        const flips = passFlips[i];
         let input = image;
         if (flips.length) input = flipVolume(input, tgt, cin, flips);
         if (pass.scale !== 1) {
@@ -687,13 +779,14 @@ export async function segment(
         }
         lap("aggregation");
         let model = 0;
-        let probs = await sweepWindows(input, sweepContext(i, plans[s], tgt, (ms) => (model += ms)));
+        let probs = await sweepWindows(input, sweepContext(i, planFor(s, flips), tgt, (ms) => (model += ms)));
         t.model += model;
         lap("windowing");
         t.windowing -= model;
         if (!logitsSuffice(src, tgt)) applyActivation(probs, tgtVox, k, manifest.activation);
         if (flips.length) probs = flipVolume(probs, tgt, k, flips);
         probs = resampleLinear(probs, tgt, src, k);
+        maskOutside(probs, z0, slabVox);
         if (aggregator) {
           aggregator.add(probs);
           // per-pass volumes come from the pass's own decision (before post-processing)
@@ -751,6 +844,27 @@ export async function segment(
     ? { geometry, data: quantised, channels: manifest.labels.length }
     : undefined;
   const timingsMs: Record<string, number> = { ...t, total: Object.values(t).reduce((a, b) => a + b, 0) };
+  let roiProvenance: RoiProvenance | undefined;
+  if (roi && manifest.roi) {
+    const slicesSkipped = dims[2] - roi.slices;
+    const region = manifest.roi.kind === "lungs-from-hu" ? "lung" : "body";
+    const cropped = roi.croppedSlices
+      ? `; ${roi.croppedSlices} slice${roi.croppedSlices === 1 ? "" : "s"} cropped inside the body kept whole`
+      : "";
+    roiProvenance = {
+      kind: manifest.roi.kind,
+      marginMm: manifest.roi.marginMm,
+      windowsRun: totalWindows,
+      windowsPlanned: plannedWindows,
+      slicesSkipped,
+      slices: dims[2],
+      croppedSlices: roi.croppedSlices,
+      volumeMl: roi.voxels * (geometry.spacing[0] * geometry.spacing[1] * geometry.spacing[2]) / 1000,
+      summary: `${thousands(totalWindows)} of ${thousands(plannedWindows)} windows run; ${slicesSkipped} of ${
+        dims[2]
+      } slices outside the ${region} region skipped${cropped}`,
+    };
+  }
   return {
     labelmap,
     probabilities,
@@ -768,6 +882,7 @@ export async function segment(
       precision: runtime.precision,
       windows: totalWindows,
       passes: passes.length,
+      roi: roiProvenance,
       seed: usesMc ? seed : undefined,
       uncertainty: method,
       timingsMs,

@@ -269,11 +269,17 @@ export function blendInto(
   }
 }
 
-/** Divide the accumulator by the weights in place (every voxel is covered by at least one window). */
+/**
+ * Divide the accumulator by the weights in place. A full plan covers every voxel; voxels that no
+ * window covered (windows skipped outside a region of interest) have weight 0 and stay 0.
+ */
 export function normaliseBlend(accumulator: Float32Array, weights: Float32Array, channels: number): void {
   const n = weights.length;
   for (let c = 0; c < channels; c++) {
     const off = c * n;
-    for (let v = 0; v < n; v++) accumulator[off + v] /= weights[v];
+    for (let v = 0; v < n; v++) {
+      const w = weights[v];
+      if (w > 0) accumulator[off + v] /= w;
+    }
   }
 }

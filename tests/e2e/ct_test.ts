@@ -20,7 +20,9 @@
  * The headless side runs on sampled slices only (the slices where the browser drew most, plus the
  * first, middle and last): slice2d windows never span slices and every slice sees the same dropout
  * masks (drawn once per pass from the seed), so slice k of a one-slice run equals slice k of the
- * whole run.
+ * whole run. A region of interest is 3D (component volumes, a margin across slices), so the
+ * one-slice runs go without it and the whole block's region is applied to them afterwards: inside
+ * the region a run equals a run without it, outside everything is background and uncertainty 0.
  * Every wait is on page state; screenshots go to artifacts/e2e/ (ct-<case>-*).
  */
 import assert from "node:assert/strict";
@@ -33,6 +35,7 @@ import { readSeries } from "../../src/dicom/read.ts";
 import { readParametricMap, readSegmentation } from "../../src/dicom/segread.ts";
 import { DicomWebClient } from "../../src/dicom/web.ts";
 import { loadModel } from "../../src/inference/deno.ts";
+import { computeRoi } from "../../src/segmentation/roi.ts";
 import { segment } from "../../src/segmentation/segment.ts";
 import { ensureOhif, type RunningServer, startServer } from "../../src/server/mod.ts";
 import { dciodvfy, hasDciodvfy } from "../dicom/tools.ts";
@@ -110,18 +113,35 @@ function sampleSlices(order: string[], shown: SliceDigest, busiest = 4): string[
   return [...new Set([...byVoxels, ...fixed])];
 }
 
-/** Headless segment() of single slices with the panel's options: SOP Instance UID → its result. */
+/**
+ * Headless segment() of single slices with the panel's options: SOP Instance UID → its result. With a
+ * region of interest in the manifest, each slice runs without it and the region of the whole block
+ * (`series.volume`, as the viewer ran it) then clears labels and uncertainty outside it.
+ */
 async function headlessSlices(
   c: CtCase,
-  files: Map<string, string>,
+  series: Series,
   sops: string[],
 ): Promise<Map<string, SegmentationResult>> {
   const { runtime } = await loadModel(join(c.modelsDir, c.modelId), { providers: ["wasm"] });
+  const spec = runtime.manifest.roi;
+  const g = series.volume.geometry;
+  const region = spec ? computeRoi(series.volume.data, g.dims, g.spacing, spec).mask : undefined;
+  const size = g.dims[0] * g.dims[1];
   const out = new Map<string, SegmentationResult>();
   for (const sop of sops) {
-    const { volume } = await readSeries([await Deno.readFile(files.get(sop)!)]);
+    const { volume } = await readSeries([await Deno.readFile(series.fileOf.get(sop)!)]);
     assert.equal(volume.source?.instances[0]?.sopInstanceUID, sop, "the one-slice volume is that instance");
-    out.set(sop, await segment(volume, runtime, { ...OPTIONS }));
+    const r = await segment(volume, runtime, { ...OPTIONS, roi: false });
+    if (region) {
+      const from = series.order.indexOf(sop) * size;
+      for (let p = 0; p < size; p++) {
+        if (region[from + p]) continue;
+        r.labelmap.data[p] = 0;
+        if (r.uncertainty) r.uncertainty.data[p] = 0;
+      }
+    }
+    out.set(sop, r);
   }
   return out;
 }
@@ -198,7 +218,7 @@ async function checkAgainstHeadless(
   assert.equal(Object.keys(shown).length, c.files.length, "one labelmap slice per CT slice");
   const sample = sampleSlices(series.order, shown);
   const t0 = performance.now();
-  const headless = await headlessSlices(c, series.fileOf, sample);
+  const headless = await headlessSlices(c, series, sample);
   console.log(`headless segment() of ${sample.length} sampled slices: ${seconds(performance.now() - t0)} s`);
   const size = series.volume.geometry.dims[0] * series.volume.geometry.dims[1];
   for (const sop of sample) {

@@ -12,7 +12,7 @@ import { loadModel, openPackage } from "../../src/inference/deno.ts";
 import { createNativeRuntime } from "../../src/inference/node_native.ts";
 import { CHROMIUM, chromiumArgs } from "../../src/cli/chromium.ts";
 import { segment } from "../../src/segmentation/segment.ts";
-import { makeTestVolume } from "./browser/volume.ts";
+import { makeChestPhantom, makeTestVolume } from "./browser/volume.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 const haveChromium = await Deno.stat(CHROMIUM).then(() => true, () => false);
@@ -304,6 +304,47 @@ Deno.test({
             }
             assert.equal(diff, 0, `${diff} voxels differ between the browser Worker and Deno`);
             assert.ok(fg > 0 && fg < lm.length, `a non-trivial labelmap (${fg} of ${lm.length} voxels)`);
+          } finally {
+            await runtime.release();
+          }
+        },
+      );
+
+      await t.step(
+        "in the Worker the lung model's region of interest skips the slices without lung, exactly as in Deno",
+        async () => {
+          const r = await page.evaluate(
+            ([u]) =>
+              (globalThis as unknown as {
+                edgesegHarness: { runWorker: (...a: unknown[]) => Promise<Record<string, unknown>> };
+              }).edgesegHarness
+                .runWorker(u, [0, 0, 0], false, true),
+            ["/shipped/ct-lung-infection/"] as const,
+          );
+          assert.ok(r.ok, JSON.stringify(r.error));
+          const roi = r.roi as {
+            windowsRun: number;
+            windowsPlanned: number;
+            slicesSkipped: number;
+            summary: string;
+          };
+          // lungs on slices 3..6, 10 mm margin = one slice each way: slices 2..7 run, one window each
+          assert.equal(roi.windowsRun, 6);
+          assert.equal(roi.windowsPlanned, 10);
+          assert.equal(roi.slicesSkipped, 4);
+          assert.equal(r.windows, 6);
+          assert.deepEqual(r.inferenceTotals, [6], "progress and ETA count only the windows that run");
+          const { runtime } = await loadModel(join(ROOT, "models", "ct-lung-infection"), { numThreads: 1 });
+          try {
+            const local = await segment(makeChestPhantom(), runtime, {});
+            assert.deepEqual(local.provenance.roi, r.roi);
+            const lm = r.labelmap as number[];
+            let diff = 0;
+            for (let i = 0; i < lm.length; i++) if (lm[i] !== local.labelmap.data[i]) diff++;
+            assert.equal(diff, 0, `${diff} voxels differ between the browser Worker and Deno`);
+            const slice = 64 * 64;
+            assert.ok(lm.slice(0, 2 * slice).every((v) => v === 0), "skipped slices are background");
+            assert.ok(lm.slice(8 * slice).every((v) => v === 0), "skipped slices are background");
           } finally {
             await runtime.release();
           }

@@ -272,3 +272,51 @@ Deno.test("a window of -1 takes the whole extent of a dynamic axis but is refuse
   j.spatial.window = [-2, 32];
   assertManifestError(() => validateManifest(j), "MANIFEST_VALUE", "spatial.window[0]");
 });
+
+Deno.test("a region of interest validates with its defaults left out, and the shipped CT packages declare one", () => {
+  const j = base();
+  j.constraints.modalities = ["CT"];
+  j.roi = { kind: "lungs-from-hu", marginMm: 10, minComponentMl: 200, "x-note": "ignored" };
+  assert.deepEqual(validateManifest(j).roi, { kind: "lungs-from-hu", marginMm: 10, minComponentMl: 200 });
+  j.roi = { kind: "body-from-hu", bodyHu: -300, openingMm: 0, marginMm: 0, croppedBorderFraction: 1 };
+  assert.deepEqual(validateManifest(j).roi, j.roi);
+  for (const id of ["ct-lung-infection", "ct-lung-infection-3class"]) {
+    const url = new URL(`../../models/${id}/manifest.json`, import.meta.url);
+    assert.equal(validateManifest(JSON.parse(Deno.readTextFileSync(url))).roi?.kind, "lungs-from-hu", id);
+  }
+});
+
+Deno.test("a malformed region of interest is refused with its path and what was expected", () => {
+  const lungs = () => ({ kind: "lungs-from-hu", marginMm: 10 });
+  const cases: [(r: J) => void, string, string, string][] = [
+    [(r) => (r.kind = "liver-from-hu"), "MANIFEST_VALUE", "roi.kind", "lungs-from-hu"],
+    [(r) => delete r.marginMm, "MANIFEST_MISSING_FIELD", "roi.marginMm", "a value"],
+    [(r) => (r.marginMm = -1), "MANIFEST_VALUE", "roi.marginMm", ">= 0"],
+    [(r) => (r.marginMm = "10"), "MANIFEST_TYPE", "roi.marginMm", "a number"],
+    [(r) => (r.airHu = -5000), "MANIFEST_VALUE", "roi.airHu", ">= -2000"],
+    [(r) => (r.minComponentMl = -1), "MANIFEST_VALUE", "roi.minComponentMl", ">= 0"],
+    [(r) => (r.croppedBorderFraction = 1.5), "MANIFEST_VALUE", "roi.croppedBorderFraction", "<= 1"],
+    [(r) => (r.margin = 10), "MANIFEST_UNKNOWN_FIELD", "roi.margin", "marginMm"],
+    // air and a minimum lung volume mean nothing for the body region
+    [
+      (r) => Object.assign(r, { kind: "body-from-hu", airHu: -400 }),
+      "MANIFEST_UNKNOWN_FIELD",
+      "roi.airHu",
+      "bodyHu",
+    ],
+  ];
+  for (const [mutate, code, path, expected] of cases) {
+    const j = base();
+    j.constraints.modalities = ["CT"];
+    j.roi = lungs();
+    mutate(j.roi);
+    assertManifestError(() => validateManifest(j), code, path, expected);
+  }
+  const mr = base(); // tiny-2d accepts CT and MR
+  mr.roi = lungs();
+  assertManifestError(() => validateManifest(mr), "MANIFEST_INCONSISTENT", "roi.kind", "CT");
+  const rgb: J = loadJson("tiny-2d-rgb");
+  rgb.roi = lungs();
+  rgb.constraints.modalities = ["CT"];
+  assertManifestError(() => validateManifest(rgb), "MANIFEST_INCONSISTENT", "roi.kind", "channels = 1");
+});

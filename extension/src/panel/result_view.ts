@@ -95,6 +95,18 @@ export function ResultView(props: { outcome: RunOutcome }): unknown {
         (elapsedMs / 1000).toFixed(1)
       } s`,
     ),
+    p.roi
+      ? h(
+        "div",
+        {
+          id: "edgeseg-roi",
+          "data-windows-run": String(p.roi.windowsRun),
+          "data-windows-planned": String(p.roi.windowsPlanned),
+          style: styles.meta,
+        },
+        p.roi.summary,
+      )
+      : null,
     p.provider === "wasm" && p.threads !== undefined
       ? h(
         "div",

@@ -6,7 +6,7 @@ import { browserCache, sha256Hex } from "../../../src/inference/package.ts";
 import { browserCapabilities, loadBrowserModel } from "../../../src/inference/browser.ts";
 import { requestTransferables, serializeError } from "../../../src/inference/protocol.ts";
 import type { RunRequest, WorkerResponse } from "../../../src/inference/protocol.ts";
-import { makeTestVolume } from "./volume.ts";
+import { makeChestPhantom, makeTestVolume } from "./volume.ts";
 import type { ExecutionProvider } from "../../../src/core/types.ts";
 
 function refInput(shape: number[]): Float32Array {
@@ -52,27 +52,33 @@ async function corruptCache(sha256: string) {
 }
 
 /** Runs segment() in the inference Worker through protocol.ts; optionally cancels right after posting. */
-function runWorker(modelUrl: string, dims: [number, number, number], cancel = false) {
+function runWorker(modelUrl: string, dims: [number, number, number], cancel = false, chest = false) {
   const worker = new Worker("/harness/worker.js", { type: "module" });
   const req: RunRequest = {
     type: "run",
     id: "run-1",
-    volume: makeTestVolume(dims),
+    volume: chest ? makeChestPhantom() : makeTestVolume(dims),
     modelUrl,
     providers: ["wasm"],
     options: {},
   };
   const phases = new Set<string>();
+  const inferenceTotals = new Set<number>();
   return new Promise((resolve) => {
     worker.onmessage = (ev: MessageEvent<WorkerResponse>) => {
       const m = ev.data;
-      if (m.type === "progress") phases.add(m.progress.phase);
-      else if (m.type === "result") {
+      if (m.type === "progress") {
+        phases.add(m.progress.phase);
+        if (m.progress.phase === "inference") inferenceTotals.add(m.progress.total);
+      } else if (m.type === "result") {
         resolve({
           ok: true,
           labelmap: Array.from(m.result.labelmap.data),
           labelmapType: m.result.labelmap.data.constructor.name,
           provider: m.result.provenance.provider,
+          windows: m.result.provenance.windows,
+          roi: m.result.provenance.roi,
+          inferenceTotals: [...inferenceTotals],
           phases: [...phases],
           volumeDetached: req.volume.data.byteLength === 0,
         });

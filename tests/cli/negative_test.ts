@@ -1,0 +1,126 @@
+/**
+ * `eval --negative`: a series without the target finding, where everything the model marks is a false
+ * positive. On a synthetic NIfTI with the tiny test model, and on the shared non-COVID CT with the
+ * shipped lung-infection model (skipped when ../shared/data is absent).
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { writeNifti } from "../../src/io/mod.ts";
+import { runScript } from "../helpers/cli.ts";
+import { ctAbdomenDir } from "../helpers/paths.ts";
+
+Deno.test("eval --negative reports the false-positive volume in mL in its JSON and its table", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "edgeseg-negative-" });
+  try {
+    const geometry = {
+      dims: [24, 20, 5] as [number, number, number],
+      spacing: [2, 2, 4] as [number, number, number],
+      origin: [0, 0, 0] as [number, number, number],
+      direction: [1, 0, 0, 0, 1, 0, 0, 0, 1] as [
+        number,
+        number,
+        number,
+        number,
+        number,
+        number,
+        number,
+        number,
+        number,
+      ],
+    };
+    // bright on the right half: tiny-2d marks it, so this "negative" has false positives
+    const data = new Float32Array(24 * 20 * 5).map((_, i) => ((i % 24) > 12 ? 300 : -200));
+    await Deno.writeFile(join(dir, "normal_image.nii.gz"), await writeNifti(geometry, data));
+    const r = await runScript("src/cli/eval.ts", [
+      "--model",
+      "tiny-2d",
+      "--negative",
+      join(dir, "normal_image.nii.gz"),
+      "--json",
+      join(dir, "eval.json"),
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const json = JSON.parse(await Deno.readTextFile(join(dir, "eval.json")));
+    assert.deepEqual(json.cases, []);
+    assert.equal(json.negatives.length, 1);
+    const n = json.negatives[0];
+    const labelMl = Object.values(n.perLabelMl as Record<string, number>).reduce((a, b) => a + b, 0);
+    assert.ok(n.falsePositiveMl > 0, "the bright half is marked");
+    assert.ok(Math.abs(n.falsePositiveMl - labelMl) < 1e-9);
+    // voxels are 2 × 2 × 4 mm = 0.016 mL
+    assert.ok(Math.abs(n.falsePositiveMl - n.falsePositiveVoxels * 0.016) < 1e-6);
+    assert.equal(json.falsePositiveMl, n.falsePositiveMl);
+    assert.match(r.stdout, /negative \(no finding\)\s+FP mL/);
+    assert.match(r.stdout, new RegExp(`normal_image\\s+${n.falsePositiveMl.toFixed(2)}`));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+const ct = ctAbdomenDir();
+if (!ct) {
+  console.log(
+    "skip: ../shared/data/dicom/ct-abdomen/raw is absent, the non-COVID CT false positives are not measured",
+  );
+}
+
+/** What the shipped lung model marks on the shared non-COVID CT (pancreatic cancer, chest to pelvis). */
+async function negativeCt(): Promise<{
+  falsePositiveMl: number;
+  windows: number;
+  roi: string;
+  triage?: { band: string };
+}> {
+  const dir = await Deno.makeTempDir({ prefix: "edgeseg-negative-ct-" });
+  try {
+    // native onnxruntime (about 6× faster than WASM here); the lung region skips most windows
+    const r = await runScript("src/cli/eval.ts", [
+      "--model",
+      "ct-lung-infection",
+      "--negative",
+      ct!,
+      "--device",
+      "cpu",
+      "--json",
+      join(dir, "eval.json"),
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const n = JSON.parse(await Deno.readTextFile(join(dir, "eval.json"))).negatives[0];
+    console.log(`non-COVID CT: ${n.falsePositiveMl.toFixed(2)} mL, triage ${n.triage?.band}; ${n.roi}`);
+    return n;
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test({
+  name: "on the shared non-COVID CT the lung region skips most windows and drops what lay outside the lungs",
+  ignore: !ct,
+  async fn() {
+    const n = await negativeCt();
+    // measured: 479 of 1,206 windows, 147.0 mL (213.3 mL without the region: table, abdomen, an object on the patient)
+    assert.match(n.roi, /^\d+ of 1,206 windows run; 77 of 134 slices outside the lung region skipped$/);
+    assert.ok(n.windows < 1206 / 2, `${n.windows} windows run`);
+    assert.ok(
+      n.falsePositiveMl < 150,
+      `false positives ${n.falsePositiveMl.toFixed(2)} mL (213.3 without the region)`,
+    );
+  },
+});
+
+/*
+ * The target of issue 19 (< 5 mL, triage Monitor) is not met by the shipped model: the 147 mL left lie
+ * inside the aerated lungs (hilar vessels and dependent lung, -900..-500 HU, components up to 65 mL,
+ * probabilities 0.5-0.9 while real lesions on the validation split are no more confident), so neither
+ * the region nor a minimum component size nor a higher threshold removes them without losing Dice.
+ * It needs a model trained with hard negatives; enable this test when one ships.
+ */
+Deno.test({
+  name: "the shipped lung-infection model marks under 5 mL on the shared non-COVID CT and triage is Monitor",
+  ignore: true,
+  async fn() {
+    const n = await negativeCt();
+    assert.ok(n.falsePositiveMl < 5, `false positives ${n.falsePositiveMl.toFixed(2)} mL (target < 5 mL)`);
+    assert.equal(n.triage?.band, "Monitor");
+  },
+});
