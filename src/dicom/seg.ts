@@ -178,6 +178,19 @@ interface Plan {
   bitsAllocated: 1 | 8 | 16;
 }
 
+/**
+ * A segmentation without a single segment pixel is still a result ("no findings"), and a SEG needs at
+ * least one frame: keep the first frame, empty, as highdicom does, so the SEG is valid and says that
+ * every segment was looked for and none was found.
+ */
+function keepOneFrame(p: Plan, K: number): Plan {
+  if (p.frames.length > 0 || K === 0 || p.segments.length === 0) return p;
+  const si = p.type === "LABELMAP" ? -1 : 0;
+  p.frames.push({ si, k: 0 });
+  p.frameIndex[0] = 0;
+  return p;
+}
+
 /** Scans the labelmap once: which segment occurs on which slice, and no undescribed values. */
 function plan(input: SegmentationWriteInput, type: SegmentationType, segments: SegmentDescription[]): Plan {
   const [cols, rows, K] = input.source.geometry.dims;
@@ -298,13 +311,7 @@ export function writeSegmentation(input: SegmentationWriteInput): Uint8Array {
     }
   }
 
-  const p = plan(input, type, segments);
-  if (p.frames.length === 0) {
-    throw new ConformanceError(
-      "EMPTY_SEGMENTATION",
-      "PerFrameFunctionalGroupsSequence: expected at least one frame, found no segment pixels (all frames empty)",
-    );
-  }
+  const p = keepOneFrame(plan(input, type, segments), K);
   const pixelBytes = type === "BINARY"
     ? Math.ceil((p.frames.length * P) / 8)
     : p.frames.length * P * (p.bitsAllocated / 8);

@@ -268,14 +268,18 @@ Deno.test("writer refuses bad input before allocating: SRT codes, undescribed la
     () => writeSegmentation({ source: src, labelmap: synthLabelmap, options: { type: "FRACTIONAL" } }),
     (e: unknown) => e instanceof ConformanceError && e.code === "BAD_FRACTIONAL",
   );
-  assert.throws(
-    () =>
-      writeSegmentation({
-        source: src,
-        labelmap: { ...synthLabelmap, data: new Uint8Array(synth.truth.length) },
-      }),
-    (e: unknown) => e instanceof ConformanceError && e.code === "EMPTY_SEGMENTATION",
-  );
+});
+
+Deno.test("an empty segmentation (no findings) is a valid SEG with one empty frame, for every type", async () => {
+  const empty: Labelmap = { ...synthLabelmap, data: new Uint8Array(synth.truth.length) };
+  for (const type of ["BINARY", "LABELMAP"] as const) {
+    // writeAndCheck runs dciodvfy (BINARY), pydicom and our reader on it
+    const { bytes, back } = await writeAndCheck(`empty-${type.toLowerCase()}`, synthRead, empty, { type });
+    assert.equal(back.labelmap!.data.length, empty.data.length);
+    assert.ok(back.labelmap!.data.every((v) => v === 0), `${type}: no pixel is labelled`);
+    assert.deepEqual(back.segments.map((s) => s.number), [1, 2], `${type}: both segments are described`);
+    assert.equal(seq(parseDicom(bytes).dataset, "PerFrameFunctionalGroupsSequence").length, 1, "one frame");
+  }
 });
 
 for (const size of ["23x38x3", "24x38x3"]) {
