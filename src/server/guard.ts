@@ -115,14 +115,9 @@ export async function resolvesToLoopback(host: string, resolve: Resolver): Promi
   if (parseIp(host)) return isLoopbackIp(host);
   const name = host.toLowerCase().replace(/\.$/, "");
   if (name === "localhost") return true;
-  const addresses: string[] = [];
-  for (const type of ["A", "AAAA"] as const) {
-    try {
-      addresses.push(...await resolve(name, type));
-    } catch {
-      // NXDOMAIN / no record of this type / no resolver: counts as "not known to be loopback"
-    }
-  }
+  // NXDOMAIN, no record of a type or no resolver at all count as "not known to be loopback".
+  const answers = await Promise.allSettled([resolve(name, "A"), resolve(name, "AAAA")]);
+  const addresses = answers.flatMap((a) => (a.status === "fulfilled" ? a.value : []));
   return addresses.length > 0 && addresses.every(isLoopbackIp);
 }
 
