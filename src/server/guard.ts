@@ -489,6 +489,30 @@ export class ConcurrencyGate {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Request targets
+
+/**
+ * Why a raw request target (the path as the client sent it, before URL parsing folds dot segments)
+ * is refused, or null. Browsers normalise paths before sending them, so a dot segment (literal or
+ * percent-encoded, `..`, `.%2e`, `%2E%2e`), an encoded slash, backslash or NUL, or an empty segment
+ * outside `/dicom-web/` is never a real viewer request: it is a traversal attempt, answered 400
+ * rather than folded into some other file.
+ */
+export function rawPathProblem(rawPath: string): string | null {
+  const path = rawPath.split("?")[0].split("#")[0];
+  if (/%(2f|5c|00)/i.test(path) || path.includes("\\")) return "encoded slash, backslash or NUL";
+  const segments = path.split("/").slice(1);
+  for (const seg of segments) {
+    const dots = seg.replace(/%2e/gi, ".");
+    if (dots === "." || dots === "..") return "dot segment";
+  }
+  if (!/^\/dicom-web(\/|$)/.test(path) && segments.slice(0, -1).some((seg) => seg === "")) {
+    return "empty path segment";
+  }
+  return null;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Model packages
 
 /**

@@ -20,6 +20,7 @@ import {
   ownOrigins,
   proxyRequestHeaders,
   proxyResponseHeaders,
+  rawPathProblem,
   writeAllowed,
 } from "./guard.ts";
 import { PROJECT_ROOT } from "./ohif.ts";
@@ -338,6 +339,13 @@ async function proxy(
   });
 }
 
+/** The request target as the client sent it (Deno keeps it unnormalised in `Request.url`). */
+function rawTarget(requestUrl: string): string {
+  const afterScheme = requestUrl.indexOf("//") + 2;
+  const slash = requestUrl.indexOf("/", afterScheme);
+  return slash < 0 ? "/" : requestUrl.slice(slash);
+}
+
 /**
  * Starts the server. Resolves once it listens; `close()` stops it and waits for in-flight requests.
  */
@@ -476,9 +484,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       } else if (!write.ok) {
         await req.body?.cancel().catch(() => {});
         res = errorResponse(403, "FOREIGN_ORIGIN", write.reason);
-      } else if (/%2e%2e|%2f\.\.|\.\.%2f|%5c|%00/i.test(url.pathname)) {
-        // Reject traversal before any routing; the URL parser has already folded literal "..".
-        res = errorResponse(400, "BAD_PATH", "rejected path: encoded dot segment, slash or NUL");
+      } else if (rawPathProblem(rawTarget(req.url))) {
+        // Reject traversal before any routing, on the path as sent: `new URL` would fold "..".
+        res = errorResponse(400, "BAD_PATH", `rejected path: ${rawPathProblem(rawTarget(req.url))}`);
       } else {
         res = await route(req, url);
       }

@@ -353,12 +353,13 @@ async function withModels(fn: (s: TestServer) => Promise<void>): Promise<void> {
 Deno.test("/models serves packages but not models/training or hidden files", async () => {
   await withModels(async (s) => {
     assert.equal((await rawRequest(s, "/models/demo/MODEL_CARD.md")).status, 200);
+    // an empty segment is refused before routing (400), so it cannot reach training/ either
+    assert.equal((await rawRequest(s, "/models//training/README.md")).status, 400);
     for (
       const p of [
         "/models/training/README.md",
         "/models/training/train.py",
         "/models/%74raining/train.py",
-        "/models//training/README.md",
         "/models/demo/.git/config",
       ]
     ) {
