@@ -1,6 +1,8 @@
 /**
  * Runs every test suite (each folder under tests/ with *_test.ts files; e2e last) with `deno test`,
  * streams their output and ends with one line that sums them: `N passed, N failed, N skipped`.
+ * A test that cannot run is registered with `Deno.test({ ignore })` and counted as skipped (never as
+ * passed); the reasons the suites printed ("skipped: …") are listed before the totals.
  *
  *   deno task test                 all suites
  *   deno task test --only e2e      one suite (repeatable)
@@ -40,6 +42,7 @@ suites.sort((a, b) => (a === "e2e" ? 1 : 0) - (b === "e2e" ? 1 : 0) || a.localeC
 
 let passed = 0, failed = 0, skipped = 0;
 const summary: string[] = [];
+const skipReasons = new Set<string>();
 for (const suite of suites) {
   console.log(`\n=== suite: ${suite} ===`);
   const child = new Deno.Command(Deno.execPath(), {
@@ -80,8 +83,16 @@ for (const suite of suites) {
   failed += f;
   skipped += s;
   summary.push(`${suite}: ${p} passed, ${f} failed, ${s} skipped`);
+  for (const line of text.split("\n")) {
+    const m = /^(?:skipped|skip): (.+)$/.exec(line.trim());
+    if (m) skipReasons.add(`${suite}: ${m[1]}`);
+  }
 }
 console.log("\n=== summary ===");
 for (const line of summary) console.log(line);
+if (skipReasons.size) {
+  console.log("skip reasons:");
+  for (const r of skipReasons) console.log(`  ${r}`);
+}
 console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
 Deno.exit(failed > 0 ? 1 : 0);

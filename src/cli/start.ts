@@ -2,26 +2,31 @@
  * `deno task start`: fetches the OHIF viewer once, builds the EdgeSeg extension, starts the edge server.
  *
  *   deno task start [--port 8042] [--host 127.0.0.1] [--data .edgeseg/data] [--pacs <dicomweb url>]
- *                   [--max-upload-mb 2048] [--expose] [--no-seed] [--stow-token <token>] [--quiet]
- *                   [--allow-origin <origin>]… [--plugin-only]
+ *                   [--max-upload-mb 1024] [--expose] [--public-host NAME]... [--no-seed]
+ *                   [--stow-token <token>] [--quiet] [--allow-origin <origin>]... [--plugin-only]
  *
  * `--plugin-only --allow-origin https://ohif.hospital.example` is the way into a hospital's existing
  * OHIF: only the plugin, the models and the runtime files are served, readable by that origin, and the
  * app-config lines for it are printed (docs/deploy.md).
  *
  * Binding a non-loopback address needs --expose: the server then answers anyone who can reach the
- * machine, so STOW should be protected with --stow-token (or EDGESEG_STOW_TOKEN).
+ * machine, so STOW should be protected with --stow-token (or EDGESEG_STOW_TOKEN). Whether an address
+ * is loopback is decided by the IP it resolves to. The server answers only to its bind address (and
+ * localhost names when that is loopback) and to each `--public-host` name (repeatable), e.g. the name
+ * of a reverse proxy in front of it; any other Host gets 421.
  */
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { InputError } from "../core/errors.ts";
-import { ensureOhif, PROJECT_ROOT, startServer } from "../server/mod.ts";
+import { resolvesToLoopback, splitHost } from "../server/guard.ts";
+import { DEFAULT_MAX_UPLOAD, ensureOhif, PROJECT_ROOT, startServer } from "../server/mod.ts";
 import { parseAllowedOrigins } from "../server/cors.ts";
 import { flag, hasFlag, numberFlag, parseArgs } from "./args.ts";
 
 const USAGE =
   "usage: deno task start [--port N] [--host ADDR] [--data DIR] [--pacs URL] [--max-upload-mb N] " +
-  "[--expose] [--no-seed] [--stow-token TOKEN] [--quiet] [--allow-origin ORIGIN]... [--plugin-only]";
+  "[--expose] [--public-host NAME]... [--no-seed] [--stow-token TOKEN] [--quiet] [--allow-origin ORIGIN]... " +
+  "[--plugin-only]";
 
 /** The lines an OHIF admin adds to app-config.js for EdgeSeg served from `base` (ends in "/"). */
 export function appConfigSnippet(base: string): string {
@@ -37,8 +42,9 @@ export function appConfigSnippet(base: string): string {
   ].join("\n");
 }
 
-function isLoopback(host: string): boolean {
-  return host === "localhost" || host === "::1" || /^127\./.test(host);
+/** Resolves a name with the system's DNS (bounded, so a missing resolver cannot hang the start). */
+function resolveDns(name: string, type: "A" | "AAAA"): Promise<string[]> {
+  return Deno.resolveDns(name, type, { signal: AbortSignal.timeout(3000) });
 }
 
 interface BuildModule {
@@ -72,7 +78,8 @@ export async function main(argv: string[]): Promise<void> {
     return;
   }
   const host = flag(args, "host") ?? "127.0.0.1";
-  if (!isLoopback(host) && !hasFlag(args, "expose")) {
+  const loopback = await resolvesToLoopback(host, resolveDns);
+  if (!loopback && !hasFlag(args, "expose")) {
     throw new InputError(
       "NOT_LOOPBACK",
       `--host ${host} would make the server reachable from other machines; add --expose to confirm (expected a loopback address without it)`,
@@ -82,12 +89,18 @@ export async function main(argv: string[]): Promise<void> {
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new InputError("BAD_PORT", `--port expects 0..65535, found ${port}`);
   }
-  const maxUploadMb = numberFlag(args, "max-upload-mb", 2048);
+  const maxUploadMb = numberFlag(args, "max-upload-mb", DEFAULT_MAX_UPLOAD / (1024 * 1024));
   if (!(maxUploadMb > 0)) {
     throw new InputError("BAD_LIMIT", `--max-upload-mb expects a positive number, found ${maxUploadMb}`);
   }
   const dataDir = resolve(flag(args, "data") ?? join(PROJECT_ROOT, ".edgeseg", "data"));
   const pacsUrl = flag(args, "pacs");
+  const publicHosts = args.flags.get("public-host") ?? [];
+  for (const h of publicHosts) {
+    if (!splitHost(h)) {
+      throw new InputError("BAD_HOST", `--public-host expects a host name or name:port, found "${h}"`);
+    }
+  }
   const stowToken = flag(args, "stow-token") ?? Deno.env.get("EDGESEG_STOW_TOKEN") ?? undefined;
   const quiet = hasFlag(args, "quiet");
   const allowOrigins = parseAllowedOrigins(args.flags.get("allow-origin") ?? []);
@@ -116,6 +129,7 @@ export async function main(argv: string[]): Promise<void> {
     stowToken,
     allowOrigins,
     pluginOnly,
+    publicHosts,
     log: requestLog,
   });
   console.log(`EdgeSeg is running at ${server.url}${pluginOnly ? " (plugin only)" : ""}`);
@@ -123,6 +137,7 @@ export async function main(argv: string[]): Promise<void> {
   if (!pluginOnly) {
     console.log(pacsUrl ? `  PACS:      ${pacsUrl} (proxied at /dicom-web)` : `  data dir:  ${dataDir}`);
   }
+  if (publicHosts.length) console.log(`  also answers to: ${publicHosts.join(", ")}`);
   console.log(
     `  shared with: ${
       allowOrigins.size ? [...allowOrigins].join(", ") : "no other origin (add --allow-origin)"
@@ -130,7 +145,7 @@ export async function main(argv: string[]): Promise<void> {
   );
   console.log(`\nTo add EdgeSeg to an existing OHIF ${allowOrigins.size ? "on those origins" : ""}:`);
   console.log(appConfigSnippet(server.url));
-  if (!isLoopback(host)) {
+  if (!loopback) {
     console.log(
       `  exposed on ${host}${
         stowToken ? " (STOW needs the bearer token)" : " — STOW is open; consider --stow-token"

@@ -153,8 +153,8 @@ export function num(dict: DcmjsDict, tag: string): number | null {
  */
 export function recordFromParsed(parsed: ParsedDicom, path: string, size: number): InstanceRecord {
   const d = parsed.dict;
-  const uid = (tag: string, name: string, fallback?: string): string => {
-    const v = str(d, tag) || fallback || "";
+  const uid = (tag: string, name: string, fallback?: string, from: DcmjsDict = d): string => {
+    const v = str(from, tag) || fallback || "";
     if (!v) throw new InputError("MISSING_ATTRIBUTE", `expected ${name} (${tag}) in the dataset, found none`);
     if (!UID_PATTERN.test(v) || v.length > 64) {
       throw new InputError(
@@ -167,7 +167,8 @@ export function recordFromParsed(parsed: ParsedDicom, path: string, size: number
   return {
     path,
     size,
-    transferSyntaxUID: str(parsed.meta, "00020010") || "1.2.840.10008.1.2",
+    // It is written into response headers (transfer-syntax=…), so it must be a UID like the others.
+    transferSyntaxUID: uid("00020010", "TransferSyntaxUID", "1.2.840.10008.1.2", parsed.meta),
     studyInstanceUID: uid("0020000D", "StudyInstanceUID"),
     seriesInstanceUID: uid("0020000E", "SeriesInstanceUID"),
     sopInstanceUID: uid("00080018", "SOPInstanceUID", str(parsed.meta, "00020003")),

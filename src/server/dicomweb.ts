@@ -21,6 +21,7 @@ import {
   parseMediaType,
   parseMultipartStream,
 } from "./multipart.ts";
+import { type ConcurrencyGate, headerUid, matchDicomWebRoute, parseFrameList } from "./guard.ts";
 import type { DicomStore, ValidatedInstance } from "./store.ts";
 
 export interface DicomWebOptions {
@@ -29,6 +30,8 @@ export interface DicomWebOptions {
   stowToken?: string;
   /** time limit for receiving a STOW body (default 10 min) → 408 */
   uploadTimeoutMs?: number;
+  /** bounds the STOW requests handled at once (503 + Retry-After beyond it) */
+  stowGate?: ConcurrencyGate;
   log?: (line: string) => void;
 }
 
@@ -370,7 +373,9 @@ function retrieveInstances(store: DicomStore, records: InstanceRecord[]): Respon
       const bytes = await store.readInstance(r);
       controller.enqueue(
         enc.encode(
-          `--${boundary}\r\nContent-Type: application/dicom; transfer-syntax=${r.transferSyntaxUID}\r\nContent-Length: ${bytes.length}\r\n\r\n`,
+          `--${boundary}\r\nContent-Type: application/dicom; transfer-syntax=${
+            headerUid(r.transferSyntaxUID)
+          }\r\nContent-Length: ${bytes.length}\r\n\r\n`,
         ),
       );
       controller.enqueue(bytes);
@@ -412,14 +417,9 @@ async function retrieveFrames(
   req: Request,
   base: string,
 ): Promise<Response> {
-  const numbers = frameList.split(",").map((s) => Number(s.trim()));
-  if (!numbers.length || numbers.some((n) => !Number.isInteger(n) || n < 1)) {
-    return errorResponse(
-      400,
-      "BAD_FRAMES",
-      `expected a comma-separated list of frame numbers ≥ 1, found "${frameList}"`,
-    );
-  }
+  const list = parseFrameList(frameList);
+  if (!list.ok) return errorResponse(400, "BAD_FRAMES", list.reason);
+  const numbers = list.frames;
   let frames: Frames;
   try {
     frames = await store.frames(r);
@@ -472,7 +472,7 @@ async function retrieveFrames(
       } (no transcoding here; ask for transfer-syntax=*)`,
     );
   }
-  const partType = `${frames.mediaType}; transfer-syntax=${frames.transferSyntaxUID}`;
+  const partType = `${frames.mediaType}; transfer-syntax=${headerUid(frames.transferSyntaxUID)}`;
   const boundary = newBoundary();
   const body = buildMultipart(
     numbers.map((n) => ({
@@ -485,8 +485,9 @@ async function retrieveFrames(
   return new Response(body, {
     status: 200,
     headers: {
-      "content-type":
-        `multipart/related; type="${frames.mediaType}"; transfer-syntax=${frames.transferSyntaxUID}; boundary=${boundary}`,
+      "content-type": `multipart/related; type="${frames.mediaType}"; transfer-syntax=${
+        headerUid(frames.transferSyntaxUID)
+      }; boundary=${boundary}`,
     },
   });
 }
@@ -520,7 +521,10 @@ async function retrieveBulk(
       const boundary = newBoundary();
       return new Response(
         buildMultipart(
-          frames.frames.map((f) => ({ contentType: `${mediaType}; transfer-syntax=${ts}`, body: f })),
+          frames.frames.map((f) => ({
+            contentType: `${mediaType}; transfer-syntax=${headerUid(ts)}`,
+            body: f,
+          })),
           boundary,
         ),
         {
@@ -550,7 +554,7 @@ async function retrieveBulk(
   const boundary = newBoundary();
   const partType = mediaType === "application/octet-stream"
     ? mediaType
-    : `${mediaType}; transfer-syntax=${ts}`;
+    : `${mediaType}; transfer-syntax=${headerUid(ts)}`;
   return new Response(buildMultipart([{ contentType: partType, body }], boundary), {
     status: 200,
     headers: { "content-type": `multipart/related; type="${mediaType}"; boundary=${boundary}` },
@@ -598,6 +602,34 @@ function sopItem(
     "00081155": { vr: "UI", Value: [r.sopInstanceUID] },
     ...extra,
   };
+}
+
+/** STOW within the server's concurrency bound: beyond it, 503 with Retry-After and the body unread. */
+async function gatedStow(
+  store: DicomStore,
+  req: Request,
+  studyInPath: string | undefined,
+  opts: DicomWebOptions,
+  base: string,
+): Promise<Response> {
+  const entered = opts.stowGate ? opts.stowGate.enter() : Promise.resolve(() => {});
+  if (!entered) {
+    await req.body?.cancel().catch(() => {});
+    return errorResponse(
+      503,
+      "BUSY",
+      `${opts.stowGate!.max} uploads are being stored and ${
+        opts.stowGate!.queue
+      } more are waiting; try again in a few seconds`,
+      { "retry-after": "5" },
+    );
+  }
+  const release = await entered;
+  try {
+    return await stow(store, req, studyInPath, opts, base);
+  } finally {
+    release();
+  }
 }
 
 async function stow(
@@ -721,9 +753,9 @@ async function stow(
         return new Response(JSON.stringify(body), { status: 409, headers: JSON_HEADERS });
       }
     }
-    const stored = await store.commit(validated);
-    staged.length = 0; // committed files were renamed away
-    const firstStudy = stored[0].studyInstanceUID;
+    const { stored, failed } = await store.commitEach(validated);
+    staged.length = 0; // committed files were renamed away, failed ones removed by the store
+    const firstStudy = (stored[0] ?? failed[0].record).studyInstanceUID;
     const body: DicomJsonDataset = {
       "00081190": { vr: "UR", Value: [`${base}/studies/${studyInPath ?? firstStudy}`] },
       "00081199": {
@@ -731,8 +763,26 @@ async function stow(
         Value: stored.map((r) => sopItem(r, { "00081190": { vr: "UR", Value: [instanceUrl(base, r)] } })),
       },
     };
-    opts.log?.(`stow: stored ${stored.length} instance(s)`);
-    return new Response(JSON.stringify(body), { status: 200, headers: JSON_HEADERS });
+    opts.log?.(
+      `stow: stored ${stored.length} instance(s)${failed.length ? `, ${failed.length} failed` : ""}`,
+    );
+    if (!failed.length) return new Response(JSON.stringify(body), { status: 200, headers: JSON_HEADERS });
+    // PS3.18 §10.5.3: 202 when some were stored and some not, 409 when none was; each failed
+    // instance is listed with FailureReason 0110H (processing failure).
+    body["00081198"] = {
+      vr: "SQ",
+      Value: failed.map((f) => sopItem(f.record, { "00081197": { vr: "US", Value: [0x0110] } })),
+    };
+    const reasons = failed.map((f) => `${f.record.sopInstanceUID}: ${f.reason}`).join("; ")
+      .replace(/[^\x20-\x7e]/g, "?").replace(/"/g, "'").slice(0, 500);
+    return new Response(JSON.stringify(body), {
+      status: stored.length ? 202 : 409,
+      headers: {
+        ...JSON_HEADERS,
+        warning:
+          `299 edgeseg "${failed.length} of ${validated.length} instance(s) were not stored: ${reasons}"`,
+      },
+    });
   } finally {
     await cleanup();
   }
@@ -740,24 +790,6 @@ async function stow(
 
 // ---------------------------------------------------------------------------------------------
 // Routing
-
-const UID = "([0-9.]+)";
-const ROUTES: [RegExp, string][] = [
-  [new RegExp(`^/studies$`), "studies"],
-  [new RegExp(`^/series$`), "allSeries"],
-  [new RegExp(`^/instances$`), "allInstances"],
-  [new RegExp(`^/studies/${UID}$`), "study"],
-  [new RegExp(`^/studies/${UID}/metadata$`), "studyMetadata"],
-  [new RegExp(`^/studies/${UID}/series$`), "studySeries"],
-  [new RegExp(`^/studies/${UID}/instances$`), "studyInstances"],
-  [new RegExp(`^/studies/${UID}/series/${UID}$`), "series"],
-  [new RegExp(`^/studies/${UID}/series/${UID}/metadata$`), "seriesMetadata"],
-  [new RegExp(`^/studies/${UID}/series/${UID}/instances$`), "seriesInstances"],
-  [new RegExp(`^/studies/${UID}/series/${UID}/instances/${UID}$`), "instance"],
-  [new RegExp(`^/studies/${UID}/series/${UID}/instances/${UID}/metadata$`), "instanceMetadata"],
-  [new RegExp(`^/studies/${UID}/series/${UID}/instances/${UID}/frames/([0-9, ]+)$`), "frames"],
-  [new RegExp(`^/studies/${UID}/series/${UID}/instances/${UID}/bulk/([0-9A-Fa-f]{8})$`), "bulk"],
-];
 
 /**
  * Handles a request whose path starts with `/dicom-web`. `subPath` is the rest (e.g. `/studies`).
@@ -771,20 +803,13 @@ export function handleDicomWeb(
   const url = new URL(req.url);
   const base = `${url.origin}/dicom-web`;
   const path = subPath.replace(/\/+$/, "") || "/";
-  let name: string | undefined;
-  let m: RegExpMatchArray | null = null;
-  for (const [re, n] of ROUTES) {
-    m = path.match(re);
-    if (m) {
-      name = n;
-      break;
-    }
-  }
-  if (!name || !m) return errorResponse(404, "NOT_FOUND", `no DICOMweb resource at /dicom-web${path}`);
-  const [, a, b, c, d] = m;
+  const route = matchDicomWebRoute(path);
+  if (!route) return errorResponse(404, "NOT_FOUND", `no DICOMweb resource at /dicom-web${path}`);
+  const name = route.name;
+  const [a, b, c, d] = route.groups;
   if (req.method === "POST") {
-    if (name === "studies") return stow(store, req, undefined, opts, base);
-    if (name === "study") return stow(store, req, a, opts, base);
+    if (name === "studies") return gatedStow(store, req, undefined, opts, base);
+    if (name === "study") return gatedStow(store, req, a, opts, base);
     return errorResponse(
       405,
       "METHOD_NOT_ALLOWED",

@@ -11,6 +11,20 @@ import { type ModelSummary, summarizeManifest } from "../core/contract.ts";
 import { validateManifest } from "../core/manifest.ts";
 import { phantomSeries } from "../dicom/phantom.ts";
 import { errorResponse, handleDicomWeb } from "./dicomweb.ts";
+import {
+  ConcurrencyGate,
+  hostAllowed,
+  hostPolicy,
+  isLoopbackIp,
+  isWriteMethod,
+  modelPathServed,
+  normaliseProxyPath,
+  ownOrigins,
+  proxyRequestHeaders,
+  proxyResponseHeaders,
+  rawPathProblem,
+  writeAllowed,
+} from "./guard.ts";
 import { PROJECT_ROOT } from "./ohif.ts";
 import { corsHeadersFor, isSharedAsset, preflight } from "./cors.ts";
 import { resolveStatic, serveFile } from "./static.ts";
@@ -29,8 +43,18 @@ export interface ServerOptions {
   dataDir: string;
   /** proxy `/dicom-web/*` to this DICOMweb root (e.g. `http://127.0.0.1:8043/dicom-web`) instead of the store */
   pacsUrl?: string;
-  /** STOW body limit in bytes (default 2 GiB) */
+  /** STOW body limit in bytes (default 1 GiB) */
   maxUploadBytes?: number;
+  /** STOW requests stored at once (default 4); more wait in line */
+  maxConcurrentStows?: number;
+  /** STOW requests that may wait for a slot (default 32); beyond that, 503 with Retry-After */
+  maxQueuedStows?: number;
+  /**
+   * Host names (optionally `name:port`) the server also answers to, besides its bind address (and
+   * `localhost`/127.0.0.1/[::1] when that is loopback): the name of a reverse proxy in front of it.
+   * Requests for any other Host get 421 (DNS rebinding).
+   */
+  publicHosts?: string[];
   /** the OHIF dist folder; without it the viewer routes answer 404 with a hint */
   ohifDist?: string;
   /** default `<project>/build/plugins` */
@@ -65,7 +89,8 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-const DEFAULT_MAX_UPLOAD = 2 * 1024 * 1024 * 1024;
+/** Enough for a large CT study in one STOW; `--max-upload-mb` changes it. */
+export const DEFAULT_MAX_UPLOAD = 1024 * 1024 * 1024;
 
 /**
  * CSP for the OHIF 3.13.2 bundle: it has an inline script in index.html, evaluates code (rspack
@@ -251,12 +276,20 @@ async function proxy(
   pacsUrl: string,
   timeoutMs: number,
 ): Promise<Response> {
-  const target = new URL(pacsUrl.replace(/\/+$/, "") + subPath + url.search);
-  const headers = new Headers(req.headers);
-  // Deno's fetch un-gzips transparently; asking for identity keeps bodies and lengths consistent.
-  headers.delete("accept-encoding");
-  headers.delete("host");
-  headers.delete("connection");
+  const checked = normaliseProxyPath(subPath, req.method);
+  if (!checked.ok) {
+    await req.body?.cancel().catch(() => {});
+    return errorResponse(
+      checked.status,
+      checked.code,
+      checked.reason,
+      checked.allow ? { allow: checked.allow } : {},
+    );
+  }
+  const target = new URL(pacsUrl.replace(/\/+$/, "") + checked.path + url.search);
+  // An allow-list (no Cookie, Origin, Sec-*, forwarding headers); no Accept-Encoding either: Deno's
+  // fetch un-gzips transparently, and asking for identity keeps bodies and lengths consistent.
+  const headers = proxyRequestHeaders(req.headers);
   // Orthanc builds RetrieveURL/BulkDataURI from RFC 7239 Forwarded (it ignores X-Forwarded-*).
   headers.set("forwarded", `host=${url.host};proto=${url.protocol.replace(":", "")}`);
   const init: RequestInit & { duplex?: string } = {
@@ -282,11 +315,7 @@ async function proxy(
       }`,
     );
   }
-  const out = new Headers(upstream.headers);
-  out.delete("content-encoding");
-  out.delete("content-length");
-  out.delete("transfer-encoding");
-  out.delete("connection");
+  const out = proxyResponseHeaders(upstream.headers);
   return new Response(upstream.body, {
     status: upstream.status,
     statusText: upstream.statusText,
@@ -294,9 +323,11 @@ async function proxy(
   });
 }
 
-function isLoopback(hostname: string): boolean {
-  return hostname === "127.0.0.1" || hostname === "::1" || hostname === "localhost" ||
-    /^127\./.test(hostname);
+/** The request target as the client sent it (Deno keeps it unnormalised in `Request.url`). */
+function rawTarget(requestUrl: string): string {
+  const afterScheme = requestUrl.indexOf("//") + 2;
+  const slash = requestUrl.indexOf("/", afterScheme);
+  return slash < 0 ? "/" : requestUrl.slice(slash);
 }
 
 /**
@@ -344,6 +375,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     maxUploadBytes,
     stowToken: opts.stowToken,
     uploadTimeoutMs: opts.uploadTimeoutMs,
+    stowGate: new ConcurrencyGate(opts.maxConcurrentStows ?? 4, opts.maxQueuedStows ?? 32),
     log,
   };
 
@@ -384,7 +416,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     }
     const mounts: [string, string][] = [["/plugins/", pluginsDir], ["/models/", modelsDir]];
     for (const [prefix, root] of mounts) {
-      if (p.startsWith(prefix)) return staticOr404(req, root, p.slice(prefix.length));
+      if (!p.startsWith(prefix)) continue;
+      if (prefix === "/models/" && !modelPathServed(p.slice(prefix.length))) {
+        return errorResponse(404, "NOT_FOUND", `no model package file at ${p}`);
+      }
+      return staticOr404(req, root, p.slice(prefix.length));
     }
     // Our onnxruntime-web lives under its own prefix: OHIF ships an older onnxruntime under /ort/
     // for its own tools, and its JS glue must keep getting its own WASM files.
@@ -430,9 +466,27 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     const url = new URL(req.url);
     let res: Response;
     try {
-      // Reject traversal before any routing; the URL parser has already folded literal "..".
-      if (/%2e%2e|%2f\.\.|\.\.%2f|%5c|%00/i.test(url.pathname)) {
-        res = errorResponse(400, "BAD_PATH", "rejected path: encoded dot segment, slash or NUL");
+      const write = isWriteMethod(req.method)
+        ? writeAllowed(
+          { origin: req.headers.get("origin"), secFetchSite: req.headers.get("sec-fetch-site") },
+          ownOrigins(url, opts.publicHosts),
+        )
+        : { ok: true as const };
+      // The Host check comes before any route: a page on a foreign name that resolves here (DNS
+      // rebinding) gets nothing, not even a 404 that tells it which paths exist.
+      if (!hostAllowed(req.headers.get("host"), hosts)) {
+        await req.body?.cancel().catch(() => {});
+        res = errorResponse(
+          421,
+          "MISDIRECTED",
+          "this server does not answer to that Host name (start it with --public-host <name> to add one)",
+        );
+      } else if (!write.ok) {
+        await req.body?.cancel().catch(() => {});
+        res = errorResponse(403, "FOREIGN_ORIGIN", write.reason);
+      } else if (rawPathProblem(rawTarget(req.url))) {
+        // Reject traversal before any routing, on the path as sent: `new URL` would fold "..".
+        res = errorResponse(400, "BAD_PATH", `rejected path: ${rawPathProblem(rawTarget(req.url))}`);
       } else {
         res = await route(req, url);
       }
@@ -449,6 +503,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     return res;
   }
 
+  let hosts = hostPolicy({ bindAddress: hostname, loopback: false, publicHosts: opts.publicHosts });
   const { promise: listening, resolve: onListen } = Promise.withResolvers<Deno.NetAddr>();
   const server = Deno.serve({
     port: opts.port ?? 8042,
@@ -460,12 +515,27 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     },
   }, handler);
   const addr = await listening;
+  // Loopback is decided by the address actually bound, not by how --host was spelled.
+  const loopback = isLoopbackIp(addr.hostname);
+  let interfaceAddresses: string[] = [];
+  try {
+    interfaceAddresses = Deno.networkInterfaces().map((i) => i.address);
+  } catch {
+    // without --allow-sys a wildcard bind answers only to localhost and --public-host names
+  }
+  hosts = hostPolicy({
+    bindAddress: hostname,
+    loopback,
+    // the bound address itself: a name given to --host answers by its IP too
+    publicHosts: [...(opts.publicHosts ?? []), addr.hostname],
+    interfaceAddresses,
+  });
   const hostForUrl = hostname.includes(":")
     ? `[${hostname}]`
     : hostname === "0.0.0.0"
     ? "127.0.0.1"
     : hostname;
-  if (!isLoopback(hostname)) log(`warning: listening on ${hostname}, reachable from other machines`);
+  if (!loopback) log(`warning: listening on ${hostname}, reachable from other machines`);
   return {
     url: `http://${hostForUrl}:${addr.port}/`,
     port: addr.port,

@@ -34,6 +34,12 @@ export interface ValidatedInstance {
   source: { tmpPath: string } | { bytes: Uint8Array };
 }
 
+/** What `commitEach` did: the instances now in the store, and the others with the reason. */
+export interface CommitResult {
+  stored: InstanceRecord[];
+  failed: { record: InstanceRecord; reason: string }[];
+}
+
 export interface StoreOptions {
   log?: (line: string) => void;
   /** bytes of parsed instances kept for frame requests (default 256 MiB) */
@@ -226,47 +232,91 @@ export class DicomStore {
   }
 
   /**
-   * Commits validated instances: each file is fsynced and renamed into place, then the index is
-   * written. A later instance with the same SOP Instance UID replaces the earlier one.
+   * Commits validated instances one by one: each file is fsynced and renamed into place, then the
+   * index is written once. One that fails (disk full, a rename refused) does not undo or stop the
+   * others: the answer says exactly which were stored and why each other one was not. A later
+   * instance with the same SOP Instance UID replaces the earlier one.
    */
-  async commit(items: ValidatedInstance[]): Promise<InstanceRecord[]> {
-    const done: InstanceRecord[] = [];
+  async commitEach(items: ValidatedInstance[]): Promise<CommitResult> {
+    const stored: InstanceRecord[] = [];
+    const failed: { record: InstanceRecord; reason: string }[] = [];
     for (const item of items) {
-      const rec = item.record;
-      const finalPath = join(this.dataDir, rec.path);
-      await Deno.mkdir(join(this.instancesDir, rec.studyInstanceUID, rec.seriesInstanceUID), {
-        recursive: true,
-      });
-      let staged: string;
-      if ("tmpPath" in item.source) {
-        staged = item.source.tmpPath;
-        const f = await Deno.open(staged, { read: true, write: true });
-        try {
-          await f.syncData();
-        } finally {
-          f.close();
-        }
-      } else {
-        staged = this.tempPath("inst");
-        const f = await Deno.open(staged, { write: true, createNew: true });
-        try {
-          let off = 0;
-          while (off < item.source.bytes.length) off += await f.write(item.source.bytes.subarray(off));
-          await f.syncData();
-        } finally {
-          f.close();
-        }
+      try {
+        stored.push(await this.#commitOne(item));
+      } catch (e) {
+        failed.push({ record: item.record, reason: (e as Error).message ?? String(e) });
+        this.#log(`store: instance ${item.record.sopInstanceUID} was not stored: ${(e as Error).message}`);
+        if ("tmpPath" in item.source) await Deno.remove(item.source.tmpPath).catch(() => {});
       }
-      const old = this.#records.get(rec.sopInstanceUID);
-      await Deno.rename(staged, finalPath);
-      if (old && old.path !== rec.path) await Deno.remove(join(this.dataDir, old.path)).catch(() => {});
-      this.#parsed.delete(rec.sopInstanceUID);
-      this.#metadata.delete(rec.sopInstanceUID);
-      this.#records.set(rec.sopInstanceUID, rec);
-      done.push(rec);
     }
-    await this.persist();
-    return done;
+    if (stored.length) {
+      try {
+        await this.persist();
+      } catch (e) {
+        // The files are in place and the index is reconciled with them on the next open: they are
+        // stored, so the answer still says so.
+        this.#log(
+          `store: writing the index failed (${(e as Error).message}); it is rebuilt on the next start`,
+        );
+      }
+    }
+    return { stored, failed };
+  }
+
+  /** Commits validated instances; throws when any of them could not be stored (the rest are kept). */
+  async commit(items: ValidatedInstance[]): Promise<InstanceRecord[]> {
+    const { stored, failed } = await this.commitEach(items);
+    if (failed.length) {
+      throw new Error(
+        `${failed.length} of ${items.length} instance(s) could not be stored: ${
+          failed.map((f) => `${f.record.sopInstanceUID} (${f.reason})`).join("; ")
+        }`,
+      );
+    }
+    return stored;
+  }
+
+  async #commitOne(item: ValidatedInstance): Promise<InstanceRecord> {
+    const rec = item.record;
+    const finalPath = join(this.dataDir, rec.path);
+    await Deno.mkdir(join(this.instancesDir, rec.studyInstanceUID, rec.seriesInstanceUID), {
+      recursive: true,
+    });
+    let staged: string;
+    if ("tmpPath" in item.source) {
+      staged = item.source.tmpPath;
+      const f = await Deno.open(staged, { read: true, write: true });
+      try {
+        await f.syncData();
+      } finally {
+        f.close();
+      }
+    } else {
+      staged = this.tempPath("inst");
+      const f = await Deno.open(staged, { write: true, createNew: true });
+      try {
+        let off = 0;
+        while (off < item.source.bytes.length) off += await f.write(item.source.bytes.subarray(off));
+        await f.syncData();
+      } catch (e) {
+        f.close();
+        await Deno.remove(staged).catch(() => {});
+        throw e;
+      }
+      f.close();
+    }
+    const old = this.#records.get(rec.sopInstanceUID);
+    try {
+      await Deno.rename(staged, finalPath);
+    } catch (e) {
+      if (!("tmpPath" in item.source)) await Deno.remove(staged).catch(() => {});
+      throw e;
+    }
+    if (old && old.path !== rec.path) await Deno.remove(join(this.dataDir, old.path)).catch(() => {});
+    this.#parsed.delete(rec.sopInstanceUID);
+    this.#metadata.delete(rec.sopInstanceUID);
+    this.#records.set(rec.sopInstanceUID, rec);
+    return rec;
   }
 
   /** Validates then commits in-memory Part-10 files; nothing is stored if any is invalid. */

@@ -1,6 +1,6 @@
 /**
  * The CLI end to end on synthetic data: segment writes what it promises for DICOM, NIfTI and image
- * inputs, and eval scores a prediction against itself as perfect.
+ * inputs, and eval scores the model against an independent reference with the right numbers.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -102,15 +102,20 @@ Deno.test("segment on a NIfTI volume writes a labelmap NIfTI on the same grid", 
   await Deno.remove(dir, { recursive: true });
 });
 
-Deno.test("eval scores a model's own mask as a perfect reference and writes JSON and an HTML report", async () => {
+Deno.test("eval scores the model against an independently drawn reference and writes JSON and an HTML report", async () => {
   const dir = await Deno.makeTempDir();
   for (const d of ["img", "ref", "pred"]) await Deno.mkdir(join(dir, d));
   // An RGB photograph-like image: a bright disc on a dark background.
   const w = 48, h = 40, rgb = new Uint8Array(w * h * 3);
+  // The reference is drawn from the scene, not from any model output: the disc, plus a second
+  // "annotated" blob the image does not show, so a perfect score is impossible by construction.
+  const truth = new Uint8Array(w * h);
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) {
-      const v = (x - 24) ** 2 + (y - 20) ** 2 < 120 ? 220 : 30;
+      const disc = (x - 24) ** 2 + (y - 20) ** 2 < 120;
+      const v = disc ? 220 : 30;
       for (let c = 0; c < 3; c++) rgb[c * w * h + y * w + x] = v;
+      truth[y * w + x] = disc || (x >= 2 && x < 8 && y >= 2 && y < 6) ? 255 : 0;
     }
   }
   rgb[0] = 31; // keep it RGB (not grey) so the colour model takes it
@@ -126,7 +131,16 @@ Deno.test("eval scores a model's own mask as a perfect reference and writes JSON
   assert.equal(s.code, 0, s.stderr);
   const mask = readImage(await Deno.readFile(join(dir, "pred", "03_test_mask.png")), { channels: 1 });
   assert.ok(mask.data.some((v) => v > 0), "the model found the disc");
-  await Deno.copyFile(join(dir, "pred", "03_test_mask.png"), join(dir, "ref", "03_manual1.png"));
+  await Deno.writeFile(join(dir, "ref", "03_manual1.png"), writePng(w, h, truth, 1));
+  // The scores eval must report, counted here from the prediction and the drawn reference.
+  let tp = 0, fp = 0, fn = 0;
+  for (let i = 0; i < w * h; i++) {
+    const p = mask.data[i] > 0, t = truth[i] > 0;
+    if (p && t) tp++;
+    else if (p) fp++;
+    else if (t) fn++;
+  }
+  assert.ok(fn >= 24, "the extra reference blob is missed by construction");
   const e = await run("eval", [
     "--model",
     "tiny-2d-rgb",
@@ -143,9 +157,13 @@ Deno.test("eval scores a model's own mask as a perfect reference and writes JSON
   const json = JSON.parse(await Deno.readTextFile(join(dir, "eval.json")));
   assert.equal(json.cases.length, 1);
   assert.equal(json.cases[0].case, "3");
-  assert.equal(json.mean.dice, 1);
-  assert.equal(json.mean.hd95_mm, 0);
-  assert.match(e.stdout, /mean\s+1\.0000/);
+  const dice = (2 * tp) / (2 * tp + fp + fn);
+  assert.ok(Math.abs(json.mean.dice - dice) < 1e-9, `Dice ${json.mean.dice}, counted ${dice}`);
+  assert.ok(Math.abs(json.mean.precision - tp / (tp + fp)) < 1e-9, "precision");
+  assert.ok(Math.abs(json.mean.recall - tp / (tp + fn)) < 1e-9, "recall");
+  assert.ok(dice > 0.5 && dice < 1, `the model finds the disc but not the unseen blob (Dice ${dice})`);
+  assert.ok(json.mean.hd95_mm > 0, "a missed blob 15+ px away gives a positive HD95");
+  assert.match(e.stdout, new RegExp(`mean\\s+${dice.toFixed(4).replace(".", "\\.")}`));
   const html = await Deno.readTextFile(join(dir, "eval.html"));
   assert.match(html, /data:image\/png;base64,/);
   await Deno.remove(dir, { recursive: true });

@@ -7,14 +7,14 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { readSegmentation } from "../../src/dicom/mod.ts";
-import { dciodvfy, hasDciodvfy } from "../dicom/tools.ts";
+import { conformanceTest, dciodvfy } from "../dicom/tools.ts";
 import { runScript } from "../helpers/cli.ts";
 import { LA_CASE, laMriCase } from "../helpers/paths.ts";
 
 const la = laMriCase();
 if (!la) console.log(`skip: ../shared/data/la-mri/${LA_CASE}_* is absent, la-mri-3d is not run from the CLI`);
 
-Deno.test({
+conformanceTest({
   name:
     "segment --model la-mri-3d on a wrapped LA MRI series writes a dciodvfy-clean SEG with the reported voxels",
   ignore: !la,
@@ -47,7 +47,7 @@ Deno.test({
       const seg = await readSegmentation(await Deno.readFile(path));
       assert.equal(seg.counts[1], atrium.voxels, "the SEG holds the reported voxels");
       assert.equal(seg.referencedSeriesUID, seriesUID, "the SEG references the wrapped series");
-      if (hasDciodvfy) assert.deepEqual(dciodvfy(path).errors, [], "the SEG passes dciodvfy");
+      assert.deepEqual(dciodvfy(path).errors, [], "the SEG passes dciodvfy");
       console.log(`CLI: ${atrium.volumeMl.toFixed(1)} mL, ${atrium.voxels} voxels, SEG ${segFile}`);
     } finally {
       await Deno.remove(dir, { recursive: true });

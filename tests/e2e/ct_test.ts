@@ -38,7 +38,8 @@ import { loadModel } from "../../src/inference/deno.ts";
 import { computeRoi } from "../../src/segmentation/roi.ts";
 import { segment } from "../../src/segmentation/segment.ts";
 import { ensureOhif, type RunningServer, startServer } from "../../src/server/mod.ts";
-import { dciodvfy, hasDciodvfy } from "../dicom/tools.ts";
+import { dciodvfy } from "../dicom/tools.ts";
+import { missingAmong } from "../helpers/tools.ts";
 import { chromiumMissing, launchBrowser, screenshot, waitForCanvasContent } from "../helpers/browser.ts";
 import { orthancMissing, startOrthanc } from "../helpers/orthanc.ts";
 import { artifactsDir, ctAbdomenDir, listFiles, PROJECT_ROOT } from "../helpers/paths.ts";
@@ -81,7 +82,7 @@ interface Session {
   ctSeriesUID: string;
 }
 
-const skipReason = chromiumMissing() ?? orthancMissing() ??
+const skipReason = chromiumMissing() ?? orthancMissing() ?? missingAmong(["dciodvfy"]) ??
   (ctAbdomenDir() ? null : "../shared/data/dicom/ct-abdomen/raw is absent");
 if (skipReason) console.log(`e2e real-CT workflow tests skipped: ${skipReason}`);
 
@@ -304,7 +305,7 @@ async function checkStored(
       kinds.push("SEG");
     }
     console.log(`${basename(path)}: ${mib(stored.byteLength)} MiB (${stored.byteLength} bytes)`);
-    if (hasDciodvfy) assert.deepEqual(dciodvfy(path).errors, [], `${path} passes dciodvfy`);
+    assert.deepEqual(dciodvfy(path).errors, [], `${path} passes dciodvfy`);
   }
   assert.deepEqual(kinds.sort(), ["PM", "SEG"], "one SEG and one PM stored");
   return segSeriesUID;

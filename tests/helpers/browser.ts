@@ -8,11 +8,13 @@ import { chromium } from "playwright-core";
 import type { BrowserContext, Page } from "playwright-core";
 import { join } from "node:path";
 import { CHROMIUM, chromiumArgs } from "../../src/cli/chromium.ts";
-import { artifactsDir, existsSync } from "./paths.ts";
+import { artifactsDir } from "./paths.ts";
+import { requireTool } from "./tools.ts";
 
-/** Why Chromium cannot run here, or null. */
+/** Why Chromium cannot run here, or null; under CI a missing Chromium throws (tests/helpers/tools.ts). */
 export function chromiumMissing(): string | null {
-  return existsSync(CHROMIUM) ? null : `Chromium is not installed (${CHROMIUM}; Debian package "chromium")`;
+  const r = requireTool("chromium");
+  return r.ignore ? r.reason : null;
 }
 
 export interface Browser {

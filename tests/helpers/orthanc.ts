@@ -8,20 +8,39 @@
  *   await pacs.stop();
  */
 import { join } from "node:path";
-import { existsSync } from "./paths.ts";
+import { requireTool } from "./tools.ts";
 
 export const ORTHANC_BINARY = "/usr/sbin/Orthanc";
-export const DICOMWEB_PLUGIN = "/usr/lib/orthanc/libOrthancDicomWeb.so.1.7";
 
-/** Why Orthanc cannot run here, or null when it can (for `Deno.test({ ignore })`). */
-export function orthancMissing(): string | null {
-  if (!existsSync(ORTHANC_BINARY)) {
-    return `Orthanc is not installed (${ORTHANC_BINARY}; Debian package "orthanc")`;
-  }
-  if (!existsSync(DICOMWEB_PLUGIN)) {
-    return `the Orthanc DICOMweb plugin is not installed (${DICOMWEB_PLUGIN}; "orthanc-dicomweb")`;
+/** Where Debian releases put Orthanc plugins (the .so name carries the plugin's version). */
+const PLUGIN_DIRS = ["/usr/lib/orthanc", "/usr/share/orthanc/plugins", "/usr/lib/x86_64-linux-gnu/orthanc"];
+
+/**
+ * The DICOMweb plugin installed here (`libOrthancDicomWeb.so.<version>` or `libOrthancDicomWeb.so`), or
+ * null: the version in the name differs between Debian releases, so it is looked up, not hard-coded.
+ */
+export function findDicomWebPlugin(dirs: string[] = PLUGIN_DIRS): string | null {
+  for (const dir of dirs) {
+    let names: string[];
+    try {
+      names = [...Deno.readDirSync(dir)].filter((e) => !e.isDirectory).map((e) => e.name);
+    } catch {
+      continue;
+    }
+    const found = names.filter((n) => /^libOrthancDicomWeb\.so(\.[0-9.]+)?$/.test(n))
+      // the most specific version first (libOrthancDicomWeb.so.1.7 over a bare .so link)
+      .sort((a, b) => b.length - a.length || b.localeCompare(a));
+    if (found.length) return join(dir, found[0]);
   }
   return null;
+}
+
+/**
+ * Why Orthanc cannot run here, or null when it can (for `Deno.test({ ignore })`). Under CI a missing
+ * Orthanc throws (see tests/helpers/tools.ts).
+ */
+export function orthancMissing(): string | null {
+  return requireTool("orthanc").ignore ? requireTool("orthanc").reason : null;
 }
 
 export interface Orthanc {
@@ -70,6 +89,7 @@ async function waitReady(url: string, child: Deno.ChildProcess, timeoutMs: numbe
 export async function startOrthanc(options: { timeoutMs?: number } = {}): Promise<Orthanc> {
   const missing = orthancMissing();
   if (missing) throw new Error(missing);
+  if (!findDicomWebPlugin()) throw new Error("the Orthanc DICOMweb plugin is not installed");
   const dir = await Deno.makeTempDir({ prefix: "edgeseg-orthanc-" });
   const httpPort = freePort();
   const dicomPort = freePort();
@@ -86,7 +106,7 @@ export async function startOrthanc(options: { timeoutMs?: number } = {}): Promis
     StorageCompression: false,
     ConcurrentJobs: 1,
     HttpThreadsCount: 8,
-    Plugins: [DICOMWEB_PLUGIN],
+    Plugins: [findDicomWebPlugin()!],
     DicomWeb: { Enable: true, Root: "/dicom-web/", StudiesMetadata: "Full", SeriesMetadata: "Full" },
   };
   const configPath = join(dir, "orthanc.json");

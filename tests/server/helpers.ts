@@ -169,3 +169,50 @@ export function sharedDataDir(...parts: string[]): string | null {
     return null;
   }
 }
+
+/**
+ * One HTTP/1.1 request over a plain TCP connection, so the test controls what fetch() would
+ * normalise or refuse to send: the Host header, percent-encoded dot segments, Origin.
+ */
+export async function rawRequest(
+  s: { url: string },
+  path: string,
+  opts: { method?: string; headers?: Record<string, string>; body?: Uint8Array; headersOnly?: boolean } = {},
+): Promise<{ status: number; headers: Headers; text: string }> {
+  const url = new URL(s.url);
+  const conn = await Deno.connect({ hostname: url.hostname.replace(/^\[|\]$/g, ""), port: Number(url.port) });
+  const headers: Record<string, string> = { host: url.host, connection: "close", ...opts.headers };
+  if (opts.body) headers["content-length"] = String(opts.body.length);
+  const head = `${opts.method ?? "GET"} ${path} HTTP/1.1\r\n` +
+    Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("") + "\r\n";
+  await conn.write(new TextEncoder().encode(head));
+  if (opts.body) {
+    let off = 0;
+    while (off < opts.body.length) off += await conn.write(opts.body.subarray(off));
+  }
+  let text = "";
+  if (opts.headersOnly) {
+    // The server may keep the connection open for a body it will not read (413 on Content-Length).
+    const reader = conn.readable.getReader();
+    const dec = new TextDecoder();
+    while (!text.includes("\r\n\r\n")) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += dec.decode(value, { stream: true });
+    }
+    await reader.cancel().catch(() => {});
+  } else {
+    text = new TextDecoder().decode(await new Response(conn.readable).arrayBuffer());
+  }
+  const [statusLine, ...lines] = text.slice(0, text.indexOf("\r\n\r\n")).split("\r\n");
+  const out = new Headers();
+  for (const l of lines) {
+    const c = l.indexOf(":");
+    if (c > 0) out.append(l.slice(0, c).trim(), l.slice(c + 1).trim());
+  }
+  return {
+    status: Number(statusLine.split(" ")[1]),
+    headers: out,
+    text: text.slice(text.indexOf("\r\n\r\n") + 4),
+  };
+}

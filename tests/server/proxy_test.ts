@@ -19,7 +19,7 @@ async function withFakePacs(fn: (base: string, seen: Seen[]) => Promise<void>): 
       const url = new URL(req.url);
       const body = new Uint8Array(await req.arrayBuffer());
       seen.push({ method: req.method, path: url.pathname + url.search, headers: req.headers, body });
-      if (url.pathname.endsWith("/slow")) await new Promise((r) => setTimeout(r, 2000));
+      if (url.searchParams.has("slow")) await new Promise((r) => setTimeout(r, 2000));
       const fwd = req.headers.get("forwarded") ?? "";
       const host = /host=([^;]+)/.exec(fwd)?.[1] ?? url.host;
       const json = JSON.stringify([{
@@ -94,7 +94,7 @@ Deno.test("an unreachable PACS gives 502 and a slow one 504, as JSON", async () 
   });
   await withFakePacs(async (pacs) => {
     await withServer({ pacsUrl: pacs, proxyTimeoutMs: 200 }, async (s) => {
-      const res = await fetch(s.at("/dicom-web/slow"));
+      const res = await fetch(s.at("/dicom-web/studies?slow=1"));
       assert.equal(res.status, 504);
       assert.equal((await res.json()).error, "PACS_TIMEOUT");
     });
