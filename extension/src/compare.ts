@@ -47,14 +47,19 @@ interface SegDisplaySetLike extends DisplaySet {
   load?(args: { headers: Record<string, string> }): Promise<unknown>;
 }
 
-/** SEG display sets in the viewer that reference the given series (newest last). */
+/**
+ * SEG display sets in the viewer that reference the given series (newest last), except `exclude`:
+ * the series this run stored itself, which would only compare the run with its own output.
+ */
 export function referenceCandidates(
   servicesManager: ServicesManager,
   seriesUID: string,
+  exclude: ReadonlySet<string> = new Set(),
 ): SegDisplaySetLike[] {
   const all = servicesManager.services.displaySetService?.getActiveDisplaySets() ?? [];
   return (all as SegDisplaySetLike[]).filter((d) =>
-    d.Modality === "SEG" && !d.madeInClient && d.referencedSeriesInstanceUID === seriesUID
+    d.Modality === "SEG" && !d.madeInClient && d.referencedSeriesInstanceUID === seriesUID &&
+    !exclude.has(d.SeriesInstanceUID ?? "")
   );
 }
 

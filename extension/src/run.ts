@@ -4,10 +4,8 @@
  * surfaced to the panel; nothing here touches the DOM.
  */
 import type {
-  Geometry,
   Progress,
   SegmentationResult,
-  SegmentStatistics,
   UncertaintyMeasure,
   UncertaintyMethod,
 } from "../../src/core/types.ts";
@@ -88,35 +86,8 @@ export function spacingSource(
   return null;
 }
 
-/** One segment's size as the segment list shows it. */
-export interface SegmentSize {
-  /** mL for a volume, mm² for one image, px / voxels when the pixel size is unknown */
-  unit: "mL" | "mm²" | "px" | "voxels";
-  value: number;
-  text: string;
-}
-
-/**
- * Volume (mL) for a series of slices with real spacing, area (mm²) for a single image with real
- * spacing, and a pixel or voxel count when the spacing is unknown — never a volume for a photograph.
- */
-export function segmentSize(
-  stat: Pick<SegmentStatistics, "voxels" | "volumeMl" | "volumeSdMl">,
-  geometry: Pick<Geometry, "dims" | "spacing">,
-  spacingKnown: boolean,
-): SegmentSize {
-  const single = geometry.dims[2] === 1;
-  if (!spacingKnown) {
-    const unit = single ? "px" : "voxels";
-    return { unit, value: stat.voxels, text: `${stat.voxels.toLocaleString("en-US")} ${unit}` };
-  }
-  if (single) {
-    const mm2 = stat.voxels * geometry.spacing[0] * geometry.spacing[1];
-    return { unit: "mm²", value: mm2, text: `${mm2.toFixed(mm2 < 100 ? 1 : 0)} mm²` };
-  }
-  const sd = stat.volumeSdMl !== undefined ? ` ± ${stat.volumeSdMl.toFixed(1)}` : "";
-  return { unit: "mL", value: stat.volumeMl, text: `${stat.volumeMl.toFixed(1)} mL${sd}` };
-}
+// One segment's size (mL, mm², px) is decided in the library, for the panel and the CLI alike.
+export { type SegmentSize, segmentSize } from "../../src/segmentation/statistics.ts";
 
 /** The uncertainty layer in the viewer (when the run measured uncertainty). */
 export interface HeatmapLayer extends Pick<HeatmapBins, "range" | "bins" | "colormap"> {
@@ -142,6 +113,8 @@ export interface RunOutcome {
   elapsedMs: number;
   /** whether the series states its pixel size (see spacingSource); sizes are in pixels otherwise */
   spacingKnown: boolean;
+  /** SeriesInstanceUIDs this run's result was stored under (never offered as its own reference) */
+  storedSeries: Set<string>;
 }
 
 export interface ActiveRun {
@@ -296,6 +269,7 @@ export function startRun(
         segmentationId,
         heatmap,
         elapsedMs: performance.now() - started,
+        storedSeries: new Set<string>(),
         spacingKnown,
       };
     } catch (err) {
@@ -307,6 +281,7 @@ export function startRun(
         heatmap,
         displayError: err instanceof Error ? err.message : String(err),
         elapsedMs: performance.now() - started,
+        storedSeries: new Set<string>(),
         spacingKnown,
       };
     }

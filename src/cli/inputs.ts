@@ -110,7 +110,39 @@ export async function dicomWebCase(url: string): Promise<CaseInput> {
 }
 
 /** Loads every case an `--input` argument names. */
-export async function loadInputs(input: string, manifest?: ModelManifest): Promise<CaseInput[]> {
+export interface LoadInputsOptions {
+  /** for a DICOM folder with several series: the SeriesInstanceUID to segment */
+  seriesUID?: string;
+}
+
+/** A DICOMDIR (the media index, not an image) is named so by PS3.10. */
+function isDicomDir(path: string): boolean {
+  return basename(path).toUpperCase() === "DICOMDIR";
+}
+
+/**
+ * Gives every case a distinct name: `scan.png` and `scan.nii.gz` in one folder would otherwise write
+ * `scan_mask.png` and `scan_seg.nii.gz` side by side but overwrite each other's report rows.
+ */
+export function uniqueCaseNames(cases: CaseInput[], paths: (string | undefined)[]): CaseInput[] {
+  const count = new Map<string, number>();
+  for (const c of cases) count.set(c.name, (count.get(c.name) ?? 0) + 1);
+  const used = new Set<string>();
+  return cases.map((c, i) => {
+    if ((count.get(c.name) ?? 0) < 2) return c;
+    const ext = (paths[i]?.match(/\.(nii\.gz|[^./]+)$/)?.[1] ?? c.kind).replace(/\./g, "_").toLowerCase();
+    let name = `${c.name}_${ext}`;
+    for (let n = 2; used.has(name); n++) name = `${c.name}_${ext}${n}`;
+    used.add(name);
+    return { ...c, name, notes: [...c.notes, `renamed from ${c.name}: another input has the same stem`] };
+  });
+}
+
+export async function loadInputs(
+  input: string,
+  manifest?: ModelManifest,
+  options: LoadInputsOptions = {},
+): Promise<CaseInput[]> {
   if (/^https?:\/\//i.test(input)) return [await dicomWebCase(input)];
   let stat: Deno.FileInfo;
   try {
@@ -120,29 +152,50 @@ export async function loadInputs(input: string, manifest?: ModelManifest): Promi
   }
   if (stat.isFile) return [await fileCase(input, manifest)];
   const files = await listFiles(input, true);
-  const images = files.filter((f) => IMAGE_EXT.test(f));
-  const niftis = files.filter((f) => NIFTI_EXT.test(f));
-  if (images.length || niftis.length) {
-    const out: CaseInput[] = [];
-    for (const f of [...niftis, ...images]) out.push(await fileCase(f, manifest));
-    return out;
+  const fileInputs = files.filter((f) => IMAGE_EXT.test(f) || NIFTI_EXT.test(f));
+  const out: CaseInput[] = [];
+  const paths: (string | undefined)[] = [];
+  for (
+    const f of [
+      ...fileInputs.filter((f) => NIFTI_EXT.test(f)),
+      ...fileInputs.filter((f) => IMAGE_EXT.test(f)),
+    ]
+  ) {
+    out.push(await fileCase(f, manifest));
+    paths.push(f);
   }
+  // The rest may be DICOM: a folder with images and DICOM segments both, never silently one of them.
   const dicom: Uint8Array[] = [];
-  let skipped = 0;
+  let skipped = 0, dicomDirs = 0;
   for (const f of files) {
+    if (IMAGE_EXT.test(f) || NIFTI_EXT.test(f)) continue;
+    if (isDicomDir(f)) {
+      dicomDirs++;
+      continue;
+    }
     const bytes = await Deno.readFile(f);
     if (isDicom(bytes)) dicom.push(bytes);
     else skipped++;
   }
-  if (!dicom.length) {
+  if (dicom.length) {
+    const c = await dicomCase(basename(input), dicom, options.seriesUID);
+    if (skipped) c.notes.push(`${skipped} non-DICOM files in the folder were skipped`);
+    if (dicomDirs) c.notes.push("the DICOMDIR (a media index, not an image) was skipped");
+    if (out.length) {
+      c.notes.push(`the folder also holds ${out.length} image/NIfTI inputs, segmented as their own cases`);
+    }
+    out.push(c);
+    paths.push(undefined);
+  }
+  if (!out.length) {
     throw new InputError(
       "NO_INPUT_FILES",
-      `--input ${input}: expected DICOM, NIfTI or image files, found none (${skipped} other files)`,
+      `--input ${input}: expected DICOM, NIfTI or image files, found none (${skipped} other files${
+        dicomDirs ? " and a DICOMDIR" : ""
+      })`,
     );
   }
-  const c = await dicomCase(basename(input), dicom);
-  if (skipped) c.notes.push(`${skipped} non-DICOM files in the folder were skipped`);
-  return [c];
+  return uniqueCaseNames(out, paths);
 }
 
 export async function fileCase(path: string, manifest?: ModelManifest): Promise<CaseInput> {

@@ -14,6 +14,7 @@ import { encodeResult } from "../dicom/result.ts";
 import { FolderOutbox } from "../dicom/fs.ts";
 import { writeNifti, writePng } from "../io/mod.ts";
 import { segment } from "../segmentation/mod.ts";
+import { type SegmentSize, segmentSize } from "../segmentation/statistics.ts";
 import { flag, numberFlag, parseArgs, requireFlag } from "./args.ts";
 import { openModel, parseUncertainty, reportError, UNCERTAINTY_GRAMMAR } from "./common.ts";
 import { type CaseInput, loadInputs } from "./inputs.ts";
@@ -23,7 +24,7 @@ import { ProgressBar } from "./progress.ts";
 const USAGE =
   `usage: deno task segment --model <id|path> --input <DICOM folder | DICOMweb study URL | NIfTI | image or folder>
   [--out <dir>] [--stow <DICOMweb url>] [--uncertainty ${UNCERTAINTY_GRAMMAR}] [--device wasm|webgpu|cpu]
-  [--seed N] [--seg-type BINARY|LABELMAP|FRACTIONAL] [--threads N] [--no-roi]
+  [--series <SeriesInstanceUID>] [--seed N] [--seg-type BINARY|LABELMAP|FRACTIONAL] [--threads N] [--no-roi]
   --no-roi runs every window, ignoring the model's region of interest (for comparisons)`;
 
 export interface CaseOutput {
@@ -33,6 +34,10 @@ export interface CaseOutput {
   stored?: { status: number; instances: number };
   notes: string[];
   statistics: SegmentationResult["statistics"];
+  /** false when the model found nothing: a result like any other ("no findings"), with its SEG */
+  findings: boolean;
+  /** how sizes should be read: mL for volumes, mm² for one image, px when the pixel size is unknown */
+  sizeUnit: SegmentSize["unit"];
   triage?: SegmentationResult["triage"];
   provenance: SegmentationResult["provenance"];
 }
@@ -59,6 +64,10 @@ export async function writeCaseOutputs(
     files,
     notes: c.notes,
     statistics: result.statistics,
+    findings: result.statistics.some((s) => s.voxels > 0),
+    sizeUnit: result.statistics[0]
+      ? segmentSize(result.statistics[0], result.labelmap.geometry, spacingKnown(c)).unit
+      : "voxels",
     triage: result.triage,
     provenance: result.provenance,
   };
@@ -117,34 +126,72 @@ async function main(): Promise<void> {
   }
   const threads = flag(args, "threads") ? numberFlag(args, "threads", 0) : undefined;
   const { runtime } = await openModel(model, flag(args, "device"), threads);
-  const cases = await loadInputs(input, runtime.manifest);
+  const cases = await loadInputs(input, runtime.manifest, { seriesUID: flag(args, "series") });
   const outputs: CaseOutput[] = [];
+  const failed: { case: string; code: string; message: string }[] = [];
   for (const c of cases) {
     const bar = new ProgressBar(c.name);
-    const result = await segment(c.volume, runtime, {
-      ...unc,
-      seed: flag(args, "seed") ? numberFlag(args, "seed", 0) : undefined,
-      keepProbabilities: segType === "FRACTIONAL",
-      onProgress: bar.update,
-      roi: !args.flags.has("no-roi"),
-    });
-    const o = await writeCaseOutputs(c, result, outDir, { segType, stow: flag(args, "stow") });
-    outputs.push(o);
-    const stats = result.statistics.map((s) => `${s.label} ${s.volumeMl.toFixed(2)} mL`).join(", ");
-    bar.done(
-      `${c.name}: ${stats || "no segments"}${result.triage ? ` · triage ${result.triage.band}` : ""} · ` +
-        `${result.provenance.provider} · ${Math.round(result.provenance.timingsMs.total)} ms` +
-        `${result.provenance.roi ? ` · ${result.provenance.roi.summary}` : ""}` +
-        `${o.stored ? ` · stored ${o.stored.instances} to PACS` : ""}`,
-    );
+    try {
+      const result = await segment(c.volume, runtime, {
+        ...unc,
+        seed: flag(args, "seed") ? numberFlag(args, "seed", 0) : undefined,
+        keepProbabilities: segType === "FRACTIONAL",
+        onProgress: bar.update,
+        roi: !args.flags.has("no-roi"),
+      });
+      const o = await writeCaseOutputs(c, result, outDir, { segType, stow: flag(args, "stow") });
+      outputs.push(o);
+      bar.done(caseSummary(c, result, o));
+    } catch (e) {
+      // One bad input does not cost the others their results: note it, go on, exit non-zero at the end.
+      const err = e as { code?: string; message?: string };
+      failed.push({ case: c.name, code: err.code ?? "FAILED", message: err.message ?? String(e) });
+      bar.done(`${c.name}: failed: ${err.message ?? e}`);
+    }
   }
   const report = {
     model: { id: runtime.manifest.id, version: runtime.manifest.version, sha256: runtime.modelSha256 },
     input,
     cases: outputs,
+    failed,
   };
+  await Deno.mkdir(outDir, { recursive: true });
   await writeFileAtomic(join(outDir, "report.json"), JSON.stringify(report, null, 2) + "\n");
   console.log(`wrote ${outputs.reduce((n, o) => n + o.files.length, 0) + 1} files to ${outDir}`);
+  if (failed.length) {
+    console.error(
+      `${failed.length} of ${cases.length} inputs failed: ${
+        failed.map((f) => `${f.case} (${f.code})`).join(", ")
+      }`,
+    );
+    Deno.exit(1);
+  }
+}
+
+/**
+ * Whether the input states its pixel size: a DICOM image with PixelSpacing (or ImagerPixelSpacing, or
+ * the multi-frame measures), a NIfTI always; a photograph never. Without it sizes are pixel counts.
+ */
+export function spacingKnown(c: CaseInput): boolean {
+  if (c.kind === "nifti") return true;
+  if (c.kind === "image") return false;
+  const first = c.source?.instances[0] as Record<string, unknown> | undefined;
+  return !!first &&
+    (first.PixelSpacing !== undefined || first.ImagerPixelSpacing !== undefined ||
+      first.SharedFunctionalGroupsSequence !== undefined);
+}
+
+/** The line printed for a finished case: sizes in mL, mm² or px as the input allows, and "no findings". */
+export function caseSummary(c: CaseInput, result: SegmentationResult, o: CaseOutput): string {
+  const known = spacingKnown(c);
+  const sizes = result.statistics.map((s) =>
+    `${s.label} ${segmentSize(s, result.labelmap.geometry, known).text}`
+  );
+  const findings = result.statistics.some((s) => s.voxels > 0) ? sizes.join(", ") : "no findings";
+  return `${c.name}: ${findings}${result.triage ? ` · triage ${result.triage.band}` : ""} · ` +
+    `${result.provenance.provider} · ${Math.round(result.provenance.timingsMs.total)} ms` +
+    `${result.provenance.roi ? ` · ${result.provenance.roi.summary}` : ""}` +
+    `${o.stored ? ` · stored ${o.stored.instances} to PACS` : ""}`;
 }
 
 if (import.meta.main) await main().catch(reportError);

@@ -1,7 +1,7 @@
 /**
  * A synthetic CT-like phantom series, written as Part-10 files with dcmjs (explicit VR little endian).
  *
- * It is the sample study the edge server seeds on first start (so a newcomer sees an image without
+ * A chest-abdomen phantom. It is the sample study the edge server seeds on first start (so a newcomer sees an image without
  * any data of their own) and test data for the server, the readers and the writers: body ellipse in
  * soft tissue, a liver-like blob, kidneys, lungs at the top, a vertebral body with a spinal canal, in
  * Hounsfield units stored unsigned with RescaleIntercept −1024 as most scanners do.
@@ -135,12 +135,12 @@ export function phantomSeries(opts: PhantomOptions = {}): PhantomSeries {
       ManufacturerModelName: "Synthetic phantom",
       ReferringPhysicianName: "",
       StudyDescription: opts.studyDescription ?? "EdgeSeg synthetic CT phantom",
-      SeriesDescription: "Phantom abdomen 2.5 mm",
+      SeriesDescription: "Phantom chest-abdomen 2.5 mm",
       PatientName: opts.patientName ?? "EdgeSeg^Phantom",
       PatientID: opts.patientId ?? "EDGESEG-PHANTOM-1",
       PatientBirthDate: "19700101",
       PatientSex: "O",
-      BodyPartExamined: "ABDOMEN",
+      BodyPartExamined: "CHESTABDOMEN",
       SliceThickness: dz,
       KVP: 120,
       PatientPosition: "FFS",

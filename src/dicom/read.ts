@@ -94,7 +94,7 @@ export async function readSeries(files: Uint8Array[], options: ReadSeriesOptions
       "MIXED_SERIES",
       `expected one series, found ${bySeries.size} (${
         [...bySeries.keys()].join(", ")
-      }); choose one with seriesUID`,
+      }); choose one with --series <SeriesInstanceUID> (seriesUID in the API)`,
     );
   } else chosen = [...bySeries.values()][0];
 

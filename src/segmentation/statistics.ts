@@ -109,3 +109,33 @@ export function segmentStatistics(input: StatisticsInput): SegmentStatistics[] {
     return stats;
   });
 }
+
+/** One segment's size as the segment list shows it. */
+export interface SegmentSize {
+  /** mL for a volume, mm² for one image, px / voxels when the pixel size is unknown */
+  unit: "mL" | "mm²" | "px" | "voxels";
+  value: number;
+  text: string;
+}
+
+/**
+ * Volume (mL) for a series of slices with real spacing, area (mm²) for a single image with real
+ * spacing, and a pixel or voxel count when the spacing is unknown — never a volume for a photograph.
+ */
+export function segmentSize(
+  stat: Pick<SegmentStatistics, "voxels" | "volumeMl" | "volumeSdMl">,
+  geometry: Pick<Geometry, "dims" | "spacing">,
+  spacingKnown: boolean,
+): SegmentSize {
+  const single = geometry.dims[2] === 1;
+  if (!spacingKnown) {
+    const unit = single ? "px" : "voxels";
+    return { unit, value: stat.voxels, text: `${stat.voxels.toLocaleString("en-US")} ${unit}` };
+  }
+  if (single) {
+    const mm2 = stat.voxels * geometry.spacing[0] * geometry.spacing[1];
+    return { unit: "mm²", value: mm2, text: `${mm2.toFixed(mm2 < 100 ? 1 : 0)} mm²` };
+  }
+  const sd = stat.volumeSdMl !== undefined ? ` ± ${stat.volumeSdMl.toFixed(1)}` : "";
+  return { unit: "mL", value: stat.volumeMl, text: `${stat.volumeMl.toFixed(1)} mL${sd}` };
+}

@@ -36,7 +36,7 @@ import { digestLabelmap, type SliceDigest, viewerDigest } from "../helpers/viewe
 const TEST_MODELS = join(PROJECT_ROOT, "tests", "fixtures", "models");
 /** tiny-3d with its manifest's minimum raised to 4 slices (the ONNX file and its sha256 unchanged). */
 const MIN_SLICES = 4;
-/** tiny-2d copied under this id with its manifest's body parts set to HEART; the phantom says ABDOMEN. */
+/** tiny-2d copied under this id with its manifest's body parts set to HEART; the phantom says CHESTABDOMEN. */
 const HEART_MODEL = "tiny-2d-heart";
 
 const SMALL = phantomSeries({ slices: 8, size: 64, uidRoot: "2.25.5020261124", seed: 7 });
@@ -304,7 +304,7 @@ Deno.test({
               await openReady(page, edge, SMALL.studyInstanceUID);
               await selectModel(page, HEART_MODEL);
               const item = `[data-model-id="${HEART_MODEL}"]`;
-              const reason = /made for HEART, series is tagged ABDOMEN/;
+              const reason = /made for HEART, series is tagged CHESTABDOMEN/;
               assert.match((await page.getAttribute(`${item} [data-warning]`, "data-warning")) ?? "", reason);
               assert.equal(
                 await page.locator(`${item} [data-mismatch]`).count(),

@@ -210,7 +210,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "an MC dropout run stored to the PACS lands as a SEG and a Parametric Map that pass dciodvfy, OHIF shows the stored SEG without a reload and it compares at Dice 1; a failed STOW keeps the result for download and retry",
+    "an MC dropout run stored to the PACS lands as a SEG and a Parametric Map that pass dciodvfy, OHIF shows the stored SEG without a reload, it is not offered as the run's own reference, and a second run compares with it at Dice 1; a failed STOW keeps the result for download and retry",
   ignore: skipReason !== null,
   sanitizeOps: false,
   sanitizeResources: false,
@@ -310,7 +310,25 @@ Deno.test({
         segSeriesUID,
         { timeout: 30000 },
       );
-      // "Compare with reference" against the stored SEG: the unedited run agrees with itself.
+      // The run's own stored SEG is never offered as its reference.
+      assert.equal(
+        await page.getAttribute("#edgeseg-compare", "data-candidates"),
+        "0",
+        "this run's own output is not a reference for it",
+      );
+      // A second run (same model, seed and settings) may compare with the first run's stored SEG: the
+      // unedited result agrees with it everywhere.
+      const firstRun = (await page.getAttribute("#edgeseg-result", "data-segmentation-id"))!;
+      await page.click("#edgeseg-run");
+      await page.waitForFunction(
+        (id: string) => {
+          const r = document.querySelector("#edgeseg-result");
+          return document.querySelector("#edgeseg-error") !== null ||
+            (r !== null && r.getAttribute("data-segmentation-id") !== id);
+        },
+        firstRun,
+        { timeout: 120000 },
+      );
       await page.waitForSelector('#edgeseg-compare:not([data-candidates="0"])', { timeout: 30000 });
       await page.click("#edgeseg-compare-run");
       const cmp = page.locator('#edgeseg-compare[data-state="done"], #edgeseg-compare[data-state="error"]');

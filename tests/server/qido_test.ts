@@ -99,7 +99,7 @@ Deno.test("includefield adds attributes that are not returned by default", async
     const withBody =
       (await getJson(s, `/dicom-web/studies/${A.studyInstanceUID}/series?includefield=00180015,Manufacturer`))
         .json[0];
-    assert.equal(val(withBody, "00180015"), "ABDOMEN");
+    assert.equal(val(withBody, "00180015"), "CHESTABDOMEN");
     assert.equal(val(withBody, "00080070"), "EdgeSeg");
     const inst = (await getJson(
       s,
@@ -116,7 +116,7 @@ Deno.test("series and instance levels answer with Modality, counts, SOPClassUID,
     assert.equal(series.length, 2);
     const a = series.find((d) => val(d, "0020000E") === A.seriesInstanceUID)!;
     assert.equal(val(a, "00080060"), "CT");
-    assert.equal(val(a, "0008103E"), "Phantom abdomen 2.5 mm");
+    assert.equal(val(a, "0008103E"), "Phantom chest-abdomen 2.5 mm");
     assert.equal(val(a, "00200011"), 2);
     assert.equal(val(a, "00201209"), A.files.length);
     const inst =

@@ -389,6 +389,8 @@ Deno.test("docs/security.md states the CSP as sent and the routes as served", as
   assert.match(doc, /`\/models\/training` is not served/);
   assert.match(doc, /--public-host/);
   assert.match(doc, /421/);
+  assert.match(doc, /--allow-origin/);
+  assert.match(doc, /--plugin-only/);
   await withServer({}, async (s) => {
     const r = await fetch(s.url);
     await r.body?.cancel();

@@ -29,13 +29,15 @@ export function CompareView(props: { outcome: RunOutcome; servicesManager: Servi
     const sub = dss?.subscribe(dss.EVENTS.DISPLAY_SETS_ADDED, () => setTick((t) => t + 1));
     return () => sub?.unsubscribe();
   }, [servicesManager]);
-  const candidates = ds.SeriesInstanceUID ? referenceCandidates(servicesManager, ds.SeriesInstanceUID) : [];
+  const candidates = ds.SeriesInstanceUID
+    ? referenceCandidates(servicesManager, ds.SeriesInstanceUID, outcome.storedSeries)
+    : [];
   void tick;
   if (candidates.length === 0) {
     return h(
       "div",
       { id: "edgeseg-compare", "data-candidates": "0", style: styles.meta },
-      "Compare with reference: no SEG for this series in the study.",
+      "Compare with reference: no SEG for this series in the study (other than this run's own).",
     );
   }
   const selected = candidates.find((c) => c.displaySetInstanceUID === chosen) ??

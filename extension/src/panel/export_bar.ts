@@ -48,6 +48,8 @@ export function ExportBar(
     objects()
       .then(async (objs) => {
         const auth = props.servicesManager.services.userAuthenticationService;
+        // Marked before the store so the refetched display set is never offered as this run's reference.
+        for (const o of objs) props.outcome.storedSeries.add(o.seriesInstanceUID);
         const outcome = await storeObjects(props.extensionManager!, studyUID, objs, {
           authorizationHeader: auth ? () => auth.getAuthorizationHeader() : undefined,
         });

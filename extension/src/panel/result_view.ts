@@ -19,7 +19,14 @@ export function ResultView(props: { outcome: RunOutcome }): unknown {
       id: "edgeseg-result",
       "data-segmentation-id": segmentationId ?? "",
       "data-segments": String(result.statistics.length),
+      "data-findings": result.statistics.some((s) => s.voxels > 0) ? "yes" : "none",
     },
+    result.statistics.some((s) => s.voxels > 0) ? null : h(
+      "div",
+      { id: "edgeseg-no-findings", style: { margin: "4px 0", fontWeight: 600 } },
+      "No findings: the model found none of its segments in this series. The (empty) SEG can still be " +
+        "downloaded or stored as the record of the run.",
+    ),
     h(
       "table",
       { style: styles.table },
