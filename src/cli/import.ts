@@ -2,14 +2,17 @@
  * `deno task import <folder> [--data .edgeseg/data]`: loads a folder of DICOM files into the embedded
  * store, recursively. Non-DICOM files are skipped and counted. Each instance goes through the same
  * validate → stage → fsync → rename path as STOW-RS, so an interrupted import never leaves a
- * half-written instance. Do not run it against a data dir a running server is using: the server keeps
- * its own index in memory (STOW to the server instead, or restart it afterwards).
+ * half-written instance. When a server is running on the data dir (it leaves `server.json` there), the
+ * files are STOWed through it instead, so the running viewer sees the new studies at once; a marker
+ * left by a server that no longer answers is ignored.
  */
 import { join, relative, resolve } from "node:path";
 import { InputError } from "../core/errors.ts";
 import { DicomStore, type ValidatedInstance } from "../server/store.ts";
 import { hasPart10Header } from "../server/dicomfile.ts";
 import { PROJECT_ROOT } from "../server/ohif.ts";
+import { SERVER_MARKER } from "../server/mod.ts";
+import { DicomWebClient } from "../dicom/web.ts";
 import { flag, parseArgs } from "./args.ts";
 
 const USAGE = "usage: deno task import <folder> [--data DIR]";
@@ -35,6 +38,75 @@ async function* walkFiles(dir: string): AsyncGenerator<string> {
   }
 }
 
+/** The URL of a server running on `dataDir` that answers, or undefined. */
+export async function runningServer(dataDir: string): Promise<string | undefined> {
+  let url: string;
+  try {
+    url = JSON.parse(await Deno.readTextFile(join(dataDir, SERVER_MARKER))).url;
+    if (typeof url !== "string") return undefined;
+  } catch {
+    return undefined;
+  }
+  try {
+    const res = await fetch(new URL("dicom-web/studies?limit=1", url), { signal: AbortSignal.timeout(3000) });
+    await res.body?.cancel();
+    return res.ok ? url : undefined;
+  } catch {
+    return undefined; // a marker left by a server that was killed
+  }
+}
+
+/** Imports every DICOM file under `folder` through a running server's STOW-RS, in batches. */
+async function importThroughServer(
+  folder: string,
+  serverUrl: string,
+  onProgress?: (done: number, path: string) => void,
+): Promise<ImportSummary> {
+  const client = new DicomWebClient({ baseUrl: new URL("dicom-web", serverUrl).href });
+  const summary: ImportSummary = {
+    files: 0,
+    imported: 0,
+    skippedNonDicom: 0,
+    failed: [],
+    studies: 0,
+    series: 0,
+  };
+  const studies = new Set<string>(), series = new Set<string>();
+  let batch: { path: string; bytes: Uint8Array }[] = [];
+  const flush = async () => {
+    if (!batch.length) return;
+    const r = await client.store(batch.map((b) => b.bytes));
+    summary.imported += r.stored.length;
+    for (const st of r.stored) {
+      // RetrieveURL: …/studies/{study}/series/{series}/instances/{sop}
+      const m = /\/studies\/([^/]+)\/series\/([^/]+)\//.exec(st.retrieveURL ?? "");
+      if (m) {
+        studies.add(m[1]);
+        series.add(m[2]);
+      }
+    }
+    for (const f of r.failed) {
+      summary.failed.push({ path: String(f.sopInstanceUID ?? "?"), reason: String(f.reason ?? "") });
+    }
+    batch = [];
+  };
+  for await (const path of walkFiles(folder)) {
+    summary.files++;
+    const bytes = await Deno.readFile(path);
+    if (!hasPart10Header(bytes)) {
+      summary.skippedNonDicom++;
+      continue;
+    }
+    batch.push({ path, bytes });
+    if (batch.length >= 16) await flush();
+    onProgress?.(summary.files, path);
+  }
+  await flush();
+  summary.studies = studies.size;
+  summary.series = series.size;
+  return summary;
+}
+
 /** Imports every DICOM file under `folder` into the store in `dataDir`. */
 export async function importFolder(
   folder: string,
@@ -48,6 +120,8 @@ export async function importFolder(
       `expected a folder to import, found ${stat ? "a file" : "nothing"} at ${folder}`,
     );
   }
+  const server = await runningServer(dataDir);
+  if (server) return importThroughServer(folder, server, onProgress);
   const store = await DicomStore.open(dataDir);
   const summary: ImportSummary = {
     files: 0,

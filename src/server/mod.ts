@@ -264,6 +264,9 @@ export async function modelIndex(
   return { models };
 }
 
+/** The file in a data dir that names the server running on it (see `deno task import`). */
+export const SERVER_MARKER = "server.json";
+
 /** where onnxruntime-web's runtime files are served (src/inference/browser.ts uses the same) */
 export const ORT_PREFIX = "/edgeseg/ort/";
 const ORT_EXTENSIONS = /\.(mjs|wasm|js)$/;
@@ -536,11 +539,24 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     ? "127.0.0.1"
     : hostname;
   if (!loopback) log(`warning: listening on ${hostname}, reachable from other machines`);
+  const url = `http://${hostForUrl}:${addr.port}/`;
+  // Tells `deno task import` that a server owns this store, so it STOWs through it (the server keeps
+  // its index in memory and would not see files written beside it).
+  const marker = store ? join(store.dataDir, SERVER_MARKER) : undefined;
+  if (marker) {
+    const tmp = `${marker}.${Deno.pid}.tmp`;
+    await Deno.writeTextFile(
+      tmp,
+      JSON.stringify({ url, pid: Deno.pid, startedAt: new Date().toISOString() }),
+    );
+    await Deno.rename(tmp, marker);
+  }
   return {
-    url: `http://${hostForUrl}:${addr.port}/`,
+    url,
     port: addr.port,
     store,
     close: async () => {
+      if (marker) await Deno.remove(marker).catch(() => {});
       // Graceful shutdown waits for in-flight requests; a client that never finishes its upload must
       // not hang the caller (e2e teardown), so give up waiting after a few seconds.
       let timer: ReturnType<typeof setTimeout> | undefined;
