@@ -29,7 +29,7 @@ import { type Histogram, type ReliabilityBins, renderEvalReport } from "./report
 
 const USAGE = `usage: deno task eval --model <id|path> --input <images> --reference <labels> --json <file>
   [--fov <masks>] [--second-reference <labels>] [--uncertainty ${UNCERTAINTY_GRAMMAR}] [--report <file.html>]
-  [--device wasm|webgpu|cpu] [--limit N] [--negative <series without the finding>]... [--no-roi]
+  [--device auto|cpu|wasm|webgpu] [--limit N] [--negative <series without the finding>]... [--no-roi]
   (with --negative, --input and --reference may be left out)`;
 
 export const METRICS = [

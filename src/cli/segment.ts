@@ -1,7 +1,7 @@
 /**
  * deno task segment --model <id|path> --input <DICOM folder | DICOMweb URL | NIfTI | image or folder>
  *   [--out <dir>] [--stow <DICOMweb url>] [--uncertainty none|tta|mc:N|ensemble|mc:N+tta]
- *   [--device wasm|webgpu|cpu] [--seed N] [--seg-type BINARY|LABELMAP|FRACTIONAL] [--threads N] [--no-roi]
+ *   [--device auto|cpu|wasm|webgpu] [--seed N] [--seg-type BINARY|LABELMAP|FRACTIONAL] [--threads N] [--no-roi]
  *
  * Writes, per case: a DICOM SEG (+ uncertainty Parametric Map) for DICOM inputs, NIfTI or PNG masks
  * (+ float uncertainty as NIfTI) for the others, and report.json (statistics, triage, provenance).
@@ -23,7 +23,7 @@ import { ProgressBar } from "./progress.ts";
 
 const USAGE =
   `usage: deno task segment --model <id|path> --input <DICOM folder | DICOMweb study URL | NIfTI | image or folder>
-  [--out <dir>] [--stow <DICOMweb url>] [--uncertainty ${UNCERTAINTY_GRAMMAR}] [--device wasm|webgpu|cpu]
+  [--out <dir>] [--stow <DICOMweb url>] [--uncertainty ${UNCERTAINTY_GRAMMAR}] [--device auto|cpu|wasm|webgpu]
   [--series <SeriesInstanceUID>] [--seed N] [--seg-type BINARY|LABELMAP|FRACTIONAL] [--threads N] [--no-roi]
   --no-roi runs every window, ignoring the model's region of interest (for comparisons)`;
 

@@ -2,7 +2,8 @@
  * The one list of what a user may choose to run on ("device") and the execution providers each means,
  * for the viewer panel and the CLI alike. Pure: no DOM, no Deno.
  *
- *   auto    the best this runtime has: WebGPU, then WebNN, then WASM (each failure recorded)
+ *   auto    the best this runtime has: in a browser WebGPU, then WebNN, then WASM; in the CLI (Deno)
+ *           onnxruntime-node's native CPU provider where it loads, else WASM (each failure recorded)
  *   webgpu  WebGPU only (a failure is an error, not a silent fall back)
  *   wasm    onnxruntime-web on WebAssembly
  *   cpu     onnxruntime-node's native CPU provider (CLI only: the native baseline)
@@ -20,9 +21,12 @@ const PROVIDERS: Record<Device, ExecutionProvider[]> = {
   cpu: ["cpu"],
 };
 
-/** The providers to try, in order, for a device choice. */
-export function providersFor(device: Device): ExecutionProvider[] {
-  return [...PROVIDERS[device]];
+/** What "auto" means where the native runtime exists (the CLI): native speed, WASM as the fallback. */
+const NATIVE_AUTO: ExecutionProvider[] = ["cpu", "wasm"];
+
+/** The providers to try, in order, for a device choice; `where` says which runtime runs the model. */
+export function providersFor(device: Device, where: "browser" | "native" = "browser"): ExecutionProvider[] {
+  return [...(device === "auto" && where === "native" ? NATIVE_AUTO : PROVIDERS[device])];
 }
 
 /** Reads a device name ("native" is accepted for cpu); throws InputError naming the choices. */
