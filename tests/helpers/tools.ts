@@ -11,7 +11,7 @@ import { existsSync } from "node:fs";
 import { CHROMIUM } from "../../src/cli/chromium.ts";
 import { findDicomWebPlugin, ORTHANC_BINARY } from "./orthanc.ts";
 
-export type ToolName = "dciodvfy" | "pydicom" | "orthanc" | "chromium" | "dcmtk";
+export type ToolName = "dciodvfy" | "pydicom" | "orthanc" | "chromium" | "dcmtk" | "nginx";
 
 /** The Debian interpreter with pydicom and numpy (the first python3 on PATH may lack them). */
 export const PYTHON = "/usr/bin/python3";
@@ -44,6 +44,10 @@ const DETECT: Record<ToolName, () => string | null> = {
     existsSync(CHROMIUM) ? null : `Chromium is not installed (${CHROMIUM}; Debian package "chromium")`,
   dcmtk: () =>
     runs("dcmdump", ["--version"]) ? null : `dcmtk is not installed (dcmdump; Debian package "dcmtk")`,
+  nginx: () =>
+    existsSync("/usr/sbin/nginx")
+      ? null
+      : `nginx is not installed (/usr/sbin/nginx; Debian package "nginx-light")`,
 };
 
 const known = new Map<ToolName, string | null>();
