@@ -9,7 +9,7 @@
 import { join } from "node:path";
 import type { SegmentationResult } from "../core/types.ts";
 import { DicomWebClient, storeWithRetention, writeParametricMap, writeSegmentation } from "../dicom/mod.ts";
-import type { ProvenanceLike, SegmentationType } from "../dicom/mod.ts";
+import type { CommonOptions, ProvenanceLike, SegmentationType } from "../dicom/mod.ts";
 import { FolderOutbox } from "../dicom/fs.ts";
 import { writeNifti, writePng } from "../io/mod.ts";
 import { segment } from "../segmentation/mod.ts";
@@ -48,7 +48,12 @@ export async function writeCaseOutputs(
   c: CaseInput,
   result: SegmentationResult,
   outDir: string,
-  opts: { segType?: SegmentationType; stow?: string } = {},
+  opts: {
+    segType?: SegmentationType;
+    stow?: string;
+    /** fixed UIDs (the batch worker derives them from study, series and model so a retry stores nothing twice) */
+    uids?: { seg?: CommonOptions["uids"]; pm?: CommonOptions["uids"] };
+  } = {},
 ): Promise<CaseOutput> {
   const files: string[] = [];
   const out: CaseOutput = {
@@ -73,13 +78,19 @@ export async function writeCaseOutputs(
           ? { data: result.probabilities.data, channels: result.probabilities.channels }
           : undefined,
         seriesDescription: `EdgeSeg ${result.provenance.modelName}`,
+        uids: opts.uids?.seg,
       },
     });
     await writeFileAtomic(join(outDir, `${c.name}_seg.dcm`), seg);
     files.push(`${c.name}_seg.dcm`);
     dicomObjects.push({ id: `${c.name}_seg`, bytes: seg });
     if (result.uncertainty) {
-      const pm = writeParametricMap({ source: c.source, map: result.uncertainty, provenance });
+      const pm = writeParametricMap({
+        source: c.source,
+        map: result.uncertainty,
+        provenance,
+        options: { uids: opts.uids?.pm },
+      });
       await writeFileAtomic(join(outDir, `${c.name}_uncertainty_pm.dcm`), pm);
       files.push(`${c.name}_uncertainty_pm.dcm`);
       dicomObjects.push({ id: `${c.name}_uncertainty_pm`, bytes: pm });
