@@ -49,7 +49,9 @@ export interface SegmentJobResult {
   triageReasons?: string[];
   provider: string;
   providerReason?: string;
+  /** the segment() pipeline (preprocessing, model, post-processing, statistics) */
   inferenceMs: number;
+  /** the whole job: QIDO, retrieve, decode, pipeline, writing, QIDO check, STOW */
   totalMs: number;
   segUID?: string;
   segSeriesUID?: string;

@@ -139,7 +139,9 @@ export function createProcessor(opts: ProcessorOptions) {
       ? autoUncertainty(manifest)
       : opts.uncertainty;
     const result = await segment(c.volume, runtime, { ...unc, seed: 1 });
-    const inferenceMs = Object.values(result.provenance.timingsMs).reduce((a, b) => a + b, 0);
+    // timingsMs holds the phases and their "total"; summing every value would count each twice
+    const t = result.provenance.timingsMs;
+    const inferenceMs = t.total ?? Object.values(t).reduce((a, b) => a + b, 0);
     const base = {
       studyUID: data.studyUID,
       seriesUID,
