@@ -90,12 +90,12 @@ async function main(): Promise<void> {
   // Load the named models before taking a job, so a wrong --model fails here and not per study.
   for (const m of args.flags.get("model") ?? []) await loadRuntime(m);
 
-  const process = createProcessor({ pacsUrl, loadRuntime, uncertainty, workerName: name, workDir, log });
+  const processJob = createProcessor({ pacsUrl, loadRuntime, uncertainty, workerName: name, workDir, log });
   const worker = new Worker<SegmentJobData, SegmentJobResult>(
     QUEUE_NAME,
     async (job) => {
       log(`start ${job.id} study ${job.data.studyUID} (try ${job.attemptsMade + 1})`);
-      return await process(job.data);
+      return await processJob(job.data);
     },
     {
       connection: connection(redisUrl),
