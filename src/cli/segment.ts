@@ -9,7 +9,7 @@
 import { join } from "node:path";
 import type { SegmentationResult } from "../core/types.ts";
 import { DicomWebClient, storeWithRetention } from "../dicom/mod.ts";
-import type { SegmentationType } from "../dicom/mod.ts";
+import type { CommonOptions, SegmentationType } from "../dicom/mod.ts";
 import { encodeResult } from "../dicom/result.ts";
 import { FolderOutbox } from "../dicom/fs.ts";
 import { writeNifti, writePng } from "../io/mod.ts";
@@ -55,7 +55,12 @@ export async function writeCaseOutputs(
   c: CaseInput,
   result: SegmentationResult,
   outDir: string,
-  opts: { segType?: SegmentationType; stow?: string } = {},
+  opts: {
+    segType?: SegmentationType;
+    stow?: string;
+    /** fixed UIDs (the batch worker derives them from study, series and model so a retry stores nothing twice) */
+    uids?: { seg?: CommonOptions["uids"]; pm?: CommonOptions["uids"] };
+  } = {},
 ): Promise<CaseOutput> {
   const files: string[] = [];
   const out: CaseOutput = {
@@ -73,7 +78,8 @@ export async function writeCaseOutputs(
   };
   const dicomObjects: { id: string; bytes: Uint8Array }[] = [];
   if (c.kind === "dicom" && c.source) {
-    for (const obj of encodeResult(result, c.source, { segType: opts.segType ?? "BINARY" })) {
+    const objects = encodeResult(result, c.source, { segType: opts.segType ?? "BINARY", uids: opts.uids });
+    for (const obj of objects) {
       const name = `${c.name}_${obj.kind === "SEG" ? "seg" : "uncertainty_pm"}`;
       await writeFileAtomic(join(outDir, `${name}.dcm`), obj.bytes);
       files.push(`${name}.dcm`);

@@ -4,6 +4,7 @@
  *   deno task start [--port 8042] [--host 127.0.0.1] [--data .edgeseg/data] [--pacs <dicomweb url>]
  *                   [--max-upload-mb 1024] [--expose] [--public-host NAME]... [--no-seed]
  *                   [--stow-token <token>] [--quiet] [--allow-origin <origin>]... [--plugin-only]
+ *                   [--enqueue-token <token> --redis <redis://host:port> [--enqueue-model <id>]]
  *
  * `--plugin-only --allow-origin https://ohif.hospital.example` is the way into a hospital's existing
  * OHIF: only the plugin, the models and the runtime files are served, readable by that origin, and the
@@ -21,12 +22,13 @@ import { InputError } from "../core/errors.ts";
 import { resolvesToLoopback, splitHost } from "../server/guard.ts";
 import { DEFAULT_MAX_UPLOAD, ensureOhif, PROJECT_ROOT, startServer } from "../server/mod.ts";
 import { parseAllowedOrigins } from "../server/cors.ts";
+import { createEnqueueEndpoint, ENQUEUE_PATH } from "../server/enqueue.ts";
 import { flag, hasFlag, numberFlag, parseArgs } from "./args.ts";
 
 const USAGE =
   "usage: deno task start [--port N] [--host ADDR] [--data DIR] [--pacs URL] [--max-upload-mb N] " +
   "[--expose] [--public-host NAME]... [--no-seed] [--stow-token TOKEN] [--quiet] [--allow-origin ORIGIN]... " +
-  "[--plugin-only]";
+  "[--plugin-only] [--enqueue-token TOKEN --redis URL [--enqueue-model ID]]";
 
 /** The lines an OHIF admin adds to app-config.js for EdgeSeg served from `base` (ends in "/"). */
 export function appConfigSnippet(base: string): string {
@@ -116,6 +118,19 @@ export async function main(argv: string[]): Promise<void> {
     ? (l: string) => (/^(GET|HEAD|POST|PUT|DELETE|OPTIONS) /.test(l) ? undefined : log(l))
     : log;
 
+  // Batch jobs from a PACS hook: only with a shared token (and a Redis to put them in).
+  const enqueueToken = flag(args, "enqueue-token") ?? Deno.env.get("EDGESEG_ENQUEUE_TOKEN") ?? undefined;
+  const redisUrl = flag(args, "redis");
+  if (enqueueToken && !redisUrl) {
+    throw new InputError(
+      "ARG_REQUIRED",
+      "--enqueue-token needs --redis <redis://host:port> for the job queue",
+    );
+  }
+  const enqueue = enqueueToken && redisUrl
+    ? createEnqueueEndpoint({ token: enqueueToken, redisUrl, defaultModel: flag(args, "enqueue-model"), log })
+    : undefined;
+
   const ohifDist = pluginOnly ? undefined : await ensureOhif({ log });
   await buildPlugins(log);
   const server = await startServer({
@@ -130,8 +145,10 @@ export async function main(argv: string[]): Promise<void> {
     allowOrigins,
     pluginOnly,
     publicHosts,
+    enqueue,
     log: requestLog,
   });
+  if (enqueue) console.log(`  enqueue:   POST ${new URL(ENQUEUE_PATH, server.url).href} (bearer token)`);
   console.log(`EdgeSeg is running at ${server.url}${pluginOnly ? " (plugin only)" : ""}`);
   console.log(`  port:      ${server.port}`);
   if (!pluginOnly) {
@@ -154,6 +171,7 @@ export async function main(argv: string[]): Promise<void> {
   }
   const stop = async () => {
     await server.close();
+    await enqueue?.close();
     Deno.exit(0);
   };
   Deno.addSignalListener("SIGINT", stop);

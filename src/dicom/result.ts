@@ -7,7 +7,7 @@
  * This module carries no codec: the extension bundles it (dcmjs and the writers only).
  */
 import type { Labelmap, SegmentationResult } from "../core/types.ts";
-import type { ProvenanceLike, SourceSeries } from "./common.ts";
+import type { CommonOptions, ProvenanceLike, SourceSeries } from "./common.ts";
 import { writeParametricMap } from "./pmap.ts";
 import { type SegmentationType, writeSegmentation } from "./seg.ts";
 import { newUid } from "./uid.ts";
@@ -18,10 +18,10 @@ export interface EncodeResultOptions {
   /** the labelmap to write instead of the result's own (e.g. after edits in the viewer) */
   labelmap?: Labelmap;
   /**
-   * Series Instance UIDs (default: new ones). Deterministic UIDs make a retried store idempotent: the
-   * PACS then holds one SEG per result, not one per attempt.
+   * UIDs of each object (series, instance, dimension organization; default: new ones). Deterministic
+   * UIDs make a retried store idempotent: the PACS then holds one SEG per result, not one per attempt.
    */
-  uids?: { seg?: string; pm?: string };
+  uids?: { seg?: CommonOptions["uids"]; pm?: CommonOptions["uids"] };
 }
 
 export interface EncodedObject {
@@ -43,7 +43,7 @@ export function encodeResult(
 ): EncodedObject[] {
   const provenance = { ...result.provenance } as ProvenanceLike;
   const segType = options.segType ?? "BINARY";
-  const segSeries = options.uids?.seg ?? newUid();
+  const segSeries = options.uids?.seg?.series ?? newUid();
   const out: EncodedObject[] = [{
     kind: "SEG",
     bytes: writeSegmentation({
@@ -55,20 +55,20 @@ export function encodeResult(
         fractional: segType === "FRACTIONAL" && result.probabilities
           ? { data: result.probabilities.data, channels: result.probabilities.channels }
           : undefined,
-        uids: { series: segSeries },
+        uids: { ...options.uids?.seg, series: segSeries },
       },
     }),
     seriesInstanceUID: segSeries,
   }];
   if (result.uncertainty) {
-    const pmSeries = options.uids?.pm ?? newUid();
+    const pmSeries = options.uids?.pm?.series ?? newUid();
     out.push({
       kind: "PM",
       bytes: writeParametricMap({
         source,
         map: result.uncertainty,
         provenance,
-        options: { uids: { series: pmSeries } },
+        options: { uids: { ...options.uids?.pm, series: pmSeries } },
       }),
       seriesInstanceUID: pmSeries,
     });

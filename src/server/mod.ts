@@ -78,6 +78,8 @@ export interface ServerOptions {
   allowOrigins?: ReadonlySet<string>;
   /** serve only the plugin, the models and the runtime files: no viewer, no store, no proxy */
   pluginOnly?: boolean;
+  /** POST /edgeseg/enqueue for batch jobs (enqueue.ts); absent = the route does not exist */
+  enqueue?: { handle(req: Request): Promise<Response> };
   log?: (line: string) => void;
 }
 
@@ -400,6 +402,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       if (opts.pacsUrl) return proxy(req, url, sub, opts.pacsUrl, proxyTimeoutMs);
       return handleDicomWeb(store!, req, sub, dicomWebOpts);
     }
+    if (p === "/edgeseg/enqueue" && opts.enqueue && !pluginOnly) return opts.enqueue.handle(req);
     if (req.method !== "GET" && req.method !== "HEAD") {
       await req.body?.cancel().catch(() => {});
       return errorResponse(405, "METHOD_NOT_ALLOWED", `${req.method} is only accepted under /dicom-web/`, {

@@ -52,6 +52,12 @@ export interface ParsedPart<T> {
 const CRLF = Buffer.from("\r\n");
 const HEADER_END = Buffer.from("\r\n\r\n");
 const MAX_HEADER_BYTES = 16 * 1024;
+/**
+ * RFC 2046 §5.1.1 caps a boundary at 70 characters, but real clients send longer ones: Orthanc's
+ * DICOMweb client (1.7) sends 73. Be liberal in what we accept (RFC 1122 §1.2.2): the parser keeps
+ * only a delimiter-sized tail between chunks, so the cap only bounds that tail and the header scan.
+ */
+export const MAX_BOUNDARY_LENGTH = 200;
 
 /**
  * Streams a multipart body. For each part, `openPart(headers)` returns a sink that receives its body
@@ -64,11 +70,11 @@ export async function parseMultipartStream<T extends PartSink>(
   maxBytes: number,
   signal?: AbortSignal,
 ): Promise<ParsedPart<T>[]> {
-  if (!boundary || boundary.length > 70) {
+  if (!boundary || boundary.length > MAX_BOUNDARY_LENGTH) {
     throw new MultipartError(
       400,
       "BAD_BOUNDARY",
-      `expected a boundary of 1..70 characters, found ${boundary.length}`,
+      `expected a boundary of 1..${MAX_BOUNDARY_LENGTH} characters, found ${boundary.length}`,
     );
   }
   // A leading CRLF lets the first "--boundary" match the same delimiter as the others.

@@ -31,8 +31,8 @@ import {
 import { launchBrowser, screenshot, waitForCanvasContent } from "../helpers/browser.ts";
 import { missingAmong } from "../helpers/tools.ts";
 import { runError, selectModel, waitForRunEnd, withFailureReport } from "../helpers/edge.ts";
-import { hospitalAppConfig, type HostOhif, nginxMissing, startHostOhif } from "../helpers/nginx.ts";
-import { freePort, orthancMissing, startOrthanc } from "../helpers/orthanc.ts";
+import { hospitalAppConfig, type HostOhif, startHostOhif } from "../helpers/nginx.ts";
+import { freePort, startOrthanc } from "../helpers/orthanc.ts";
 import { PROJECT_ROOT } from "../helpers/paths.ts";
 import { digestSlice, type SliceDigest, viewerDigest } from "../helpers/viewer.ts";
 

@@ -54,6 +54,10 @@ export interface Orthanc {
   upload(files: string[], concurrency?: number): Promise<number>;
   /** GET a JSON path of the REST API, e.g. "/studies". */
   getJson(path: string): Promise<unknown>;
+  /** Kills the process but keeps its folder (a PACS that went down); `start()` brings it back. */
+  kill(): Promise<void>;
+  /** Starts it again on the same ports and storage after `kill()`. */
+  start(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -86,7 +90,13 @@ async function waitReady(url: string, child: Deno.ChildProcess, timeoutMs: numbe
   throw new Error(`Orthanc did not answer GET /system within ${timeoutMs} ms (last: ${lastError})`);
 }
 
-export async function startOrthanc(options: { timeoutMs?: number } = {}): Promise<Orthanc> {
+export async function startOrthanc(
+  options: {
+    timeoutMs?: number;
+    /** more configuration (e.g. LuaScripts, StableAge); "DicomWeb" is merged into the default block */
+    config?: Record<string, unknown>;
+  } = {},
+): Promise<Orthanc> {
   const missing = orthancMissing();
   if (missing) throw new Error(missing);
   if (!findDicomWebPlugin()) throw new Error("the Orthanc DICOMweb plugin is not installed");
@@ -107,35 +117,54 @@ export async function startOrthanc(options: { timeoutMs?: number } = {}): Promis
     ConcurrentJobs: 1,
     HttpThreadsCount: 8,
     Plugins: [findDicomWebPlugin()!],
-    DicomWeb: { Enable: true, Root: "/dicom-web/", StudiesMetadata: "Full", SeriesMetadata: "Full" },
+    ...options.config,
+    DicomWeb: {
+      Enable: true,
+      Root: "/dicom-web/",
+      StudiesMetadata: "Full",
+      SeriesMetadata: "Full",
+      ...(options.config?.DicomWeb as Record<string, unknown> | undefined),
+    },
   };
   const configPath = join(dir, "orthanc.json");
   await Deno.writeTextFile(configPath, JSON.stringify(config, null, 2));
-  const log = await Deno.open(join(dir, "orthanc.log"), { write: true, create: true });
-  const child = new Deno.Command(ORTHANC_BINARY, {
-    args: [`--logdir=${dir}`, configPath],
-    stdout: "null",
-    stderr: "piped",
-    stdin: "null",
-  }).spawn();
-  // Keep stderr drained into a file so a chatty Orthanc never blocks on a full pipe.
-  const drained = child.stderr.pipeTo(log.writable).catch(() => {});
   const url = `http://127.0.0.1:${httpPort}`;
+  let child: Deno.ChildProcess | undefined;
+  let drained: Promise<void> = Promise.resolve();
+  const launch = async () => {
+    const log = await Deno.open(join(dir, "orthanc.log"), { write: true, create: true, append: true });
+    const c = new Deno.Command(ORTHANC_BINARY, {
+      args: [`--logdir=${dir}`, configPath],
+      stdout: "null",
+      stderr: "piped",
+      stdin: "null",
+    }).spawn();
+    child = c;
+    // Keep stderr drained into a file so a chatty Orthanc never blocks on a full pipe.
+    drained = c.stderr.pipeTo(log.writable).catch(() => {});
+    await waitReady(url, c, options.timeoutMs ?? 20000);
+  };
+  const kill = async () => {
+    const c = child;
+    child = undefined;
+    if (!c) return;
+    try {
+      c.kill("SIGKILL");
+    } catch {
+      // already exited
+    }
+    await c.status;
+    await drained;
+  };
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
     stopped = true;
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // already exited
-    }
-    await child.status;
-    await drained;
+    await kill();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   };
   try {
-    await waitReady(url, child, options.timeoutMs ?? 20000);
+    await launch();
   } catch (err) {
     const text = await Deno.readTextFile(join(dir, "orthanc.log")).catch(() => "");
     await stop();
@@ -171,6 +200,8 @@ export async function startOrthanc(options: { timeoutMs?: number } = {}): Promis
       if (!res.ok) throw new Error(`Orthanc GET ${path}: HTTP ${res.status} ${await res.text()}`);
       return await res.json();
     },
+    kill,
+    start: launch,
     stop,
   };
 }
