@@ -19,6 +19,7 @@ import { readSegmentation } from "../dicom/mod.ts";
 import { readImage, readNifti, sniffImageFormat, writePng } from "../io/mod.ts";
 import { compareOverlayRGBA, compositeOnGray } from "../overlays/mod.ts";
 import { evaluateSegmentation, nanMean, segment } from "../segmentation/mod.ts";
+import { type Interval, meanInterval, ratioInterval, ThresholdSweep } from "../segmentation/bootstrap.ts";
 import { flag, parseArgs, requireFlag } from "./args.ts";
 import { openModel, parseUncertainty, reportError, UNCERTAINTY_GRAMMAR } from "./common.ts";
 import { type CaseInput, fileCase, loadInputs } from "./inputs.ts";
@@ -269,6 +270,9 @@ async function main(): Promise<void> {
     disagree: new Float64Array(uBins),
   };
   const agreeAll = running(), disagreeAll = running();
+  // the threshold sweep (single-label models) and uncertainty on wrong vs right pixels, per case
+  const sweep = labelValues.length === 1 ? new ThresholdSweep() : undefined;
+  const uWrongPerCase: number[] = [], uRightPerCase: number[] = [];
   let casesMoreUncertain = 0, casesCompared = 0;
 
   for (const pair of usable) {
@@ -333,6 +337,7 @@ async function main(): Promise<void> {
 
     // Reliability of the first label's probability, pooled over cases.
     const p0 = probabilities[labelValues[0]];
+    if (p0 && sweep) sweep.add(p0, (i) => ref[i] === labelValues[0], fov);
     if (p0) {
       for (let i = 0; i < n; i++) {
         if (fov && !fov[i]) continue;
@@ -357,10 +362,19 @@ async function main(): Promise<void> {
         ? await readReference(pair.secondReference, manifest, c.volume)
         : undefined;
       const agree = running(), disagree = running();
+      let sumWrong = 0, nWrong = 0, sumRight = 0, nRight = 0;
       for (let i = 0; i < n; i++) {
         if (fov && !fov[i]) continue;
         const b = Math.min(uBins - 1, Math.floor((u[i] / uMax) * uBins));
-        (result.labelmap.data[i] === ref[i] ? uHist.correct : uHist.wrong)[b]++;
+        const right = result.labelmap.data[i] === ref[i];
+        (right ? uHist.correct : uHist.wrong)[b]++;
+        if (right) {
+          sumRight += u[i];
+          nRight++;
+        } else {
+          sumWrong += u[i];
+          nWrong++;
+        }
         if (ref2) {
           if ((ref[i] > 0) === (ref2[i] > 0)) {
             push(agree, u[i]);
@@ -372,6 +386,10 @@ async function main(): Promise<void> {
             uHist.disagree[b]++;
           }
         }
+      }
+      if (nWrong && nRight) {
+        uWrongPerCase.push(sumWrong / nWrong);
+        uRightPerCase.push(sumRight / nRight);
       }
       if (ref2 && agree.n && disagree.n) {
         record.uncertainty = {
@@ -417,6 +435,52 @@ async function main(): Promise<void> {
       "per case: metrics per label, then the mean over labels; mean: mean over cases. Inside the field-of-view mask when given. " +
       "HD95/ASSD in mm from voxel spacing (NaN when one mask is empty). AUC from the label's probability (quantised to 1/255).",
   };
+  // What a model card states, each with its 95 % interval by bootstrap over cases (seeded).
+  if (cases.length) {
+    out.meanInterval = Object.fromEntries(
+      METRICS.map((m) => [m, meanInterval(cases.map((c) => c.metrics[m]))]),
+    );
+  }
+  const pooled = relCount.reduce((a, b) => a + b, 0);
+  if (pooled > 0) {
+    let ece = 0;
+    for (let b = 0; b < 10; b++) {
+      if (relCount[b] > 0) {
+        ece += (relCount[b] / pooled) * Math.abs(relPos[b] / relCount[b] - relConf[b] / relCount[b]);
+      }
+    }
+    out.calibration = {
+      label: manifest.labels[0].name,
+      ece,
+      uncertainty: unc.uncertainty,
+      bins: Array.from(relCount, (count, b) => ({
+        lo: b / 10,
+        hi: (b + 1) / 10,
+        count,
+        meanProbability: count ? relConf[b] / count : null,
+        fractionPositive: count ? relPos[b] / count : null,
+      })),
+    };
+  }
+  if (uWrongPerCase.length) {
+    out.uncertaintyWrongVsRight = {
+      meanWrong: nanMean(uWrongPerCase),
+      meanRight: nanMean(uRightPerCase),
+      ratio: ratioInterval(uWrongPerCase, uRightPerCase),
+      cases: uWrongPerCase.length,
+      note:
+        "mean uncertainty on wrongly and rightly labelled pixels per case; the ratio's interval bootstraps cases",
+    };
+  }
+  if (sweep) {
+    out.thresholdSweep = {
+      label: manifest.labels[0].name,
+      points: sweep.points(),
+      best: sweep.best() ?? null,
+      note:
+        "F1 (= Dice) pooled over the pixels of these cases at each threshold; choose thresholds on a validation split",
+    };
+  }
   if (negatives.length) {
     out.negatives = negatives;
     out.falsePositiveMl = negatives.reduce((a, c) => a + c.falsePositiveMl, 0);
@@ -462,6 +526,29 @@ async function main(): Promise<void> {
         }  ${c.roi ?? "none declared or --no-roi"}`,
       );
     }
+  }
+  const mi = out.meanInterval as Record<string, Interval> | undefined;
+  if (mi && cases.length > 1) {
+    console.log(
+      `95 % intervals (bootstrap over ${cases.length} cases): ${
+        METRICS.filter((m) => Number.isFinite(mi[m].estimate)).map((m) =>
+          `${m} ${fmt(mi[m].low)}–${fmt(mi[m].high)}`
+        ).join("  ")
+      }`,
+    );
+  }
+  if (out.calibration) console.log(`calibration: ECE ${(out.calibration as { ece: number }).ece.toFixed(4)}`);
+  if (out.uncertaintyWrongVsRight) {
+    const r = (out.uncertaintyWrongVsRight as { ratio: Interval }).ratio;
+    console.log(
+      `uncertainty on wrong / right pixels: ${r.estimate.toFixed(2)}× (95 % ${r.low.toFixed(2)}–${
+        r.high.toFixed(2)
+      })`,
+    );
+  }
+  if (out.thresholdSweep) {
+    const b = (out.thresholdSweep as { best: { threshold: number; f1: number } | null }).best;
+    if (b) console.log(`threshold sweep: best F1 ${fmt(b.f1)} at ${b.threshold}`);
   }
   if (out.interRater) {
     const r = out.interRater as { ratio: number; welchP: number; signTestP: number };

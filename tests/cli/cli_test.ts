@@ -164,6 +164,11 @@ Deno.test("eval scores the model against an independently drawn reference and wr
   assert.ok(dice > 0.5 && dice < 1, `the model finds the disc but not the unseen blob (Dice ${dice})`);
   assert.ok(json.mean.hd95_mm > 0, "a missed blob 15+ px away gives a positive HD95");
   assert.match(e.stdout, new RegExp(`mean\\s+${dice.toFixed(4).replace(".", "\\.")}`));
+  // What a model card states comes from here: an interval, calibration and a threshold sweep.
+  assert.ok(Math.abs(json.meanInterval.dice.estimate - dice) < 1e-9);
+  assert.ok(json.calibration.ece >= 0 && json.calibration.ece <= 1, `ECE ${json.calibration.ece}`);
+  assert.equal(json.thresholdSweep.points.length, 19);
+  assert.ok(json.thresholdSweep.best.f1 >= json.thresholdSweep.points[9].f1, "best F1 ≥ F1 at 0.5");
   const html = await Deno.readTextFile(join(dir, "eval.html"));
   assert.match(html, /data:image\/png;base64,/);
   await Deno.remove(dir, { recursive: true });
