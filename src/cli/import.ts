@@ -56,6 +56,22 @@ export async function runningServer(dataDir: string): Promise<string | undefined
   }
 }
 
+/** Every file under `folder`, read, with whether it is a DICOM Part-10 file; counts go to `summary`. */
+async function* dicomFiles(
+  folder: string,
+  summary: ImportSummary,
+): AsyncGenerator<{ path: string; bytes: Uint8Array }> {
+  for await (const path of walkFiles(folder)) {
+    summary.files++;
+    const bytes = await Deno.readFile(path);
+    if (!hasPart10Header(bytes)) {
+      summary.skippedNonDicom++;
+      continue;
+    }
+    yield { path, bytes };
+  }
+}
+
 /** Imports every DICOM file under `folder` through a running server's STOW-RS, in batches. */
 async function importThroughServer(
   folder: string,
@@ -90,16 +106,10 @@ async function importThroughServer(
     }
     batch = [];
   };
-  for await (const path of walkFiles(folder)) {
-    summary.files++;
-    const bytes = await Deno.readFile(path);
-    if (!hasPart10Header(bytes)) {
-      summary.skippedNonDicom++;
-      continue;
-    }
-    batch.push({ path, bytes });
+  for await (const file of dicomFiles(folder, summary)) {
+    batch.push(file);
     if (batch.length >= 16) await flush();
-    onProgress?.(summary.files, path);
+    onProgress?.(summary.files, file.path);
   }
   await flush();
   summary.studies = studies.size;
@@ -141,13 +151,7 @@ export async function importFolder(
     }
     batch = [];
   };
-  for await (const path of walkFiles(folder)) {
-    summary.files++;
-    const bytes = await Deno.readFile(path);
-    if (!hasPart10Header(bytes)) {
-      summary.skippedNonDicom++;
-      continue;
-    }
+  for await (const { path, bytes } of dicomFiles(folder, summary)) {
     try {
       batch.push(await store.validate({ bytes }));
     } catch (e) {

@@ -2,6 +2,7 @@
  * Fixtures for the batch queue tests: small phantom studies, worker processes, state polling, and what
  * Orthanc holds. Every wait polls state (queue counts, Orthanc's index); nothing sleeps a fixed time.
  */
+import { runScript, type ScriptRun } from "../helpers/cli.ts";
 import { join } from "node:path";
 import { PHANTOM_UID_ROOT, phantomSeries } from "../../src/dicom/phantom.ts";
 import { parseDicom, writeDataset } from "../../src/dicom/mod.ts";
@@ -207,17 +208,6 @@ export async function countByClass(
 }
 
 /** Runs a CLI (`deno task <name>`) to completion. */
-export async function runCli(
-  script: string,
-  args: string[],
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", join(PROJECT_ROOT, "src", "cli", `${script}.ts`), ...args],
-    cwd: PROJECT_ROOT,
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+export function runCli(script: string, args: string[]): Promise<ScriptRun> {
+  return runScript(`src/cli/${script}.ts`, args);
 }
