@@ -76,6 +76,9 @@ export function parseModelIndexEntry(raw: unknown, position: number): ModelIndex
     spatialMode: spatialMode as SpatialMode,
     labels: labelList,
     uncertainty: parseChoices(raw.uncertainty),
+    ...(Array.isArray(raw.providers)
+      ? { providers: raw.providers.filter((p): p is "webgpu" | "wasm" => p === "webgpu" || p === "wasm") }
+      : {}),
     url: typeof raw.url === "string" ? raw.url : "",
     manifest: typeof raw.manifest === "string" ? raw.manifest : "",
   };

@@ -27,6 +27,8 @@ export interface ModelSummary {
   labels: { value: number; name: string; color: [number, number, number] }[];
   /** the uncertainty methods the package supports, with pass bounds */
   uncertainty: UncertaintyChoice[];
+  /** browser providers the package was verified on (manifest.providers); absent when not audited */
+  providers?: ("webgpu" | "wasm")[];
   /** package folder URL, relative to the index it was listed in (e.g. "tiny-2d/") */
   url: string;
   /** manifest URL, relative to the index */
@@ -114,6 +116,7 @@ export function summarizeManifest(manifest: ModelManifest, folder = manifest.id)
       color: [l.color[0], l.color[1], l.color[2]],
     })),
     uncertainty: uncertaintyChoices(manifest.uncertainty),
+    ...(manifest.providers ? { providers: [...manifest.providers] } : {}),
     url: dir,
     manifest: `${dir}manifest.json`,
   };

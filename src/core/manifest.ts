@@ -603,6 +603,7 @@ const TOP_FIELDS = [
   "variants",
   "triage",
   "files",
+  "providers",
 ] as const;
 
 /**
@@ -835,6 +836,15 @@ export function validateManifest(json: unknown): ModelManifest {
       );
     }
   });
+  if (m.providers !== undefined) {
+    const list = strArr(m.providers, "providers", true).map((p, i) =>
+      oneOf(p, `providers[${i}]`, ["webgpu", "wasm"] as const)
+    );
+    if (new Set(list).size !== list.length) {
+      fail("MANIFEST_VALUE", "providers", "lists a provider twice", "unique names", list.join(", "));
+    }
+    out.providers = list;
+  }
   if (m.variants !== undefined) out.variants = variants(m.variants, "variants", files);
   if (m.triage !== undefined) out.triage = triage(m.triage, "triage", values);
   return out;

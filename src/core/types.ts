@@ -251,6 +251,11 @@ export interface ModelManifest {
     batch?: number;
   };
   labels: LabelSpec[];
+  /**
+   * The browser execution providers this package was verified to run on (`deno task package` runs a
+   * probe window on each); absent when not audited. The runtime tries only these.
+   */
+  providers?: ("webgpu" | "wasm")[];
   postprocessing?: PostprocessingSpec;
   /** region of interest computed from the image (skip windows, background outside) */
   roi?: RoiSpec;

@@ -9,9 +9,9 @@
 import { ManifestError } from "../core/errors.ts";
 import type { OnnxSignature, OnnxValueInfo } from "../core/manifest.ts";
 
-const WIRE_VARINT = 0, WIRE_I64 = 1, WIRE_LEN = 2, WIRE_I32 = 5;
+export const WIRE_VARINT = 0, WIRE_I64 = 1, WIRE_LEN = 2, WIRE_I32 = 5;
 
-class Reader {
+export class Reader {
   pos: number;
   constructor(readonly buf: Uint8Array, start: number, readonly end: number) {
     this.pos = start;

@@ -506,6 +506,13 @@ export async function createRuntime(pkg: ModelPackage, opts: RuntimeOptions): Pr
   const stats: PredictorStats = { runs: 0, windows: 0, totalMs: 0 };
   const handles: SessionHandle[] = [];
   const files: LoadedFile[] = [pkg.main, ...pkg.members];
+  // a package audited by `deno task package` lists the browser providers it runs on; try only those
+  // (native "cpu" and test providers are not browser providers and stay allowed)
+  const verified = manifest.providers;
+  if (verified) {
+    const allowed = opts.providers.filter((p) => p !== "webgpu" && p !== "wasm" || verified.includes(p));
+    opts = { ...opts, providers: allowed.length ? allowed : ["wasm"] };
+  }
   try {
     for (const f of files) {
       const providers = handles.length

@@ -11,7 +11,7 @@ import { existsSync } from "node:fs";
 import { CHROMIUM } from "../../src/cli/chromium.ts";
 import { findDicomWebPlugin, ORTHANC_BINARY } from "./orthanc.ts";
 
-export type ToolName = "dciodvfy" | "pydicom" | "orthanc" | "chromium" | "dcmtk" | "nginx";
+export type ToolName = "dciodvfy" | "pydicom" | "orthanc" | "chromium" | "dcmtk" | "nginx" | "python-onnx";
 
 /** The Debian interpreter with pydicom and numpy (the first python3 on PATH may lack them). */
 export const PYTHON = "/usr/bin/python3";
@@ -44,6 +44,12 @@ const DETECT: Record<ToolName, () => string | null> = {
     existsSync(CHROMIUM) ? null : `Chromium is not installed (${CHROMIUM}; Debian package "chromium")`,
   dcmtk: () =>
     runs("dcmdump", ["--version"]) ? null : `dcmtk is not installed (dcmdump; Debian package "dcmtk")`,
+  "python-onnx": () =>
+    existsSync(PYTHON) &&
+      new Deno.Command(PYTHON, { args: ["-c", "import onnx, numpy"], stdout: "null", stderr: "null" })
+        .outputSync().success
+      ? null
+      : `the onnx package is not importable by ${PYTHON} (Debian packages "python3-onnx python3-numpy")`,
   nginx: () =>
     existsSync("/usr/sbin/nginx")
       ? null

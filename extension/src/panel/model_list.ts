@@ -5,6 +5,13 @@ import { fitOnDisplaySet } from "../fit.ts";
 import type { DisplaySet } from "../host.ts";
 import { styles } from "./styles.ts";
 
+/** "runs on WASM only" when the package's audit found WebGPU failing; null when both or unaudited. */
+export function providerNote(providers: ("webgpu" | "wasm")[] | undefined): string | null {
+  if (!providers) return null;
+  if (providers.length === 1) return `runs on ${providers[0] === "wasm" ? "WASM" : "WebGPU"} only`;
+  return null;
+}
+
 export function ModelList(
   props: {
     models: ModelIndexEntry[];
@@ -43,6 +50,13 @@ export function ModelList(
             m.spatialMode ? ` · ${m.spatialMode}` : ""
           } · ${m.id}`,
         ),
+        providerNote(m.providers)
+          ? h(
+            "div",
+            { style: styles.meta, "data-providers": m.providers!.join(",") },
+            providerNote(m.providers),
+          )
+          : null,
         fit.refusal ? h("div", { style: styles.warn, "data-mismatch": fit.refusal }, fit.refusal) : null,
         fit.warning ? h("div", { style: styles.caution, "data-warning": fit.warning }, fit.warning) : null,
       );

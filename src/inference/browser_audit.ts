@@ -1,0 +1,117 @@
+/**
+ * The WebGPU half of the op audit: headless Debian Chromium (playwright-core, `--enable-unsafe-webgpu`,
+ * SwiftShader on a GPU-less machine) loads onnxruntime-web from a small local COOP/COEP server, as the
+ * inference browser tests do, creates a session on one WebGPU EP and runs the probe window:
+ *   webgpu      → ort.webgpu.min.mjs, the native WebGPU EP EdgeSeg ships (src/inference/browser.ts);
+ *   webgpu-jsep → ort.min.mjs, the JSEP EP (the default `onnxruntime-web` import elsewhere).
+ * SwiftShader is ~100× slower than WASM: correctness only, never timing.
+ */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { CHROMIUM, chromiumArgs } from "../cli/chromium.ts";
+import type { AuditResult, BrowserAuditor } from "./package_tool.ts";
+import { parseOrtError } from "./package_tool.ts";
+
+const ROOT = new URL("../..", import.meta.url).pathname;
+const BUNDLE = { "webgpu": "ort.webgpu.min.mjs", "webgpu-jsep": "ort.min.mjs" } as const;
+
+/** Why Chromium cannot be used here, or null. */
+export function chromiumMissing(): string | null {
+  return existsSync(CHROMIUM) ? null : `Chromium is not installed (${CHROMIUM}; Debian package "chromium")`;
+}
+
+export async function startBrowserAuditor(): Promise<BrowserAuditor> {
+  const { chromium } = await import("playwright-core");
+  const models = new Map<string, Uint8Array>();
+  const ac = new AbortController();
+  const ortDir = join(ROOT, "node_modules", "onnxruntime-web", "dist");
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen() {} },
+    async (req) => {
+      const path = new URL(req.url).pathname;
+      const headers = new Headers({
+        "Cross-Origin-Opener-Policy": "same-origin",
+        "Cross-Origin-Embedder-Policy": "require-corp",
+        "Cross-Origin-Resource-Policy": "same-origin",
+        "Cache-Control": "no-store",
+      });
+      if (path === "/") {
+        headers.set("Content-Type", "text/html; charset=utf-8");
+        return new Response("<!doctype html><title>edgeseg package audit</title>", { headers });
+      }
+      if (path.startsWith("/model/") && models.has(path.slice(7))) {
+        headers.set("Content-Type", "application/octet-stream");
+        return new Response(models.get(path.slice(7)) as Uint8Array<ArrayBuffer>, { headers });
+      }
+      const name = path.startsWith("/ort/") ? path.slice(5) : "";
+      if (/^[\w.-]+\.(mjs|wasm)$/.test(name)) {
+        try {
+          const bytes = await Deno.readFile(join(ortDir, name));
+          headers.set("Content-Type", name.endsWith(".wasm") ? "application/wasm" : "text/javascript");
+          return new Response(bytes as Uint8Array<ArrayBuffer>, { headers });
+        } catch { /* 404 below */ }
+      }
+      return new Response("not found", { status: 404, headers });
+    },
+  );
+  const origin = `http://127.0.0.1:${server.addr.port}`;
+  const udd = await Deno.makeTempDir({ prefix: "edgeseg-audit-chromium-" });
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    ignoreDefaultArgs: true,
+    headless: true,
+    args: chromiumArgs(udd, { webgpu: true, extra: ["--no-startup-window"] }),
+  });
+  let n = 0;
+  return {
+    async run(model, feeds, ep) {
+      const key = `m${n++}.onnx`;
+      models.set(key, model);
+      const page = await browser.newPage();
+      const t0 = performance.now();
+      try {
+        await page.goto(`${origin}/`);
+        const plain = Object.fromEntries(
+          Object.entries(feeds).map(([k, v]) => [k, { data: Array.from(v.data), dims: v.dims }]),
+        );
+        const r = await page.evaluate(async ([bundle, url, feeds]) => {
+          try {
+            // deno-lint-ignore no-explicit-any
+            const ort: any = await import(`/ort/${bundle}`);
+            ort.env.wasm.wasmPaths = "/ort/";
+            ort.env.wasm.numThreads = 1;
+            const gpu = (navigator as unknown as { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
+            if (!gpu || !(await gpu.requestAdapter())) return { ok: false, error: "no WebGPU adapter" };
+            const buf = new Uint8Array(await (await fetch(url)).arrayBuffer());
+            const s = await ort.InferenceSession.create(buf, { executionProviders: ["webgpu"] });
+            const input: Record<string, unknown> = {};
+            for (const [k, v] of Object.entries(feeds)) {
+              input[k] = new ort.Tensor("float32", Float32Array.from(v.data), v.dims);
+            }
+            const out = await s.run(input);
+            const data = Array.from(out[s.outputNames[0]].data as Float32Array);
+            await s.release();
+            return { ok: true, data };
+          } catch (e) {
+            return { ok: false, error: e instanceof Error ? e.message : String(e) };
+          }
+        }, [BUNDLE[ep], `/model/${key}`, plain] as const);
+        const ms = Math.round(performance.now() - t0);
+        if (!r.ok) {
+          const error = r.error ?? "unknown error";
+          return { result: { provider: ep, ok: false, error, ...parseOrtError(error), ms } as AuditResult };
+        }
+        return { result: { provider: ep, ok: true, ms }, output: Float32Array.from(r.data!) };
+      } finally {
+        models.delete(key);
+        await page.close();
+      }
+    },
+    async close() {
+      await browser.close().catch(() => {});
+      ac.abort();
+      await server.finished;
+      await Deno.remove(udd, { recursive: true }).catch(() => {});
+    },
+  };
+}

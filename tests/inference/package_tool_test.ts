@@ -1,0 +1,208 @@
+/**
+ * `deno task package` (src/inference/package_tool.ts) on the fixtures of
+ * models/training/make_package_fixtures.py: manifest draft, op audit on onnxruntime-node / WASM (and
+ * WebGPU in Chromium when it exists), the exact rewrites with their numeric check, sha256, external
+ * data, refusals with typed errors naming the field.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { ManifestError } from "../../src/core/errors.ts";
+import { validateManifest } from "../../src/core/manifest.ts";
+import { startBrowserAuditor } from "../../src/inference/browser_audit.ts";
+import {
+  buildPackage,
+  draftManifest,
+  maxAbsDiff,
+  PackageError,
+  parseOrtError,
+  probeFeeds,
+  readModel,
+  REWRITE_TOLERANCE,
+  runInProcess,
+} from "../../src/inference/package_tool.ts";
+import { readOnnxSignature } from "../../src/inference/onnx_signature.ts";
+import { sha256Hex } from "../../src/inference/package.ts";
+import { requireTool } from "../helpers/tools.ts";
+
+const FIX = new URL("../fixtures/onnx/", import.meta.url).pathname;
+const DRAFT_3D = {
+  spatial: { window: [16, 16, 16], batch: 1 },
+  preprocessing: { padMultiple: 4 },
+  uncertainty: { mcDropout: { rate: 0.25, defaultPasses: 4 } },
+};
+const DRAFT_2D = { spatial: { window: [32, 32] }, preprocessing: { padMultiple: 4 } };
+const noRewrite = requireTool("python-onnx");
+const chromium = requireTool("chromium");
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+async function tmp(): Promise<string> {
+  return await Deno.makeTempDir({ prefix: "edgeseg-package-test-" });
+}
+
+Deno.test({
+  name:
+    "3D attention U-Net (ConvTranspose3d k=s, MaxPool3d): audit fails on WebGPU, exact rewrites make it run",
+  ignore: noRewrite.ignore,
+  ...opts,
+  fn: async () => {
+    const dir = await tmp();
+    const browser = chromium.ignore ? chromium.reason : await startBrowserAuditor();
+    try {
+      const out = join(dir, "attn-unet-3d");
+      const report = await buildPackage(join(FIX, "attn-unet-3d.onnx"), {
+        id: "attn-unet-3d",
+        out,
+        draft: DRAFT_3D,
+        browser,
+      });
+      // the graph as exported: native and WASM run it; the WebGPU EPs fail at the named node and op
+      const before = Object.fromEntries(report.auditBefore!.map((r) => [r.provider, r]));
+      assert.ok(before.native.ok && before.wasm.ok);
+      assert.ok(before.wasm.maxAbsDiff! <= 1e-4, `wasm vs native ${before.wasm.maxAbsDiff}`);
+      if (!chromium.ignore) {
+        assert.equal(before.webgpu.ok, false);
+        assert.equal(before.webgpu.op, "ConvTranspose");
+        assert.match(before.webgpu.node!, /^\/up\d\/ConvTranspose$/);
+        assert.equal(before["webgpu-jsep"].ok, false);
+        assert.equal(before["webgpu-jsep"].op, "MaxPool");
+      }
+      // each rewrite applied to both nodes and kept after its numeric check
+      const kept = report.rewrites.filter((r) => r.kept);
+      assert.deepEqual(kept.map((r) => r.rewrite).sort(), [
+        "convtranspose",
+        "convtranspose",
+        "maxpool3d",
+        "maxpool3d",
+      ]);
+      for (const r of kept) assert.ok(r.maxAbsDiff! <= REWRITE_TOLERANCE, `${r.node}: ${r.maxAbsDiff}`);
+      const after = Object.fromEntries(report.audit.map((r) => [r.provider, r]));
+      assert.ok(after.native.ok && after.wasm.ok);
+      if (!chromium.ignore) {
+        assert.ok(after.webgpu.ok, String(after.webgpu.error));
+        assert.ok(after.webgpu.maxAbsDiff! <= 1e-3);
+        assert.ok(after["webgpu-jsep"].ok, String(after["webgpu-jsep"].error));
+        assert.deepEqual(report.providers, ["webgpu", "wasm"]);
+      }
+      // the folder: manifest valid, sha256/bytes true, MC-dropout mask found, window from the draft
+      const bytes = await Deno.readFile(join(out, "attn-unet-3d.onnx"));
+      const manifest = validateManifest(JSON.parse(await Deno.readTextFile(join(out, "manifest.json"))));
+      assert.equal(manifest.files["attn-unet-3d.onnx"].sha256, await sha256Hex(bytes));
+      assert.equal(manifest.files["attn-unet-3d.onnx"].bytes, bytes.length);
+      assert.equal(manifest.uncertainty?.mcDropout?.input, "mask");
+      assert.deepEqual(manifest.uncertainty?.mcDropout?.shape, [1, 4, 1, 1, 1]);
+      assert.equal(manifest.spatial.mode, "patch3d");
+      assert.deepEqual(manifest.inputs[0].shape, ["batch", 1, "depth", "height", "width"]);
+      // no temp folders left beside the package (atomic write)
+      const left = [...Deno.readDirSync(dir)].map((e) => e.name);
+      assert.deepEqual(left, ["attn-unet-3d"]);
+    } finally {
+      if (typeof browser !== "string") await browser.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "2D attention U-Net runs as exported: no rewrite applies, WASM matches onnxruntime-node",
+  ...opts,
+  fn: async () => {
+    const dir = await tmp();
+    try {
+      const report = await buildPackage(join(FIX, "attn-unet-2d.onnx"), {
+        id: "attn-unet-2d",
+        out: join(dir, "p"),
+        draft: DRAFT_2D,
+        browser: null,
+      });
+      assert.equal(report.rewrites.filter((r) => r.kept).length, 0);
+      assert.equal(report.auditBefore, undefined);
+      const wasm = report.audit.find((r) => r.provider === "wasm")!;
+      assert.ok(wasm.ok && wasm.maxAbsDiff! <= 1e-4, String(wasm.maxAbsDiff));
+      assert.equal(report.providers, undefined); // WebGPU not audited: nothing recorded
+      assert.equal(report.manifest.spatial.mode, "slice2d");
+      assert.equal(report.manifest.activation, "softmax");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "external data (.onnx.data) is inlined and gives the same output; over --max-bytes it is refused naming the field",
+  ...opts,
+  fn: async () => {
+    const { bytes, externalData } = await readModel(join(FIX, "tiny-ext.onnx"));
+    assert.ok(externalData && externalData.tensors > 0 && externalData.files[0] === "tiny-ext.onnx.data");
+    const plain = await Deno.readFile(join(FIX, "attn-unet-2d.onnx"));
+    const manifest = validateManifest({
+      ...draftManifest(readOnnxSignature(plain), "x", "x.onnx", DRAFT_2D),
+      files: { "x.onnx": { sha256: "0".repeat(64), bytes: 1 } },
+    });
+    const feeds = probeFeeds(manifest);
+    const a = await runInProcess("wasm", plain, feeds), b = await runInProcess("wasm", bytes, feeds);
+    assert.ok(a.output && b.output);
+    assert.equal(maxAbsDiff(a.output, b.output), 0);
+    await assert.rejects(
+      readModel(join(FIX, "tiny-ext.onnx"), 10_000),
+      (e: unknown) => e instanceof PackageError && e.code === "MODEL_TOO_LARGE" && e.field === "externalData",
+    );
+  },
+});
+
+Deno.test({
+  name: "refusals: a classifier, an unknown opset, not ONNX, a draft that contradicts the graph",
+  ...opts,
+  fn: async () => {
+    const dir = await tmp();
+    const build = (model: string, draft: Record<string, unknown> = {}) =>
+      buildPackage(model, { id: "bad", out: join(dir, "bad"), draft, browser: null });
+    try {
+      await assert.rejects(
+        build(join(FIX, "classifier.onnx")),
+        (e: unknown) =>
+          e instanceof PackageError && e.code === "GRAPH_UNSUPPORTED" && e.field === "outputs[0].shape",
+      );
+      await assert.rejects(
+        build(join(FIX, "bad-opset.onnx")),
+        (e: unknown) => e instanceof ManifestError && /opset/.test(e.message) && e.actual === "99",
+      );
+      const text = join(dir, "notes.onnx");
+      await Deno.writeTextFile(text, "this is not a model\n");
+      await assert.rejects(
+        build(text),
+        (e: unknown) => e instanceof ManifestError && e.code === "ONNX_INVALID",
+      );
+      await assert.rejects(
+        build(join(FIX, "attn-unet-2d.onnx"), { ...DRAFT_2D, constraints: { channels: 3 } }),
+        (e: unknown) => e instanceof ManifestError && /inputs\[0\]\.shape\[1\]|channels/.test(e.message),
+      );
+      await assert.rejects(
+        build(join(FIX, "attn-unet-2d.onnx"), { ...DRAFT_2D, providers: ["cuda"] }),
+        (e: unknown) => e instanceof ManifestError && /providers\[0\]/.test(e.message),
+      );
+      assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["notes.onnx"]); // nothing written
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test("parseOrtError names the node and op for the WASM/native, JSEP and missing-kernel messages", () => {
+  assert.deepEqual(
+    parseOrtError(
+      "Non-zero status code returned while running ConvTranspose node. Name:'/up2/ConvTranspose_token_25' Status",
+    ),
+    { op: "ConvTranspose", node: "/up2/ConvTranspose" },
+  );
+  assert.deepEqual(
+    parseOrtError(
+      '[WebGPU] Kernel "[MaxPool] /pool/MaxPool_token_11" failed. Error: Pooling with kernelShape',
+    ),
+    { op: "MaxPool", node: "/pool/MaxPool" },
+  );
+  assert.deepEqual(
+    parseOrtError("Could not find an implementation for Dropout(13) node with name '/drop/Dropout'"),
+    { op: "Dropout", node: "/drop/Dropout" },
+  );
+});
