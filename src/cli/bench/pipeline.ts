@@ -80,7 +80,7 @@ export async function pipelineChild(args: Map<string, string>): Promise<void> {
     device,
     roi,
     provider: p.provider,
-    threads: p.threads ?? threads ?? null,
+    threads: p.threads ?? runtime.sessions[0]?.numThreads ?? threads ?? null,
     slices: c.volume.geometry.dims[2],
     windowsRun: p.windows,
     windowsPlanned: p.roi?.windowsPlanned ?? null,

@@ -24,6 +24,11 @@ export interface Results {
   sections: Record<string, SectionRecord>;
 }
 
+/** The first 12 hex digits of a commit, keeping a "-dirty" suffix (uncommitted changes were measured). */
+export function shortCommit(commit: string): string {
+  return commit.replace(/^([0-9a-f]{12})[0-9a-f]*/, "$1");
+}
+
 export function renderMarkdown(r: Results, order: { name: string; description: string }[]): string {
   const m = r.machine;
   const v = r.versions;
@@ -43,7 +48,8 @@ export function renderMarkdown(r: Results, order: { name: string; description: s
   for (const name of names) {
     const s = r.sections[name];
     if (!s) continue;
-    const desc = order.find((o) => o.name === name)?.description;
+    // an earlier bench's section keeps its own text; today's description may not fit it
+    const desc = s.runs === undefined ? undefined : order.find((o) => o.name === name)?.description;
     const flags = [
       s.quick ? "quick sizes" : null,
       s.runs !== undefined
@@ -160,7 +166,10 @@ export function readmeTable(r: Results): string {
   const load = Math.max(
     ...[...pipeline.map((x) => x.total), ...viewer.map((x) => x.runToResult)].map((f) => f?.maxLoad1 ?? 0),
   );
-  md += `\nFrom \`bench/results.json\` (${r.generatedAt}, commit ${r.commit?.slice(0, 12) ?? "unknown"}, ` +
+  md +=
+    `\nFrom \`bench/results.json\` (${r.generatedAt}, commit ${
+      r.commit ? shortCommit(r.commit) : "unknown"
+    }, ` +
     `${r.machine.cores} cores; highest 1-minute load average before a run ${fmt(load, 2)}). ` +
     `Regenerate with \`deno task bench --readme\`.\n`;
   return md;
