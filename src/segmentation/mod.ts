@@ -82,13 +82,11 @@ export {
   type PassSpec,
   planPasses,
   planSlabs,
-  segment,
-  type SegmentTuning,
   type SlabPlan,
-  SOFTWARE,
-  type SweepContext,
-  sweepRows,
-  sweepWindows,
-  validateInput,
   windowsInRoi,
-} from "./segment.ts";
+} from "./plan.ts";
+export { type SweepContext, sweepRows, sweepWindows } from "./sweep.ts";
+export { validateInput } from "./validate.ts";
+export { segment, type SegmentTuning } from "./segment.ts";
+/** Software name and version written into provenance. */
+export { SOFTWARE } from "../core/version.ts";

@@ -22,6 +22,7 @@
  * per-slice flood fill, one 3D component labelling of the candidate air; typed arrays throughout.
  */
 import type { RoiSpec } from "../core/types.ts";
+import { now } from "./host.ts";
 import { connectedComponents } from "./postprocess.ts";
 import type { Dims3 } from "./windows.ts";
 
@@ -50,11 +51,6 @@ export interface RegionOfInterest {
 }
 
 type Numeric = ArrayLike<number>;
-
-function now(): number {
-  const perf = (globalThis as { performance?: { now(): number } }).performance;
-  return perf ? perf.now() : Date.now();
-}
 
 /** The spec with every optional field set to its default. */
 export function resolveRoiSpec(spec: RoiSpec): Required<RoiSpec> {
