@@ -19,7 +19,11 @@ declares `window` centre -450 width 1300 → [0, 1], which is the same number fo
 import argparse
 import json
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
+import time
 
 import numpy as np
 import torch
@@ -39,6 +43,13 @@ WINDOW, OVERLAP = [256, 256], 0.5
 PATCH, BATCH = 160, 6
 AIR = 20.0 / 255.0  # -1000 HU through the window: value used to pad (outside the body is air)
 VAL_COUNT = 10
+# hard negatives: the shared non-COVID CT (chest to pelvis, no lung infection). Its lung-level slices are
+# split into interleaved blocks of NEG_BLOCK slices: even blocks train, odd blocks are held out.
+NEG_SERIES = os.path.join(C.DATA, "dicom", "ct-abdomen", "raw")
+NEG_BLOCK = 8
+# the manifest's region of interest (src/segmentation/roi.ts), with roi.ts's default opening
+ROI = {"bodyHu": -500.0, "airHu": -400.0, "openingMm": 3.0, "minComponentMl": 200.0, "marginMm": 10.0,
+       "croppedBorderFraction": 0.3}
 
 
 def slice_ids():
@@ -130,10 +141,36 @@ def train(args):
     data = [load_case(k) for k in slice_ids()[0]]
     vcases = val_cases()
     rng = np.random.RandomState(args.seed)
+    n_neg = args.neg_per_batch
+    neg = negative_split() if n_neg else None
+    if neg is not None:
+        print("hard negatives: %d lung-level slices, train %d, held out %d" % (
+            len(neg["lung"]), len(neg["train"]), len(neg["heldout"])), flush=True)
+        # crop centres: pixels of the region of interest on the training half
+        centres = [(k, np.argwhere(neg["roi"][k])) for k in neg["train"]]
+
+    def sample_negative():
+        k, pts = centres[rng.randint(len(centres))]
+        img = neg["img"][k]
+        cy, cx = pts[rng.randint(len(pts))]
+        s = rng.uniform(0.85, 1.15)  # the pipeline feeds native pixels; a little scale jitter
+        half = int(round(PATCH / s / 2))
+        padded = np.pad(img, half, constant_values=AIR)
+        win = padded[cy:cy + 2 * half, cx:cx + 2 * half]
+        px = F.interpolate(torch.from_numpy(np.ascontiguousarray(win))[None, None], size=(PATCH, PATCH),
+                           mode="bilinear", align_corners=False)[0, 0].numpy()
+        if rng.rand() < 0.5:
+            px = px[:, ::-1]
+        px = np.clip(px * rng.uniform(0.9, 1.1) + rng.uniform(-0.05, 0.05), 0, 1)
+        return np.ascontiguousarray(px, dtype=np.float32), np.zeros((PATCH, PATCH), np.int64)
 
     def sample():
         xs, ys = [], []
-        for _ in range(BATCH):
+        for _ in range(n_neg):
+            px, py = sample_negative()
+            xs.append(px)
+            ys.append(py)
+        for _ in range(BATCH - n_neg):
             img, gt = data[rng.randint(len(data))]
             # scale jitter: the slices were cropped and their pixel size is unknown
             s = rng.uniform(0.75, 1.3)
@@ -169,23 +206,185 @@ def train(args):
     def validate(m):
         info = evaluate(m, vcases)
         info.pop("perSliceInfectionDice")
-        return info["infectionDice"], {k: (round(v, 4) if isinstance(v, float) else v) for k, v in info.items()}
+        score = info["infectionDice"]
+        if neg is not None:
+            t = time.time()
+            info["heldoutFpMl"] = false_positive_ml(m, neg, neg["heldout"])
+            info["fpSeconds"] = time.time() - t
+            # selection: Dice, less 0.01 per 5 mL of false positives on the held-out half
+            score -= args.fp_weight * info["heldoutFpMl"]
+            info["score"] = score
+        return score, {k: (round(v, 4) if isinstance(v, float) else v) for k, v in info.items()}
 
-    C.train_loop(run_name(args.seed), model, sample, loss_fn, args.steps, args.lr, args.resume, args.minutes,
+    C.train_loop(args.name or run_name(args.seed), model, sample, loss_fn, args.steps, args.lr, args.resume, args.minutes,
                  validate, val_every=args.val_every, freeze_bn=bool(args.init_onnx))
 
 
-def load_trained(seed=1, which="best"):
+# ----------------------------------------------------------------------------------------------
+# hard negatives: a CT series without infection, windowed exactly as the manifest declares
+
+
+def hu_to_input(hu):
+    """The manifest's `window` (centre WINDOW_CENTER, width WINDOW_WIDTH → 0..1), as
+    src/segmentation/preprocess.ts computes it: (HU − (c − w/2)) / w, clipped."""
+    lo = WINDOW_CENTER - WINDOW_WIDTH / 2
+    return np.clip((hu.astype(np.float32) - lo) / WINDOW_WIDTH, 0.0, 1.0).astype(np.float32)
+
+
+def read_ct_series(folder):
+    """HU volume [z, y, x] (HU = stored × RescaleSlope + RescaleIntercept), slices sorted head first by
+    ImagePositionPatient, the pixel spacing (dz, dy, dx) in mm and the source file of each slice.
+    Compressed pixel data that pydicom 2.3 cannot decode (JPEG-LS) is decompressed with dcmtk's
+    dcmdjpls into a temporary folder first."""
+    import pydicom
+    files = sorted(os.path.join(folder, f) for f in os.listdir(folder) if not f.startswith("."))
+    slices = []
+    tmp = None
+    try:
+        for f in files:
+            try:
+                ds = pydicom.dcmread(f)
+            except Exception:
+                continue
+            if "PixelData" not in ds:
+                continue
+            try:
+                raw = ds.pixel_array
+            except Exception:
+                if tmp is None:
+                    tmp = tempfile.mkdtemp(prefix="ct-neg-")
+                out = os.path.join(tmp, os.path.basename(f))
+                subprocess.run(["dcmdjpls", f, out], check=True, capture_output=True)
+                ds = pydicom.dcmread(out)
+                raw = ds.pixel_array
+            hu = raw.astype(np.float32) * float(getattr(ds, "RescaleSlope", 1)) + float(
+                getattr(ds, "RescaleIntercept", 0))
+            slices.append((float(ds.ImagePositionPatient[2]), hu, [float(v) for v in ds.PixelSpacing], f))
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    slices.sort(key=lambda t: -t[0])
+    z = np.array([t[0] for t in slices])
+    dz = float(np.median(np.abs(np.diff(z)))) if len(z) > 1 else 1.0
+    dy, dx = slices[0][2]
+    return np.stack([t[1] for t in slices]), (dz, dy, dx), [t[3] for t in slices]
+
+
+def lung_roi(hu, spacing, spec=ROI):
+    """Python counterpart of the manifest's `lungs-from-hu` region (src/segmentation/roi.ts, on the full
+    grid instead of roi.ts's coarse one): body ≥ bodyHu opened in-plane, largest component per slice
+    with its holes filled; air < airHu inside it; 3D components ≥ minComponentMl; grown by a box of
+    marginMm; slices whose border is mostly body kept whole."""
+    from scipy import ndimage as ndi
+    dz, dy, dx = spacing
+    body = hu >= spec["bodyHu"]
+    r = [int(round(spec["openingMm"] / dy)), int(round(spec["openingMm"] / dx))]
+    roi = np.zeros_like(body)
+    cropped = np.zeros(len(hu), bool)
+    for k in range(len(hu)):
+        b = body[k]
+        border = np.concatenate([b[0], b[-1], b[1:-1, 0], b[1:-1, -1]])
+        cropped[k] = border.mean() > spec["croppedBorderFraction"]
+        o = ndi.binary_opening(b, structure=np.ones((2 * r[0] + 1, 2 * r[1] + 1), bool), border_value=1)
+        lab, n = ndi.label(o)
+        if n == 0:
+            continue
+        sizes = ndi.sum(o, lab, range(1, n + 1))
+        filled = ndi.binary_fill_holes(lab == (1 + int(np.argmax(sizes))))
+        roi[k] = filled & (hu[k] < spec["airHu"])
+    if spec["minComponentMl"] > 0 and len(hu) > 1:
+        lab, n = ndi.label(roi)  # 6-connected in 3D
+        if n:
+            min_vox = spec["minComponentMl"] * 1000.0 / (dz * dy * dx)
+            sizes = ndi.sum(roi, lab, range(1, n + 1))
+            keep = np.concatenate([[False], sizes >= min_vox])
+            roi = keep[lab]
+    m = [int(np.ceil(spec["marginMm"] / s - 1e-9)) for s in (dz, dy, dx)]
+    roi = roi.astype(np.uint8)
+    for axis, v in enumerate(m):  # a box is separable: one running maximum per axis
+        if v > 0:
+            roi = ndi.maximum_filter1d(roi, 2 * v + 1, axis=axis, mode="constant")
+    roi = roi.astype(bool)
+    roi[cropped] = True
+    return roi
+
+
+_NEG = {}
+
+
+def negative_split(block=NEG_BLOCK):
+    """The non-COVID CT's lung-level slices (those the region of interest touches), split into
+    interleaved blocks of `block` slices: even blocks → training, odd blocks → held out."""
+    if block in _NEG:
+        return _NEG[block]
+    hu, spacing, files = read_ct_series(NEG_SERIES)
+    roi = lung_roi(hu, spacing)
+    lung = [k for k in range(len(hu)) if roi[k].any()]
+    train_k = [k for i, k in enumerate(lung) if (i // block) % 2 == 0]
+    held_k = [k for i, k in enumerate(lung) if (i // block) % 2 == 1]
+    _NEG[block] = {"img": hu_to_input(hu), "roi": roi, "spacing": spacing, "files": files, "lung": lung,
+                   "train": train_k, "heldout": held_k, "voxelMl": spacing[0] * spacing[1] * spacing[2] / 1000.0}
+    return _NEG[block]
+
+
+def roi_crop_box(mask, pad=16):
+    ys, xs = np.nonzero(mask)
+    return (max(0, ys.min() - pad), min(mask.shape[0], ys.max() + 1 + pad),
+            max(0, xs.min() - pad), min(mask.shape[1], xs.max() + 1 + pad))
+
+
+def false_positive_ml(model, neg, slices):
+    """Infection volume (mL) the model marks inside the region of interest on `slices` of the negative
+    CT. Each slice is cropped to its region's bounding box (+16 px) before the sliding window: the
+    pipeline runs only the windows touching the region, so the numbers are close to, not identical
+    with, `deno task eval --negative`."""
+    vox = 0
+    for k in slices:
+        y0, y1, x0, x1 = roi_crop_box(neg["roi"][k])
+        p = predict(model, neg["img"][k, y0:y1, x0:x1])
+        vox += int(np.sum((p.argmax(0) > 0) & neg["roi"][k, y0:y1, x0:x1]))
+    return vox * neg["voxelMl"]
+
+
+def load_trained(seed=1, which="best", name=None):
     model = build(seed)
-    st = C.Checkpointer(run_name(seed)).load(model, best=(which == "best"))
+    st = C.Checkpointer(name or run_name(seed)).load(model, best=(which == "best"))
     if st is None:
-        raise SystemExit("no checkpoint for %s (train first)" % run_name(seed))
+        raise SystemExit("no checkpoint for %s (train first)" % (name or run_name(seed)))
     return model.eval(), st
 
 
 def cmd_validate(args):
-    model, st = load_trained(args.seed, args.which)
+    model, st = load_trained(args.seed, args.which, args.name)
     print(json.dumps({"step": st["step"], **evaluate(model, val_cases())}, indent=2))
+
+
+def cmd_negatives(args):
+    """The hard-negative split; with --out, copies the held-out slices' DICOM files into that folder (for
+    `deno task eval --negative`); with --fp, the false-positive volume of a checkpoint (or of the package
+    with --init-onnx package) on the held-out half and on all lung-level slices."""
+    torch.set_num_threads(args.threads)
+    neg = negative_split()
+    info = {"series": os.path.relpath(NEG_SERIES, C.DATA), "slices": len(neg["img"]),
+            "spacingMm": neg["spacing"], "lungLevelSlices": len(neg["lung"]), "block": NEG_BLOCK,
+            "train": neg["train"], "heldout": neg["heldout"]}
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        for k in neg["heldout"]:
+            shutil.copy(neg["files"][k], os.path.join(args.out, os.path.basename(neg["files"][k])))
+        info["copied"] = len(neg["heldout"])
+    if args.fp:
+        if args.init_onnx:
+            model = build(1)
+            src = os.path.join(C.MODELS, NAME3, "model.onnx") if args.init_onnx == "package" else args.init_onnx
+            C.warm_start_from_onnx(model, src, 1)
+            model.eval()
+        else:
+            model, _ = load_trained(args.seed, args.which, args.name)
+        info["fpMl"] = {"heldout": false_positive_ml(model, neg, neg["heldout"]),
+                        "train": false_positive_ml(model, neg, neg["train"])}
+        info["fpMl"]["whole"] = info["fpMl"]["heldout"] + info["fpMl"]["train"]
+    print(json.dumps(info, indent=2))
 
 
 def common_manifest(model, out_channels):
@@ -225,7 +424,7 @@ def common_manifest(model, out_channels):
 
 
 def cmd_export(args):
-    model, st = load_trained(1, args.which)
+    model, st = load_trained(1, args.which, args.name)
     vc = val_cases()
     fp32 = evaluate(model, vc)
     int8 = evaluate(C.fake_quantize_(C.fold_bn(model)), vc)
@@ -283,7 +482,7 @@ def cmd_window(args):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("cmd", choices=["train", "validate", "export", "window"])
+    ap.add_argument("cmd", choices=["train", "validate", "export", "window", "negatives"])
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--minutes", type=float, default=35)
     ap.add_argument("--steps", type=int, default=1000)
@@ -295,8 +494,16 @@ def main():
     ap.add_argument("--init-onnx", default=None,
                     help="start from ONNX weights instead of random ones ('package': the shipped model.onnx); "
                          "BatchNorms stay frozen (pass it again with --resume)")
+    ap.add_argument("--neg-per-batch", type=int, default=0,
+                    help="hard-negative crops (non-COVID CT, all background) per batch of %d" % BATCH)
+    ap.add_argument("--fp-weight", type=float, default=0.002,
+                    help="checkpoint selection: Dice minus this × held-out false-positive mL")
+    ap.add_argument("--name", default=None, help="run / checkpoint name (default: the package id)")
+    ap.add_argument("--out", default=None, help="negatives: copy the held-out slices' DICOM files here")
+    ap.add_argument("--fp", action="store_true", help="negatives: measure the false-positive volume")
     args = ap.parse_args()
-    {"train": train, "validate": cmd_validate, "export": cmd_export, "window": cmd_window}[args.cmd](args)
+    {"train": train, "validate": cmd_validate, "export": cmd_export, "window": cmd_window,
+     "negatives": cmd_negatives}[args.cmd](args)
 
 
 if __name__ == "__main__":
