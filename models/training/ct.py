@@ -390,7 +390,7 @@ def cmd_negatives(args):
 def common_manifest(model, out_channels):
     return {
         "schemaVersion": 1,
-        "version": "1.0.0",
+        "version": "1.1.0",  # 1.1.0: fine-tuned with hard negatives (non-COVID lung slices)
         "task": "segmentation",
         "intendedUse": "Research only. Not a medical device; not for diagnosis, triage or treatment decisions.",
         "license": "Weights: non-commercial research use only (derived from COVID-SemiSeg / MedSeg data, "
