@@ -17,7 +17,7 @@ import { readNifti, writeNifti } from "../io/nifti.ts";
 import { handleDicomWeb } from "../server/dicomweb.ts";
 import { startServer } from "../server/mod.ts";
 import type { RunningServer } from "../server/mod.ts";
-import { MultipartError, parseMultipartStream } from "../server/multipart.ts";
+import { MAX_BOUNDARY_LENGTH, MultipartError, parseMultipartStream } from "../server/multipart.ts";
 import {
   dicomLength,
   dicomLengthFields,
@@ -356,7 +356,7 @@ function stowBody(rng: Rng, index: number, uidPrefix: string): MultipartInput {
     declaredBoundary = rng.pick([
       "",
       boundary + "x",
-      "x".repeat(71),
+      "x".repeat(MAX_BOUNDARY_LENGTH + 1), // over the limit real clients need (Orthanc sends 73)
       boundary.slice(1),
       '"',
       `"${boundary}"`,
