@@ -12,11 +12,9 @@
  * volume or an image): everything the model marks there is a false positive, reported as a volume
  * in mL per label and in total, with the triage band. `--input`/`--reference` may then be left out.
  */
-import { join } from "node:path";
 import { InputError } from "../core/errors.ts";
-import type { ModelManifest, SegmentationResult, Volume } from "../core/types.ts";
-import { readSegmentation } from "../dicom/mod.ts";
-import { readImage, readNifti, sniffImageFormat, writePng } from "../io/mod.ts";
+import type { SegmentationResult, Volume } from "../core/types.ts";
+import { writePng } from "../io/mod.ts";
 import { compareOverlayRGBA, compositeOnGray } from "../overlays/mod.ts";
 import { evaluateSegmentation, nanMean, segment } from "../segmentation/mod.ts";
 import { type Interval, meanInterval, ratioInterval, ThresholdSweep } from "../segmentation/bootstrap.ts";
@@ -27,6 +25,10 @@ import { writeFileAtomic } from "./output.ts";
 import { pairCases } from "./pairing.ts";
 import { ProgressBar } from "./progress.ts";
 import { type Histogram, type ReliabilityBins, renderEvalReport } from "./report.ts";
+import { evaluateNegative, listPaths, type NegativeCase, readMask, readReference } from "./eval_inputs.ts";
+import { meanOf, normalTwoSidedP, push, running, signTestP, varOf } from "./eval_stats.ts";
+export { evaluateNegative, type NegativeCase, readReference } from "./eval_inputs.ts";
+export { normalTwoSidedP, signTestP } from "./eval_stats.ts";
 
 const USAGE = `usage: deno task eval --model <id|path> --input <images> --reference <labels> --json <file>
   [--fov <masks>] [--second-reference <labels>] [--uncertainty ${UNCERTAINTY_GRAMMAR}] [--report <file.html>]
@@ -44,164 +46,6 @@ export const METRICS = [
   "hd95_mm",
   "assd_mm",
 ] as const;
-
-async function listPaths(path: string): Promise<string[]> {
-  const st = await Deno.stat(path);
-  if (st.isFile) return [path];
-  const out: string[] = [];
-  for await (const e of Deno.readDir(path)) {
-    if (e.name.startsWith(".")) continue;
-    const p = join(path, e.name);
-    if (e.isFile || (e.isSymlink && (await Deno.stat(p)).isFile)) out.push(p);
-  }
-  return out.sort();
-}
-
-/**
- * A reference label raster on the prediction's grid. Image labels: for a one-label model every
- * non-zero pixel is the label (DRIVE's GIFs hold 0/255 or 0/1); for several labels, values that are
- * label values are kept, otherwise the distinct non-zero grey levels map in order onto the labels.
- */
-export async function readReference(
-  path: string,
-  manifest: ModelManifest,
-  grid: Volume,
-): Promise<Uint16Array> {
-  const bytes = await Deno.readFile(path);
-  const n = grid.geometry.dims[0] * grid.geometry.dims[1] * grid.geometry.dims[2];
-  let values: ArrayLike<number>;
-  if (/\.nii(\.gz)?$/i.test(path)) {
-    values = (await readNifti(bytes)).volume.data;
-  } else if (sniffImageFormat(bytes)) {
-    values = readImage(bytes, { channels: 1 }).data;
-  } else {
-    const seg = await readSegmentation(bytes, { geometry: grid.geometry, refs: grid.source?.instances });
-    if (!seg.labelmap) {
-      throw new InputError(
-        "REFERENCE_SEG",
-        `reference SEG ${path} could not be mapped onto the input series`,
-      );
-    }
-    values = seg.labelmap.data;
-  }
-  if (values.length !== n) {
-    throw new InputError(
-      "REFERENCE_GRID",
-      `reference ${path} has ${values.length} voxels, the input ${n}: expected the same grid`,
-    );
-  }
-  const labelValues = manifest.labels.map((l) => l.value);
-  const out = new Uint16Array(n);
-  if (labelValues.length === 1) {
-    for (let i = 0; i < n; i++) out[i] = values[i] > 0 ? labelValues[0] : 0;
-    return out;
-  }
-  const distinct = new Set<number>();
-  for (let i = 0; i < n; i++) if (values[i] > 0) distinct.add(Math.round(values[i]));
-  const direct = [...distinct].every((v) => labelValues.includes(v));
-  const order = [...distinct].sort((a, b) => a - b);
-  const map = new Map(order.map((v, i) => [v, labelValues[Math.min(i, labelValues.length - 1)]]));
-  for (let i = 0; i < n; i++) {
-    const v = Math.round(values[i]);
-    out[i] = v > 0 ? (direct ? v : map.get(v)!) : 0;
-  }
-  return out;
-}
-
-async function readMask(path: string, n: number): Promise<Uint8Array> {
-  const bytes = await Deno.readFile(path);
-  const v = /\.nii(\.gz)?$/i.test(path)
-    ? (await readNifti(bytes)).volume.data
-    : readImage(bytes, { channels: 1 }).data;
-  if (v.length !== n) {
-    throw new InputError("FOV_GRID", `field-of-view mask ${path} has ${v.length} pixels, expected ${n}`);
-  }
-  const out = new Uint8Array(n);
-  for (let i = 0; i < n; i++) out[i] = v[i] > 0 ? 1 : 0;
-  return out;
-}
-
-/** Two-sided p-value of a standard normal z (Abramowitz–Stegun 7.1.26 erfc, |error| < 1.5e-7). */
-export function normalTwoSidedP(z: number): number {
-  const x = Math.abs(z) / Math.SQRT2;
-  const t = 1 / (1 + 0.3275911 * x);
-  const erfc = t *
-    (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429)))) *
-    Math.exp(-x * x);
-  return Math.min(1, erfc);
-}
-
-/** Exact two-sided sign test: probability of a split at least as uneven as `positive` of `n`. */
-export function signTestP(positive: number, n: number): number {
-  if (n === 0) return 1;
-  const k = Math.min(positive, n - positive);
-  let p = 0, c = 1; // C(n, 0)
-  for (let i = 0; i <= k; i++) {
-    p += c;
-    c = (c * (n - i)) / (i + 1);
-  }
-  return Math.min(1, (2 * p) / 2 ** n);
-}
-
-interface Running {
-  n: number;
-  sum: number;
-  sumSq: number;
-}
-const running = (): Running => ({ n: 0, sum: 0, sumSq: 0 });
-const push = (r: Running, v: number) => {
-  r.n++;
-  r.sum += v;
-  r.sumSq += v * v;
-};
-const meanOf = (r: Running) => (r.n ? r.sum / r.n : NaN);
-const varOf = (r: Running) => (r.n > 1 ? (r.sumSq - (r.sum * r.sum) / r.n) / (r.n - 1) : NaN);
-
-/** A series without the target finding: whatever the model marks there is a false positive. */
-export interface NegativeCase {
-  case: string;
-  input: string;
-  /** false-positive volume over all labels, mL (pixel counts where the series has no spacing) */
-  falsePositiveMl: number;
-  perLabelMl: Record<string, number>;
-  falsePositiveVoxels: number;
-  triage?: { band: string; score: number; reasons: string[] };
-  /** the region of interest's summary line, when the model declares one */
-  roi?: string;
-  windows: number;
-}
-
-/** Segment each series in `path` (which has no target finding) and measure what was marked. */
-export async function evaluateNegative(
-  path: string,
-  runtime: Awaited<ReturnType<typeof openModel>>["runtime"],
-  options: { roi: boolean; uncertainty: ReturnType<typeof parseUncertainty> },
-): Promise<NegativeCase[]> {
-  const out: NegativeCase[] = [];
-  for (const c of await loadInputs(path, runtime.manifest)) {
-    const bar = new ProgressBar(`negative ${c.name}`);
-    const result = await segment(c.volume, runtime, {
-      ...options.uncertainty,
-      roi: options.roi,
-      onProgress: bar.update,
-    });
-    const perLabelMl: Record<string, number> = {};
-    for (const s of result.statistics) perLabelMl[s.label] = s.volumeMl;
-    const record: NegativeCase = {
-      case: c.name,
-      input: path,
-      falsePositiveMl: result.statistics.reduce((a, s) => a + s.volumeMl, 0),
-      perLabelMl,
-      falsePositiveVoxels: result.statistics.reduce((a, s) => a + s.voxels, 0),
-      triage: result.triage,
-      roi: result.provenance.roi?.summary,
-      windows: result.provenance.windows,
-    };
-    bar.done(`negative ${c.name}: false positives ${record.falsePositiveMl.toFixed(2)} mL`);
-    out.push(record);
-  }
-  return out;
-}
 
 export interface EvalCase {
   case: string;
