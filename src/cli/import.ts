@@ -28,6 +28,10 @@ export interface ImportSummary {
   series: number;
 }
 
+function emptySummary(): ImportSummary {
+  return { files: 0, imported: 0, skippedNonDicom: 0, failed: [], studies: 0, series: 0 };
+}
+
 async function* walkFiles(dir: string): AsyncGenerator<string> {
   const entries = await Array.fromAsync(Deno.readDir(dir));
   entries.sort((a, b) => a.name.localeCompare(b.name));
@@ -79,14 +83,7 @@ async function importThroughServer(
   onProgress?: (done: number, path: string) => void,
 ): Promise<ImportSummary> {
   const client = new DicomWebClient({ baseUrl: new URL("dicom-web", serverUrl).href });
-  const summary: ImportSummary = {
-    files: 0,
-    imported: 0,
-    skippedNonDicom: 0,
-    failed: [],
-    studies: 0,
-    series: 0,
-  };
+  const summary = emptySummary();
   const studies = new Set<string>(), series = new Set<string>();
   let batch: { path: string; bytes: Uint8Array }[] = [];
   const flush = async () => {
@@ -133,14 +130,7 @@ export async function importFolder(
   const server = await runningServer(dataDir);
   if (server) return importThroughServer(folder, server, onProgress);
   const store = await DicomStore.open(dataDir);
-  const summary: ImportSummary = {
-    files: 0,
-    imported: 0,
-    skippedNonDicom: 0,
-    failed: [],
-    studies: 0,
-    series: 0,
-  };
+  const summary = emptySummary();
   const studies = new Set<string>(), series = new Set<string>();
   let batch: ValidatedInstance[] = [];
   const flush = async () => {

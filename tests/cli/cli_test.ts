@@ -2,6 +2,7 @@
  * The CLI end to end on synthetic data: segment writes what it promises for DICOM, NIfTI and image
  * inputs, and eval scores the model against an independent reference with the right numbers.
  */
+import type { Mat3 } from "../../src/core/types.ts";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { normalTwoSidedP, signTestP } from "../../src/cli/eval.ts";
@@ -73,17 +74,7 @@ Deno.test("segment on a NIfTI volume writes a labelmap NIfTI on the same grid", 
     dims: [24, 20, 5] as [number, number, number],
     spacing: [1, 1.5, 3] as [number, number, number],
     origin: [5, -3, 12] as [number, number, number],
-    direction: [1, 0, 0, 0, 1, 0, 0, 0, 1] as [
-      number,
-      number,
-      number,
-      number,
-      number,
-      number,
-      number,
-      number,
-      number,
-    ],
+    direction: [1, 0, 0, 0, 1, 0, 0, 0, 1] as Mat3,
   };
   const data = new Float32Array(24 * 20 * 5).map((_, i) => ((i % 24) > 12 ? 300 : -200));
   await Deno.writeFile(join(dir, "case1_image.nii.gz"), await writeNifti(geometry, data));

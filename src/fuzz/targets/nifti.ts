@@ -1,4 +1,5 @@
 /** Fuzz target "nifti": mutated NIfTI headers and bodies → the NIfTI reader. */
+import type { Mat3 } from "../../core/types.ts";
 import { readNifti, writeNifti } from "../../io/nifti.ts";
 import { genericMutation, niftiField, truncate } from "../mutators.ts";
 import { type FuzzTarget, guarded } from "./common.ts";
@@ -14,17 +15,7 @@ export function niftiTarget(): FuzzTarget {
         dims,
         spacing: [0.8, 0.9, 2.5] as [number, number, number],
         origin: [-10, 20, 5] as [number, number, number],
-        direction: [1, 0, 0, 0, 1, 0, 0, 0, 1] as [
-          number,
-          number,
-          number,
-          number,
-          number,
-          number,
-          number,
-          number,
-          number,
-        ],
+        direction: [1, 0, 0, 0, 1, 0, 0, 0, 1] as Mat3,
       });
       const a = new Int16Array(12 * 10 * 4).map((_, i) => (i * 37) % 2000 - 1000);
       const b = new Float32Array(7 * 5 * 3).map((_, i) => i / 7);
