@@ -6,6 +6,7 @@
  *   webgpu-jsep → ort.min.mjs, the JSEP EP (the default `onnxruntime-web` import elsewhere).
  * SwiftShader is ~100× slower than WASM: correctness only, never timing.
  */
+import { HTML, readServed, startIsolatedServer } from "./isolated_server.ts";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { CHROMIUM, chromiumArgs } from "../cli/chromium.ts";
@@ -23,38 +24,18 @@ export function chromiumMissing(): string | null {
 export async function startBrowserAuditor(): Promise<BrowserAuditor> {
   const { chromium } = await import("playwright-core");
   const models = new Map<string, Uint8Array>();
-  const ac = new AbortController();
   const ortDir = join(ROOT, "node_modules", "onnxruntime-web", "dist");
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen() {} },
-    async (req) => {
-      const path = new URL(req.url).pathname;
-      const headers = new Headers({
-        "Cross-Origin-Opener-Policy": "same-origin",
-        "Cross-Origin-Embedder-Policy": "require-corp",
-        "Cross-Origin-Resource-Policy": "same-origin",
-        "Cache-Control": "no-store",
-      });
-      if (path === "/") {
-        headers.set("Content-Type", "text/html; charset=utf-8");
-        return new Response("<!doctype html><title>edgeseg package audit</title>", { headers });
-      }
-      if (path.startsWith("/model/") && models.has(path.slice(7))) {
-        headers.set("Content-Type", "application/octet-stream");
-        return new Response(models.get(path.slice(7)) as Uint8Array<ArrayBuffer>, { headers });
-      }
-      const name = path.startsWith("/ort/") ? path.slice(5) : "";
-      if (/^[\w.-]+\.(mjs|wasm)$/.test(name)) {
-        try {
-          const bytes = await Deno.readFile(join(ortDir, name));
-          headers.set("Content-Type", name.endsWith(".wasm") ? "application/wasm" : "text/javascript");
-          return new Response(bytes as Uint8Array<ArrayBuffer>, { headers });
-        } catch { /* 404 below */ }
-      }
-      return new Response("not found", { status: 404, headers });
-    },
-  );
-  const origin = `http://127.0.0.1:${server.addr.port}`;
+  const server = startIsolatedServer((path) => {
+    if (path === "/") {
+      return { body: "<!doctype html><title>edgeseg package audit</title>", type: HTML };
+    }
+    if (path.startsWith("/model/") && models.has(path.slice(7))) {
+      return { body: models.get(path.slice(7)) as Uint8Array<ArrayBuffer>, type: "application/octet-stream" };
+    }
+    const name = path.startsWith("/ort/") ? path.slice(5) : "";
+    return /^[\w.-]+\.(mjs|wasm)$/.test(name) ? readServed(join(ortDir, name)) : undefined;
+  });
+  const origin = server.origin;
   const udd = await Deno.makeTempDir({ prefix: "edgeseg-audit-chromium-" });
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -109,8 +90,7 @@ export async function startBrowserAuditor(): Promise<BrowserAuditor> {
     },
     async close() {
       await browser.close().catch(() => {});
-      ac.abort();
-      await server.finished;
+      await server.close();
       await Deno.remove(udd, { recursive: true }).catch(() => {});
     },
   };

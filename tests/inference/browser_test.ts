@@ -4,8 +4,9 @@
  * the recorded fallback without WebGPU, integrity and Cache API re-verification, and the Worker
  * protocol running segment(). The page is served with COOP/COEP so WASM threads are on.
  */
+import { fileUnder, readServed, startIsolatedServer } from "../../src/inference/isolated_server.ts";
 import assert from "node:assert/strict";
-import { extname, join, normalize } from "node:path";
+import { join } from "node:path";
 import { chromium } from "playwright-core";
 import type { Browser, Page } from "playwright-core";
 import { loadModel, openPackage } from "../../src/inference/deno.ts";
@@ -20,14 +21,6 @@ const ROOT = new URL("../..", import.meta.url).pathname;
 const haveChromium = !requireTool("chromium").ignore;
 
 const OUT = join(ROOT, "artifacts", "browser-harness");
-const TYPES: Record<string, string> = {
-  ".html": "text/html; charset=utf-8",
-  ".js": "text/javascript",
-  ".mjs": "text/javascript",
-  ".wasm": "application/wasm",
-  ".json": "application/json",
-  ".onnx": "application/octet-stream",
-};
 
 async function buildHarness(): Promise<void> {
   await Deno.mkdir(OUT, { recursive: true });
@@ -49,7 +42,6 @@ async function buildHarness(): Promise<void> {
 }
 
 function startServer() {
-  const ac = new AbortController();
   const roots: [string, string][] = [
     ["/harness/", OUT],
     ["/edgeseg/ort/", join(ROOT, "node_modules", "onnxruntime-web", "dist")],
@@ -57,52 +49,25 @@ function startServer() {
     ["/tampered/", join(ROOT, "tests", "fixtures", "models")],
     ["/shipped/", join(ROOT, "models")],
   ];
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen() {} },
-    async (req) => {
-      const path = new URL(req.url).pathname;
-      const headers = new Headers({
-        "Cross-Origin-Opener-Policy": "same-origin",
-        "Cross-Origin-Embedder-Policy": "require-corp",
-        "Cross-Origin-Resource-Policy": "same-origin",
-        "Cache-Control": "no-store",
-      });
-      let file: string | undefined;
-      let tamper = false;
-      if (path === "/" || path === "/index.html") {
-        file = join(
-          ROOT,
-          "tests",
-          "inference",
-          "browser",
-          "index.html",
-        );
-      }
-      for (const [prefix, dir] of roots) {
-        if (!path.startsWith(prefix)) continue;
-        const rel = normalize(decodeURIComponent(path.slice(prefix.length)));
-        if (rel.startsWith("..")) return new Response("bad path", { status: 400, headers });
-        file = join(dir, rel);
-        tamper = prefix === "/tampered/";
-      }
-      if (!file) return new Response("not found", { status: 404, headers });
-      try {
-        let bytes: Uint8Array = await Deno.readFile(file);
-        if (tamper && file.endsWith(".onnx")) {
-          bytes = bytes.slice();
-          bytes[bytes.length - 3] ^= 0x20;
+  return startIsolatedServer((path) => {
+    if (path === "/" || path === "/index.html") {
+      return readServed(join(ROOT, "tests", "inference", "browser", "index.html"));
+    }
+    const hit = fileUnder(roots, path);
+    if (!hit || !("file" in hit)) return hit;
+    // /tampered/ serves the fixtures with one byte flipped in each ONNX file (integrity tests)
+    const tamper = hit.prefix === "/tampered/" && hit.file.endsWith(".onnx");
+    return readServed(
+      hit.file,
+      tamper
+        ? (b) => {
+          const out = b.slice();
+          out[out.length - 3] ^= 0x20;
+          return out;
         }
-        headers.set("Content-Type", TYPES[extname(file)] ?? "application/octet-stream");
-        return new Response(bytes as Uint8Array<ArrayBuffer>, { headers });
-      } catch {
-        return new Response("not found", { status: 404, headers });
-      }
-    },
-  );
-  return {
-    origin: `http://127.0.0.1:${server.addr.port}`,
-    close: async () => (ac.abort(), await server.finished),
-  };
+        : undefined,
+    );
+  });
 }
 
 async function launch(webgpu: boolean): Promise<{ browser: Browser; udd: string }> {

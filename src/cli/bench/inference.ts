@@ -7,6 +7,7 @@
  * starts) and PyTorch CPU (Debian's python3-torch) are reported beside them. WebGPU: the adapter is
  * reported; a software (SwiftShader) adapter is timed only with --webgpu-timing.
  */
+import { fileUnder, HTML, readServed, startIsolatedServer } from "../../inference/isolated_server.ts";
 import { join } from "node:path";
 import type { ModelPackage } from "../../inference/package.ts";
 import { openPackage } from "../../inference/deno.ts";
@@ -26,49 +27,18 @@ import {
 import { benchModels, MAKE_MODELS, PY } from "./models.ts";
 import { cell, type Figure, figure, ratio } from "./stats.ts";
 
-const TYPES: Record<string, string> = {
-  ".html": "text/html; charset=utf-8",
-  ".js": "text/javascript",
-  ".mjs": "text/javascript",
-  ".wasm": "application/wasm",
-  ".json": "application/json",
-};
-
+/** The bench page and the folders it loads from, cross-origin isolated (src/inference/isolated_server.ts). */
 function serve(roots: [string, string][]) {
-  const ac = new AbortController();
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen() {} },
-    async (req) => {
-      const path = new URL(req.url).pathname;
-      const headers = new Headers({
-        "Cross-Origin-Opener-Policy": "same-origin",
-        "Cross-Origin-Embedder-Policy": "require-corp",
-        "Cross-Origin-Resource-Policy": "same-origin",
-      });
-      if (path === "/") {
-        headers.set("Content-Type", TYPES[".html"]);
-        return new Response('<!doctype html><script type="module" src="/tmp/page.js"></script>', { headers });
-      }
-      for (const [prefix, dir] of roots) {
-        if (!path.startsWith(prefix)) continue;
-        const rel = decodeURIComponent(path.slice(prefix.length));
-        if (rel.split("/").includes("..")) return new Response("bad path", { status: 400, headers });
-        try {
-          const file = await Deno.open(join(dir, rel));
-          const ext = rel.slice(rel.lastIndexOf("."));
-          headers.set("Content-Type", TYPES[ext] ?? "application/octet-stream");
-          return new Response(file.readable, { headers });
-        } catch {
-          return new Response("not found", { status: 404, headers });
-        }
-      }
-      return new Response("not found", { status: 404, headers });
-    },
-  );
-  return {
-    origin: `http://127.0.0.1:${server.addr.port}`,
-    close: async () => (ac.abort(), await server.finished),
-  };
+  return startIsolatedServer((path) => {
+    if (path === "/") {
+      return {
+        body: '<!doctype html><script type="module" src="/tmp/page.js"></script>',
+        type: HTML,
+      };
+    }
+    const hit = fileUnder(roots, path);
+    return hit && "file" in hit ? readServed(hit.file) : hit;
+  });
 }
 
 interface Row {
