@@ -13,6 +13,7 @@
  */
 import { join, relative } from "node:path";
 import { InputError } from "../core/errors.ts";
+import { readPrefix, scanPart10 } from "./dicom_walk.ts";
 import {
   type DicomJsonDataset,
   extractFrames,
@@ -219,9 +220,22 @@ export class DicomStore {
    * Throws `InputError` with a code (NOT_DICOM, MISSING_ATTRIBUTE, BAD_UID).
    */
   async validate(source: { tmpPath: string } | { bytes: Uint8Array }): Promise<ValidatedInstance> {
-    const bytes = "bytes" in source ? source.bytes : await Deno.readFile(source.tmpPath);
+    let bytes: Uint8Array;
+    let size: number;
+    if ("bytes" in source) {
+      bytes = source.bytes;
+      size = bytes.length;
+    } else {
+      // A staged file is walked by its element headers (truncation and structure checked to the end),
+      // and only the part before PixelData is read and parsed: memory stays near the header's size.
+      const scan = await scanPart10(source.tmpPath);
+      size = (await Deno.stat(source.tmpPath)).size;
+      bytes = scan.deflated
+        ? await Deno.readFile(source.tmpPath)
+        : await readPrefix(source.tmpPath, scan.headerEnd);
+    }
     const parsed = parseDicom(bytes);
-    const rec0 = recordFromParsed(parsed, "", bytes.length);
+    const rec0 = recordFromParsed(parsed, "", size);
     const rel = join(
       "instances",
       rec0.studyInstanceUID,
