@@ -137,6 +137,15 @@ second human observer F1 0.789.
                          script="retina.py", id=man["id"])
 
 
+def ct_inference(man):
+    sp = man["spatial"]
+    if sp.get("cropToRoi") and sp["window"] == [-1, -1]:
+        return ("one window per slice spanning the lung region's bounding box (`cropToRoi`); until 1.1.0, "
+                "256×256 windows with 50 % overlap, Gaussian blending")
+    return "%d×%d windows with %d %% overlap, %s blending" % (
+        sp["window"][0], sp["window"][1], round(sp["overlap"] * 100), sp["blending"])
+
+
 def ct(man, v):
     fp, q = v["fp32"], v["int8"]
     three = man["id"].endswith("3class")
@@ -174,7 +183,7 @@ Attention residual U-Net (2D, slice by slice): residual units, 4 strided downsam
 bilinear Resize + conv upsampling, additive attention gates, channel dropout p = {man['uncertainty']['mcDropout']['rate']} before
 the head; {v['params']:,} parameters. One network is trained with 3 classes (background, GGO,
 consolidation). {'This package outputs those 3 classes (softmax).' if three else 'This binary package exports the same network with the two lesion logits merged by log-sum-exp, so its 2-class softmax gives exactly p(infection) = p(GGO) + p(consolidation).'}
-Inference: 256×256 windows with 50 % overlap, Gaussian blending.
+Inference: {ct_inference(man)}.
 
 ## Training recipe
 

@@ -128,6 +128,15 @@ export function validateManifest(json: unknown): ModelManifest {
     out.postprocessing = postprocessing(m.postprocessing, "postprocessing", values);
   }
   if (m.roi !== undefined) out.roi = roiField(m.roi, "roi", constraints);
+  if (spatial.cropToRoi && !out.roi) {
+    fail(
+      "MANIFEST_INCONSISTENT",
+      "spatial.cropToRoi",
+      "crops to a region of interest, but the manifest declares no roi block",
+      "a roi block",
+      "none",
+    );
+  }
   if (m.uncertainty !== undefined) {
     const axes = spatialAxes(spatial.mode);
     out.uncertainty = uncertaintyField(m.uncertainty, "uncertainty", {

@@ -249,6 +249,12 @@ export interface ModelManifest {
     sigmaScale?: number;
     /** windows per model call when the batch axis is dynamic */
     batch?: number;
+    /**
+     * Tile only the bounding box of the region of interest (needs a `roi` block), not the whole grid:
+     * with a window of -1 on an axis, one window spans the box on that axis. Applies when the grid is
+     * not resampled in-plane (and along z for patch3d); otherwise the whole grid is tiled.
+     */
+    cropToRoi?: boolean;
   };
   labels: LabelSpec[];
   /**
@@ -351,6 +357,11 @@ export interface RoiProvenance {
   croppedSlices: number;
   /** volume of the (dilated) region */
   volumeMl: number;
+  /** `spatial.cropToRoi`: the region's bounding box (x, y, z voxels) the windows tiled */
+  cropBox?: [number, number, number];
+  /** voxels fed to the model over all passes, and what the full sweep would feed */
+  voxelsRun: number;
+  voxelsPlanned: number;
   /** e.g. "142 of 1,206 windows run; 88 of 134 slices outside the lung region skipped" */
   summary: string;
 }

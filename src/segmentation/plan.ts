@@ -15,7 +15,7 @@ import type {
 import { decisionRule } from "./activation.ts";
 import { modelInputChannels, planPreprocessing, type PreprocessPlan } from "./preprocess.ts";
 import { targetGeometry } from "./resample.ts";
-import { boxTouches, type RegionOfInterest, ROI_ANALYSIS_SPACING_MM, sourceRange } from "./roi.ts";
+import { boxTouches, maskBox, type RegionOfInterest, ROI_ANALYSIS_SPACING_MM, sourceRange } from "./roi.ts";
 import {
   dropoutMask,
   type EntropyKind,
@@ -28,6 +28,7 @@ import {
   type Dims3,
   gaussianImportance,
   planWindows,
+  planWindowsInBox,
   type WindowBox,
   type WindowPlan,
 } from "./windows.ts";
@@ -252,6 +253,11 @@ export interface RunPlan {
   /** windows the passes run, and would run without a region of interest */
   totalWindows: number;
   plannedWindows: number;
+  /** the full sweep's window, and the window that runs (larger when it spans the region's box) */
+  plannedWindow: Dims3;
+  window: Dims3;
+  /** `spatial.cropToRoi`: the region's bounding box [lo, hi) that the windows tile */
+  crop?: { lo: Dims3; hi: Dims3 };
   /** outside the region: the channel set to 1 (argmax), or -1 for thresholds (every channel 0) */
   backgroundChannel: number;
 }
@@ -285,7 +291,11 @@ export function planRun(
   );
   const passes = planPasses(method, manifest, runtime.members.length, passCount, options.ttaIntensityScales);
   const passFlips = passes.map((p) => (slabs.streamed ? p.flips.filter((a) => a !== 2) : p.flips));
-  const windows = windowsPerPass(fullPlans, slabs, slabDims, passFlips, dims, roi);
+  const crop = cropBox(manifest, roi, dims, tg.dims);
+  const tile = (s: number, flips: number[]): WindowPlan =>
+    crop ? cropPlan(crop, slabDims[s].tgt, slabs.streamed, flips, manifest) : fullPlans[s];
+  const windows = windowsPerPass(tile, slabs, slabDims, passFlips, dims, roi);
+  const window = tile(0, []).window;
   const seed = options.seed ?? 0;
   const rule = decisionRule(manifest.activation, k, manifest.labels);
   const labelChannels = manifest.labels.map((l) => l.channel);
@@ -299,8 +309,8 @@ export function planRun(
     slabDims,
     rows: sp.mode === "patch3d" && tg.dims[2] === dims[2],
     importance: sp.blending === "gaussian"
-      ? gaussianImportance(fullPlans[0].window, sp.sigmaScale ?? 0.125)
-      : constantImportance(fullPlans[0].window),
+      ? gaussianImportance(window, sp.sigmaScale ?? 0.125)
+      : constantImportance(window),
     passes,
     passFlips,
     windows,
@@ -314,6 +324,9 @@ export function planRun(
     usesMc: passes.some((p) => p.mc),
     totalWindows: windows.reduce((a, perPass) => a + perPass.reduce((b, p) => b + p.windows.length, 0), 0),
     plannedWindows: fullPlans.reduce((a, p) => a + p.windows.length, 0) * passes.length,
+    plannedWindow: fullPlans[0].window,
+    window,
+    crop,
     backgroundChannel: rule === "argmax"
       ? Array.from({ length: k }, (_, c) => c).find((c) => !labelChannels.includes(c)) ?? 0
       : -1,
@@ -321,28 +334,65 @@ export function planRun(
 }
 
 /**
+ * The region's bounding box on the original grid, when the manifest crops to it (`cropToRoi`) and
+ * the windows tile that grid (no resampling on the axes the windows span); otherwise undefined and
+ * the whole grid is tiled.
+ */
+function cropBox(
+  manifest: ModelManifest,
+  roi: RegionOfInterest | undefined,
+  dims: Dims3,
+  target: Dims3,
+): { lo: Dims3; hi: Dims3 } | undefined {
+  if (!manifest.spatial.cropToRoi || !roi) return undefined;
+  const axes = manifest.spatial.mode === "patch3d" ? 3 : 2;
+  for (let a = 0; a < axes; a++) if (target[a] !== dims[a]) return undefined;
+  return maskBox(roi.mask, dims);
+}
+
+/**
+ * The windows tiling the crop box on one slab's grid (`grid`), in the frame of a pass that flips
+ * `flips` (the box mirrors with it). A streamed slab of slices keeps all its slices: slices the
+ * region misses are dropped with the other windows that miss it.
+ */
+function cropPlan(
+  crop: { lo: Dims3; hi: Dims3 },
+  grid: Dims3,
+  streamed: boolean,
+  flips: number[],
+  manifest: ModelManifest,
+): WindowPlan {
+  const lo = [...crop.lo] as Dims3, hi = [...crop.hi] as Dims3;
+  if (streamed) [lo[2], hi[2]] = [0, grid[2]];
+  for (const a of flips) [lo[a], hi[a]] = [grid[a] - hi[a], grid[a] - lo[a]];
+  const sp = manifest.spatial;
+  return planWindowsInBox(grid, lo, hi, sp.window, sp.overlap, sp.mode, manifest.preprocessing.padMultiple);
+}
+
+/**
  * Per slab and pass, the windows that run: with a region of interest only those touching it, per
  * flip set (a flipped pass runs its windows in the mirrored frame); the rest of the grid is
- * background. Passes with the same flips share one plan.
+ * background. Passes with the same flips share one plan. `tile` gives a slab's windows before the
+ * region filters them (the whole grid, or the region's box).
  */
 function windowsPerPass(
-  fullPlans: WindowPlan[],
+  tile: (slab: number, flips: number[]) => WindowPlan,
   slabs: SlabPlan,
   slabDims: { src: Dims3; tgt: Dims3 }[],
   passFlips: number[][],
   volumeDims: Dims3,
   roi?: RegionOfInterest,
 ): WindowPlan[][] {
-  return fullPlans.map((full, s) => {
-    if (!roi) return passFlips.map(() => full);
+  return slabDims.map(({ src, tgt }, s) => {
+    if (!roi) return passFlips.map(() => tile(s, []));
     const z0 = slabs.streamed ? slabs.ranges[s][0] : 0;
-    const { src, tgt } = slabDims[s];
     const byFlips = new Map<string, WindowPlan>();
     return passFlips.map((flips) => {
       const key = flips.join(",");
       let plan = byFlips.get(key);
       if (!plan) {
-        plan = { ...full, windows: windowsInRoi(full, tgt, src, z0, roi, volumeDims, flips) };
+        const base = tile(s, flips);
+        plan = { ...base, windows: windowsInRoi(base, tgt, src, z0, roi, volumeDims, flips) };
         byFlips.set(key, plan);
       }
       return plan;

@@ -15,6 +15,7 @@ import type {
 import { now } from "./host.ts";
 import type { RunPlan } from "./plan.ts";
 import type { RegionOfInterest } from "./roi.ts";
+import type { Dims3 } from "./windows.ts";
 
 /**
  * Provenance timings (ms): validation, region of interest, preprocessing, model (inside the
@@ -68,6 +69,21 @@ export function roiProvenance(
   const cropped = roi.croppedSlices
     ? `; ${roi.croppedSlices} slice${roi.croppedSlices === 1 ? "" : "s"} cropped inside the body kept whole`
     : "";
+  const vox = (w: Dims3) => w[0] * w[1] * w[2];
+  const voxelsRun = plan.totalWindows * vox(plan.window);
+  const voxelsPlanned = plan.plannedWindows * vox(plan.plannedWindow);
+  const size = (w: number[]) =>
+    w.slice(0, volume.geometry.dims[2] > 1 && plan.window[2] > 1 ? 3 : 2).join("×");
+  const cropBox = plan.crop
+    ? [0, 1, 2].map((a) => plan.crop!.hi[a] - plan.crop!.lo[a]) as [number, number, number]
+    : undefined;
+  const windows = cropBox
+    ? `${thousands(plan.totalWindows)} windows of ${size(plan.window)} run over the ${region} region's ${
+      size(cropBox)
+    } box (${Math.round((100 * voxelsRun) / voxelsPlanned)}% of the voxels of ${
+      thousands(plan.plannedWindows)
+    } windows of ${size(plan.plannedWindow)})`
+    : `${thousands(plan.totalWindows)} of ${thousands(plan.plannedWindows)} windows run`;
   return {
     kind: spec.kind,
     marginMm: spec.marginMm,
@@ -77,9 +93,12 @@ export function roiProvenance(
     slices: dims[2],
     croppedSlices: roi.croppedSlices,
     volumeMl: roi.voxels * (spacing[0] * spacing[1] * spacing[2]) / 1000,
-    summary: `${thousands(plan.totalWindows)} of ${
-      thousands(plan.plannedWindows)
-    } windows run; ${slicesSkipped} of ${dims[2]} slices outside the ${region} region skipped${cropped}`,
+    ...(cropBox ? { cropBox } : {}),
+    voxelsRun,
+    voxelsPlanned,
+    summary: `${windows}; ${slicesSkipped} of ${
+      dims[2]
+    } slices outside the ${region} region skipped${cropped}`,
   };
 }
 

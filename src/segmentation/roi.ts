@@ -346,6 +346,27 @@ export function sourceRange(a: number, b: number, m: number, n: number): [number
   return [Math.max(0, lo), Math.min(m, hi)];
 }
 
+/** The bounding box [lo, hi) of the set voxels of `mask` (planar, `dims`), or undefined when none is set. */
+export function maskBox(mask: Uint8Array, dims: Dims3): { lo: Dims3; hi: Dims3 } | undefined {
+  const [nx, ny, nz] = dims;
+  const lo: Dims3 = [nx, ny, nz], hi: Dims3 = [0, 0, 0];
+  for (let k = 0; k < nz; k++) {
+    for (let j = 0; j < ny; j++) {
+      const row = (k * ny + j) * nx;
+      const first = mask.subarray(row, row + nx).indexOf(1);
+      if (first < 0) continue;
+      const last = mask.subarray(row, row + nx).lastIndexOf(1);
+      lo[0] = Math.min(lo[0], first);
+      hi[0] = Math.max(hi[0], last + 1);
+      lo[1] = Math.min(lo[1], j);
+      hi[1] = Math.max(hi[1], j + 1);
+      lo[2] = Math.min(lo[2], k);
+      hi[2] = Math.max(hi[2], k + 1);
+    }
+  }
+  return hi[2] > 0 ? { lo, hi } : undefined;
+}
+
 /** True when `mask` (planar, `dims`) has a set voxel in the box [x0, x1) × [y0, y1) × [z0, z1). */
 export function boxTouches(
   mask: Uint8Array,

@@ -101,6 +101,34 @@ export function planWindows(
 }
 
 /**
+ * Windows that tile only the box [lo, hi) of a grid of `dims` (a region's bounding box), planned
+ * as `planWindows` plans the box alone, then placed on the grid: a window that fits the grid is
+ * moved inside it (real neighbours rather than padding), a larger one is centred on it. A window
+ * entry of -1 spans the box on that axis. Coordinates are grid coordinates (`padBefore` is 0).
+ */
+export function planWindowsInBox(
+  dims: Dims3,
+  lo: Dims3,
+  hi: Dims3,
+  window: number[],
+  overlap: number,
+  mode: SpatialMode,
+  padMultiple = 1,
+): WindowPlan {
+  const box: Dims3 = [hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2]];
+  const inner = planWindows(box, window, overlap, mode, padMultiple);
+  const place = (a: number, start: number) => {
+    const size = inner.window[a];
+    return size <= dims[a] ? Math.min(Math.max(start, 0), dims[a] - size) : -Math.floor((size - dims[a]) / 2);
+  };
+  const windows = inner.windows.map((w): WindowBox => ({
+    start: [0, 1, 2].map((a) => place(a, w.start[a] - inner.padBefore[a] + lo[a])) as Dims3,
+    size: [...w.size] as Dims3,
+  }));
+  return { window: inner.window, paddedDims: [...dims], padBefore: [0, 0, 0], windows };
+}
+
+/**
  * Gaussian importance map for a window (nnU-Net): sigma = sigmaScale × window per axis, centred,
  * normalised to a maximum of 1, and clamped below to the smallest positive value so that voxels
  * at window corners never get zero weight (a zero there would divide by zero where only one

@@ -320,3 +320,16 @@ Deno.test("a malformed region of interest is refused with its path and what was 
   rgb.constraints.modalities = ["CT"];
   assertManifestError(() => validateManifest(rgb), "MANIFEST_INCONSISTENT", "roi.kind", "channels = 1");
 });
+
+Deno.test("spatial.cropToRoi is a boolean and needs a region of interest", () => {
+  const j = base();
+  j.constraints.modalities = ["CT"];
+  j.roi = { kind: "lungs-from-hu", marginMm: 10 };
+  j.spatial.cropToRoi = true;
+  assert.equal(validateManifest(j).spatial.cropToRoi, true);
+  j.spatial.cropToRoi = "yes";
+  assertManifestError(() => validateManifest(j), "MANIFEST_TYPE", "spatial.cropToRoi", "a boolean");
+  j.spatial.cropToRoi = true;
+  delete j.roi;
+  assertManifestError(() => validateManifest(j), "MANIFEST_INCONSISTENT", "spatial.cropToRoi", "a roi block");
+});

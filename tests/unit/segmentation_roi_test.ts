@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { Predictor, Progress, RoiSpec } from "../../src/core/types.ts";
 import { computeRoi, morph1d, segment, sourceRange } from "../../src/segmentation/mod.ts";
+import { planWindowsInBox } from "../../src/segmentation/windows.ts";
 import { manifest, runtime, thresholdPredictor, volume } from "./segmentation_fakes.ts";
 
 /**
@@ -257,4 +258,76 @@ Deno.test("a patch3d model skips patches outside the region and matches a full r
   m.uncertainty = { tta: { flips: [[0], [2]] } };
   const { run, planned } = await assertExactInside(m, oneLung(), "tta");
   assert.ok(run < planned, `${run} of ${planned} windows`);
+});
+
+// ---- spatial.cropToRoi: windows tile only the region's bounding box ---------------------------------
+
+Deno.test("planWindowsInBox tiles the box, keeps windows inside the grid, and centres one larger than it", () => {
+  const p = planWindowsInBox([64, 48, 3], [10, 5, 0], [40, 30, 3], [16, 16], 0.5, "slice2d", 1);
+  assert.deepEqual(p.padBefore, [0, 0, 0]);
+  for (const w of p.windows) {
+    assert.ok(w.start[0] >= 0 && w.start[0] + 16 <= 64 && w.start[1] >= 0 && w.start[1] + 16 <= 48);
+  }
+  // every voxel of the box is covered on every slice
+  for (let z = 0; z < 3; z++) {
+    for (let y = 5; y < 30; y++) {
+      for (let x = 10; x < 40; x++) {
+        assert.ok(
+          p.windows.some((w) =>
+            w.start[2] === z && x >= w.start[0] && x < w.start[0] + 16 && y >= w.start[1] &&
+            y < w.start[1] + 16
+          ),
+          `${x},${y},${z} uncovered`,
+        );
+      }
+    }
+  }
+  // -1 spans the box (rounded up to padMultiple), one window per slice, placed inside the grid
+  const whole = planWindowsInBox([64, 48, 2], [50, 2, 0], [63, 20, 2], [-1, -1], 0, "slice2d", 16);
+  assert.deepEqual(whole.window, [16, 32, 1]);
+  // y: a 32-row window centred on rows 2..19 would start at -5: moved inside the grid to 0
+  assert.deepEqual(whole.windows.map((w) => w.start), [[48, 0, 0], [48, 0, 1]]);
+  // a window larger than the grid is centred on it (padding both sides)
+  const big = planWindowsInBox([10, 10, 1], [2, 2, 0], [8, 8, 1], [16, 16], 0, "slice2d", 1);
+  assert.deepEqual(big.windows.map((w) => w.start), [[-3, -3, 0]]);
+});
+
+Deno.test("cropToRoi with a -1 window: one window per region slice spans the region's box, and the region's voxels match a full run", async () => {
+  const m = roiManifest({ marginMm: 4 });
+  m.spatial = { mode: "slice2d", window: [-1, -1], overlap: 0, blending: "constant", cropToRoi: true };
+  const c = counting();
+  const r = await segment(phantom(), runtime(m, [c.predictor]), {});
+  const roi = computeRoi(phantom().data, DIMS, SPACING, m.roi!);
+  assert.equal(c.windows, roi.slices, "one window per slice of the region");
+  const p = r.provenance.roi!;
+  assert.ok(p.cropBox && p.cropBox[0] < DIMS[0] && p.cropBox[1] < DIMS[1], `box ${p.cropBox}`);
+  assert.ok(p.voxelsRun < p.voxelsPlanned, `${p.voxelsRun} of ${p.voxelsPlanned} voxels`);
+  assert.match(
+    p.summary,
+    /^\d+ windows of \d+×\d+ run over the lung region's \d+×\d+ box \(\d+% of the voxels/,
+  );
+  const { run } = await assertExactInside(m);
+  assert.equal(run, roi.slices);
+});
+
+Deno.test("cropToRoi with fixed overlapping windows and mirrored TTA passes still matches a full run inside the region", async () => {
+  const m = roiManifest({ marginMm: 4 });
+  m.spatial = { mode: "slice2d", window: [8, 8], overlap: 0.5, blending: "gaussian", cropToRoi: true };
+  const cropped = await assertExactInside(m, oneLung(), "tta");
+  const plain = await assertExactInside(
+    { ...m, spatial: { ...m.spatial, cropToRoi: false } },
+    oneLung(),
+    "tta",
+  );
+  assert.ok(cropped.run <= plain.run, `${cropped.run} vs ${plain.run} windows`);
+});
+
+Deno.test("cropToRoi on a patch3d model crops along z too, flips included", async () => {
+  const m = roiManifest({ marginMm: 4 });
+  m.inputs = [{ name: "input", dtype: "float32", shape: ["batch", 1, "d", "h", "w"] }];
+  m.outputs = [{ name: "logits", dtype: "float32", shape: ["batch", 2, "d", "h", "w"] }];
+  m.spatial = { mode: "patch3d", window: [-1, -1, -1], overlap: 0, blending: "constant", cropToRoi: true };
+  m.uncertainty = { tta: { flips: [[0], [2]] } };
+  const { run } = await assertExactInside(m, oneLung(), "tta");
+  assert.equal(run, 3, "one patch spanning the box per pass");
 });

@@ -14,7 +14,7 @@ export function spatialAxes(mode: ModelManifest["spatial"]["mode"]): number {
 /** Reads `spatial`. */
 export function spatialField(v: unknown, sp: string): ModelManifest["spatial"] {
   const s = obj(v, sp);
-  noUnknown(s, sp, ["mode", "window", "overlap", "blending", "sigmaScale", "batch"]);
+  noUnknown(s, sp, ["mode", "window", "overlap", "blending", "sigmaScale", "batch", "cropToRoi"]);
   const mode = oneOf(req(s, "mode", sp), `${sp}.mode`, ["image2d", "slice2d", "patch3d"] as const);
   const axes = spatialAxes(mode);
   // -1 = the whole extent of that axis (MONAI's roi_size -1), e.g. a whole fundus photograph
@@ -31,6 +31,12 @@ export function spatialField(v: unknown, sp: string): ModelManifest["spatial"] {
     spatial.sigmaScale = num(s.sigmaScale, `${sp}.sigmaScale`, { minExclusive: 0, max: 1 });
   }
   if (s.batch !== undefined) spatial.batch = num(s.batch, `${sp}.batch`, { int: true, min: 1, max: 256 });
+  if (s.cropToRoi !== undefined) {
+    if (typeof s.cropToRoi !== "boolean") {
+      fail("MANIFEST_TYPE", `${sp}.cropToRoi`, "must be true or false", "a boolean", s.cropToRoi);
+    }
+    spatial.cropToRoi = s.cropToRoi;
+  }
   return spatial;
 }
 
