@@ -5,7 +5,7 @@
  * slices differently).
  */
 import { ViewerError } from "../../src/core/errors.ts";
-import type { Labelmap } from "../../src/core/types.ts";
+import type { Labelmap, SegmentDescription } from "../../src/core/types.ts";
 import type { DisplaySet, ServicesManager } from "./host.ts";
 import { hostCornerstone } from "./host.ts";
 
@@ -39,12 +39,17 @@ export function sliceIndexByImageId(sliceImageIds: string[]): Map<string, number
   return map;
 }
 
+/** What `showLabelmap` reads of a labelmap: its voxels and how to name and colour each segment. */
+export type ShownLabelmap = Pick<Labelmap, "geometry" | "data"> & {
+  segments: Pick<SegmentDescription, "number" | "label" | "color" | "algorithmType" | "algorithmName">[];
+};
+
 /** Adds the labelmap to the display set's viewport; returns the OHIF segmentation id. */
 export async function showLabelmap(
   servicesManager: ServicesManager,
   displaySet: DisplaySet,
   sliceImageIds: string[],
-  labelmap: Labelmap,
+  labelmap: ShownLabelmap,
   title: string,
   /** per-segment opacity 0..255 (the heatmap ramps it by bin); opaque when absent */
   alphaOf?: (segmentNumber: number) => number,
@@ -378,4 +383,49 @@ export function readViewerLabelmap(
 
 interface ReadableImage {
   referencedImageId?: string;
+}
+
+/**
+ * Writes result slices [z0, z1) (`labels`, slice-major like the result) into a labelmap already shown
+ * with `showLabelmap`, and redraws it. Returns the number of slices written.
+ */
+export function fillLabelmapSlices(
+  segmentationId: string,
+  sliceImageIds: string[],
+  dims: readonly [number, number, number],
+  z0: number,
+  labels: Uint8Array | Uint16Array,
+): number {
+  const cs = hostCornerstone() as
+    | { cache?: { getImage(id: string): DerivedImageLike | undefined } }
+    | undefined;
+  const tools = (globalThis as unknown as { cornerstoneTools?: ToolsLike }).cornerstoneTools;
+  const imageIds = tools?.segmentation.state.getSegmentation(segmentationId)?.representationData.Labelmap
+    ?.imageIds;
+  if (!cs?.cache || !tools || !imageIds) return 0;
+  const sliceSize = dims[0] * dims[1];
+  const z1 = z0 + labels.length / sliceSize;
+  const byImageId = sliceIndexByImageId(sliceImageIds);
+  let written = 0;
+  for (const id of imageIds) {
+    const img = cs.cache.getImage(id);
+    const k = img?.referencedImageId !== undefined ? byImageId.get(img.referencedImageId) : undefined;
+    if (!img || k === undefined || k < z0 || k >= z1) continue;
+    const target = img.voxelManager.getScalarData();
+    if (target.length !== sliceSize) continue;
+    target.set(labels.subarray((k - z0) * sliceSize, (k - z0 + 1) * sliceSize));
+    written++;
+  }
+  if (written) tools.segmentation.triggerSegmentationEvents.triggerSegmentationDataModified(segmentationId);
+  return written;
+}
+
+/** Removes a labelmap shown with `showLabelmap` from the viewer (a preview the result replaces). */
+export function removeLabelmap(servicesManager: ServicesManager, segmentationId: string): void {
+  const s = servicesManager.services.segmentationService as
+    | { remove?(segmentationId: string): void }
+    | undefined;
+  shownOn.delete(segmentationId);
+  colorsOf.delete(segmentationId);
+  s?.remove?.(segmentationId);
 }

@@ -1,6 +1,7 @@
 /**
  * One EdgeSeg run on the active series: read the volume from the viewer, run segment() in the Worker
- * with the chosen provider and uncertainty method, show the labelmap. Progress and cancellation are
+ * with the chosen provider and uncertainty method (the slice in view first, painted as a preview while
+ * the rest runs), show the labelmap. Progress and cancellation are
  * surfaced to the panel; nothing here touches the DOM.
  */
 import type {
@@ -15,6 +16,7 @@ import { assetUrl } from "./base.ts";
 import { type Device as LibraryDevice, providersFor } from "../../src/inference/devices.ts";
 import { readViewerLabelmap, showLabelmap } from "./labelmap.ts";
 import { HEATMAP_BINS, HEATMAP_COLORMAP, type HeatmapBins, heatmapBins, showHeatmap } from "./heatmap.ts";
+import { LabelmapPreview, sliceInView } from "./preview.ts";
 import { volumeFromDisplaySet } from "./viewer_volume.ts";
 import { sharedWorker } from "./worker_client.ts";
 import type { ExportSource } from "./export.ts";
@@ -200,13 +202,22 @@ export function startRun(
     if (cancelled) throw new CancelledError("cancelled before the model ran");
     let phase: Progress["phase"] | undefined;
     let phaseStart = performance.now();
+    // The slab with the slice in view runs first and each decided slab is painted at once (preview.ts).
+    const preview = new LabelmapPreview(
+      servicesManager,
+      displaySet,
+      sliceImageIds,
+      volume.geometry,
+      settings.model,
+      sliceInView(servicesManager, sliceImageIds),
+    );
     const handle = sharedWorker().run(
       {
         ...testHooksFromPage(),
         volume,
         modelUrl: settings.model.url || assetUrl(`models/${encodeURIComponent(settings.model.id)}/`),
         providers: providersFor(settings.device),
-        options: { uncertainty: settings.uncertainty, passes: settings.passes },
+        options: { uncertainty: settings.uncertainty, passes: settings.passes, focusSlice: preview.focus },
       },
       (p) => {
         if (p.phase !== phase) {
@@ -215,10 +226,16 @@ export function startRun(
         }
         onProgress(describeProgress(p, phaseStart, performance.now()));
       },
+      (z0, _z1, labels) => preview.add(z0, labels),
     );
     cancelWorker = handle.cancel;
     if (cancelled) handle.cancel();
-    const result = await handle.result;
+    let result: SegmentationResult;
+    try {
+      result = await handle.result;
+    } finally {
+      await preview.close();
+    }
     // A cancel that arrives with the result (the study was closed) must not add a labelmap later.
     if (cancelled) throw new CancelledError("cancelled; the result was discarded");
     const spacingKnown = spacingSource(displaySetInstances(displaySet)[0]) !== null;

@@ -63,6 +63,7 @@ interface Pending {
   resolve(value: unknown): void;
   reject(err: Error): void;
   onProgress?: (p: Progress) => void;
+  onSlices?: (z0: number, z1: number, labels: Uint8Array | Uint16Array) => void;
 }
 
 export interface RunHandle {
@@ -112,6 +113,10 @@ export class SegmentationWorker {
       pending.onProgress?.(data.progress);
       return;
     }
+    if (data.type === "slices") {
+      pending.onSlices?.(data.z0, data.z1, data.labels);
+      return;
+    }
     this.#pending.delete(data.id);
     if (data.type === "error") pending.reject(deserializeError(data.error));
     else if (data.type === "result") pending.resolve(data.result);
@@ -123,11 +128,21 @@ export class SegmentationWorker {
   }
 
   /** Starts a run. The volume's voxel buffer is transferred: the caller must not use it afterwards. */
-  run(request: Omit<RunRequest, "type" | "id">, onProgress?: (p: Progress) => void): RunHandle {
+  run(
+    request: Omit<RunRequest, "type" | "id" | "preview">,
+    onProgress?: (p: Progress) => void,
+    /** each slab's labels as decided (asks the worker for a preview) */
+    onSlices?: (z0: number, z1: number, labels: Uint8Array | Uint16Array) => void,
+  ): RunHandle {
     const id = nextId("run");
-    const req: RunRequest = { type: "run", id, ...request };
+    const req: RunRequest = { type: "run", id, ...request, ...(onSlices ? { preview: true } : {}) };
     const result = new Promise<SegmentationResult>((resolve, reject) => {
-      this.#pending.set(id, { resolve: (v) => resolve(v as SegmentationResult), reject, onProgress });
+      this.#pending.set(id, {
+        resolve: (v) => resolve(v as SegmentationResult),
+        reject,
+        onProgress,
+        onSlices,
+      });
     });
     this.#post(req, requestTransferables(req));
     const cancel = () => {

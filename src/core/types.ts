@@ -436,4 +436,16 @@ export interface SegmentOptions {
   ttaIntensityScales?: number[];
   /** apply the manifest's region of interest (default true); false runs every window */
   roi?: boolean;
+  /**
+   * The slice the user is looking at (0-based, the volume's slice order): slice-wise models run the
+   * slab holding it first, then the slabs next to it, alternately after and before (the labels are the
+   * same in any order). patch3d and z-resampling models ignore it.
+   */
+  focusSlice?: number;
+  /**
+   * Called as soon as slices [z0, z1) are decided, with their labels (a view into the labelmap; copy it to
+   * keep it), before whole-volume post-processing: a preview the viewer can paint while the rest runs.
+   * Every slab is reported once, those outside the region of interest too (all background).
+   */
+  onSlices?: (z0: number, z1: number, labels: Uint8Array | Uint16Array) => void;
 }

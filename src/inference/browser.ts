@@ -231,6 +231,12 @@ export function serveWorker(scope: WorkerScope, segment: SegmentFn, opts: { ortB
           post({ type: "progress", id: req.id, progress });
           hook(progress);
         },
+        onSlices: req.preview
+          ? (z0, z1, labels) => {
+            const copy = labels.slice();
+            post({ type: "slices", id: req.id, z0, z1, labels: copy }, [copy.buffer as ArrayBuffer]);
+          }
+          : undefined,
       });
       if (runtime.provider === "wasm") {
         result.provenance.threads = browserThreads();

@@ -4,9 +4,10 @@
  * gives up its copy of the volume when it posts a run and gets the result's buffers back the same way.
  *
  *   main → worker: run | cancel | capabilities
- *   worker → main: progress | result | error | capabilities
+ *   worker → main: progress | slices | result | error | capabilities
  *
- * Every run carries an `id`; progress, result and error echo it. A cancel makes the run end with an
+ * Every run carries an `id`; progress, slices, result and error echo it. A run asked for a `preview`
+ * gets each slab's labels as soon as they are decided (`slices`), the slab in view first. A cancel makes the run end with an
  * error whose code is "CANCELLED" (checked between model calls, so within one window's time).
  */
 import {
@@ -26,7 +27,7 @@ import type {
 } from "../core/types.ts";
 
 /** SegmentOptions without what cannot cross a thread (functions, signals). */
-export type WorkerSegmentOptions = Omit<SegmentOptions, "signal" | "onProgress">;
+export type WorkerSegmentOptions = Omit<SegmentOptions, "signal" | "onProgress" | "onSlices">;
 
 export interface RunRequest {
   type: "run";
@@ -41,6 +42,8 @@ export interface RunRequest {
   /** provider preference (default ["webgpu", "webnn", "wasm"]) */
   providers?: ExecutionProvider[];
   options: WorkerSegmentOptions;
+  /** post the labels of each slab as it is decided (`SlicesMessage`), for a progressive display */
+  preview?: boolean;
 }
 
 export interface CancelRequest {
@@ -60,6 +63,16 @@ export interface ProgressMessage {
   id: string;
   /** loading progress is reported with phase "loading", done/total in bytes */
   progress: Progress;
+}
+
+/** Labels of slices [z0, z1) as decided, before whole-volume post-processing (a preview). */
+export interface SlicesMessage {
+  type: "slices";
+  id: string;
+  z0: number;
+  z1: number;
+  /** its buffer is transferred */
+  labels: Uint8Array | Uint16Array;
 }
 
 export interface ResultMessage {
@@ -103,7 +116,12 @@ export interface CapabilitiesMessage {
   capabilities: Capabilities;
 }
 
-export type WorkerResponse = ProgressMessage | ResultMessage | ErrorMessage | CapabilitiesMessage;
+export type WorkerResponse =
+  | ProgressMessage
+  | SlicesMessage
+  | ResultMessage
+  | ErrorMessage
+  | CapabilitiesMessage;
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null;
@@ -119,7 +137,8 @@ export function isWorkerRequest(v: unknown): v is WorkerRequest {
 /** Narrows an incoming message to a WorkerResponse. */
 export function isWorkerResponse(v: unknown): v is WorkerResponse {
   return isObject(v) && typeof v.id === "string" &&
-    (v.type === "progress" || v.type === "result" || v.type === "error" || v.type === "capabilities");
+    (v.type === "progress" || v.type === "slices" || v.type === "result" || v.type === "error" ||
+      v.type === "capabilities");
 }
 
 function bufferOf(a: ArrayBufferView | undefined, out: ArrayBuffer[]): void {

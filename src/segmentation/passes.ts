@@ -103,12 +103,18 @@ async function runPass(
 /** Slab layout: each slab is preprocessed once, then every pass runs on it. */
 async function runSlabs(run: PassRun): Promise<void> {
   const { volume, plan, roi, timer } = run;
-  for (let s = 0; s < plan.slabs.ranges.length; s++) {
+  for (const s of slabOrder(plan.slabs.ranges, run.options.focusSlice)) {
     const [z0, z1] = plan.slabs.ranges[s];
     const { src, tgt } = plan.slabDims[s];
     checkAborted(run.options.signal);
+    const sliceVox = src[0] * src[1];
+    const decided = () =>
+      run.options.onSlices?.(z0, z1, run.outputs.labels.subarray(z0 * sliceVox, z1 * sliceVox));
     // no window touches the region here: the slab stays background (labels 0, uncertainty 0)
-    if (roi && plan.windows[s].every((p) => p.windows.length === 0)) continue;
+    if (roi && plan.windows[s].every((p) => p.windows.length === 0)) {
+      decided();
+      continue;
+    }
     const image = resampleLinear(
       preprocessSlab(volume, plan.preprocessing, z0, z1),
       src,
@@ -120,7 +126,25 @@ async function runSlabs(run: PassRun): Promise<void> {
     for (let i = 0; i < plan.passes.length; i++) await runPass(run, i, slabPass(run, s, i, image), into);
     into.finish();
     timer.lap("aggregation");
+    decided();
   }
+}
+
+/**
+ * The order slabs run in: as planned, or from the slab holding `focus` outward, alternately the next
+ * slab after and the next before, so the slices around the one in view are decided first.
+ */
+export function slabOrder(ranges: [number, number][], focus?: number): number[] {
+  const order = ranges.map((_, s) => s);
+  if (focus === undefined || !Number.isFinite(focus)) return order;
+  let first = ranges.findIndex(([a, b]) => focus >= a && focus < b);
+  if (first < 0) first = focus < ranges[0][0] ? 0 : ranges.length - 1;
+  const out = [first];
+  for (let d = 1; out.length < ranges.length; d++) {
+    if (first + d < ranges.length) out.push(first + d);
+    if (first - d >= 0) out.push(first - d);
+  }
+  return out;
 }
 
 /** Pass `i` on slab `s` (preprocessed and resampled: `image`): one chunk. */

@@ -117,7 +117,9 @@ function sampleSlices(order: string[], shown: SliceDigest, busiest = 4): string[
 /**
  * Headless segment() of single slices with the panel's options: SOP Instance UID → its result. With a
  * region of interest in the manifest, each slice runs without it and the region of the whole block
- * (`series.volume`, as the viewer ran it) then clears labels and uncertainty outside it.
+ * (`series.volume`, as the viewer ran it) then clears labels and uncertainty outside it. A model that
+ * crops its windows to the region's box (`spatial.cropToRoi`) sees the box of the whole block, so the
+ * block runs headless once, as the viewer ran it (a handful of windows), and its slices are returned.
  */
 async function headlessSlices(
   c: CtCase,
@@ -127,6 +129,22 @@ async function headlessSlices(
   const { runtime } = await loadModel(join(c.modelsDir, c.modelId), { providers: ["wasm"] });
   const spec = runtime.manifest.roi;
   const g = series.volume.geometry;
+  if (spec && runtime.manifest.spatial.cropToRoi) {
+    const whole = await segment(series.volume, runtime, OPTIONS);
+    const size = g.dims[0] * g.dims[1];
+    return new Map(sops.map((sop) => {
+      const k = series.order.indexOf(sop);
+      const slice = <T extends { data: Uint8Array | Uint16Array | Float32Array }>(m: T): T => ({
+        ...m,
+        data: m.data.subarray(k * size, (k + 1) * size),
+      });
+      return [sop, {
+        ...whole,
+        labelmap: slice(whole.labelmap),
+        uncertainty: whole.uncertainty && slice(whole.uncertainty),
+      }];
+    }));
+  }
   const region = spec ? computeRoi(series.volume.data, g.dims, g.spacing, spec).mask : undefined;
   const size = g.dims[0] * g.dims[1];
   const out = new Map<string, SegmentationResult>();
@@ -207,6 +225,44 @@ async function runInPanel(page: Page, c: CtCase, series: Series): Promise<void> 
   console.log(
     `real CT, ${c.modelId}, MC dropout ×${OPTIONS.passes}, WASM in Chromium: ${c.files.length} slices ` +
       `of ${columns}×${rows} in ${seconds(browserMs)} s (Run click → result shown)`,
+  );
+  await checkPreview(page, c);
+}
+
+/**
+ * The progressive display: the slab holding the slice in view was painted first, then every other
+ * slab once, all before the run ended; then the preview made way for the result (one EdgeSeg labelmap).
+ */
+async function checkPreview(page: Page, c: CtCase): Promise<void> {
+  const p = await page.evaluate(() => {
+    const last = (n: string) => performance.getEntriesByName(n).at(-1) as PerformanceMark;
+    const start = last("edgeseg:run-start").startTime;
+    const g = globalThis as unknown as {
+      services: { segmentationService: { getSegmentations(): { label?: string }[] } };
+    };
+    return {
+      slabs: performance.getEntriesByName("edgeseg:preview-slices")
+        .filter((e) => e.startTime >= start)
+        .map((e) => ({
+          ms: e.startTime - start,
+          ...((e as PerformanceMark).detail as { z0: number; z1: number; focus: number | null }),
+        })),
+      endMs: last("edgeseg:run-end").startTime - start,
+      labels: g.services.segmentationService.getSegmentations().map((s) => s.label ?? ""),
+    };
+  });
+  assert.ok(p.slabs.length > 0, "slabs were painted while the run went on");
+  const focus = p.slabs[0].focus;
+  assert.ok(focus !== null, "the slice in view was known");
+  assert.ok(p.slabs[0].z0 <= focus && focus < p.slabs[0].z1, `the first slab holds slice ${focus}`);
+  const covered = new Array(c.files.length).fill(0);
+  for (const s of p.slabs) for (let z = s.z0; z < s.z1; z++) covered[z]++;
+  assert.ok(covered.every((n) => n === 1), `every slice painted once: ${covered.join("")}`);
+  assert.ok(p.slabs.every((s) => s.ms <= p.endMs), "all painted before the run ended");
+  assert.ok(!p.labels.some((l) => l.endsWith("(preview)")), `the preview is gone: ${p.labels.join(", ")}`);
+  console.log(
+    `slice ${focus} (in view) painted ${seconds(p.slabs[0].ms)} s after Run; ${p.slabs.length} slabs, ` +
+      `result at ${seconds(p.endMs)} s`,
   );
 }
 

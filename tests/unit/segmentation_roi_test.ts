@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { Predictor, Progress, RoiSpec } from "../../src/core/types.ts";
 import { computeRoi, morph1d, segment, sourceRange } from "../../src/segmentation/mod.ts";
+import { slabOrder } from "../../src/segmentation/passes.ts";
 import { planWindowsInBox } from "../../src/segmentation/windows.ts";
 import { manifest, runtime, thresholdPredictor, volume } from "./segmentation_fakes.ts";
 
@@ -330,4 +331,40 @@ Deno.test("cropToRoi on a patch3d model crops along z too, flips included", asyn
   m.uncertainty = { tta: { flips: [[0], [2]] } };
   const { run } = await assertExactInside(m, oneLung(), "tta");
   assert.equal(run, 3, "one patch spanning the box per pass");
+});
+
+// ---- focusSlice / onSlices: the slices in view first, reported as they are decided ------------------
+
+Deno.test("slabOrder starts at the slab holding the focus and alternates outward", () => {
+  const ranges: [number, number][] = [[0, 4], [4, 8], [8, 12], [12, 16], [16, 18]];
+  assert.deepEqual(slabOrder(ranges), [0, 1, 2, 3, 4]);
+  assert.deepEqual(slabOrder(ranges, 9), [2, 3, 1, 4, 0]);
+  assert.deepEqual(slabOrder(ranges, 0), [0, 1, 2, 3, 4]);
+  assert.deepEqual(slabOrder(ranges, 17), [4, 3, 2, 1, 0]);
+  assert.deepEqual(slabOrder(ranges, 99), [4, 3, 2, 1, 0], "past the end: the last slab first");
+  assert.deepEqual(slabOrder(ranges, -3), [0, 1, 2, 3, 4]);
+});
+
+Deno.test("with focusSlice the slabs around it are decided and reported first, and the result is unchanged", async () => {
+  const m = roiManifest({ marginMm: 4 });
+  const v = phantom();
+  const tuning = { slabVoxels: DIMS[0] * DIMS[1] * 2 }; // slabs of 2 slices
+  const seen: [number, number, number[]][] = [];
+  const focused = await segment(v, runtime(m, [counting().predictor]), {
+    focusSlice: 9,
+    onSlices: (z0, z1, labels) => seen.push([z0, z1, Array.from(labels)]),
+  }, tuning);
+  const plain = await segment(v, runtime(m, [counting().predictor]), {}, tuning);
+  assert.deepEqual(focused.labelmap.data, plain.labelmap.data, "the order does not change the labels");
+  assert.deepEqual(seen[0].slice(0, 2), [8, 10], "the slab holding slice 9 first");
+  assert.deepEqual(seen.map(([z0]) => z0), [8, 10, 6, 12, 4, 14, 2, 0], "then outward, every slab once");
+  const sliceVox = DIMS[0] * DIMS[1];
+  for (const [z0, z1, labels] of seen) {
+    assert.equal(labels.length, (z1 - z0) * sliceVox);
+    assert.deepEqual(labels, Array.from(plain.labelmap.data.subarray(z0 * sliceVox, z1 * sliceVox)));
+  }
+  // slabs outside the region (slices 0..3 and 12..15 hold no lung) are reported too, all background
+  const outside = seen.filter(([z0]) => z0 < 2 || z0 >= 14);
+  assert.equal(outside.length, 2);
+  assert.ok(outside.every(([, , l]) => l.every((x) => x === 0)));
 });
