@@ -18,8 +18,8 @@ import type { ModelManifest } from "../core/types.ts";
 import { findExternalData, inlineExternalData } from "./onnx_external.ts";
 import { readOnnxSignature } from "./onnx_signature.ts";
 import { sha256Hex } from "./package.ts";
-import { windowShapeOf } from "./session.ts";
-import type { OrtModuleLike } from "./session.ts";
+import type { OrtModuleLike } from "./ort.ts";
+import { windowShapeOf } from "./runtime.ts";
 
 /**
  * Largest model (graph + external data) the tool packages: 1 GiB. A package is one ONNX protobuf
