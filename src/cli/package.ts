@@ -9,7 +9,8 @@
  * 1 on a typed error (the field is named), 2 on bad usage.
  */
 import { EdgeSegError, ManifestError } from "../core/errors.ts";
-import { chromiumMissing, startBrowserAuditor } from "../inference/browser_audit.ts";
+import { startBrowserAuditor } from "../inference/browser_audit.ts";
+import { chromiumMissing } from "./chromium.ts";
 import { fmtAudit } from "../inference/package_tool/audit.ts";
 import { buildPackage } from "../inference/package_tool/build.ts";
 import { DEFAULT_MAX_MODEL_BYTES } from "../inference/package_tool/read.ts";
