@@ -15,7 +15,7 @@ import { join, relative } from "node:path";
 import { EdgeSegError } from "../core/errors.ts";
 import { loadModel, resolveModelLocation } from "../inference/deno.ts";
 import { sha256Hex } from "../inference/package.ts";
-import { windowShapeOf } from "../inference/session.ts";
+import { windowShapeOf } from "../inference/runtime.ts";
 
 async function writeFiles(dir: string): Promise<string[]> {
   const path = join(dir, "manifest.json");

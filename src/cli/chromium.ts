@@ -3,6 +3,7 @@
  * browser): its path and the one list of command-line flags verified headless on a GPU-less machine.
  * `--enable-unsafe-webgpu` is necessary and sufficient for a (SwiftShader) WebGPU adapter.
  */
+import { existsSync } from "node:fs";
 
 /** Where the Debian package "chromium" installs the browser. */
 export const CHROMIUM = "/usr/bin/chromium";
@@ -34,4 +35,9 @@ export function chromiumArgs(
   const args = [...CHROMIUM_FLAGS, `--user-data-dir=${userDataDir}`];
   if (options.webgpu) args.push("--enable-unsafe-webgpu");
   return [...args, ...options.extra ?? []];
+}
+
+/** Why Chromium cannot run here, or null. */
+export function chromiumMissing(): string | null {
+  return existsSync(CHROMIUM) ? null : `Chromium is not installed (${CHROMIUM}; Debian package "chromium")`;
 }

@@ -11,56 +11,55 @@
  * `--negative` (repeatable) names a series without the target finding (a DICOM folder, a NIfTI
  * volume or an image): everything the model marks there is a false positive, reported as a volume
  * in mL per label and in total, with the triage band. `--input`/`--reference` may then be left out.
+ *
+ * main() runs the steps in order: parse the options, load and pair the inputs, score each case
+ * (eval_score.ts pools the figures), score the negatives, write the JSON, print the summary and
+ * write the HTML report.
  */
 import { InputError } from "../core/errors.ts";
-import type { SegmentationResult, Volume } from "../core/types.ts";
+import type { ModelRuntime, SegmentationResult, SegmentOptions, Volume } from "../core/types.ts";
 import { writePng } from "../io/mod.ts";
 import { compareOverlayRGBA, compositeOnGray } from "../overlays/mod.ts";
-import { evaluateSegmentation, nanMean, segment } from "../segmentation/mod.ts";
-import { type Interval, meanInterval, ratioInterval, ThresholdSweep } from "../segmentation/bootstrap.ts";
+import { evaluateSegmentation, segment } from "../segmentation/mod.ts";
+import type { Interval } from "../segmentation/bootstrap.ts";
 import { flag, parseArgs, requireFlag } from "./args.ts";
 import { openModel, parseUncertainty, reportError, UNCERTAINTY_GRAMMAR } from "./common.ts";
 import { type CaseInput, fileCase, loadInputs } from "./inputs.ts";
 import { writeFileAtomic } from "./output.ts";
-import { pairCases } from "./pairing.ts";
+import { type CasePair, pairCases } from "./pairing.ts";
 import { ProgressBar } from "./progress.ts";
-import { type Histogram, type ReliabilityBins, renderEvalReport } from "./report.ts";
+import { renderEvalReport } from "./report.ts";
 import { evaluateNegative, listPaths, type NegativeCase, readMask, readReference } from "./eval_inputs.ts";
-import { meanOf, normalTwoSidedP, push, running, signTestP, varOf } from "./eval_stats.ts";
-export { evaluateNegative, type NegativeCase, readReference } from "./eval_inputs.ts";
-export { normalTwoSidedP, signTestP } from "./eval_stats.ts";
+import { caseRecord, type EvalCase, EvalTally, labelProbabilities, METRICS } from "./eval_score.ts";
 
 const USAGE = `usage: deno task eval --model <id|path> --input <images> --reference <labels> --json <file>
   [--fov <masks>] [--second-reference <labels>] [--uncertainty ${UNCERTAINTY_GRAMMAR}] [--report <file.html>]
   [--device auto|cpu|wasm|webgpu] [--limit N] [--negative <series without the finding>]... [--no-roi]
   (with --negative, --input and --reference may be left out)`;
 
-export const METRICS = [
-  "dice",
-  "iou",
-  "precision",
-  "recall",
-  "specificity",
-  "accuracy",
-  "auc",
-  "hd95_mm",
-  "assd_mm",
-] as const;
-
-export interface EvalCase {
-  case: string;
+interface EvalOptions {
+  model: string;
+  device?: string;
+  /** false when only --negative series are given */
+  scored: boolean;
   input: string;
   reference: string;
-  metrics: Record<string, number>;
-  perLabel: Record<string, Record<string, number>>;
-  uncertainty?: { disagree: number; agree: number; ratio: number };
+  secondReference?: string;
+  fov?: string;
+  negativePaths: string[];
+  jsonPath: string;
+  reportPath?: string;
+  useRoi: boolean;
+  unc: Pick<SegmentOptions, "uncertainty" | "passes">;
+  limit: number;
 }
 
-async function main(): Promise<void> {
-  const args = parseArgs(Deno.args, ["help", "no-roi"]);
+/** The command line as options, or null after printing the usage for --help. */
+function parseOptions(argv: string[]): EvalOptions | null {
+  const args = parseArgs(argv, ["help", "no-roi"]);
   if (args.flags.has("help")) {
     console.log(USAGE);
-    return;
+    return null;
   }
   const model = requireFlag(args, "model", USAGE);
   const negativePaths = args.flags.get("negative") ?? [];
@@ -68,197 +67,113 @@ async function main(): Promise<void> {
   const input = scored ? requireFlag(args, "input", USAGE) : "";
   const reference = scored ? requireFlag(args, "reference", USAGE) : "";
   const jsonPath = requireFlag(args, "json", USAGE);
-  const useRoi = !args.flags.has("no-roi");
-  const unc = parseUncertainty(flag(args, "uncertainty"));
-  const second = flag(args, "second-reference");
-  const limit = flag(args, "limit") ? Number(flag(args, "limit")) : Infinity;
-  const { runtime } = await openModel(model, flag(args, "device"));
-  const manifest = runtime.manifest;
-  const labelValues = manifest.labels.map((l) => l.value);
+  return {
+    model,
+    device: flag(args, "device"),
+    scored,
+    input,
+    reference,
+    secondReference: flag(args, "second-reference"),
+    fov: flag(args, "fov"),
+    negativePaths,
+    jsonPath,
+    reportPath: flag(args, "report"),
+    useRoi: !args.flags.has("no-roi"),
+    unc: parseUncertainty(flag(args, "uncertainty")),
+    limit: flag(args, "limit") ? Number(flag(args, "limit")) : Infinity,
+  };
+}
 
-  // DICOM series folders are one case each; files pair by case key.
-  const inputStat = scored ? await Deno.stat(input) : undefined;
-  const inputFiles = !inputStat ? [] : inputStat.isFile ? [input] : (await listPaths(input));
-  const isDicomFolder = !!inputStat && !inputStat.isFile &&
+/** The cases to score: a DICOM series folder is one case; files pair by case key. */
+interface EvalInputs {
+  pairs: CasePair[];
+  /** inputs without a reference (skipped) */
+  unpaired: string[];
+  isDicomFolder: boolean;
+}
+
+async function loadPairs(o: EvalOptions): Promise<EvalInputs> {
+  if (!o.scored) return { pairs: [], unpaired: [], isDicomFolder: false };
+  const inputStat = await Deno.stat(o.input);
+  const inputFiles = inputStat.isFile ? [o.input] : (await listPaths(o.input));
+  const isDicomFolder = !inputStat.isFile &&
     inputFiles.every((f) => !/\.(nii|nii\.gz|png|jpe?g|gif|tiff?)$/i.test(f));
-  const pairs = !scored ? [] : isDicomFolder
+  const pairs = isDicomFolder
     ? [{
-      key: input,
-      input,
-      reference: (await listPaths(reference))[0],
+      key: o.input,
+      input: o.input,
+      reference: (await listPaths(o.reference))[0],
       secondReference: undefined,
       fov: undefined,
     }]
-    : pairCases(inputFiles, await listPaths(reference), {
-      secondReferences: second ? await listPaths(second) : undefined,
-      fovs: flag(args, "fov") ? await listPaths(flag(args, "fov")!) : undefined,
+    : pairCases(inputFiles, await listPaths(o.reference), {
+      secondReferences: o.secondReference ? await listPaths(o.secondReference) : undefined,
+      fovs: o.fov ? await listPaths(o.fov) : undefined,
     });
-  const usable = pairs.filter((p) => p.reference).slice(0, limit);
-  if (scored && !usable.length) {
+  const usable = pairs.filter((p) => p.reference).slice(0, o.limit);
+  if (!usable.length) {
     throw new InputError(
       "NO_PAIRS",
-      `no input in ${input} has a reference in ${reference} (pairing by case number or stem)`,
+      `no input in ${o.input} has a reference in ${o.reference} (pairing by case number or stem)`,
     );
   }
-  const unpaired = pairs.filter((p) => !p.reference).map((p) => p.input);
+  return { pairs: usable, unpaired: pairs.filter((p) => !p.reference).map((p) => p.input), isDicomFolder };
+}
 
-  const cases: EvalCase[] = [];
-  const thumbs: Uint8Array[] = [];
-  const relCount = new Float64Array(10), relConf = new Float64Array(10), relPos = new Float64Array(10);
-  const uBins = 30;
-  let uMax = 0;
-  const uHist = {
-    correct: new Float64Array(uBins),
-    wrong: new Float64Array(uBins),
-    agree: new Float64Array(uBins),
-    disagree: new Float64Array(uBins),
-  };
-  const agreeAll = running(), disagreeAll = running();
-  // the threshold sweep (single-label models) and uncertainty on wrong vs right pixels, per case
-  const sweep = labelValues.length === 1 ? new ThresholdSweep() : undefined;
-  const uWrongPerCase: number[] = [], uRightPerCase: number[] = [];
-  let casesMoreUncertain = 0, casesCompared = 0;
-
-  for (const pair of usable) {
-    const c: CaseInput = isDicomFolder
-      ? (await loadInputs(pair.input, manifest))[0]
-      : await fileCase(pair.input, manifest);
-    const bar = new ProgressBar(pair.key);
-    const result: SegmentationResult = await segment(c.volume, runtime, {
-      ...unc,
-      keepProbabilities: true,
-      onProgress: bar.update,
-      roi: useRoi,
-    });
-    const n = result.labelmap.data.length;
-    const ref = await readReference(pair.reference!, manifest, c.volume);
-    const fov = pair.fov ? await readMask(pair.fov, n) : undefined;
-    const probabilities: Record<number, Float32Array> = {};
-    if (result.probabilities) {
-      manifest.labels.forEach((l, li) => {
-        const p = new Float32Array(n);
-        const q = result.probabilities!.data;
-        for (let i = 0; i < n; i++) p[i] = q[li * n + i] / 255;
-        probabilities[l.value] = p;
-      });
-    }
-    const ev = evaluateSegmentation(result.labelmap.data, ref, result.labelmap.geometry, labelValues, {
-      fov,
-      probabilities,
-    });
-    const pick = (
-      m: {
-        dice: number;
-        iou: number;
-        precision: number;
-        recall: number;
-        specificity: number;
-        accuracy: number;
-        auc?: number;
-        hd95Mm: number;
-        assdMm: number;
-      },
-    ) => ({
-      dice: m.dice,
-      iou: m.iou,
-      precision: m.precision,
-      recall: m.recall,
-      specificity: m.specificity,
-      accuracy: m.accuracy,
-      auc: m.auc ?? NaN,
-      hd95_mm: m.hd95Mm,
-      assd_mm: m.assdMm,
-    });
-    const perLabel: Record<string, Record<string, number>> = {};
-    ev.perLabel.forEach((m, i) => (perLabel[manifest.labels[i].name] = pick(m)));
-    const record: EvalCase = {
-      case: pair.key,
-      input: pair.input,
-      reference: pair.reference!,
-      metrics: pick(ev.mean),
-      perLabel,
-    };
-
-    // Reliability of the first label's probability, pooled over cases.
-    const p0 = probabilities[labelValues[0]];
-    if (p0 && sweep) sweep.add(p0, (i) => ref[i] === labelValues[0], fov);
-    if (p0) {
-      for (let i = 0; i < n; i++) {
-        if (fov && !fov[i]) continue;
-        const b = Math.min(9, Math.floor(p0[i] * 10));
-        relCount[b]++;
-        relConf[b] += p0[i];
-        relPos[b] += ref[i] === labelValues[0] ? 1 : 0;
-      }
-    }
-    // Uncertainty where prediction is right vs wrong, and where the two references disagree vs agree.
-    const u = result.uncertainty?.data;
-    if (u) {
-      uMax = Math.max(
-        uMax,
-        result.uncertainty!.measure === "variance"
-          ? 0.25
-          : result.uncertainty!.measure === "sd"
-          ? 0.5
-          : Math.log(Math.max(2, labelValues.length + 1)),
-      );
-      const ref2 = pair.secondReference
-        ? await readReference(pair.secondReference, manifest, c.volume)
-        : undefined;
-      const agree = running(), disagree = running();
-      let sumWrong = 0, nWrong = 0, sumRight = 0, nRight = 0;
-      for (let i = 0; i < n; i++) {
-        if (fov && !fov[i]) continue;
-        const b = Math.min(uBins - 1, Math.floor((u[i] / uMax) * uBins));
-        const right = result.labelmap.data[i] === ref[i];
-        (right ? uHist.correct : uHist.wrong)[b]++;
-        if (right) {
-          sumRight += u[i];
-          nRight++;
-        } else {
-          sumWrong += u[i];
-          nWrong++;
-        }
-        if (ref2) {
-          if ((ref[i] > 0) === (ref2[i] > 0)) {
-            push(agree, u[i]);
-            push(agreeAll, u[i]);
-            uHist.agree[b]++;
-          } else {
-            push(disagree, u[i]);
-            push(disagreeAll, u[i]);
-            uHist.disagree[b]++;
-          }
-        }
-      }
-      if (nWrong && nRight) {
-        uWrongPerCase.push(sumWrong / nWrong);
-        uRightPerCase.push(sumRight / nRight);
-      }
-      if (ref2 && agree.n && disagree.n) {
-        record.uncertainty = {
-          disagree: meanOf(disagree),
-          agree: meanOf(agree),
-          ratio: meanOf(disagree) / meanOf(agree),
-        };
-        casesCompared++;
-        if (meanOf(disagree) > meanOf(agree)) casesMoreUncertain++;
-      }
-    }
-    cases.push(record);
-    if (flag(args, "report") && c.volume.geometry.dims[2] >= 1) {
-      thumbs.push(thumbnail(c.volume, result, ref, fov));
-    }
-    bar.done(`${pair.key}: ${METRICS.map((m) => `${m} ${fmt(record.metrics[m])}`).join("  ")}`);
+/** Segments one case, scores it against its reference(s) and adds it to the tally; returns its thumbnail. */
+async function scoreCase(
+  pair: CasePair,
+  isDicomFolder: boolean,
+  runtime: ModelRuntime,
+  o: EvalOptions,
+  tally: EvalTally,
+): Promise<Uint8Array | undefined> {
+  const manifest = runtime.manifest;
+  const c: CaseInput = isDicomFolder
+    ? (await loadInputs(pair.input, manifest))[0]
+    : await fileCase(pair.input, manifest);
+  const bar = new ProgressBar(pair.key);
+  const result: SegmentationResult = await segment(c.volume, runtime, {
+    ...o.unc,
+    keepProbabilities: true,
+    onProgress: bar.update,
+    roi: o.useRoi,
+  });
+  const n = result.labelmap.data.length;
+  const ref = await readReference(pair.reference!, manifest, c.volume);
+  const fov = pair.fov ? await readMask(pair.fov, n) : undefined;
+  const probabilities = labelProbabilities(result, manifest);
+  const labelValues = manifest.labels.map((l) => l.value);
+  const ev = evaluateSegmentation(result.labelmap.data, ref, result.labelmap.geometry, labelValues, {
+    fov,
+    probabilities,
+  });
+  const record = caseRecord({ key: pair.key, input: pair.input, reference: pair.reference! }, ev, manifest);
+  tally.addReliability(probabilities[labelValues[0]], ref, fov);
+  if (result.uncertainty?.data) {
+    const ref2 = pair.secondReference
+      ? await readReference(pair.secondReference, manifest, c.volume)
+      : undefined;
+    const agreement = tally.addUncertainty(result, ref, fov, ref2);
+    if (agreement) record.uncertainty = agreement;
   }
+  tally.cases.push(record);
+  const thumb = o.reportPath && c.volume.geometry.dims[2] >= 1
+    ? thumbnail(c.volume, result, ref, fov)
+    : undefined;
+  bar.done(`${pair.key}: ${METRICS.map((m) => `${m} ${fmt(record.metrics[m])}`).join("  ")}`);
+  return thumb;
+}
 
-  const negatives: NegativeCase[] = [];
-  for (const path of negativePaths) {
-    negatives.push(...await evaluateNegative(path, runtime, { roi: useRoi, uncertainty: unc }));
-  }
-
-  const mean: Record<string, number> = {};
-  for (const m of METRICS) mean[m] = nanMean(cases.map((c) => c.metrics[m]));
+/** The JSON eval writes: the run, every case, the means and the pooled figures that apply. */
+function evalSummary(
+  o: EvalOptions,
+  runtime: ModelRuntime,
+  tally: EvalTally,
+  unpaired: string[],
+  negatives: NegativeCase[],
+): Record<string, unknown> {
+  const manifest = runtime.manifest;
   const out: Record<string, unknown> = {
     model: {
       id: manifest.id,
@@ -267,91 +182,40 @@ async function main(): Promise<void> {
       sha256: runtime.modelSha256,
       provider: runtime.provider,
     },
-    input,
-    reference,
-    fov: flag(args, "fov") ?? null,
-    uncertainty: unc.uncertainty,
-    roi: runtime.manifest.roi && useRoi ? runtime.manifest.roi : null,
-    cases,
-    mean,
+    input: o.input,
+    reference: o.reference,
+    fov: o.fov ?? null,
+    uncertainty: o.unc.uncertainty,
+    roi: manifest.roi && o.useRoi ? manifest.roi : null,
+    cases: tally.cases,
+    mean: tally.mean(),
     unpaired,
     definitions:
       "per case: metrics per label, then the mean over labels; mean: mean over cases. Inside the field-of-view mask when given. " +
       "HD95/ASSD in mm from voxel spacing (NaN when one mask is empty). AUC from the label's probability (quantised to 1/255).",
   };
-  // What a model card states, each with its 95 % interval by bootstrap over cases (seeded).
-  if (cases.length) {
-    out.meanInterval = Object.fromEntries(
-      METRICS.map((m) => [m, meanInterval(cases.map((c) => c.metrics[m]))]),
-    );
-  }
-  const pooled = relCount.reduce((a, b) => a + b, 0);
-  if (pooled > 0) {
-    let ece = 0;
-    for (let b = 0; b < 10; b++) {
-      if (relCount[b] > 0) {
-        ece += (relCount[b] / pooled) * Math.abs(relPos[b] / relCount[b] - relConf[b] / relCount[b]);
-      }
-    }
-    out.calibration = {
-      label: manifest.labels[0].name,
-      ece,
-      uncertainty: unc.uncertainty,
-      bins: Array.from(relCount, (count, b) => ({
-        lo: b / 10,
-        hi: (b + 1) / 10,
-        count,
-        meanProbability: count ? relConf[b] / count : null,
-        fractionPositive: count ? relPos[b] / count : null,
-      })),
-    };
-  }
-  if (uWrongPerCase.length) {
-    out.uncertaintyWrongVsRight = {
-      meanWrong: nanMean(uWrongPerCase),
-      meanRight: nanMean(uRightPerCase),
-      ratio: ratioInterval(uWrongPerCase, uRightPerCase),
-      cases: uWrongPerCase.length,
-      note:
-        "mean uncertainty on wrongly and rightly labelled pixels per case; the ratio's interval bootstraps cases",
-    };
-  }
-  if (sweep) {
-    out.thresholdSweep = {
-      label: manifest.labels[0].name,
-      points: sweep.points(),
-      best: sweep.best() ?? null,
-      note:
-        "F1 (= Dice) pooled over the pixels of these cases at each threshold; choose thresholds on a validation split",
-    };
-  }
-  if (negatives.length) {
-    out.negatives = negatives;
-    out.falsePositiveMl = negatives.reduce((a, c) => a + c.falsePositiveMl, 0);
-  }
-  if (casesCompared) {
-    const ma = meanOf(agreeAll), md = meanOf(disagreeAll);
-    const se = Math.sqrt(varOf(agreeAll) / agreeAll.n + varOf(disagreeAll) / disagreeAll.n);
-    const z = (md - ma) / se;
-    out.interRater = {
-      meanUncertaintyDisagree: md,
-      meanUncertaintyAgree: ma,
-      ratio: md / ma,
-      pixelsDisagree: disagreeAll.n,
-      pixelsAgree: agreeAll.n,
-      welchZ: z,
-      welchP: normalTwoSidedP(z),
-      casesMoreUncertainWhereDisagree: casesMoreUncertain,
-      casesCompared,
-      signTestP: signTestP(casesMoreUncertain, casesCompared),
-      note: "pixel-level Welch z treats pixels as independent (optimistic); the per-case sign test does not",
-    };
-  }
-  await writeFileAtomic(
-    jsonPath,
-    JSON.stringify(out, (_k, v) => (typeof v === "number" && !Number.isFinite(v) ? null : v), 2) + "\n",
-  );
+  const pooled: [string, unknown][] = [
+    ["meanInterval", tally.meanInterval()],
+    ["calibration", tally.calibration(o.unc.uncertainty)],
+    ["uncertaintyWrongVsRight", tally.uncertaintyWrongVsRight()],
+    ["thresholdSweep", tally.thresholdSweep()],
+    ["negatives", negatives.length ? negatives : undefined],
+    ["falsePositiveMl", negatives.length ? negatives.reduce((a, c) => a + c.falsePositiveMl, 0) : undefined],
+    ["interRater", tally.interRater()],
+  ];
+  for (const [key, value] of pooled) if (value !== undefined) out[key] = value;
+  return out;
+}
 
+/** The per-case table, the negatives and one line per pooled figure, on stdout. */
+function printSummary(out: Record<string, unknown>, negatives: NegativeCase[], unpaired: string[]): void {
+  printCases(out.cases as EvalCase[], out.mean as Record<string, number>);
+  printNegatives(negatives);
+  printPooled(out);
+  if (unpaired.length) console.log(`${unpaired.length} inputs had no reference and were skipped`);
+}
+
+function printCases(cases: EvalCase[], mean: Record<string, number>): void {
   if (cases.length) {
     console.log(`\n${"case".padEnd(24)}${METRICS.map((m) => m.padStart(12)).join("")}`);
     for (const c of cases) {
@@ -359,6 +223,9 @@ async function main(): Promise<void> {
     }
     console.log(`${"mean".padEnd(24)}${METRICS.map((m) => fmt(mean[m]).padStart(12)).join("")}`);
   }
+}
+
+function printNegatives(negatives: NegativeCase[]): void {
   if (negatives.length) {
     console.log(
       `\n${"negative (no finding)".padEnd(24)}${"FP mL".padStart(12)}${"triage".padStart(12)}  region`,
@@ -371,6 +238,11 @@ async function main(): Promise<void> {
       );
     }
   }
+}
+
+/** One line for each pooled figure the JSON holds: intervals, calibration, uncertainty, sweep. */
+function printPooled(out: Record<string, unknown>): void {
+  const cases = out.cases as EvalCase[];
   const mi = out.meanInterval as Record<string, Interval> | undefined;
   if (mi && cases.length > 1) {
     console.log(
@@ -402,66 +274,59 @@ async function main(): Promise<void> {
       }, sign test p=${r.signTestP.toFixed(4)})`,
     );
   }
-  if (unpaired.length) console.log(`${unpaired.length} inputs had no reference and were skipped`);
+}
 
-  const reportPath = flag(args, "report");
-  if (reportPath) {
-    const reliability: ReliabilityBins | undefined = relCount.some((c) => c > 0)
-      ? {
-        counts: [...relCount],
-        confidence: [...relConf].map((s, i) => s / (relCount[i] || 1)),
-        frequency: [...relPos].map((s, i) => s / (relCount[i] || 1)),
-      }
-      : undefined;
-    const edges = Array.from({ length: uBins + 1 }, (_, i) => (i / uBins) * uMax);
-    const histograms: Histogram[] = [];
-    if (uMax > 0) {
-      histograms.push({
-        title: "Uncertainty: correct vs wrong pixels",
-        edges,
-        series: [{ name: "correct", color: "#59a14f", counts: [...uHist.correct] }, {
-          name: "wrong",
-          color: "#e15759",
-          counts: [...uHist.wrong],
-        }],
-      });
-      if (casesCompared) {
-        histograms.push({
-          title: "Uncertainty: references agree vs disagree",
-          edges,
-          series: [{ name: "agree", color: "#4e79a7", counts: [...uHist.agree] }, {
-            name: "disagree",
-            color: "#f28e2b",
-            counts: [...uHist.disagree],
-          }],
-        });
-      }
-    }
-    await writeFileAtomic(
-      reportPath,
-      renderEvalReport({
-        title: `EdgeSeg evaluation: ${manifest.name}`,
-        model: {
-          id: manifest.id,
-          name: manifest.name,
-          version: manifest.version,
-          sha256: runtime.modelSha256,
-        },
-        generatedAt: new Date().toISOString(),
-        metricNames: [...METRICS],
-        cases: cases.map((c, i) => ({ key: c.case, metrics: c.metrics, overlayPng: thumbs[i] })),
-        mean,
-        reliability,
-        histograms,
-        notes: [
-          `Input ${input}, reference ${reference}${
-            flag(args, "fov") ? `, field of view ${flag(args, "fov")}` : ""
-          }; uncertainty ${unc.uncertainty}.`,
-        ],
-      }),
-    );
-    console.log(`report: ${reportPath}`);
+/** The HTML report: per-case thumbnails and metrics, reliability diagram, uncertainty histograms. */
+async function writeReport(
+  path: string,
+  o: EvalOptions,
+  runtime: ModelRuntime,
+  tally: EvalTally,
+  thumbs: (Uint8Array | undefined)[],
+): Promise<void> {
+  const manifest = runtime.manifest;
+  await writeFileAtomic(
+    path,
+    renderEvalReport({
+      title: `EdgeSeg evaluation: ${manifest.name}`,
+      model: { id: manifest.id, name: manifest.name, version: manifest.version, sha256: runtime.modelSha256 },
+      generatedAt: new Date().toISOString(),
+      metricNames: [...METRICS],
+      cases: tally.cases.map((c, i) => ({ key: c.case, metrics: c.metrics, overlayPng: thumbs[i] })),
+      mean: tally.mean(),
+      reliability: tally.reliabilityBins(),
+      histograms: tally.histograms(),
+      notes: [
+        `Input ${o.input}, reference ${o.reference}${
+          o.fov ? `, field of view ${o.fov}` : ""
+        }; uncertainty ${o.unc.uncertainty}.`,
+      ],
+    }),
+  );
+  console.log(`report: ${path}`);
+}
+
+async function main(): Promise<void> {
+  const o = parseOptions(Deno.args);
+  if (!o) return;
+  const { runtime } = await openModel(o.model, o.device);
+  const { pairs, unpaired, isDicomFolder } = await loadPairs(o);
+
+  const tally = new EvalTally(runtime.manifest);
+  const thumbs: (Uint8Array | undefined)[] = [];
+  for (const pair of pairs) thumbs.push(await scoreCase(pair, isDicomFolder, runtime, o, tally));
+  const negatives: NegativeCase[] = [];
+  for (const path of o.negativePaths) {
+    negatives.push(...await evaluateNegative(path, runtime, { roi: o.useRoi, uncertainty: o.unc }));
   }
+
+  const out = evalSummary(o, runtime, tally, unpaired, negatives);
+  await writeFileAtomic(
+    o.jsonPath,
+    JSON.stringify(out, (_k, v) => (typeof v === "number" && !Number.isFinite(v) ? null : v), 2) + "\n",
+  );
+  printSummary(out, negatives, unpaired);
+  if (o.reportPath) await writeReport(o.reportPath, o, runtime, tally, thumbs);
 }
 
 function fmt(v: number): string {

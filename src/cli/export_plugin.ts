@@ -20,7 +20,8 @@ import { InputError } from "../core/errors.ts";
 import { validateManifest } from "../core/manifest.ts";
 import { ORT_RUNTIME_FILES } from "../inference/browser.ts";
 import { sha256Hex, verifyBytes } from "../inference/package.ts";
-import { modelIndex, PROJECT_ROOT } from "../server/mod.ts";
+import { modelIndex } from "../server/model_index.ts";
+import { PROJECT_ROOT } from "../server/mod.ts";
 import { flag, parseArgs } from "./args.ts";
 
 const USAGE = "usage: deno task export-plugin --out DIR [--base-url URL] [--models ID,ID]";

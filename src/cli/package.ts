@@ -1,5 +1,5 @@
 /**
- * Turns an ONNX export into a verified EdgeSeg model package (see src/inference/package_tool.ts).
+ * Turns an ONNX export into a verified EdgeSeg model package (see src/inference/package_tool/build.ts).
  *
  *   deno task package <model.onnx> --id <id> [--manifest draft.json] --out models/<id>
  *                     [--no-webgpu] [--no-rewrite] [--max-bytes N] [--json]
@@ -9,9 +9,12 @@
  * 1 on a typed error (the field is named), 2 on bad usage.
  */
 import { EdgeSegError, ManifestError } from "../core/errors.ts";
-import { chromiumMissing, startBrowserAuditor } from "../inference/browser_audit.ts";
-import { buildPackage, DEFAULT_MAX_MODEL_BYTES, fmtAudit, PackageError } from "../inference/package_tool.ts";
-import type { BrowserAuditor } from "../inference/package_tool.ts";
+import { startBrowserAuditor } from "../inference/browser_audit.ts";
+import { chromiumMissing } from "./chromium.ts";
+import { fmtAudit } from "../inference/package_tool/audit.ts";
+import { buildPackage } from "../inference/package_tool/build.ts";
+import { DEFAULT_MAX_MODEL_BYTES } from "../inference/package_tool/read.ts";
+import { type BrowserAuditor, PackageError } from "../inference/package_tool/types.ts";
 
 const USAGE = "usage: deno task package <model.onnx> --id <id> [--manifest draft.json] --out models/<id> " +
   "[--no-webgpu] [--no-rewrite] [--max-bytes N] [--json]";

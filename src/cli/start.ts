@@ -19,7 +19,7 @@
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { InputError } from "../core/errors.ts";
-import { resolvesToLoopback, splitHost } from "../server/guard.ts";
+import { resolvesToLoopback, splitHost } from "../server/host_guard.ts";
 import { DEFAULT_MAX_UPLOAD, ensureOhif, PROJECT_ROOT, startServer } from "../server/mod.ts";
 import { parseAllowedOrigins } from "../server/cors.ts";
 import { createEnqueueEndpoint, ENQUEUE_PATH } from "../server/enqueue.ts";

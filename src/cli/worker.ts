@@ -15,7 +15,7 @@ import { Worker } from "bullmq";
 import { InputError } from "../core/errors.ts";
 import type { ExecutionProvider } from "../core/types.ts";
 import { loadModel } from "../inference/deno.ts";
-import type { OrtModelRuntime } from "../inference/session.ts";
+import type { OrtModelRuntime } from "../inference/runtime.ts";
 import { connection, QUEUE_NAME } from "../queue/jobs.ts";
 import type { SegmentJobData, SegmentJobResult } from "../queue/jobs.ts";
 import { createProcessor } from "../queue/process.ts";

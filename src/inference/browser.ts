@@ -20,8 +20,10 @@ import type {
 } from "../core/types.ts";
 import { browserCache, httpReader, loadPackage } from "./package.ts";
 import type { LoadPackageOptions, ModelCache, ModelPackage } from "./package.ts";
-import { createRuntime, defaultGpuLimits } from "./session.ts";
-import type { OrtLoader, OrtModelRuntime, OrtModuleLike, RuntimeOptions } from "./session.ts";
+import type { OrtLoader, OrtModuleLike } from "./ort.ts";
+import { createRuntime } from "./runtime.ts";
+import type { OrtModelRuntime, RuntimeOptions } from "./runtime.ts";
+import { defaultGpuLimits } from "./session.ts";
 import {
   type Capabilities,
   isWorkerRequest,

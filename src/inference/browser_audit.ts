@@ -7,19 +7,13 @@
  * SwiftShader is ~100× slower than WASM: correctness only, never timing.
  */
 import { HTML, readServed, startIsolatedServer } from "./isolated_server.ts";
-import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { CHROMIUM, chromiumArgs } from "../cli/chromium.ts";
-import type { AuditResult, BrowserAuditor } from "./package_tool.ts";
-import { parseOrtError } from "./package_tool.ts";
+import { parseOrtError } from "./package_tool/audit.ts";
+import type { AuditResult, BrowserAuditor } from "./package_tool/types.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 const BUNDLE = { "webgpu": "ort.webgpu.min.mjs", "webgpu-jsep": "ort.min.mjs" } as const;
-
-/** Why Chromium cannot be used here, or null. */
-export function chromiumMissing(): string | null {
-  return existsSync(CHROMIUM) ? null : `Chromium is not installed (${CHROMIUM}; Debian package "chromium")`;
-}
 
 export async function startBrowserAuditor(): Promise<BrowserAuditor> {
   const { chromium } = await import("playwright-core");

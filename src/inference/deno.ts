@@ -12,8 +12,9 @@ import { IntegrityError } from "../core/errors.ts";
 import type { ExecutionProvider } from "../core/types.ts";
 import { httpReader, loadPackage, readBody } from "./package.ts";
 import type { LoadPackageOptions, ModelCache, ModelPackage, PackageReader } from "./package.ts";
-import { createRuntime } from "./session.ts";
-import type { OrtLoader, OrtModelRuntime, OrtModuleLike, RuntimeOptions } from "./session.ts";
+import type { OrtLoader, OrtModuleLike } from "./ort.ts";
+import { createRuntime } from "./runtime.ts";
+import type { OrtModelRuntime, RuntimeOptions } from "./runtime.ts";
 
 /** Project root, resolved from this file (src/inference/deno.ts). */
 export const PROJECT_ROOT = resolve(new URL("../..", import.meta.url).pathname);

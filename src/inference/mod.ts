@@ -1,6 +1,7 @@
 /**
  * src/inference: model packages (load, verify sha256, check manifest ⇄ ONNX), ONNX Runtime sessions
- * with execution-provider fallback, the Predictor for segment(), and the Worker protocol.
+ * with execution-provider fallback (session.ts), the Predictor (predictor.ts) and ModelRuntime
+ * (runtime.ts) for segment(), and the Worker protocol.
  * Runtime-specific entry points are separate modules so bundles pull in only one onnxruntime:
  * `deno.ts` (Deno, onnxruntime-web WASM), `node_native.ts` (onnxruntime-node baseline) and
  * `browser.ts` (a Worker, ORT bundles served at /edgeseg/ort/).
@@ -25,24 +26,11 @@ export type {
   PackageReader,
   VariantChoice,
 } from "./package.ts";
-export {
-  createPredictor,
-  createRuntime,
-  createSession,
-  defaultGpuLimits,
-  estimateWindowBytes,
-  windowShapeOf,
-} from "./session.ts";
-export type {
-  GpuLimits,
-  OrtLoader,
-  OrtModelRuntime,
-  OrtModuleLike,
-  OrtSessionLike,
-  OrtTensorLike,
-  PredictorStats,
-  RuntimeOptions,
-  SessionHandle,
-  SessionOptions,
-} from "./session.ts";
+export type { OrtLoader, OrtModuleLike, OrtSessionLike, OrtTensorLike } from "./ort.ts";
+export { createSession, defaultGpuLimits, estimateWindowBytes } from "./session.ts";
+export type { GpuLimits, SessionHandle, SessionOptions } from "./session.ts";
+export { createPredictor } from "./predictor.ts";
+export type { PredictorStats } from "./predictor.ts";
+export { createRuntime, windowShapeOf } from "./runtime.ts";
+export type { OrtModelRuntime, RuntimeOptions } from "./runtime.ts";
 export * from "./protocol.ts";

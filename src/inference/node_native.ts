@@ -5,8 +5,9 @@
  */
 import * as ortNode from "onnxruntime-node";
 import type { ModelPackage } from "./package.ts";
-import { createRuntime } from "./session.ts";
-import type { OrtLoader, OrtModelRuntime, OrtModuleLike } from "./session.ts";
+import type { OrtLoader, OrtModuleLike } from "./ort.ts";
+import { createRuntime } from "./runtime.ts";
+import type { OrtModelRuntime } from "./runtime.ts";
 
 export const nativeOrtLoader: OrtLoader = (provider) => {
   if (provider !== "cpu") {

@@ -3,7 +3,7 @@
 
     /usr/bin/python3 src/inference/onnx_rewrite.py <in.onnx> <out.onnx> <rewrite>[,<rewrite>...]
 
-Called by `deno task package` (src/inference/package_tool.ts), which then checks every rewrite
+Called by `deno task package` (src/inference/package_tool/rewrite.ts), which then checks every rewrite
 numerically against the original graph before it keeps it. Written in Python because the edit needs
 a full ONNX writer (nodes, attributes, initializers): Debian's python3-onnx (1.12) has one and there is
 no onnx package for Deno. Prints one JSON object: {"applied": [...], "skipped": [...]}.

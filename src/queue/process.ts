@@ -16,7 +16,7 @@ import { DicomWebError, EdgeSegError, InputError } from "../core/errors.ts";
 import type { ModelManifest, SegmentOptions } from "../core/types.ts";
 import { DicomWebClient } from "../dicom/mod.ts";
 import type { DicomJson, DicomWebClientOptions } from "../dicom/mod.ts";
-import type { OrtModelRuntime } from "../inference/session.ts";
+import type { OrtModelRuntime } from "../inference/runtime.ts";
 import { segment } from "../segmentation/mod.ts";
 import { dicomCase } from "../cli/inputs.ts";
 import { writeCaseOutputs } from "../cli/segment.ts";

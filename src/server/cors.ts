@@ -75,6 +75,14 @@ export function corsHeadersFor(
   };
 }
 
+/** Adds the CORS grant for a listed origin to a shared asset's response (after the security headers). */
+export function withCors(req: Request, res: Response, allowOrigins: ReadonlySet<string>): Response {
+  res.headers.append("vary", "Origin");
+  const cors = corsHeadersFor(req, allowOrigins);
+  if (cors) { for (const [k, v] of Object.entries(cors)) res.headers.set(k, v); }
+  return res;
+}
+
 /**
  * Answers a preflight (OPTIONS with Access-Control-Request-Method) for a shared asset: 204 with the
  * grant for a listed origin asking to read, 403 without any CORS header otherwise.

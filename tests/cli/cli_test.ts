@@ -5,7 +5,7 @@
 import type { Mat3 } from "../../src/core/types.ts";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { normalTwoSidedP, signTestP } from "../../src/cli/eval.ts";
+import { normalTwoSidedP, signTestP } from "../../src/cli/eval_stats.ts";
 import { parseUncertainty } from "../../src/cli/common.ts";
 import { InputError } from "../../src/core/errors.ts";
 import { phantomSeries } from "../../src/dicom/phantom.ts";

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { readSegmentation } from "../../src/dicom/mod.ts";
 import { conformanceTest, dciodvfy } from "../dicom/tools.ts";
 import { runScript } from "../helpers/cli.ts";
-import { LA_CASE, laMriCase } from "../helpers/paths.ts";
+import { LA_CASE, laMriCase } from "../../src/harness/paths.ts";
 
 const la = laMriCase();
 if (!la) console.log(`skip: ../shared/data/la-mri/${LA_CASE}_* is absent, la-mri-3d is not run from the CLI`);

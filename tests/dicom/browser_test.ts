@@ -6,7 +6,8 @@
 import assert from "node:assert/strict";
 import { readSeries } from "../../src/dicom/read.ts";
 import { readParametricMap, readSegmentation } from "../../src/dicom/segread.ts";
-import { chromiumMissing, launchBrowser } from "../helpers/browser.ts";
+import { launchBrowser } from "../../src/harness/browser.ts";
+import { chromiumMissing } from "../helpers/browser.ts";
 import { syntheticSeries } from "./synthetic.ts";
 import { artifacts, projectRoot, segment } from "./tools.ts";
 

@@ -11,7 +11,7 @@ import type { Geometry, Vec3, Volume } from "../../src/core/types.ts";
 import { readSeries } from "../../src/dicom/read.ts";
 import { caseIdOf, wrapNifti, wrapVolume } from "../../src/dicom/wrap_volume.ts";
 import { readNifti, writeNifti } from "../../src/io/nifti.ts";
-import { laMriCase } from "../helpers/paths.ts";
+import { laMriCase } from "../../src/harness/paths.ts";
 import { artifacts, conformanceTest, dciodvfy } from "./tools.ts";
 
 /** LPS position of voxel (i, j, k). */

@@ -40,9 +40,11 @@ import { segment } from "../../src/segmentation/segment.ts";
 import { ensureOhif, type RunningServer, startServer } from "../../src/server/mod.ts";
 import { dciodvfy } from "../dicom/tools.ts";
 import { missingAmong } from "../helpers/tools.ts";
-import { chromiumMissing, launchBrowser, screenshot, waitForCanvasContent } from "../helpers/browser.ts";
+import { launchBrowser, screenshot, waitForCanvasContent } from "../../src/harness/browser.ts";
+import { chromiumMissing } from "../helpers/browser.ts";
 import { orthancMissing, startOrthanc } from "../helpers/orthanc.ts";
-import { artifactsDir, ctAbdomenDir, listFiles, PROJECT_ROOT } from "../helpers/paths.ts";
+import { artifactsDir } from "../../src/harness/paths.ts";
+import { ctAbdomenDir, listFiles, PROJECT_ROOT } from "../helpers/paths.ts";
 import { digestSlice, type SliceDigest, viewerDigest } from "../helpers/viewer.ts";
 
 /** The panel's options; the headless run uses the same (and, like the worker, the default seed). */

@@ -28,9 +28,10 @@ import {
   type RunningServer,
   startServer,
 } from "../../src/server/mod.ts";
-import { launchBrowser, screenshot, waitForCanvasContent } from "../helpers/browser.ts";
+import { launchBrowser, screenshot, waitForCanvasContent } from "../../src/harness/browser.ts";
 import { missingAmong } from "../helpers/tools.ts";
-import { runError, selectModel, waitForRunEnd, withFailureReport } from "../helpers/edge.ts";
+import { selectModel, withFailureReport } from "../../src/harness/edge_viewer.ts";
+import { runError, waitForRunEnd } from "../helpers/edge.ts";
 import { hospitalAppConfig, type HostOhif, startHostOhif } from "../helpers/nginx.ts";
 import { freePort, startOrthanc } from "../helpers/orthanc.ts";
 import { PROJECT_ROOT } from "../helpers/paths.ts";

@@ -21,15 +21,10 @@ import { readSeries } from "../../src/dicom/read.ts";
 import { loadModel } from "../../src/inference/deno.ts";
 import { segment } from "../../src/segmentation/segment.ts";
 import type { RunningServer } from "../../src/server/mod.ts";
-import { chromiumMissing, screenshot } from "../helpers/browser.ts";
-import {
-  openStudy,
-  runError,
-  selectModel,
-  waitForRunEnd,
-  withEdgeViewer,
-  withFailureReport,
-} from "../helpers/edge.ts";
+import { screenshot } from "../../src/harness/browser.ts";
+import { chromiumMissing } from "../helpers/browser.ts";
+import { openStudy, selectModel, withEdgeViewer, withFailureReport } from "../../src/harness/edge_viewer.ts";
+import { runError, waitForRunEnd } from "../helpers/edge.ts";
 import { PROJECT_ROOT } from "../helpers/paths.ts";
 import { digestLabelmap, type SliceDigest, viewerDigest } from "../helpers/viewer.ts";
 

@@ -11,8 +11,10 @@ import { wrapImage } from "../../src/dicom/wrap_image.ts";
 import { readSeries } from "../../src/dicom/read.ts";
 import { loadModel } from "../../src/inference/deno.ts";
 import { segment } from "../../src/segmentation/segment.ts";
-import { chromiumMissing, screenshot } from "../helpers/browser.ts";
-import { openStudy, runError, selectModel, waitForRunEnd, withEdgeViewer } from "../helpers/edge.ts";
+import { screenshot } from "../../src/harness/browser.ts";
+import { chromiumMissing } from "../helpers/browser.ts";
+import { openStudy, selectModel, withEdgeViewer } from "../../src/harness/edge_viewer.ts";
+import { runError, waitForRunEnd } from "../helpers/edge.ts";
 import { existsSync, PROJECT_ROOT } from "../helpers/paths.ts";
 import { digestSlice, type SliceDigest, viewerDigest } from "../helpers/viewer.ts";
 

@@ -16,9 +16,12 @@ import { loadModel } from "../../src/inference/deno.ts";
 import { readNifti } from "../../src/io/nifti.ts";
 import { confusion, overlapMetrics } from "../../src/segmentation/metrics.ts";
 import { segment } from "../../src/segmentation/segment.ts";
-import { chromiumMissing, screenshot } from "../helpers/browser.ts";
-import { openStudy, runError, selectModel, waitForRunEnd, withEdgeViewer } from "../helpers/edge.ts";
-import { LA_CASE, laMriCase, PROJECT_ROOT } from "../helpers/paths.ts";
+import { screenshot } from "../../src/harness/browser.ts";
+import { chromiumMissing } from "../helpers/browser.ts";
+import { openStudy, selectModel, withEdgeViewer } from "../../src/harness/edge_viewer.ts";
+import { runError, waitForRunEnd } from "../helpers/edge.ts";
+import { LA_CASE, laMriCase } from "../../src/harness/paths.ts";
+import { PROJECT_ROOT } from "../helpers/paths.ts";
 import { digestLabelmap, showInstance, type SliceDigest, viewerDigest } from "../helpers/viewer.ts";
 
 const MODELS = join(PROJECT_ROOT, "models");

@@ -9,8 +9,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { Page } from "playwright-core";
-import { openPhantomWith, withEdgeViewer } from "../helpers/edge.ts";
-import { chromiumMissing, screenshot } from "../helpers/browser.ts";
+import { withEdgeViewer } from "../../src/harness/edge_viewer.ts";
+import { openPhantomWith } from "../helpers/edge.ts";
+import { screenshot } from "../../src/harness/browser.ts";
+import { chromiumMissing } from "../helpers/browser.ts";
 import { PROJECT_ROOT } from "../helpers/paths.ts";
 import { overlayAgreement } from "../helpers/viewer.ts";
 

@@ -18,8 +18,10 @@ import { readSeries } from "../../src/dicom/read.ts";
 import { readParametricMap } from "../../src/dicom/segread.ts";
 import { DicomWebClient } from "../../src/dicom/web.ts";
 import type { RunningServer } from "../../src/server/mod.ts";
-import { openPhantomWith, withEdgeViewer } from "../helpers/edge.ts";
-import { chromiumMissing, screenshot, waitForCanvasContent } from "../helpers/browser.ts";
+import { withEdgeViewer } from "../../src/harness/edge_viewer.ts";
+import { openPhantomWith } from "../helpers/edge.ts";
+import { screenshot, waitForCanvasContent } from "../../src/harness/browser.ts";
+import { chromiumMissing } from "../helpers/browser.ts";
 import { orthancMissing, startOrthanc } from "../helpers/orthanc.ts";
 import { PROJECT_ROOT } from "../helpers/paths.ts";
 

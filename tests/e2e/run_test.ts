@@ -13,13 +13,15 @@ import { readSegmentation } from "../../src/dicom/segread.ts";
 import { loadModel } from "../../src/inference/deno.ts";
 import { segment } from "../../src/segmentation/segment.ts";
 import type { RunningServer } from "../../src/server/mod.ts";
-import { openPhantomWith, withEdgeViewer } from "../helpers/edge.ts";
-import { chromiumMissing, screenshot } from "../helpers/browser.ts";
+import { withEdgeViewer } from "../../src/harness/edge_viewer.ts";
+import { openPhantomWith } from "../helpers/edge.ts";
+import { screenshot } from "../../src/harness/browser.ts";
+import { chromiumMissing } from "../helpers/browser.ts";
 import { PROJECT_ROOT } from "../helpers/paths.ts";
 import { DicomWebClient } from "../../src/dicom/web.ts";
 import { dciodvfy } from "../dicom/tools.ts";
 import { missingAmong } from "../helpers/tools.ts";
-import { artifactsDir } from "../helpers/paths.ts";
+import { artifactsDir } from "../../src/harness/paths.ts";
 import { digestSlice, type SliceDigest, viewerDigest } from "../helpers/viewer.ts";
 
 const TEST_MODELS = join(PROJECT_ROOT, "tests", "fixtures", "models");

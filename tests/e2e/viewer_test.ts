@@ -8,7 +8,8 @@
 import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
 import { buildExtension } from "../../extension/build.ts";
-import { chromiumMissing, launchBrowser, screenshot, waitForCanvasContent } from "../helpers/browser.ts";
+import { launchBrowser, screenshot, waitForCanvasContent } from "../../src/harness/browser.ts";
+import { chromiumMissing } from "../helpers/browser.ts";
 import { orthancMissing, startOrthanc } from "../helpers/orthanc.ts";
 import { ctAbdomenDir, listFiles, PROJECT_ROOT } from "../helpers/paths.ts";
 import { dirname, join } from "node:path";

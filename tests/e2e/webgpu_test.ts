@@ -15,8 +15,10 @@ import { loadModel } from "../../src/inference/deno.ts";
 import { segment } from "../../src/segmentation/segment.ts";
 import type { ModelRuntime, Predictor } from "../../src/core/types.ts";
 import type { RunningServer } from "../../src/server/mod.ts";
-import { chromiumMissing, screenshot } from "../helpers/browser.ts";
-import { openStudy, runError, selectModel, waitForRunEnd, withEdgeViewer } from "../helpers/edge.ts";
+import { screenshot } from "../../src/harness/browser.ts";
+import { chromiumMissing } from "../helpers/browser.ts";
+import { openStudy, selectModel, withEdgeViewer } from "../../src/harness/edge_viewer.ts";
+import { runError, waitForRunEnd } from "../helpers/edge.ts";
 import { PROJECT_ROOT } from "../helpers/paths.ts";
 
 const TEST_MODELS = join(PROJECT_ROOT, "tests", "fixtures", "models");

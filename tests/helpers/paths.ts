@@ -1,14 +1,13 @@
-/** Paths the tests need, resolved from this file so they work from any working directory. */
+/**
+ * Paths the tests need, resolved from this file so they work from any working directory. The ones the
+ * benchmark needs too (artifacts, ../shared/data, the LA case) are in src/harness/paths.ts.
+ */
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { sharedData } from "../../src/harness/paths.ts";
 
 /** The project root (the folder holding deno.json). */
 export const PROJECT_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-
-/** Where tests write artifacts (git-ignored). */
-export function artifactsDir(...parts: string[]): string {
-  return join(PROJECT_ROOT, "artifacts", ...parts);
-}
 
 export function existsSync(path: string): boolean {
   try {
@@ -17,12 +16,6 @@ export function existsSync(path: string): boolean {
   } catch {
     return false;
   }
-}
-
-/** `../shared/data` beside the project, or null when it is absent (tests then skip). */
-export function sharedData(...parts: string[]): string | null {
-  const path = join(PROJECT_ROOT, "..", "shared", "data", ...parts);
-  return existsSync(path) ? path : null;
 }
 
 /** The real CT series used by the e2e tests, or null. */
@@ -45,17 +38,4 @@ export async function listFiles(dir: string): Promise<string[]> {
     else if (entry.isFile) out.push(path);
   }
   return out.sort();
-}
-
-/**
- * The LA LGE-MRI validation case the tests wrap: the smallest of la-mri-3d's 3 validation cases (the
- * last 3 ids sorted; models/la-mri-3d/validation.json), so never a training case.
- */
-export const LA_CASE = "57SGAJMLCTCH92QUA0EE";
-
-/** `<case>_image.nii.gz` and `<case>_label.nii.gz` of an LA case in ../shared/data/la-mri, or null. */
-export function laMriCase(caseId = LA_CASE): { image: string; label: string } | null {
-  const image = sharedData("la-mri", `${caseId}_image.nii.gz`);
-  const label = sharedData("la-mri", `${caseId}_label.nii.gz`);
-  return image && label ? { image, label } : null;
 }

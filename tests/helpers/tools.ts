@@ -8,7 +8,7 @@
  *   Deno.test({ name, ...requireTool("orthanc"), fn });
  */
 import { existsSync } from "node:fs";
-import { CHROMIUM } from "../../src/cli/chromium.ts";
+import { chromiumMissing } from "../../src/cli/chromium.ts";
 import { findDicomWebPlugin, ORTHANC_BINARY } from "./orthanc.ts";
 
 export type ToolName = "dciodvfy" | "pydicom" | "orthanc" | "chromium" | "dcmtk" | "nginx" | "python-onnx";
@@ -40,8 +40,7 @@ const DETECT: Record<ToolName, () => string | null> = {
       ? null
       : `the Orthanc DICOMweb plugin is not installed (libOrthancDicomWeb*; Debian package "orthanc-dicomweb")`;
   },
-  chromium: () =>
-    existsSync(CHROMIUM) ? null : `Chromium is not installed (${CHROMIUM}; Debian package "chromium")`,
+  chromium: chromiumMissing,
   dcmtk: () =>
     runs("dcmdump", ["--version"]) ? null : `dcmtk is not installed (dcmdump; Debian package "dcmtk")`,
   "python-onnx": () =>

@@ -6,8 +6,9 @@
 import assert from "node:assert/strict";
 import { validateManifest } from "../../src/core/manifest.ts";
 import type { ModelManifest } from "../../src/core/types.ts";
-import { createRuntime, DeviceLostError } from "../../src/inference/session.ts";
-import type { OrtModuleLike, OrtSessionLike, OrtTensorLike } from "../../src/inference/session.ts";
+import type { OrtModuleLike, OrtSessionLike, OrtTensorLike } from "../../src/inference/ort.ts";
+import { DeviceLostError } from "../../src/inference/predictor.ts";
+import { createRuntime } from "../../src/inference/runtime.ts";
 import type { LoadedFile, ModelPackage } from "../../src/inference/package.ts";
 
 const manifest: ModelManifest = validateManifest(

@@ -1,5 +1,5 @@
 /**
- * `deno task package` (src/inference/package_tool.ts) on the fixtures of
+ * `deno task package` (src/inference/package_tool/) on the fixtures of
  * models/training/make_package_fixtures.py: manifest draft, op audit on onnxruntime-node / WASM (and
  * WebGPU in Chromium when it exists), the exact rewrites with their numeric check, sha256, external
  * data, refusals with typed errors naming the field.
@@ -10,16 +10,16 @@ import { ManifestError } from "../../src/core/errors.ts";
 import { validateManifest } from "../../src/core/manifest.ts";
 import { startBrowserAuditor } from "../../src/inference/browser_audit.ts";
 import {
-  buildPackage,
-  draftManifest,
   maxAbsDiff,
-  PackageError,
   parseOrtError,
   probeFeeds,
-  readModel,
-  REWRITE_TOLERANCE,
   runInProcess,
-} from "../../src/inference/package_tool.ts";
+} from "../../src/inference/package_tool/audit.ts";
+import { buildPackage } from "../../src/inference/package_tool/build.ts";
+import { draftManifest } from "../../src/inference/package_tool/draft.ts";
+import { readModel } from "../../src/inference/package_tool/read.ts";
+import { REWRITE_TOLERANCE } from "../../src/inference/package_tool/rewrite.ts";
+import { PackageError } from "../../src/inference/package_tool/types.ts";
 import { readOnnxSignature } from "../../src/inference/onnx_signature.ts";
 import { sha256Hex } from "../../src/inference/package.ts";
 import { requireTool } from "../helpers/tools.ts";

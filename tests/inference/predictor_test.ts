@@ -2,13 +2,10 @@
 import assert from "node:assert/strict";
 import { validateManifest } from "../../src/core/manifest.ts";
 import { ManifestError, ProviderError } from "../../src/core/errors.ts";
-import { createPredictor, createSession } from "../../src/inference/session.ts";
-import type {
-  OrtModuleLike,
-  OrtSessionLike,
-  OrtTensorLike,
-  SessionHandle,
-} from "../../src/inference/session.ts";
+import type { OrtModuleLike, OrtSessionLike, OrtTensorLike } from "../../src/inference/ort.ts";
+import { createPredictor } from "../../src/inference/predictor.ts";
+import { createSession } from "../../src/inference/session.ts";
+import type { SessionHandle } from "../../src/inference/session.ts";
 
 const manifestJson = JSON.parse(
   Deno.readTextFileSync(new URL("../fixtures/models/tiny-2d/manifest.json", import.meta.url)),

@@ -14,8 +14,9 @@ import {
 import { fileCache, folderReader, loadModel, openPackage } from "../../src/inference/deno.ts";
 import { createNativeRuntime } from "../../src/inference/node_native.ts";
 import { httpReader, loadPackage, memoryCache, selectVariant } from "../../src/inference/package.ts";
-import { createRuntime, createSession } from "../../src/inference/session.ts";
-import type { OrtModuleLike } from "../../src/inference/session.ts";
+import type { OrtModuleLike } from "../../src/inference/ort.ts";
+import { createRuntime } from "../../src/inference/runtime.ts";
+import { createSession } from "../../src/inference/session.ts";
 
 const FIXTURES = new URL("../fixtures/models/", import.meta.url).pathname;
 // one thread: multi-threaded WASM in Deno was seen to hang (see defaultThreads in src/inference/deno.ts)

@@ -1,20 +1,22 @@
-/** The edge server's request guards as pure functions (src/server/guard.ts). */
+/** The edge server's request guards as pure functions (src/server/host_guard.ts, src/server/guard.ts). */
 import assert from "node:assert/strict";
 import {
   ConcurrencyGate,
   headerUid,
-  hostAllowed,
-  hostPolicy,
-  isLoopbackIp,
   modelPathServed,
   normaliseProxyPath,
-  ownOrigins,
   parseFrameList,
   proxyRequestHeaders,
   proxyResponseHeaders,
+} from "../../src/server/guard.ts";
+import {
+  hostAllowed,
+  hostPolicy,
+  isLoopbackIp,
+  ownOrigins,
   resolvesToLoopback,
   writeAllowed,
-} from "../../src/server/guard.ts";
+} from "../../src/server/host_guard.ts";
 
 Deno.test("loopback is decided by the IP: 127.example.org and 127.0.0.1.nip.io are names, not loopback", async () => {
   for (const ip of ["127.0.0.1", "127.1.2.3", "::1", "[::1]", "0:0:0:0:0:0:0:1", "::ffff:127.0.0.1"]) {

@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import dcmjs from "dcmjs";
 import { main as startMain } from "../../src/cli/start.ts";
-import { CONTENT_SECURITY_POLICY, DEFAULT_MAX_UPLOAD } from "../../src/server/mod.ts";
+import { CONTENT_SECURITY_POLICY } from "../../src/server/handler.ts";
+import { DEFAULT_MAX_UPLOAD } from "../../src/server/mod.ts";
 import {
   countStored,
   rawRequest,

@@ -181,12 +181,6 @@ export function lastJsonLine(text: string): unknown {
   throw new Error(`no JSON line in output: ${text.slice(-500)}`);
 }
 
-/** `../shared/data/<parts>` beside the project, or null when it is absent. */
-export async function sharedData(...parts: string[]): Promise<string | null> {
-  const p = join(PROJECT_ROOT, "..", "shared", "data", ...parts);
-  return (await exists(p)) ? p : null;
-}
-
 // ---------------------------------------------------------------------------------------------
 // machine, versions, commit
 

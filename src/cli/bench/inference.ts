@@ -25,7 +25,7 @@ import {
   type SectionResult,
 } from "./framework.ts";
 import { benchModels, MAKE_MODELS, PY } from "./models.ts";
-import { cell, type Figure, figure, ratio } from "./stats.ts";
+import { cell, type Figure, figure, noFigure, ratio } from "./stats.ts";
 
 /** The bench page and the folders it loads from, cross-origin isolated (src/inference/isolated_server.ts). */
 function serve(roots: [string, string][]) {
@@ -71,17 +71,7 @@ function input(shape: number[]): Float32Array {
   return x;
 }
 
-const none = (note: string): Figure => ({
-  unit: "ms",
-  runs: 0,
-  min: null,
-  median: null,
-  max: null,
-  samples: [],
-  maxLoad1: null,
-  busy: false,
-  note,
-});
+const none = (note: string): Figure => noFigure("ms", note);
 
 export async function inferenceSection(ctx: BenchContext): Promise<SectionResult> {
   const models = await benchModels(ctx);

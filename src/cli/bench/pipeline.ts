@@ -7,6 +7,7 @@
  * planned, peak RSS, provider and threads (from the result's provenance).
  */
 import { join } from "node:path";
+import { sharedData } from "../../harness/paths.ts";
 import {
   type BenchContext,
   exists,
@@ -17,7 +18,6 @@ import {
   PROJECT_ROOT,
   runChild,
   type SectionResult,
-  sharedData,
   type Variant,
 } from "./framework.ts";
 import { cell, type Figure } from "./stats.ts";
@@ -109,7 +109,7 @@ const VARIANTS = [
 ];
 
 export async function pipelineSection(ctx: BenchContext): Promise<SectionResult> {
-  const input = await sharedData("dicom", "ct-abdomen", "raw");
+  const input = sharedData("dicom", "ct-abdomen", "raw");
   if (!input) {
     ctx.log("  skipped: ../shared/data/dicom/ct-abdomen/raw is absent");
     return {

@@ -60,6 +60,21 @@ export function figure(samples: Sample[], cores: number, unit: string, note?: st
   };
 }
 
+/** A figure with no runs and the reason why (a skipped or failed measurement). */
+export function noFigure(unit: string, note: string): Figure {
+  return {
+    unit,
+    runs: 0,
+    min: null,
+    median: null,
+    max: null,
+    samples: [],
+    maxLoad1: null,
+    busy: false,
+    note,
+  };
+}
+
 /**
  * The order in which `variants` are run `runs` times each, interleaved: round r runs every variant
  * once, in the given order (A B A B … for two). Returned as [round, variant index] pairs.

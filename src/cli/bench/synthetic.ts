@@ -6,7 +6,7 @@
  */
 import type { Volume } from "../../core/types.ts";
 import { loadModel } from "../../inference/deno.ts";
-import { windowShapeOf } from "../../inference/session.ts";
+import { windowShapeOf } from "../../inference/runtime.ts";
 import {
   type BenchContext,
   extraFigure,

@@ -1,7 +1,7 @@
 /**
  * Section `viewer`: the real OHIF flow in Debian Chromium, set up as the e2e tests do
- * (tests/helpers/edge.ts: the edge server with the series STOWed into its embedded store, the study
- * opened in the EdgeSeg mode, the model selected in the panel, Run clicked). Per case and run: the
+ * (src/harness/edge_viewer.ts: the edge server with the series STOWed into its embedded store, the
+ * study opened in the EdgeSeg mode, the model selected in the panel, Run clicked). Per case and run: the
  * time from the Run click to the panel's result (the labelmap shown), the extension's own User Timing
  * marks (edgeseg:run-start → edgeseg:run-end, extension/src/run.ts), the panel's elapsed time, and
  * windows run/planned, provider and threads from the panel's provenance data attributes. Cases: the
@@ -11,15 +11,16 @@
  */
 import { join } from "node:path";
 import type { Page } from "playwright-core";
+import { chromiumMissing } from "../chromium.ts";
+import { LA_CASE, laMriCase, sharedData } from "../../harness/paths.ts";
 import {
   type BenchContext,
   extraFigure,
   measureInterleaved,
   PROJECT_ROOT,
   type SectionResult,
-  sharedData,
 } from "./framework.ts";
-import { cell, type Figure } from "./stats.ts";
+import { cell, type Figure, noFigure } from "./stats.ts";
 
 interface ViewerCase {
   key: string;
@@ -27,7 +28,7 @@ interface ViewerCase {
   /** builds the series to store and names its study */
   load: () => Promise<{ files: Uint8Array[]; studyUID: string; detail: string }>;
   /** why it cannot run here, or null */
-  missing: () => Promise<string | null>;
+  missing: () => string | null;
 }
 
 interface ViewerRun {
@@ -61,13 +62,11 @@ function cases(): ViewerCase[] {
     {
       key: "ct-lung-infection, shared CT",
       modelId: "ct-lung-infection",
-      missing: async () =>
-        (await sharedData("dicom", "ct-abdomen", "raw"))
-          ? null
-          : "../shared/data/dicom/ct-abdomen/raw is absent",
+      missing: () =>
+        sharedData("dicom", "ct-abdomen", "raw") ? null : "../shared/data/dicom/ct-abdomen/raw is absent",
       load: async () => {
         const { parseDicom } = await import("../../dicom/dataset.ts");
-        const dir = (await sharedData("dicom", "ct-abdomen", "raw"))!;
+        const dir = sharedData("dicom", "ct-abdomen", "raw")!;
         const names: string[] = [];
         for await (const e of Deno.readDir(dir)) if (e.isFile) names.push(e.name);
         const files = await Promise.all(names.sort().map((n) => Deno.readFile(join(dir, n))));
@@ -78,12 +77,8 @@ function cases(): ViewerCase[] {
     {
       key: "la-mri-3d, one LA MRI",
       modelId: "la-mri-3d",
-      missing: async () => {
-        const { laMriCase, LA_CASE } = await import("../../../tests/helpers/paths.ts");
-        return laMriCase() ? null : `../shared/data/la-mri/${LA_CASE}_* is absent`;
-      },
+      missing: () => laMriCase() ? null : `../shared/data/la-mri/${LA_CASE}_* is absent`,
       load: async () => {
-        const { laMriCase, LA_CASE } = await import("../../../tests/helpers/paths.ts");
         const { wrapNifti } = await import("../../dicom/wrap_volume.ts");
         const image = laMriCase()!.image;
         const w = await wrapNifti(await Deno.readFile(image), image, { bodyPart: "HEART" });
@@ -93,13 +88,13 @@ function cases(): ViewerCase[] {
     {
       key: "retina-vessels, one DRIVE fundus",
       modelId: "retina-vessels",
-      missing: async () =>
-        (await sharedData("drive", "training", "images", "21_training.tif"))
+      missing: () =>
+        sharedData("drive", "training", "images", "21_training.tif")
           ? null
           : "the DRIVE data set is not in ../shared/data/drive",
       load: async () => {
         const { wrapImage } = await import("../../dicom/wrap_image.ts");
-        const path = (await sharedData("drive", "training", "images", "21_training.tif"))!;
+        const path = sharedData("drive", "training", "images", "21_training.tif")!;
         const w = wrapImage(await Deno.readFile(path), { seriesDescription: "DRIVE 21 colour fundus" });
         return { files: [w.bytes], studyUID: w.studyUID, detail: "21_training.tif, 565×584" };
       },
@@ -148,17 +143,7 @@ async function runOnce(page: Page, timeoutMs: number): Promise<ViewerRun> {
 
 async function viewerCase(ctx: BenchContext, c: ViewerCase): Promise<ViewerRow> {
   const empty = (why: string, error = false): ViewerRow => {
-    const f: Figure = {
-      unit: "s",
-      runs: 0,
-      min: null,
-      median: null,
-      max: null,
-      samples: [],
-      maxLoad1: null,
-      busy: false,
-      note: why,
-    };
+    const f = noFigure("s", why);
     return {
       key: c.key,
       detail: "",
@@ -170,12 +155,12 @@ async function viewerCase(ctx: BenchContext, c: ViewerCase): Promise<ViewerRow> 
       ...(error ? { error: why } : { skipped: why }),
     };
   };
-  const why = await c.missing();
+  const why = c.missing();
   if (why) {
     ctx.log(`  ${c.key}: skipped: ${why}`);
     return empty(why);
   }
-  const { openStudy, selectModel, withEdgeViewer } = await import("../../../tests/helpers/edge.ts");
+  const { openStudy, selectModel, withEdgeViewer } = await import("../../harness/edge_viewer.ts");
   const series = await c.load();
   let row: ViewerRow | undefined;
   try {
@@ -222,7 +207,6 @@ async function viewerCase(ctx: BenchContext, c: ViewerCase): Promise<ViewerRow> 
 }
 
 export async function viewerSection(ctx: BenchContext): Promise<SectionResult> {
-  const { chromiumMissing } = await import("../../../tests/helpers/browser.ts");
   const noChromium = chromiumMissing();
   if (noChromium) {
     ctx.log(`  skipped: ${noChromium}`);
