@@ -30,11 +30,18 @@ export async function proxyToPacs(
   const headers = proxyRequestHeaders(req.headers);
   // Orthanc builds RetrieveURL/BulkDataURI from RFC 7239 Forwarded (it ignores X-Forwarded-*).
   headers.set("forwarded", `host=${url.host};proto=${url.protocol.replace(":", "")}`);
+  // The deadline covers the answer's body too; its timer is cleared when the body has been passed on
+  // (an armed AbortSignal.timeout would keep a stopped server's process alive until it fires).
+  const deadline = new AbortController();
+  const timer = setTimeout(
+    () => deadline.abort(new DOMException(`no answer within ${timeoutMs} ms`, "TimeoutError")),
+    timeoutMs,
+  );
   const init: RequestInit & { duplex?: string } = {
     method: req.method,
     headers,
     redirect: "manual",
-    signal: AbortSignal.timeout(timeoutMs),
+    signal: deadline.signal,
   };
   if (req.body && req.method !== "GET" && req.method !== "HEAD") {
     init.body = req.body;
@@ -44,6 +51,7 @@ export async function proxyToPacs(
   try {
     upstream = await fetch(target, init);
   } catch (e) {
+    clearTimeout(timer);
     const timeout = e instanceof DOMException && e.name === "TimeoutError";
     return errorResponse(
       timeout ? 504 : 502,
@@ -54,7 +62,9 @@ export async function proxyToPacs(
     );
   }
   const out = proxyResponseHeaders(upstream.headers);
-  return new Response(upstream.body, {
+  const body = upstream.body?.pipeThrough(new TransformStream({ flush: () => clearTimeout(timer) })) ?? null;
+  if (!body) clearTimeout(timer);
+  return new Response(body, {
     status: upstream.status,
     statusText: upstream.statusText,
     headers: out,

@@ -129,6 +129,10 @@ async function stow(
   };
   try {
     let parts;
+    // The upload's deadline. Its timer is cleared as soon as the body is read: an armed 10-minute timer
+    // (AbortSignal.timeout) would keep a process that has stopped serving alive that long.
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(), opts.uploadTimeoutMs ?? 600_000);
     try {
       parts = await parseMultipartStream(
         req.body,
@@ -139,11 +143,13 @@ async function stow(
           return part;
         },
         opts.maxUploadBytes,
-        AbortSignal.timeout(opts.uploadTimeoutMs ?? 600_000),
+        deadline.signal,
       );
     } catch (e) {
       if (e instanceof MultipartError) return errorResponse(e.status, e.code, e.message);
       throw e;
+    } finally {
+      clearTimeout(timer);
     }
     if (parts.length === 0) {
       return errorResponse(400, "NO_PARTS", "expected at least one application/dicom part, found none");
