@@ -87,8 +87,9 @@ every skip (Oktay et al. 2018), channel dropout p = {man['uncertainty']['mcDropo
 output (vessel probability). {v['params']:,} parameters.
 
 Input (as declared in the manifest, so the viewer reproduces it exactly): the **green channel** of the RGB
-photograph (`channels: [1]`), **z-scored over the whole image** (`zscore`, mask "all"). Inference: 256×256
-windows, 25 % overlap, Gaussian blending (σ = window/8), threshold 0.5.
+photograph (`channels: [1]`), **z-scored over the whole image** (`zscore`, mask "all"). Inference: one window
+over the whole photograph (`"window": [-1, -1]`; until 1.0.0, 256×256 windows with 25 % overlap and Gaussian
+blending), threshold 0.5.
 
 ## Training recipe
 
