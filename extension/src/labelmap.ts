@@ -80,45 +80,52 @@ export async function showLabelmap(
     label: title,
     segments,
   });
-  const seg = tools.segmentation.state.getSegmentation(segmentationId);
-  const imageIds = seg?.representationData.Labelmap?.imageIds ?? [];
-  const [cols, rows] = labelmap.geometry.dims;
-  const sliceSize = cols * rows;
-  const byImageId = sliceIndexByImageId(sliceImageIds);
-  let filled = 0;
-  for (const id of imageIds) {
-    const img = cs.cache.getImage(id);
-    const k = img?.referencedImageId !== undefined ? byImageId.get(img.referencedImageId) : undefined;
-    if (!img || k === undefined) continue;
-    const target = img.voxelManager.getScalarData();
-    if (target.length !== sliceSize) {
+  // A failure after the segmentation exists (the viewport went away, slices do not match) removes it
+  // again: nothing half-shown stays in the viewer.
+  try {
+    const seg = tools.segmentation.state.getSegmentation(segmentationId);
+    const imageIds = seg?.representationData.Labelmap?.imageIds ?? [];
+    const [cols, rows] = labelmap.geometry.dims;
+    const sliceSize = cols * rows;
+    const byImageId = sliceIndexByImageId(sliceImageIds);
+    let filled = 0;
+    for (const id of imageIds) {
+      const img = cs.cache.getImage(id);
+      const k = img?.referencedImageId !== undefined ? byImageId.get(img.referencedImageId) : undefined;
+      if (!img || k === undefined) continue;
+      const target = img.voxelManager.getScalarData();
+      if (target.length !== sliceSize) {
+        throw new ViewerError(
+          "LABELMAP_SIZE",
+          `EdgeSeg: labelmap slice has ${target.length} pixels, the result has ${sliceSize} (${cols}×${rows})`,
+        );
+      }
+      target.set(labelmap.data.subarray(k * sliceSize, (k + 1) * sliceSize));
+      filled++;
+    }
+    if (filled !== labelmap.geometry.dims[2]) {
       throw new ViewerError(
-        "LABELMAP_SIZE",
-        `EdgeSeg: labelmap slice has ${target.length} pixels, the result has ${sliceSize} (${cols}×${rows})`,
+        "LABELMAP_SLICES",
+        `EdgeSeg: matched ${filled} of ${labelmap.geometry.dims[2]} result slices to the series' images`,
       );
     }
-    target.set(labelmap.data.subarray(k * sliceSize, (k + 1) * sliceSize));
-    filled++;
+    await segmentationService.addSegmentationRepresentation(viewportId, { segmentationId });
+    const colors: [number, number[]][] = labelmap.segments.map((s) => [
+      s.number,
+      [...s.color, alphaOf ? Math.round(Math.min(255, Math.max(0, alphaOf(s.number)))) : 255],
+    ]);
+    for (const [index, color] of colors) {
+      segmentationService.setSegmentColor(viewportId, segmentationId, index, color);
+    }
+    tools.segmentation.triggerSegmentationEvents.triggerSegmentationDataModified(segmentationId);
+    keepLabelmapsDrawn();
+    shownOn.set(segmentationId, displaySet.displaySetInstanceUID);
+    colorsOf.set(segmentationId, colors);
+    followSeries(servicesManager);
+  } catch (err) {
+    (segmentationService as { remove?(id: string): void }).remove?.(segmentationId);
+    throw err;
   }
-  if (filled !== labelmap.geometry.dims[2]) {
-    throw new ViewerError(
-      "LABELMAP_SLICES",
-      `EdgeSeg: matched ${filled} of ${labelmap.geometry.dims[2]} result slices to the series' images`,
-    );
-  }
-  await segmentationService.addSegmentationRepresentation(viewportId, { segmentationId });
-  const colors: [number, number[]][] = labelmap.segments.map((s) => [
-    s.number,
-    [...s.color, alphaOf ? Math.round(Math.min(255, Math.max(0, alphaOf(s.number)))) : 255],
-  ]);
-  for (const [index, color] of colors) {
-    segmentationService.setSegmentColor(viewportId, segmentationId, index, color);
-  }
-  tools.segmentation.triggerSegmentationEvents.triggerSegmentationDataModified(segmentationId);
-  keepLabelmapsDrawn();
-  shownOn.set(segmentationId, displaySet.displaySetInstanceUID);
-  colorsOf.set(segmentationId, colors);
-  followSeries(servicesManager);
   return segmentationId;
 }
 
@@ -420,12 +427,29 @@ export function fillLabelmapSlices(
   return written;
 }
 
-/** Removes a labelmap shown with `showLabelmap` from the viewer (a preview the result replaces). */
-export function removeLabelmap(servicesManager: ServicesManager, segmentationId: string): void {
+/**
+ * Removes a labelmap shown with `showLabelmap` from the viewer (a preview the result replaces) and
+ * resolves once the viewer's segmentation state no longer holds it (the removal settles
+ * asynchronously while a viewport is being torn down), or after `maxWaitMs`.
+ */
+export async function removeLabelmap(
+  servicesManager: ServicesManager,
+  segmentationId: string,
+  maxWaitMs = 2000,
+): Promise<void> {
   const s = servicesManager.services.segmentationService as
-    | { remove?(segmentationId: string): void }
+    | { remove?(segmentationId: string): void; getSegmentation?(id: string): unknown }
     | undefined;
   shownOn.delete(segmentationId);
   colorsOf.delete(segmentationId);
   s?.remove?.(segmentationId);
+  const tools = (globalThis as unknown as { cornerstoneTools?: ToolsLike }).cornerstoneTools;
+  const present = () =>
+    tools?.segmentation.state.getSegmentation(segmentationId) !== undefined ||
+    (s?.getSegmentation?.(segmentationId) ?? undefined) !== undefined;
+  const until = performance.now() + maxWaitMs;
+  while (present() && performance.now() < until) {
+    s?.remove?.(segmentationId);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }

@@ -108,6 +108,9 @@ export class LabelmapPreview {
   async close(): Promise<void> {
     this.#closed = true;
     const id = await this.#segmentationId;
-    if (id) removeLabelmap(this.servicesManager, id);
+    if (!id) return;
+    const t0 = performance.now();
+    await removeLabelmap(this.servicesManager, id);
+    mark("edgeseg:preview-removed", { ms: performance.now() - t0 });
   }
 }

@@ -226,7 +226,8 @@ export function startRun(
         }
         onProgress(describeProgress(p, phaseStart, performance.now()));
       },
-      (z0, _z1, labels) => preview.add(z0, labels),
+      // a single image or slice is decided in one piece: nothing to show before the result
+      volume.geometry.dims[2] > 1 ? (z0, _z1, labels) => preview.add(z0, labels) : undefined,
     );
     cancelWorker = handle.cancel;
     if (cancelled) handle.cancel();
