@@ -13,7 +13,7 @@ async function bench(modelUrl: string, provider: ExecutionProvider, threads: num
   try {
     const { runtime } = await loadBrowserModel(modelUrl, {
       providers: [provider],
-      loadOrt: browserOrtLoader("/ort/", threads),
+      loadOrt: browserOrtLoader("/edgeseg/ort/", threads),
       numThreads: threads,
       useCache: false,
       loadMembers: false,
@@ -49,7 +49,7 @@ async function open(modelUrl: string, provider: ExecutionProvider, threads: numb
   try {
     const { runtime } = await loadBrowserModel(modelUrl, {
       providers: [provider],
-      loadOrt: browserOrtLoader("/ort/", threads),
+      loadOrt: browserOrtLoader("/edgeseg/ort/", threads),
       numThreads: threads,
       useCache: false,
       loadMembers: false,
