@@ -1,18 +1,29 @@
 /**
- * Wraps a 2D photograph (TIFF, PNG, JPEG, GIF — e.g. a DRIVE fundus image) as a DICOM Secondary
- * Capture instance, RGB 8-bit, Explicit VR Little Endian, so it can be stored to the PACS and opened
- * in the viewer like any series. Modality OP (ophthalmic photography) unless told otherwise; a
- * Secondary Capture carries no patient geometry, so none is invented.
+ * Wraps a 2D photograph (TIFF, PNG, JPEG, GIF — e.g. a DRIVE fundus image) as a DICOM instance, RGB
+ * 8-bit, Explicit VR Little Endian, so it can be stored to the PACS and opened in the viewer like any
+ * series:
+ * - a Secondary Capture (default): modality OP unless told otherwise; it carries no patient geometry,
+ *   so none is invented;
+ * - an Ophthalmic Photography 8 Bit Image (`sopClass: "op"`, PS3.3 A.39.1), what a fundus camera
+ *   writes: the ophthalmic modules with the eye (`laterality`, required: it cannot be guessed), the
+ *   acquisition device (a fundus camera) and the parameters a converted photograph does not know
+ *   left empty (Type 2).
  *
- *   deno run -A src/dicom/wrap_image.ts <image> <out.dcm> [--modality OP]
+ *   deno task wrap-image <image> <out.dcm> [--modality OP]
  */
+import { InputError } from "../core/errors.ts";
 import { readImage } from "../io/image2d.ts";
 import { writeImageInstance } from "./dataset.ts";
 import { newUid } from "./uid.ts";
 
 export const SECONDARY_CAPTURE_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.7";
+export const OPHTHALMIC_PHOTOGRAPHY_8BIT_STORAGE = "1.2.840.10008.5.1.4.1.1.77.1.5.1";
 
 export interface WrapImageOptions {
+  /** "sc" (Secondary Capture, default) or "op" (Ophthalmic Photography 8 Bit Image) */
+  sopClass?: "sc" | "op";
+  /** the eye, R or L: required for "op" (ImageLaterality is Type 1) */
+  laterality?: "R" | "L";
   modality?: string;
   patientName?: string;
   patientId?: string;
@@ -33,7 +44,7 @@ export interface WrappedImage {
   height: number;
 }
 
-/** Encodes the image's pixels, unchanged, as an RGB Secondary Capture instance. */
+/** Encodes the image's pixels, unchanged, as an RGB Secondary Capture or Ophthalmic Photography instance. */
 export function wrapImage(image: Uint8Array, options: WrapImageOptions = {}): WrappedImage {
   const vol = readImage(image, { channels: 3 });
   const [width, height] = vol.geometry.dims;
@@ -93,6 +104,70 @@ export function wrapImage(image: Uint8Array, options: WrapImageOptions = {}): Wr
     PixelRepresentation: 0,
     LossyImageCompression: "00",
   };
+  if (options.sopClass === "op") {
+    // Secondary Capture's own attributes (SC Equipment, General Series' Laterality) are not in the OP IOD
+    delete dataset.ConversionType;
+    delete dataset.Laterality;
+    Object.assign(dataset, ophthalmicPhotography(options, date, dataset.FrameOfReferenceUID as string));
+  }
   const bytes = writeImageInstance(dataset, pixels);
   return { bytes, studyUID, seriesUID, sopInstanceUID, width, height };
+}
+
+/** A code sequence item. */
+const code = (value: string, scheme: string, meaning: string) => ({
+  CodeValue: value,
+  CodingSchemeDesignator: scheme,
+  CodeMeaning: meaning,
+});
+
+/**
+ * What an Ophthalmic Photography 8 Bit Image adds to (and changes in) the Secondary Capture dataset:
+ * the SOP class, the Multi-frame module (one frame), Acquisition Context, the Ophthalmic Photography
+ * Image, Ocular Region Imaged, Acquisition Parameters and Photographic Parameters modules.
+ */
+function ophthalmicPhotography(
+  options: WrapImageOptions,
+  date: string,
+  frameOfReference: string,
+): Record<string, unknown> {
+  if (options.laterality !== "R" && options.laterality !== "L") {
+    throw new InputError(
+      "MISSING_LATERALITY",
+      `an Ophthalmic Photography image must say which eye it shows (ImageLaterality, Type 1): expected ` +
+        `laterality "R" or "L", found ${JSON.stringify(options.laterality ?? null)}`,
+    );
+  }
+  return {
+    SOPClassUID: OPHTHALMIC_PHOTOGRAPHY_8BIT_STORAGE,
+    Modality: "OP",
+    // the camera's pixels, unchanged: an original, primary image
+    ImageType: ["ORIGINAL", "PRIMARY"],
+    ImageLaterality: options.laterality,
+    NumberOfFrames: 1,
+    FrameIncrementPointer: 0x00181063, // FrameTime
+    FrameTime: 0,
+    AcquisitionDateTime: `${date}120000`,
+    AcquisitionContextSequence: [],
+    // Synchronization (C.7.4.2): the frame of reference the SEG writer names is also the one a
+    // synchronised acquisition would share; nothing here was triggered or time-synchronised
+    SynchronizationFrameOfReferenceUID: frameOfReference,
+    SynchronizationTrigger: "NO TRIGGER",
+    AcquisitionTimeSynchronized: "N",
+    BurnedInAnnotation: "NO",
+    AnatomicRegionSequence: [code("81745001", "SCT", "Eye")],
+    PatientEyeMovementCommanded: "",
+    // Type 2 and unknown for a converted photograph: present and empty
+    HorizontalFieldOfView: [],
+    EmmetropicMagnification: [],
+    IntraOcularPressure: [],
+    RefractiveStateSequence: [],
+    PupilDilated: "",
+    AcquisitionDeviceTypeCodeSequence: [code("409898007", "SCT", "Fundus Camera")],
+    IlluminationTypeCodeSequence: [],
+    LightPathFilterTypeStackCodeSequence: [],
+    ImagePathFilterTypeStackCodeSequence: [],
+    LensesCodeSequence: [],
+    DetectorType: "",
+  };
 }
