@@ -9,19 +9,34 @@ import { browserOrtLoader, loadBrowserModel } from "../src/inference/browser.ts"
 import { serializeError } from "../src/inference/protocol.ts";
 import type { ExecutionProvider } from "../src/core/types.ts";
 
+/** Loads the package on one provider and thread count, with a deterministic input of `shape`. */
+async function load(modelUrl: string, provider: ExecutionProvider, threads: number, shape: number[]) {
+  const { runtime } = await loadBrowserModel(modelUrl, {
+    providers: [provider],
+    loadOrt: browserOrtLoader("/edgeseg/ort/", threads),
+    numThreads: threads,
+    useCache: false,
+    loadMembers: false,
+    probe: false,
+  });
+  const n = shape.reduce((a, b) => a * b, 1);
+  const x = new Float32Array(n);
+  for (let i = 0; i < n; i++) x[i] = Math.sin(i * 0.001);
+  return { runtime, x };
+}
+
+/** What the bench reports about the session that ran. */
+function sessionInfo(runtime: Awaited<ReturnType<typeof load>>["runtime"]) {
+  return {
+    provider: runtime.provider,
+    threads: runtime.sessions[0].numThreads ?? null,
+    adapter: runtime.sessions[0].gpu?.description ?? null,
+  };
+}
+
 async function bench(modelUrl: string, provider: ExecutionProvider, threads: number, shape: number[], iters: number) {
   try {
-    const { runtime } = await loadBrowserModel(modelUrl, {
-      providers: [provider],
-      loadOrt: browserOrtLoader("/edgeseg/ort/", threads),
-      numThreads: threads,
-      useCache: false,
-      loadMembers: false,
-      probe: false,
-    });
-    const n = shape.reduce((a, b) => a * b, 1);
-    const x = new Float32Array(n);
-    for (let i = 0; i < n; i++) x[i] = Math.sin(i * 0.001);
+    const { runtime, x } = await load(modelUrl, provider, threads, shape);
     await runtime.members[0](x, shape); // warm-up: shader compilation, first allocation
     const times: number[] = [];
     for (let i = 0; i < iters; i++) {
@@ -29,13 +44,7 @@ async function bench(modelUrl: string, provider: ExecutionProvider, threads: num
       await runtime.members[0](x, shape);
       times.push(performance.now() - t0);
     }
-    const out = {
-      ok: true,
-      provider: runtime.provider,
-      threads: runtime.sessions[0].numThreads ?? null,
-      adapter: runtime.sessions[0].gpu?.description ?? null,
-      times,
-    };
+    const out = { ok: true, ...sessionInfo(runtime), times };
     await runtime.release();
     return out;
   } catch (e) {
@@ -47,25 +56,10 @@ let opened: { run: (x: Float32Array, shape: number[]) => Promise<unknown>; x: Fl
 
 async function open(modelUrl: string, provider: ExecutionProvider, threads: number, shape: number[]) {
   try {
-    const { runtime } = await loadBrowserModel(modelUrl, {
-      providers: [provider],
-      loadOrt: browserOrtLoader("/edgeseg/ort/", threads),
-      numThreads: threads,
-      useCache: false,
-      loadMembers: false,
-      probe: false,
-    });
-    const n = shape.reduce((a, b) => a * b, 1);
-    const x = new Float32Array(n);
-    for (let i = 0; i < n; i++) x[i] = Math.sin(i * 0.001);
+    const { runtime, x } = await load(modelUrl, provider, threads, shape);
     await runtime.members[0](x, shape); // warm-up
     opened = { run: runtime.members[0], x, shape, release: () => runtime.release() };
-    return {
-      ok: true,
-      provider: runtime.provider,
-      threads: runtime.sessions[0].numThreads ?? null,
-      adapter: runtime.sessions[0].gpu?.description ?? null,
-    };
+    return { ok: true, ...sessionInfo(runtime) };
   } catch (e) {
     return { ok: false, error: serializeError(e) };
   }

@@ -44,6 +44,33 @@ export type ShownLabelmap = Pick<Labelmap, "geometry" | "data"> & {
   segments: Pick<SegmentDescription, "number" | "label" | "color" | "algorithmType" | "algorithmName">[];
 };
 
+type ScalarData = ReturnType<DerivedImageLike["voxelManager"]["getScalarData"]>;
+
+/**
+ * The labelmap images of a shown segmentation, each with the result slice k it holds (matched by the
+ * image it references, never by index); undefined when the viewer has no such segmentation.
+ */
+function labelmapSlices(
+  segmentationId: string,
+  sliceImageIds: string[],
+): { k: number; data: ScalarData }[] | undefined {
+  const cs = hostCornerstone() as
+    | { cache?: { getImage(id: string): DerivedImageLike | undefined } }
+    | undefined;
+  const tools = (globalThis as unknown as { cornerstoneTools?: ToolsLike }).cornerstoneTools;
+  const imageIds = tools?.segmentation.state.getSegmentation(segmentationId)?.representationData.Labelmap
+    ?.imageIds;
+  if (!cs?.cache || !imageIds) return undefined;
+  const byImageId = sliceIndexByImageId(sliceImageIds);
+  const out: { k: number; data: ScalarData }[] = [];
+  for (const id of imageIds) {
+    const img = cs.cache.getImage(id);
+    const k = img?.referencedImageId !== undefined ? byImageId.get(img.referencedImageId) : undefined;
+    if (img && k !== undefined) out.push({ k, data: img.voxelManager.getScalarData() });
+  }
+  return out;
+}
+
 /** Adds the labelmap to the display set's viewport; returns the OHIF segmentation id. */
 export async function showLabelmap(
   servicesManager: ServicesManager,
@@ -83,17 +110,10 @@ export async function showLabelmap(
   // A failure after the segmentation exists (the viewport went away, slices do not match) removes it
   // again: nothing half-shown stays in the viewer.
   try {
-    const seg = tools.segmentation.state.getSegmentation(segmentationId);
-    const imageIds = seg?.representationData.Labelmap?.imageIds ?? [];
     const [cols, rows] = labelmap.geometry.dims;
     const sliceSize = cols * rows;
-    const byImageId = sliceIndexByImageId(sliceImageIds);
     let filled = 0;
-    for (const id of imageIds) {
-      const img = cs.cache.getImage(id);
-      const k = img?.referencedImageId !== undefined ? byImageId.get(img.referencedImageId) : undefined;
-      if (!img || k === undefined) continue;
-      const target = img.voxelManager.getScalarData();
+    for (const { k, data: target } of labelmapSlices(segmentationId, sliceImageIds) ?? []) {
       if (target.length !== sliceSize) {
         throw new ViewerError(
           "LABELMAP_SIZE",
@@ -365,31 +385,18 @@ export function readViewerLabelmap(
   sliceImageIds: string[],
   dims: readonly [number, number, number],
 ): Uint8Array | undefined {
-  const cs = hostCornerstone() as
-    | { cache?: { getImage(id: string): (DerivedImageLike & ReadableImage) | undefined } }
-    | undefined;
-  const tools = (globalThis as unknown as { cornerstoneTools?: ToolsLike }).cornerstoneTools;
-  const seg = tools?.segmentation.state.getSegmentation(segmentationId);
-  const imageIds = seg?.representationData.Labelmap?.imageIds;
-  if (!cs?.cache || !imageIds) return undefined;
+  const slices = labelmapSlices(segmentationId, sliceImageIds);
+  if (!slices) return undefined;
   const sliceSize = dims[0] * dims[1];
   const out = new Uint8Array(sliceSize * dims[2]);
-  const byImageId = sliceIndexByImageId(sliceImageIds);
   let filled = 0;
-  for (const id of imageIds) {
-    const img = cs.cache.getImage(id);
-    const k = img?.referencedImageId !== undefined ? byImageId.get(img.referencedImageId) : undefined;
-    if (!img || k === undefined) continue;
-    const src = img.voxelManager.getScalarData() as unknown as ArrayLike<number>;
+  for (const { k, data } of slices) {
+    const src = data as unknown as ArrayLike<number>;
     if (src.length !== sliceSize) return undefined;
     for (let p = 0; p < sliceSize; p++) out[k * sliceSize + p] = src[p];
     filled++;
   }
   return filled === dims[2] ? out : undefined;
-}
-
-interface ReadableImage {
-  referencedImageId?: string;
 }
 
 /**
@@ -403,23 +410,14 @@ export function fillLabelmapSlices(
   z0: number,
   labels: Uint8Array | Uint16Array,
 ): number {
-  const cs = hostCornerstone() as
-    | { cache?: { getImage(id: string): DerivedImageLike | undefined } }
-    | undefined;
   const tools = (globalThis as unknown as { cornerstoneTools?: ToolsLike }).cornerstoneTools;
-  const imageIds = tools?.segmentation.state.getSegmentation(segmentationId)?.representationData.Labelmap
-    ?.imageIds;
-  if (!cs?.cache || !tools || !imageIds) return 0;
+  const slices = labelmapSlices(segmentationId, sliceImageIds);
+  if (!tools || !slices) return 0;
   const sliceSize = dims[0] * dims[1];
   const z1 = z0 + labels.length / sliceSize;
-  const byImageId = sliceIndexByImageId(sliceImageIds);
   let written = 0;
-  for (const id of imageIds) {
-    const img = cs.cache.getImage(id);
-    const k = img?.referencedImageId !== undefined ? byImageId.get(img.referencedImageId) : undefined;
-    if (!img || k === undefined || k < z0 || k >= z1) continue;
-    const target = img.voxelManager.getScalarData();
-    if (target.length !== sliceSize) continue;
+  for (const { k, data: target } of slices) {
+    if (k < z0 || k >= z1 || target.length !== sliceSize) continue;
     target.set(labels.subarray((k - z0) * sliceSize, (k - z0 + 1) * sliceSize));
     written++;
   }
@@ -451,5 +449,17 @@ export async function removeLabelmap(
   while (present() && performance.now() < until) {
     s?.remove?.(segmentationId);
     await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/**
+ * A User Timing mark with detail (edgeseg:run-start, edgeseg:preview-slices, …): what the e2e tests and
+ * the bench read. Old browsers without User Timing L3 skip it; nothing depends on it.
+ */
+export function markRun(name: string, detail: Record<string, unknown>): void {
+  try {
+    performance.mark(name, { detail });
+  } catch {
+    // mark(name, { detail }) is missing: the run goes on without it
   }
 }

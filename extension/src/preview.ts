@@ -7,7 +7,7 @@
 import type { Geometry } from "../../src/core/types.ts";
 import type { DisplaySet, ServicesManager } from "./host.ts";
 import { hostCornerstone } from "./host.ts";
-import { fillLabelmapSlices, removeLabelmap, showLabelmap } from "./labelmap.ts";
+import { fillLabelmapSlices, markRun, removeLabelmap, showLabelmap } from "./labelmap.ts";
 import type { ModelIndexEntry } from "./models.ts";
 
 interface ViewportLike {
@@ -24,14 +24,6 @@ export function sliceInView(servicesManager: ServicesManager, sliceImageIds: str
   const imageId = cs.getEnabledElementByViewportId(viewportId)?.viewport?.getCurrentImageId?.();
   const k = imageId ? sliceImageIds.indexOf(imageId) : -1;
   return k >= 0 ? k : undefined;
-}
-
-function mark(name: string, detail: Record<string, unknown>): void {
-  try {
-    performance.mark(name, { detail });
-  } catch {
-    // User Timing L3 (mark with detail) is missing in old browsers; the preview does not depend on it.
-  }
 }
 
 /** A labelmap painted slab by slab while the run is under way. */
@@ -66,11 +58,11 @@ export class LabelmapPreview {
       const n = fillLabelmapSlices(id, this.sliceImageIds, dims, z0, labels);
       this.#slices += n;
       const z1 = z0 + labels.length / (dims[0] * dims[1]);
-      mark("edgeseg:preview-slices", { z0, z1, focus: this.focus ?? null });
+      markRun("edgeseg:preview-slices", { z0, z1, focus: this.focus ?? null });
       const holdsFocus = this.focus !== undefined && this.focus >= z0 && this.focus < z1;
       if (holdsFocus && !this.#focusShown) {
         this.#focusShown = true;
-        mark("edgeseg:preview-in-view", { z0, z1, focus: this.focus });
+        markRun("edgeseg:preview-in-view", { z0, z1, focus: this.focus });
       }
     });
   }
@@ -111,6 +103,6 @@ export class LabelmapPreview {
     if (!id) return;
     const t0 = performance.now();
     await removeLabelmap(this.servicesManager, id);
-    mark("edgeseg:preview-removed", { ms: performance.now() - t0 });
+    markRun("edgeseg:preview-removed", { ms: performance.now() - t0 });
   }
 }

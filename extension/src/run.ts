@@ -14,7 +14,7 @@ import type { DisplaySet, ServicesManager } from "./host.ts";
 import type { ModelIndexEntry } from "./models.ts";
 import { assetUrl } from "./base.ts";
 import { type Device as LibraryDevice, providersFor } from "../../src/inference/devices.ts";
-import { readViewerLabelmap, showLabelmap } from "./labelmap.ts";
+import { markRun, readViewerLabelmap, showLabelmap } from "./labelmap.ts";
 import { HEATMAP_BINS, HEATMAP_COLORMAP, type HeatmapBins, heatmapBins, showHeatmap } from "./heatmap.ts";
 import { LabelmapPreview, sliceInView } from "./preview.ts";
 import { volumeFromDisplaySet } from "./viewer_volume.ts";
@@ -167,14 +167,6 @@ export function displaySetInstances(displaySet: DisplaySet): Record<string, unkn
  * Records a run's start and end as User Timing marks (visible to the browser's performance tools and
  * to the e2e tests, which wait on them instead of sleeping); never throws.
  */
-function markRun(name: string, detail: Record<string, unknown>): void {
-  try {
-    performance.mark(name, { detail });
-  } catch {
-    // User Timing L3 (mark with detail) is missing in old browsers; the run does not depend on it.
-  }
-}
-
 /** Starts a run. `cancel()` stops it within one model call; the outcome then rejects with CANCELLED. */
 export function startRun(
   servicesManager: ServicesManager,

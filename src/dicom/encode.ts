@@ -13,6 +13,7 @@
 import dcmjs from "dcmjs";
 import { ConformanceError } from "../core/errors.ts";
 import { type NaturalizedDataset, writeDataset } from "./dataset.ts";
+import { LONG_VRS } from "./vr.ts";
 
 interface DictEntry {
   tag: string;
@@ -22,7 +23,6 @@ const nameMap =
   (dcmjs as unknown as { data: { DicomMetaDictionary: { nameMap: Record<string, DictEntry> } } }).data
     .DicomMetaDictionary.nameMap;
 
-const LONG_VRS = new Set(["OB", "OD", "OF", "OL", "OV", "OW", "SQ", "UC", "UN", "UR", "UT"]);
 const STRING_VRS = new Set([
   "AE",
   "AS",

@@ -53,14 +53,7 @@ export function plan(
         present[si * K + k] = any ? 1 : 0;
       }
     }
-    const frameIndex = new Int32Array(nSeg * K).fill(-1);
-    for (let si = 0; si < nSeg; si++) {
-      for (let k = 0; k < K; k++) {
-        if (omit && !present[si * K + k]) continue;
-        frameIndex[si * K + k] = frames.length;
-        frames.push({ si, k });
-      }
-    }
+    const frameIndex = segmentFrames(present, nSeg, K, omit, frames);
     return { type, segments, frames, frameIndex, bitsAllocated: 8 };
   }
   const lut = new Int32Array(65536).fill(-1);
@@ -99,6 +92,21 @@ export function plan(
     // pixel values are the DICOM segment numbers 1..n (see segmentItem)
     return { type, segments, frames, frameIndex, bitsAllocated: nSeg > 255 ? 16 : 8 };
   }
+  const frameIndex = segmentFrames(present, nSeg, K, omit, frames);
+  return { type, segments, frames, frameIndex, bitsAllocated: 1 };
+}
+
+/**
+ * One frame per segment and slice, segment-major (BINARY and FRACTIONAL); with `omit`, only where the
+ * segment is present. Appends to `frames`; returns segment × slice → frame number (−1 when omitted).
+ */
+function segmentFrames(
+  present: Uint8Array,
+  nSeg: number,
+  K: number,
+  omit: boolean,
+  frames: { si: number; k: number }[],
+): Int32Array {
   const frameIndex = new Int32Array(nSeg * K).fill(-1);
   for (let si = 0; si < nSeg; si++) {
     for (let k = 0; k < K; k++) {
@@ -107,7 +115,7 @@ export function plan(
       frames.push({ si, k });
     }
   }
-  return { type, segments, frames, frameIndex, bitsAllocated: 1 };
+  return frameIndex;
 }
 
 /**

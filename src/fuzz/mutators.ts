@@ -7,6 +7,7 @@
  * vox_offset), multipart boundaries and part headers, and huge declared sizes.
  */
 import { mulberry32 } from "../core/random.ts";
+import { LONG_VRS, SHORT_VRS } from "../dicom/vr.ts";
 
 /** A seeded PRNG (mulberry32): fast, 32-bit state, identical on every platform. */
 export class Rng {
@@ -107,31 +108,6 @@ export function interestingInt(b: Uint8Array, rng: Rng): Uint8Array {
 }
 
 // DICOM ---------------------------------------------------------------------------------------------
-
-const LONG_VRS = new Set(["OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"]);
-const SHORT_VRS = new Set([
-  "AE",
-  "AS",
-  "AT",
-  "CS",
-  "DA",
-  "DS",
-  "DT",
-  "FL",
-  "FD",
-  "IS",
-  "LO",
-  "LT",
-  "PN",
-  "SH",
-  "SL",
-  "SS",
-  "ST",
-  "TM",
-  "UI",
-  "UL",
-  "US",
-]);
 
 /** Offsets of Explicit VR LE element length fields: {offset, width (2|4)}. Found by a VR-pattern scan. */
 export function dicomLengthFields(b: Uint8Array): { offset: number; width: 2 | 4 }[] {

@@ -11,6 +11,7 @@
  * attribute the store indexes or serves as metadata is still validated by the same library.
  */
 import { InputError } from "../core/errors.ts";
+import { LONG_VRS, SHORT_VRS } from "../dicom/vr.ts";
 
 /** Where the header ends and what the walk found. */
 export interface Part10Scan {
@@ -25,31 +26,6 @@ const IMPLICIT_LE = "1.2.840.10008.1.2";
 const EXPLICIT_BE = "1.2.840.10008.1.2.2";
 const DEFLATED_LE = "1.2.840.10008.1.2.1.99";
 const UNDEFINED = 0xffffffff;
-/** VRs with a 2-byte reserved field and a 4-byte length in explicit VR (PS3.5 §7.1.2). */
-const LONG_VRS = new Set(["OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"]);
-const SHORT_VRS = new Set([
-  "AE",
-  "AS",
-  "AT",
-  "CS",
-  "DA",
-  "DS",
-  "DT",
-  "FD",
-  "FL",
-  "IS",
-  "LO",
-  "LT",
-  "PN",
-  "SH",
-  "SL",
-  "SS",
-  "ST",
-  "TM",
-  "UI",
-  "UL",
-  "US",
-]); // deno-fmt-ignore
 /** Deeper nesting than this is refused (real objects nest a handful of levels; this bounds the walk). */
 const MAX_DEPTH = 32;
 const CHUNK = 64 * 1024;

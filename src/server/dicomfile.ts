@@ -8,6 +8,7 @@
  */
 import dcmjs from "dcmjs";
 import { InputError } from "../core/errors.ts";
+import { concatBytes } from "../dicom/encode.ts";
 
 /** One dcmjs attribute; values are unknown until narrowed. */
 export interface DcmjsElement {
@@ -208,14 +209,7 @@ function binaryBytes(values: unknown[]): Uint8Array {
   const parts = values.filter((v): v is ArrayBuffer => v instanceof ArrayBuffer).map((b) =>
     new Uint8Array(b)
   );
-  if (parts.length === 1) return parts[0];
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return parts.length === 1 ? parts[0] : concatBytes(parts);
 }
 
 /**

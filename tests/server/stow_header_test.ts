@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { InputError } from "../../src/core/errors.ts";
+import { concatBytes } from "../../src/dicom/encode.ts";
 import { scanPart10 } from "../../src/server/dicom_walk.ts";
 import { DicomStore } from "../../src/server/store.ts";
 import { smallPhantom, stow, withServer } from "./helpers.ts";
@@ -41,15 +42,7 @@ function el(
   return concat(head, v);
 }
 
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
+const concat = (...parts: Uint8Array[]): Uint8Array => concatBytes(parts);
 
 const item = (body: Uint8Array, defined = false) =>
   concat(
