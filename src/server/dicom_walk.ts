@@ -17,6 +17,8 @@ import { LONG_VRS, SHORT_VRS } from "../dicom/vr.ts";
 export interface Part10Scan {
   /** byte offset of the first top-level element of group 7FE0 (PixelData …), or the file size */
   headerEnd: number;
+  /** the file's size in bytes */
+  size: number;
   transferSyntaxUID: string;
   /** Deflated Explicit VR Little Endian: the dataset is compressed, so it cannot be walked */
   deflated: boolean;
@@ -199,7 +201,7 @@ export async function scanPart10(path: string): Promise<Part10Scan> {
       if (h.length === UNDEFINED) throw malformed(`meta element (0002,${hex4(h.element)}) has no length`);
       pos = w.skip(pos, h);
     }
-    if (transferSyntaxUID === DEFLATED_LE) return { headerEnd: size, transferSyntaxUID, deflated: true };
+    if (transferSyntaxUID === DEFLATED_LE) return { headerEnd: size, size, transferSyntaxUID, deflated: true };
     const syntax = {
       explicit: transferSyntaxUID !== IMPLICIT_LE,
       little: transferSyntaxUID !== EXPLICIT_BE,
@@ -208,7 +210,7 @@ export async function scanPart10(path: string): Promise<Part10Scan> {
     await w.dataset(pos, syntax, 0, false, (at, h) => {
       if (headerEnd === size && h.group >= 0x7fe0) headerEnd = at;
     });
-    return { headerEnd, transferSyntaxUID, deflated: false };
+    return { headerEnd, size, transferSyntaxUID, deflated: false };
   } finally {
     file.close();
   }

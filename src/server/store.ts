@@ -229,7 +229,7 @@ export class DicomStore {
       // A staged file is walked by its element headers (truncation and structure checked to the end),
       // and only the part before PixelData is read and parsed: memory stays near the header's size.
       const scan = await scanPart10(source.tmpPath);
-      size = (await Deno.stat(source.tmpPath)).size;
+      size = scan.size;
       bytes = scan.deflated
         ? await Deno.readFile(source.tmpPath)
         : await readPrefix(source.tmpPath, scan.headerEnd);
