@@ -201,7 +201,9 @@ export async function scanPart10(path: string): Promise<Part10Scan> {
       if (h.length === UNDEFINED) throw malformed(`meta element (0002,${hex4(h.element)}) has no length`);
       pos = w.skip(pos, h);
     }
-    if (transferSyntaxUID === DEFLATED_LE) return { headerEnd: size, size, transferSyntaxUID, deflated: true };
+    if (transferSyntaxUID === DEFLATED_LE) {
+      return { headerEnd: size, size, transferSyntaxUID, deflated: true };
+    }
     const syntax = {
       explicit: transferSyntaxUID !== IMPLICIT_LE,
       little: transferSyntaxUID !== EXPLICIT_BE,
