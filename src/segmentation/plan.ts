@@ -142,6 +142,26 @@ export function planSlabs(
 }
 
 /**
+ * Streamed slabs with the slice in view (`focus`) split out as a slab of its own, so a progressive
+ * display gets that slice after one slice of work rather than a whole slab's. Slabs of a streamed
+ * plan are independent, so this changes when slices finish, never what they hold.
+ */
+export function isolateSlice(slabs: SlabPlan, focus?: number): SlabPlan {
+  if (!slabs.streamed || focus === undefined || !Number.isInteger(focus)) return slabs;
+  const ranges: [number, number][] = [];
+  for (const [a, b] of slabs.ranges) {
+    if (focus < a || focus >= b || b - a === 1) {
+      ranges.push([a, b]);
+      continue;
+    }
+    if (focus > a) ranges.push([a, focus]);
+    ranges.push([focus, focus + 1]);
+    if (focus + 1 < b) ranges.push([focus + 1, b]);
+  }
+  return { ranges, streamed: true };
+}
+
+/**
  * Bytes segment() allocates beyond the input volume at its peak (an estimate, used to refuse
  * before allocating): one slab's working set plus the whole-volume outputs.
  */
@@ -281,7 +301,10 @@ export function planRun(
   const k = modelOutputChannels(manifest);
   const sp = manifest.spatial;
   const tg = targetGeometry(volume.geometry, manifest.preprocessing.targetSpacingMm);
-  const slabs = planSlabs(volume, manifest, slabVoxels ?? defaultSlabVoxels(method));
+  const slabs = isolateSlice(
+    planSlabs(volume, manifest, slabVoxels ?? defaultSlabVoxels(method)),
+    options.focusSlice,
+  );
   const slabDims = slabs.ranges.map(([z0, z1]): { src: Dims3; tgt: Dims3 } => ({
     src: [dims[0], dims[1], z1 - z0],
     tgt: slabs.streamed ? [tg.dims[0], tg.dims[1], z1 - z0] : [...tg.dims],

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import type { Predictor, Progress, RoiSpec } from "../../src/core/types.ts";
 import { computeRoi, morph1d, segment, sourceRange } from "../../src/segmentation/mod.ts";
 import { slabOrder } from "../../src/segmentation/passes.ts";
+import { isolateSlice } from "../../src/segmentation/plan.ts";
 import { planWindowsInBox } from "../../src/segmentation/windows.ts";
 import { manifest, runtime, thresholdPredictor, volume } from "./segmentation_fakes.ts";
 
@@ -345,6 +346,18 @@ Deno.test("slabOrder starts at the slab holding the focus and alternates outward
   assert.deepEqual(slabOrder(ranges, -3), [0, 1, 2, 3, 4]);
 });
 
+Deno.test("isolateSlice splits the slice in view out of its streamed slab, and nothing else", () => {
+  const slabs = { ranges: [[0, 4], [4, 8], [8, 10]] as [number, number][], streamed: true };
+  assert.deepEqual(isolateSlice(slabs, 5).ranges, [[0, 4], [4, 5], [5, 6], [6, 8], [8, 10]]);
+  assert.deepEqual(isolateSlice(slabs, 4).ranges, [[0, 4], [4, 5], [5, 8], [8, 10]]);
+  assert.deepEqual(isolateSlice(slabs, 7).ranges, [[0, 4], [4, 7], [7, 8], [8, 10]]);
+  assert.deepEqual(isolateSlice(slabs, 99).ranges, slabs.ranges, "outside the volume: unchanged");
+  assert.deepEqual(isolateSlice(slabs, undefined).ranges, slabs.ranges);
+  assert.deepEqual(isolateSlice(slabs, 2.5).ranges, slabs.ranges, "not a slice index: unchanged");
+  const whole = { ranges: [[0, 10]] as [number, number][], streamed: false };
+  assert.equal(isolateSlice(whole, 5), whole, "a 3D plan is never split");
+});
+
 Deno.test("with focusSlice the slabs around it are decided and reported first, and the result is unchanged", async () => {
   const m = roiManifest({ marginMm: 4 });
   const v = phantom();
@@ -356,8 +369,8 @@ Deno.test("with focusSlice the slabs around it are decided and reported first, a
   }, tuning);
   const plain = await segment(v, runtime(m, [counting().predictor]), {}, tuning);
   assert.deepEqual(focused.labelmap.data, plain.labelmap.data, "the order does not change the labels");
-  assert.deepEqual(seen[0].slice(0, 2), [8, 10], "the slab holding slice 9 first");
-  assert.deepEqual(seen.map(([z0]) => z0), [8, 10, 6, 12, 4, 14, 2, 0], "then outward, every slab once");
+  assert.deepEqual(seen[0].slice(0, 2), [9, 10], "slice 9 first, split out of its slab [8, 10)");
+  assert.deepEqual(seen.map(([z0]) => z0), [9, 10, 8, 12, 6, 14, 4, 2, 0], "then outward, every slab once");
   const sliceVox = DIMS[0] * DIMS[1];
   for (const [z0, z1, labels] of seen) {
     assert.equal(labels.length, (z1 - z0) * sliceVox);
