@@ -162,6 +162,11 @@ export interface PostprocessingSpec {
   fillHoles?: number[];
   /** remove components smaller than this many voxels, for every label */
   minComponentVoxels?: number;
+  /**
+   * remove 3D components smaller than this volume (mL), for every label; applied only to series
+   * of more than one slice (a single image has no slice thickness to make a volume of)
+   */
+  minComponentMl?: number;
 }
 
 export interface McDropoutSpec {

@@ -205,17 +205,33 @@ export function fillHoles(
 }
 
 /**
- * Apply a manifest's post-processing in a fixed order: small components, largest component, holes.
- * `holeConnectivity` is "2d" for slice-wise models (holes filled per slice), "3d" otherwise.
+ * The voxel count of `minComponentMl` on a grid of `spacing` mm, or 0 (no filter) for a single
+ * slice, whose voxels have no real thickness.
+ */
+export function minVoxelsForMl(minComponentMl: number | undefined, dims: Dims3, spacing: Dims3): number {
+  if (!minComponentMl || dims[2] <= 1) return 0;
+  const voxelMl = (spacing[0] * spacing[1] * spacing[2]) / 1000;
+  return voxelMl > 0 ? Math.ceil(minComponentMl / voxelMl - 1e-9) : 0;
+}
+
+/**
+ * Apply a manifest's post-processing in a fixed order: small components (the larger of the voxel
+ * and the volume minimum), largest component, holes. `holeConnectivity` is "2d" for slice-wise
+ * models (holes filled per slice), "3d" otherwise; `spacing` (mm) turns `minComponentMl` into voxels.
  */
 export function postprocessLabels(
   labels: Uint8Array | Uint16Array,
   dims: Dims3,
   spec: PostprocessingSpec | undefined,
   holeConnectivity: "2d" | "3d",
+  spacing: Dims3 = [1, 1, 1],
 ): void {
   if (!spec) return;
-  if (spec.minComponentVoxels) removeSmallComponents(labels, dims, spec.minComponentVoxels, "3d");
+  const minVoxels = Math.max(
+    spec.minComponentVoxels ?? 0,
+    minVoxelsForMl(spec.minComponentMl, dims, spacing),
+  );
+  if (minVoxels > 1) removeSmallComponents(labels, dims, minVoxels, "3d");
   for (const v of spec.largestComponent ?? []) keepLargestComponent(labels, dims, v, "3d");
   for (const v of spec.fillHoles ?? []) fillHoles(labels, dims, v, holeConnectivity);
 }

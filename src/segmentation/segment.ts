@@ -97,6 +97,7 @@ function finish(run: PassRun, startedAt: string): SegmentationResult {
     [...geometry.dims],
     manifest.postprocessing,
     manifest.spatial.mode === "patch3d" ? "3d" : "2d",
+    [...geometry.spacing],
   );
   timer.lap("postprocessing");
 

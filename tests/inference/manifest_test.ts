@@ -138,6 +138,7 @@ Deno.test("out-of-range and malformed values are refused saying what was expecte
     [(j) => (j.uncertainty.tta.flips = [[2]]), "uncertainty.tta.flips[0][0]", "<= 1"],
     [(j) => (j.triage.uncertaintyDiscount = 2), "triage.uncertaintyDiscount", "<= 1"],
     [(j) => (j.constraints.modalities = ["ct"]), "constraints.modalities[0]", "modality"],
+    [(j) => (j.postprocessing = { minComponentMl: -1 }), "postprocessing.minComponentMl", ">= 0"],
   ];
   for (const [mutate, path, expected] of cases) {
     const j = base();

@@ -5,6 +5,7 @@ import {
   fillHoles,
   keepLargestComponent,
   percentile,
+  postprocessLabels,
   removeSmallComponents,
   segmentStatistics,
 } from "../../src/segmentation/mod.ts";
@@ -44,6 +45,28 @@ Deno.test("small components below the minimum are removed for every label", () =
   const { data, dims } = art(["11.2", "1...", "..22"]);
   removeSmallComponents(data, dims, 2);
   assert.deepEqual([...data], [...art(["11..", "1...", "..22"]).data]);
+});
+
+Deno.test("minComponentMl removes 3D components under that volume on the series' spacing, never on one image", () => {
+  // voxels of 2 × 2 × 5 mm = 0.02 mL: a 0.05 mL minimum needs 3 voxels
+  const series = () => art(["11.2", "....", "..3."], ["1...", "....", "..3."]);
+  const a = series();
+  postprocessLabels(a.data, a.dims, { minComponentMl: 0.05 }, "2d", [2, 2, 5]);
+  assert.deepEqual([...a.data], [...art(["11..", "....", "...."], ["1...", "....", "...."]).data]);
+  const b = series();
+  postprocessLabels(b.data, b.dims, { minComponentMl: 0.04 }, "2d", [2, 2, 5]);
+  assert.deepEqual(
+    [...b.data],
+    [...art(["11..", "....", "..3."], ["1...", "....", "..3."]).data],
+    "2 voxels = 0.04 mL stay",
+  );
+  const c = series();
+  postprocessLabels(c.data, c.dims, { minComponentMl: 0.05, minComponentVoxels: 4 }, "2d", [2, 2, 5]);
+  assert.ok(c.data.every((v) => v === 0), "the larger of the two minimums wins");
+  const single = art(["11.2", "....", "..3."]);
+  const before = [...single.data];
+  postprocessLabels(single.data, single.dims, { minComponentMl: 10 }, "2d", [2, 2, 5]);
+  assert.deepEqual([...single.data], before, "a single image is not filtered by volume");
 });
 
 Deno.test("holes are filled per label; border-touching background and other labels are not", () => {

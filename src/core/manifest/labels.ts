@@ -92,7 +92,7 @@ function labelRefs(v: unknown, path: string, values: Set<number>): number[] {
 /** Reads `postprocessing`; `values` are the declared label values. */
 export function postprocessing(v: unknown, path: string, values: Set<number>): PostprocessingSpec {
   const o = obj(v, path);
-  noUnknown(o, path, ["largestComponent", "fillHoles", "minComponentVoxels"]);
+  noUnknown(o, path, ["largestComponent", "fillHoles", "minComponentVoxels", "minComponentMl"]);
   const out: PostprocessingSpec = {};
   if (o.largestComponent !== undefined) {
     out.largestComponent = labelRefs(o.largestComponent, `${path}.largestComponent`, values);
@@ -100,6 +100,9 @@ export function postprocessing(v: unknown, path: string, values: Set<number>): P
   if (o.fillHoles !== undefined) out.fillHoles = labelRefs(o.fillHoles, `${path}.fillHoles`, values);
   if (o.minComponentVoxels !== undefined) {
     out.minComponentVoxels = num(o.minComponentVoxels, `${path}.minComponentVoxels`, { int: true, min: 0 });
+  }
+  if (o.minComponentMl !== undefined) {
+    out.minComponentMl = num(o.minComponentMl, `${path}.minComponentMl`, { min: 0 });
   }
   return out;
 }
