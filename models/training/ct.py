@@ -390,7 +390,9 @@ def cmd_negatives(args):
 def common_manifest(model, out_channels):
     return {
         "schemaVersion": 1,
-        "version": "1.1.0",  # 1.1.0: fine-tuned with hard negatives (non-COVID lung slices)
+        # 1.1.0: fine-tuned with hard negatives (non-COVID lung slices); 1.2.0: one window per slice over the
+        # lung region's box (cropToRoi); 1.3.0: a second, longer hard-negative fine-tune (issue #19)
+        "version": "1.3.0",
         "task": "segmentation",
         "intendedUse": "Research only. Not a medical device; not for diagnosis, triage or treatment decisions.",
         "license": "Weights: non-commercial research use only (derived from COVID-SemiSeg / MedSeg data, "
@@ -411,8 +413,10 @@ def common_manifest(model, out_channels):
         "preprocessing": {"intensity": {"kind": "window", "center": WINDOW_CENTER, "width": WINDOW_WIDTH,
                                         "outMin": 0, "outMax": 1},
                           "padMultiple": 2 ** DEPTH, "padValue": round(AIR, 6)},
-        "spatial": {"mode": "slice2d", "window": WINDOW, "overlap": OVERLAP, "blending": "gaussian",
-                    "sigmaScale": 0.125, "batch": 1},
+        # the net is fully convolutional: one window spanning the lung region's bounding box per slice
+        # (training crops and `validate` use WINDOW; the package's numbers come from `deno task card-eval`)
+        "spatial": {"mode": "slice2d", "window": [-1, -1], "overlap": 0, "blending": "gaussian",
+                    "sigmaScale": 0.125, "batch": 1, "cropToRoi": True},
         # lungs from HU: windows outside the lungs are skipped and background (docs/model-packages.md)
         "roi": {"kind": "lungs-from-hu", "bodyHu": -500, "airHu": -400, "minComponentMl": 200, "marginMm": 10},
         "uncertainty": {"mcDropout": {"input": "mc_mask", "shape": model.mask_shape(1), "rate": DROP,
