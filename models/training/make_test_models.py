@@ -36,6 +36,7 @@ TISSUE = {"value": "85756007", "scheme": "SCT", "meaning": "Tissue"}
 SOFT_TISSUE = {"value": "87784001", "scheme": "SCT", "meaning": "Soft tissue"}
 ANATOMICAL = {"value": "91723000", "scheme": "SCT", "meaning": "Anatomical Structure"}
 BLOOD_VESSEL = {"value": "59820001", "scheme": "SCT", "meaning": "Blood vessel"}
+RETINA = {"value": "5665001", "scheme": "SCT", "meaning": "Retinal structure"}
 BACKGROUND_TYPE = {"value": "85756007", "scheme": "SCT", "meaning": "Tissue"}
 
 
@@ -370,6 +371,40 @@ def make_tiny_sigmoid(root):
     model_card(folder, "tiny-sigmoid", "Sigmoid output (1 channel), z-score inside the non-zero mask.")
 
 
+def make_tiny_oct(root):
+    folder = os.path.join(root, "tiny-oct")
+    os.makedirs(folder, exist_ok=True)
+    feat = 4
+    torch.manual_seed(5)
+    model = Tiny2D(1, 2, feat)
+    export(model, (torch.randn(1, 1, 16, 16), torch.ones(1, feat, 1, 1)),
+           os.path.join(folder, "tiny-oct.onnx"), ["height", "width"])
+    reference_output(model, (1, 1, 16, 16), (1, feat, 1, 1), folder)
+    man = base_manifest("tiny-oct", "Tiny 2D test model (OCT B-scans)",
+                        "Two-class slice-wise test network for Ophthalmic Tomography (OPT) B-scans: "
+                        "the bright retinal layers.")
+    man.update({
+        "constraints": {"modalities": ["OPT"], "channels": 1, "minSlices": 1},
+        "model": "tiny-oct.onnx",
+        "inputs": [{"name": "input", "dtype": "float32", "shape": ["batch", 1, "height", "width"]},
+                   {"name": "mask", "dtype": "float32", "shape": ["batch", feat, 1, 1]}],
+        "outputs": [{"name": "logits", "dtype": "float32", "shape": ["batch", 2, "height", "width"]}],
+        "activation": "softmax",
+        "preprocessing": {"intensity": {"kind": "clipScale", "min": 0, "max": 255, "outMin": 0, "outMax": 1},
+                          "padMultiple": 2, "padValue": 0},
+        "spatial": {"mode": "slice2d", "window": [64, 64], "overlap": 0.25, "blending": "gaussian",
+                    "sigmaScale": 0.125, "batch": 4},
+        "labels": [{"value": 1, "name": "Bright layer", "channel": 1, "category": ANATOMICAL, "type": RETINA,
+                    "color": [250, 200, 60]}],
+        "uncertainty": {"mcDropout": {"input": "mask", "shape": [1, feat, 1, 1], "rate": 0.25, "defaultPasses": 4},
+                        "tta": {"flips": [[0]]}},
+        "files": file_entries(folder, ["tiny-oct.onnx"]),
+    })
+    write_json(os.path.join(folder, "manifest.json"), man)
+    model_card(folder, "tiny-oct", "Slice-wise test network for OCT B-scans (modality OPT): 1 channel, 0..255 → 0..1, "
+                                   "2-class softmax, MC mask input [batch, 4, 1, 1].")
+
+
 def make_tiny_3d(root):
     folder = os.path.join(root, "tiny-3d")
     os.makedirs(folder, exist_ok=True)
@@ -459,6 +494,7 @@ def main():
     ap.add_argument("--bench", default=None, help="write the bench U-Nets to this folder instead")
     ap.add_argument("--torch-bench", nargs=4, metavar=("DIR", "MODEL", "SIZE", "THREADS"))
     ap.add_argument("--iters", type=int, default=3)
+    ap.add_argument("--only", default=None, help="write only this fixture package (e.g. tiny-oct)")
     args = ap.parse_args()
     torch.use_deterministic_algorithms(True)
     if args.torch_bench:
@@ -472,10 +508,13 @@ def main():
                                     "models")
     root = os.path.normpath(root)
     torch.set_num_threads(1)
-    make_tiny_2d(root)
-    make_tiny_2d_rgb(root)
-    make_tiny_sigmoid(root)
-    make_tiny_3d(root)
+    makers = {"tiny-2d": make_tiny_2d, "tiny-2d-rgb": make_tiny_2d_rgb, "tiny-sigmoid": make_tiny_sigmoid,
+              "tiny-3d": make_tiny_3d, "tiny-oct": make_tiny_oct}
+    if args.only is not None and args.only not in makers:
+        ap.error(f"--only: expected one of {', '.join(makers)}, found {args.only}")
+    for name, make in makers.items():
+        if args.only in (None, name):
+            make(root)
     print("wrote", root)
 
 

@@ -166,8 +166,7 @@ export function writeParametricMap(input: ParametricMapWriteInput): Uint8Array {
     ...derivedFromSource(source),
     ...equipment(options, input.provenance, now),
     SeriesInstanceUID: options.uids?.series ?? newUid(),
-    // General Series: Type 2C, required for paired body parts; empty says "unknown"
-    Laterality: str(first, "Laterality") ?? "",
+    Laterality: seriesLateralityOf(first),
     ...seriesAndContent(options, {
       seriesNumber: 9902,
       seriesDescription: `EdgeSeg uncertainty (${words})`,
@@ -208,6 +207,18 @@ export function writeParametricMap(input: ParametricMapWriteInput): Uint8Array {
   const bytes = new Uint8Array(map.data.buffer, map.data.byteOffset, P * K * 4);
   order.forEach((k, f) => value.set(bytes.subarray(k * P * 4, (k + 1) * P * 4), f * P * 4));
   return file;
+}
+
+/**
+ * General Series Laterality (Type 2C, paired body parts) of the map: the source series' own, else the
+ * eye of an ophthalmic source (ImageLaterality R or L: OP and OPT images carry the eye per image, not
+ * per series), else empty, which says "unknown".
+ */
+function seriesLateralityOf(first: NaturalizedDataset): string {
+  const own = str(first, "Laterality");
+  if (own !== undefined) return own;
+  const eye = str(first, "ImageLaterality");
+  return eye === "R" || eye === "L" ? eye : "";
 }
 
 /**

@@ -11,9 +11,16 @@
  *
  *   deno task wrap-image <image> <out.dcm> [--modality OP]
  */
-import { InputError } from "../core/errors.ts";
 import { readImage } from "../io/image2d.ts";
+import { codeItem } from "./codes.ts";
 import { writeImageInstance } from "./dataset.ts";
+import {
+  ocularRegionImaged,
+  OphthalmicCodes,
+  requireEye,
+  synchronization,
+  unknownAcquisitionParameters,
+} from "./ophthalmic.ts";
 import { newUid } from "./uid.ts";
 
 export const SECONDARY_CAPTURE_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.7";
@@ -114,13 +121,6 @@ export function wrapImage(image: Uint8Array, options: WrapImageOptions = {}): Wr
   return { bytes, studyUID, seriesUID, sopInstanceUID, width, height };
 }
 
-/** A code sequence item. */
-const code = (value: string, scheme: string, meaning: string) => ({
-  CodeValue: value,
-  CodingSchemeDesignator: scheme,
-  CodeMeaning: meaning,
-});
-
 /**
  * What an Ophthalmic Photography 8 Bit Image adds to (and changes in) the Secondary Capture dataset:
  * the SOP class, the Multi-frame module (one frame), Acquisition Context, the Ophthalmic Photography
@@ -131,39 +131,24 @@ function ophthalmicPhotography(
   date: string,
   frameOfReference: string,
 ): Record<string, unknown> {
-  if (options.laterality !== "R" && options.laterality !== "L") {
-    throw new InputError(
-      "MISSING_LATERALITY",
-      `an Ophthalmic Photography image must say which eye it shows (ImageLaterality, Type 1): expected ` +
-        `laterality "R" or "L", found ${JSON.stringify(options.laterality ?? null)}`,
-    );
-  }
+  const eye = requireEye(options.laterality, "an Ophthalmic Photography image");
   return {
     SOPClassUID: OPHTHALMIC_PHOTOGRAPHY_8BIT_STORAGE,
     Modality: "OP",
     // the camera's pixels, unchanged: an original, primary image
     ImageType: ["ORIGINAL", "PRIMARY"],
-    ImageLaterality: options.laterality,
     NumberOfFrames: 1,
     FrameIncrementPointer: 0x00181063, // FrameTime
     FrameTime: 0,
     AcquisitionDateTime: `${date}120000`,
     AcquisitionContextSequence: [],
-    // Synchronization (C.7.4.2): the frame of reference the SEG writer names is also the one a
-    // synchronised acquisition would share; nothing here was triggered or time-synchronised
-    SynchronizationFrameOfReferenceUID: frameOfReference,
-    SynchronizationTrigger: "NO TRIGGER",
-    AcquisitionTimeSynchronized: "N",
+    ...synchronization(frameOfReference),
     BurnedInAnnotation: "NO",
-    AnatomicRegionSequence: [code("81745001", "SCT", "Eye")],
+    ...ocularRegionImaged(eye),
     PatientEyeMovementCommanded: "",
     // Type 2 and unknown for a converted photograph: present and empty
-    HorizontalFieldOfView: [],
-    EmmetropicMagnification: [],
-    IntraOcularPressure: [],
-    RefractiveStateSequence: [],
-    PupilDilated: "",
-    AcquisitionDeviceTypeCodeSequence: [code("409898007", "SCT", "Fundus Camera")],
+    ...unknownAcquisitionParameters(),
+    AcquisitionDeviceTypeCodeSequence: [codeItem(OphthalmicCodes.fundusCamera)],
     IlluminationTypeCodeSequence: [],
     LightPathFilterTypeStackCodeSequence: [],
     ImagePathFilterTypeStackCodeSequence: [],

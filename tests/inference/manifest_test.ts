@@ -4,7 +4,7 @@ import { ManifestError } from "../../src/core/errors.ts";
 import { readOnnxSignature } from "../../src/inference/onnx_signature.ts";
 
 const fixtures = new URL("../fixtures/models/", import.meta.url);
-const PACKAGES = ["tiny-2d", "tiny-2d-rgb", "tiny-sigmoid", "tiny-3d"];
+const PACKAGES = ["tiny-2d", "tiny-2d-rgb", "tiny-sigmoid", "tiny-3d", "tiny-oct"];
 
 function loadJson(pkg: string): Record<string, unknown> {
   return JSON.parse(Deno.readTextFileSync(new URL(`${pkg}/manifest.json`, fixtures)));

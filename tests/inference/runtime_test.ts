@@ -71,7 +71,7 @@ function serveFolder(dir: string, tamper?: (name: string, bytes: Uint8Array) => 
   };
 }
 
-for (const name of ["tiny-2d", "tiny-2d-rgb", "tiny-sigmoid", "tiny-3d"]) {
+for (const name of ["tiny-2d", "tiny-2d-rgb", "tiny-sigmoid", "tiny-3d", "tiny-oct"]) {
   Deno.test(`${name} gives the same output through onnxruntime-web WASM in Deno, onnxruntime-node and PyTorch`, async () => {
     const ref = JSON.parse(await Deno.readTextFile(join(FIXTURES, name, "reference.json")));
     const shape: number[] = ref.input.shape;
