@@ -92,8 +92,10 @@ class BinaryHead(nn.Module):
 
 
 def predict(model, img):
+    """One window spanning the slice (padded to a multiple of 16), as the package runs: its `-1` window
+    over the lung region's box, which on these body-cropped slices is the whole slice."""
     model.eval()
-    return C.sliding_window(lambda t: torch.softmax(model(t), dim=1), img[None], WINDOW, OVERLAP, AIR)
+    return C.sliding_window(lambda t: torch.softmax(model(t), dim=1), img[None], list(img.shape), 0, AIR)
 
 
 def dice_or_none(pred, gt):
