@@ -221,11 +221,17 @@ export async function layoutSplit(id: PackageId, data: string, tmp: string): Pro
 }
 
 /** The arguments of one eval run; temporary paths as given (the record replaces them). */
-export function evalArgs(id: PackageId, split: SplitLayout, json: string, mc: boolean): string[] {
+export function evalArgs(
+  id: PackageId,
+  split: SplitLayout,
+  json: string,
+  mc: boolean,
+  options: { negative?: boolean } = {},
+): string[] {
   const args = ["--model", id, "--input", split.input, "--reference", split.reference];
   if (split.fov) args.push("--fov", split.fov);
   if (mc) args.push("--uncertainty", "mc", "--seed", "0");
-  else if (split.negative) args.push("--negative", split.negative);
+  else if (split.negative && options.negative !== false) args.push("--negative", split.negative);
   args.push("--device", "cpu", "--json", json);
   return args;
 }
