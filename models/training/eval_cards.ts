@@ -386,9 +386,20 @@ export async function cardEvidence(
   mc: EvalJson,
   commands: { det: string[]; mc: string[] },
   tmp: string,
+  data: string,
 ): Promise<Record<string, unknown>> {
+  // no machine paths in the record: the split folder and the data folder by their roles
   const relabel = (args: string[]) =>
-    ["deno task eval", ...args.map((a) => a.startsWith(tmp) ? `<split>${a.slice(tmp.length)}` : a)].join(" ");
+    [
+      "deno task eval",
+      ...args.map((a) =>
+        a.startsWith(tmp)
+          ? `<split>${a.slice(tmp.length)}`
+          : a.startsWith(data)
+          ? `../shared/data${a.slice(data.length)}`
+          : a
+      ),
+    ].join(" ");
   const head = await headlines(id, det, split);
   const pkgThreshold = await packageThreshold(id);
   const sweep = det.thresholdSweep;
@@ -504,7 +515,15 @@ export async function evaluatePackage(
     const mcArgs = evalArgs(id, split, join(tmp, "mc.json"), true);
     log(`${id}: MC dropout run`);
     const mc = await runEval(mcArgs, log);
-    const evidence = await cardEvidence(id, split, det, mc, { det: detArgs, mc: mcArgs }, tmp);
+    const evidence = await cardEvidence(
+      id,
+      split,
+      det,
+      mc,
+      { det: detArgs, mc: mcArgs },
+      tmp,
+      data.replace(/\/$/, ""),
+    );
     await writeFileAtomic(join(ROOT, "models", id, "eval.json"), JSON.stringify(evidence, null, 1) + "\n");
     log(`wrote models/${id}/eval.json`);
     return evidence;
