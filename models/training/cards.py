@@ -1,6 +1,7 @@
 #!/usr/bin/python3
-"""Writes MODEL_CARD.md for each exported package from its manifest.json and validation.json, so the
-numbers in the cards are always the ones measured at export.
+"""Writes MODEL_CARD.md for each exported package from its manifest.json, validation.json (PyTorch, written by
+the training script's `export`) and eval.json (`deno task card-eval`: the package through `deno task eval` on
+its validation split), so every number in a card is one a script measured; this file states none.
 
     /usr/bin/python3 models/training/cards.py [package ids…]
 """
@@ -27,6 +28,141 @@ def files_table(man):
     return "\n".join(rows)
 
 
+def ci(i, fmt=f4):
+    if not i:
+        return "n/a"
+    return "%s (%s–%s)" % (fmt(i["estimate"]), fmt(i["low"]), fmt(i["high"]))
+
+
+CASE_COLS = [("dice", "Dice", f4), ("iou", "IoU", f4), ("precision", "precision", f4), ("recall", "recall", f4),
+             ("specificity", "specificity", f4), ("auc", "AUC", f4), ("hd95_mm", "HD95", f2), ("assd_mm", "ASSD", f2)]
+
+
+def sweep_text(e):
+    sw = e.get("thresholdSweep")
+    if not sw:
+        return ("No threshold sweep: the package labels each pixel by the argmax over its classes, which has no "
+                "threshold to choose.")
+    best, pkg = sw["best"], sw["package"]
+    rows = ["| threshold | F1 (pooled) | precision | recall |", "|---|---|---|---|"]
+    for p in sw["points"]:
+        mark = " (package)" if abs(p["threshold"] - pkg["threshold"]) < 1e-9 else ""
+        mark += " (best)" if best and abs(p["threshold"] - best["threshold"]) < 1e-9 else ""
+        if round(p["threshold"] * 100) % 10 == 0 or mark:
+            rows.append("| %.2f%s | %s | %s | %s |" % (p["threshold"], mark, f4(p["f1"]), f4(p["precision"]),
+                                                      f4(p["recall"])))
+    if best and abs(best["threshold"] - pkg["threshold"]) < 1e-9:
+        verdict = "The package's threshold %.2f is the sweep's best." % pkg["threshold"]
+    elif best:
+        verdict = ("The sweep's best threshold on the validation split is **%.2f** (pooled F1 %s); the package uses "
+                   "%.2f (%s; pooled F1 %s there, %+.4f). The package is left as it is: a threshold chosen on these "
+                   "%d cases would be tuned on the split that also selected the checkpoint, and the difference is "
+                   "%s." % (best["threshold"], f4(best["f1"]), pkg["threshold"], pkg["rule"], f4(pkg["f1"]),
+                            (pkg["f1"] or 0) - best["f1"], len(e["cases"]),
+                            "small" if best["f1"] - (pkg["f1"] or 0) < 0.005 else "not small"))
+    else:
+        verdict = ""
+    return ("Threshold sweep of the probability of `%s` on the validation split (every 0.05 from 0.05 to 0.95; rows "
+            "every 0.1 plus the package's and the best; F1 pooled over the pixels of all cases):\n\n%s\n\n%s" % (
+                sw["label"], "\n".join(rows), verdict))
+
+
+def calibration_table(e):
+    det, mc = e["calibration"]["deterministic"], e["calibration"]["mc"]
+    if not det:
+        return ""
+    rows = ["| probability bin | pixels | mean p / observed (deterministic) | pixels (MC) | mean p / observed (MC) |",
+            "|---|---|---|---|---|"]
+    for i, b in enumerate(det["bins"]):
+        m = mc["bins"][i] if mc else None
+        rows.append("| %.1f–%.1f | %d | %s / %s | %s | %s |" % (
+            b["lo"], b["hi"], b["count"], f4(b["meanProbability"]), f4(b["fractionPositive"]),
+            "%d" % m["count"] if m else "n/a", "%s / %s" % (f4(m["meanProbability"]), f4(m["fractionPositive"])) if m else "n/a"))
+    return "\n".join(rows)
+
+
+def evaluation(man, e):
+    """The card's section from eval.json: every figure in it is read from that file."""
+    if not e:
+        return """
+## Evaluation with `deno task eval` (validation split)
+
+Not measured yet: run `deno task card-eval --model %s` (writes `eval.json`), then this script.
+""" % man["id"]
+    stale = e["model"]["sha256"] != man["files"]["model.onnx"]["sha256"] if "model.onnx" in man["files"] else False
+    # the interval belongs to the mean Dice; headlines that are not the mean Dice carry none
+    lines = []
+    for h in e["headline"]:
+        iv = e["mean"]["dice"] if h["name"].startswith(("mean image Dice", "infection Dice", "Dice, mean")) else None
+        lines.append("- %s: **%s**%s; `validation.json` (`%s`, PyTorch at export): %s, difference %+.4f." % (
+            h["name"], f4(h["eval"]),
+            " (95 %% interval %s–%s, bootstrap over the %d cases)" % (f4(iv["low"]), f4(iv["high"]), len(e["cases"]))
+            if iv else "", h["validationKey"], f4(h["validationJson"]), h["eval"] - h["validationJson"]))
+    head = "\n".join(lines)
+    per_label = "perLabelDice" in (e["cases"][0] if e["cases"] else {})
+    label_names = list(e["cases"][0]["perLabelDice"]) if per_label else []
+    cols = CASE_COLS + [("mcDice", "Dice (MC)", f4)]
+    hdr = "| case | " + " | ".join(c[1] for c in cols) + "".join(" | %s Dice" % n for n in label_names) + " |"
+    rows = [hdr, "|" + "---|" * (len(cols) + len(label_names) + 1)]
+    for c in e["cases"]:
+        rows.append("| %s | " % c["case"] + " | ".join(f(c[k]) for k, _, f in cols)
+                    + "".join(" | %s" % f4(c["perLabelDice"][n]) for n in label_names) + " |")
+    means = ["| metric | mean (95 % interval) |", "|---|---|"]
+    for k, name, f in CASE_COLS:
+        means.append("| %s | %s |" % (name, ci(e["mean"][k], f)))
+    means.append("| Dice with MC dropout | %s |" % ci(e["mcMean"]["dice"]))
+    cal = e["calibration"]
+    u = e.get("uncertaintyWrongVsRight")
+    unc = ("MC-dropout uncertainty (%s over %d passes, seed %d) is **%s× higher on wrongly labelled pixels than on "
+           "rightly labelled ones** (95 %% interval %s–%s, bootstrap over the %d cases; mean %s vs %s)." % (
+               e["mc"]["measure"], e["mc"]["passes"], e["mc"]["seed"], f2(u["ratio"]["estimate"]),
+               f2(u["ratio"]["low"]), f2(u["ratio"]["high"]), u["cases"], f4(u["meanWrong"]), f4(u["meanRight"]))
+           if u else "No uncertainty comparison (the MC run found no wrong or no right pixels).")
+    neg = e.get("negatives")
+    neg_txt = ("\nOn the shared non-COVID CT (%s), `eval --negative` marks **%s mL** (triage %s, score %s).\n" % (
+        neg["series"].split(" (")[0].replace("../shared/data/", ""), f2(neg["falsePositiveMl"]),
+        neg["triage"]["band"] if neg.get("triage") else "not configured",
+        f4(neg["triage"]["score"]) if neg.get("triage") else "n/a") if neg else "")
+    prov = e["provenance"]
+    ver = prov["versions"]
+    return f"""
+## Evaluation with `deno task eval` (validation split, `eval.json`)
+
+{'**Stale:** `eval.json` was measured on other weights than this package holds; rerun `deno task card-eval`.' if stale else ''}
+The validation cases {', '.join(str(c) for c in e['split']['cases'])} (from `validation.json`; references:
+{e['split']['reference']}) scored by the package itself, on onnxruntime-node's CPU provider, as
+`deno task eval` reports them (per case: metrics inside the field of view when there is one, averaged over the
+labels; HD95/ASSD in mm from the voxel spacing, in pixels for images without one). Headline:
+
+{head}
+
+{chr(10).join(rows)}
+
+Means over the cases, with 95 % intervals from the percentile bootstrap over cases ({e['bootstrap']['resamples']}
+resamples, seed 1):
+
+{chr(10).join(means)}
+
+### Calibration and uncertainty
+
+Expected calibration error of the probability of `{cal['deterministic']['label'] if cal['deterministic'] else 'the first label'}` (10 bins, pixels pooled over the cases):
+deterministic **{f4(cal['deterministic']['ece']) if cal['deterministic'] else 'n/a'}**, with MC dropout ({e['mc']['passes']} passes, mean probability)
+**{f4(cal['mc']['ece']) if cal['mc'] else 'n/a'}**. Reliability diagram (mean predicted probability / observed fraction of the label):
+
+{calibration_table(e)}
+
+{unc}
+
+### Threshold
+
+{sweep_text(e)}
+{neg_txt}
+Produced by `{prov['command']}` (EdgeSeg {ver['edgeseg']}, Deno {ver['deno']}, onnxruntime-node
+{ver['onnxruntimeNode']}, commit {(prov['commit'] or 'unknown')[:12]}{' with uncommitted changes' if prov['uncommittedChanges'] else ''}), which ran
+`{prov['evalCommands'][0]}` and `{prov['evalCommands'][1]}` on the split laid out in a temporary folder.
+"""
+
+
 COMMON_TAIL = """
 ## Intended use
 
@@ -51,15 +187,17 @@ Activations stay float32, so speed is unchanged; the download is about 4× small
 
 ## Reproduce
 
-See `models/training/README.md`; the split and metric definitions above are exactly what
-`models/training/{script} validate` computes. `node models/training/check_onnx.mjs models/{id}` checks
+See `models/training/README.md`; the split and metric definitions of "Validation" are exactly what
+`models/training/{script} validate` computes, and "Evaluation" is `deno task card-eval --model {id}` (its
+`eval.json` sits beside this card).{history} `node models/training/check_onnx.mjs models/{id}` checks
 the ONNX files against the manifest (sha256, names, shapes) and against the PyTorch outputs recorded at
 export.
 """
 
 
-def retina(man, v):
+def retina(man, v, e):
     fp, q = v["fp32"], v["int8"]
+    thr = man["labels"][0].get("threshold", 0.5)
     ens = v.get("ensembleMembers", {})
     ens_txt = ""
     for name, m in ens.items():
@@ -89,7 +227,7 @@ output (vessel probability). {v['params']:,} parameters.
 Input (as declared in the manifest, so the viewer reproduces it exactly): the **green channel** of the RGB
 photograph (`channels: [1]`), **z-scored over the whole image** (`zscore`, mask "all"). Inference: one window
 over the whole photograph (`"window": [-1, -1]`; until 1.0.0, 256×256 windows with 25 % overlap and Gaussian
-blending), threshold 0.5.
+blending), threshold {thr} (manifest `labels[0].threshold`).
 
 ## Training recipe
 
@@ -103,13 +241,12 @@ blending), threshold 0.5.
 - Then fine-tuned from that package's own ONNX weights (`--init-onnx package`: BatchNorms folded into the
   convolutions and frozen) for 2000 steps at lr 5e-4 (seed 2: 1500 steps), same data and augmentation; the
   best validation F1 of the fine-tune is exported: step {v['checkpointStep']} of the fine-tune.
-- Threshold 0.5: the F1-optimal threshold on the *training* images (0.30–0.80 in steps of 0.05) is 0.50,
-  so the threshold was not tuned on the validation images.
+- The threshold ({thr}) was not tuned; the threshold sweep on the validation split is under "Evaluation".
 
 ## Validation (own split, images {', '.join(str(i) for i in v['split']['validation'])})
 
 Metrics are computed **inside the FOV mask only**, with all FOV pixels of the 4 validation images pooled
-(DRIVE convention); F1 = pixel Dice at threshold 0.5; AUC = ROC area from the pooled probabilities
+(DRIVE convention); F1 = pixel Dice at threshold {thr}; AUC = ROC area from the pooled probabilities
 (rank-sum formula). "Mean image Dice" averages per-image F1. Labels read as `value > 0`.
 
 | model | F1 (Dice) | AUC | sensitivity | specificity | accuracy |
@@ -124,7 +261,7 @@ Mean image Dice: fp32 {f4(fp['meanImageDice'])}, int8 {f4(q['meanImageDice'])}. 
 Targets from issue #7: F1 ≥ 0.82 and AUC ≥ 0.98 on the validation split — {'**met**' if fp['f1'] >= 0.82 and fp['auc'] >= 0.98 else '**not met** by this package (F1 %.3f, AUC %.3f)' % (fp['f1'], fp['auc'])}. Reference points on the DRIVE
 *test* set (not comparable one-to-one with 4 validation images): orobix retina-unet F1 0.816 / AUC 0.979;
 second human observer F1 0.789.
-
+{evaluation(man, e)}
 ## Known limits
 
 - Trained on 16 images from one camera (Canon CR5, 45° FOV) and one screening population; other cameras,
@@ -135,7 +272,7 @@ second human observer F1 0.789.
 - Closing the gap (if any) to the targets: much longer training at full resolution on a GPU (these runs
   had ~2 hours of one CPU thread each), all 20 images after model selection, and more ensemble members.
 """ + COMMON_TAIL.format(rate=man['uncertainty']['mcDropout']['rate'], files=files_table(man),
-                         script="retina.py", id=man["id"])
+                         script="retina.py", id=man["id"], history=history(man["id"]))
 
 
 def ct_inference(man):
@@ -147,7 +284,7 @@ def ct_inference(man):
         sp["window"][0], sp["window"][1], round(sp["overlap"] * 100), sp["blending"])
 
 
-def ct(man, v):
+def ct(man, v, e):
     fp, q = v["fp32"], v["int8"]
     three = man["id"].endswith("3class")
     per = ", ".join("%s: %s" % (k, d) for k, d in zip(fp["slices"], fp["perSliceInfectionDice"]))
@@ -194,6 +331,9 @@ Inference: {ct_inference(man)}.
   consolidation. AdamW lr 2e-3, warm-up + cosine; Debian PyTorch 1.13, CPU, 1 thread, seed 1.
 - The checkpoint with the best validation infection Dice (evaluated periodically) is exported: step {v['checkpointStep']};
   step schedule and resumes: `models/training/README.md` ("Training history").
+- Hard-negative fine-tune (issue #19): crops of the shared non-COVID CT with an all-background target; recipe
+  and commands in `models/training/README.md` ("Hard negatives"). Its false positives on that CT are under
+  "Evaluation".
 
 ## Validation (own split)
 
@@ -211,7 +351,7 @@ INT8 − fp32 infection Dice: {f4(q['infectionDice'] - fp['infectionDice'])}. Pe
 
 Target (issue #7): infection Dice ≥ 0.74 — {'**met**' if fp['infectionDice'] >= 0.74 else '**not met** by this package (%.3f)' % fp['infectionDice']}. (Published on the 48-slice test split: U-Net 0.44, Inf-Net 0.68,
 Semi-Inf-Net 0.74 with 1600 extra pseudo-labelled slices; multi-class GGO 0.62 / consolidation 0.36).
-
+{evaluation(man, e)}
 ## Known limits
 
 - 40 training slices; the validation split has 10 slices and selected the checkpoint, so its numbers are
@@ -222,10 +362,10 @@ Semi-Inf-Net 0.74 with 1600 extra pseudo-labelled slices; multi-class GGO 0.62 /
 - Closing the gap: the 1600 pseudo-labelled COVID-SemiSeg slices (semi-supervision, as Semi-Inf-Net),
   HU-native training data, longer training and seed ensembles.
 """ + COMMON_TAIL.format(rate=man['uncertainty']['mcDropout']['rate'], files=files_table(man),
-                         script="ct.py", id=man["id"])
+                         script="ct.py", id=man["id"], history=history(man["id"]))
 
 
-def la(man, v):
+def la(man, v, e):
     fp, q = v["fp32"], v["int8"]
     rows = "\n".join("| %s | %s | %s | %s | %s |" % (cid, f4(m["dice"]), f2(m["hd95Mm"]), f2(m["assdMm"]),
                                                        f4(q["cases"][cid]["dice"]))
@@ -284,7 +424,7 @@ INT8 − fp32 Dice: {f4(q['dice'] - fp['dice'])}.
 Target (issue #7): Dice ≥ 0.90 — {'**met**' if fp['dice'] >= 0.90 else '**not met** by this package (%.3f)' % fp['dice']}. (Fully supervised V-Net on 80 cases ≈ 0.91; UA-MT with 16 labelled + 64
 unlabelled cases 0.889 on the 20-case test set, which uses 0.625 mm voxels; published HD95/ASD there are in
 voxels, ours are in mm: 1 voxel = 0.625 mm).
-
+{evaluation(man, e)}
 ## Known limits
 
 - 13 training volumes and about an hour on one CPU thread; 3 validation volumes (also used to pick the
@@ -295,10 +435,17 @@ voxels, ours are in mm: 1 voxel = 0.625 mm).
 - Closing the gap: native 0.625 mm with larger patches (112×112×80 as UA-MT) on a GPU, the 64 unlabelled
   volumes (mean teacher / UA-MT), longer training and seed ensembles.
 """ + COMMON_TAIL.format(rate=man['uncertainty']['mcDropout']['rate'], files=files_table(man),
-                         script="la.py", id=man["id"])
+                         script="la.py", id=man["id"], history=history(man["id"]))
 
 
 RENDER = {"retina-vessels": retina, "ct-lung-infection": ct, "ct-lung-infection-3class": ct, "la-mri-3d": la}
+
+
+def history(pid):
+    if not os.path.exists(os.path.join(C.MODELS, pid, "HISTORY.md")):
+        return ""
+    return ("\n\nMeasurements of earlier versions and weights, recorded when they were made and not regenerated "
+            "by these scripts, are in `HISTORY.md`.")
 
 
 def main():
@@ -310,8 +457,12 @@ def main():
             continue
         man = json.load(open(os.path.join(pkg, "manifest.json")))
         val = json.load(open(os.path.join(pkg, "validation.json")))
-        with open(os.path.join(pkg, "MODEL_CARD.md"), "w") as f:
-            f.write(RENDER[pid](man, val))
+        ev_path = os.path.join(pkg, "eval.json")
+        ev = json.load(open(ev_path)) if os.path.exists(ev_path) else None
+        tmp = os.path.join(pkg, ".MODEL_CARD.md.tmp")
+        with open(tmp, "w") as f:
+            f.write(RENDER[pid](man, val, ev))
+        os.replace(tmp, os.path.join(pkg, "MODEL_CARD.md"))
         print("wrote", os.path.join("models", pid, "MODEL_CARD.md"))
 
 

@@ -8,6 +8,8 @@
  * its reference SEG), and reports per-case and mean Dice, IoU, precision, recall, specificity,
  * accuracy, AUC, HD95 and ASSD (mm), inside the field-of-view mask when one is given.
  *
+ * `--seed N` fixes the base seed of the MC-dropout masks (default 0, as segment()); the JSON records it.
+ *
  * `--negative` (repeatable) names a series without the target finding (a DICOM folder, a NIfTI
  * volume or an image): everything the model marks there is a false positive, reported as a volume
  * in mL per label and in total, with the triage band. `--input`/`--reference` may then be left out.
@@ -34,7 +36,7 @@ import { caseRecord, type EvalCase, EvalTally, labelProbabilities, METRICS } fro
 
 const USAGE = `usage: deno task eval --model <id|path> --input <images> --reference <labels> --json <file>
   [--fov <masks>] [--second-reference <labels>] [--uncertainty ${UNCERTAINTY_GRAMMAR}] [--report <file.html>]
-  [--device auto|cpu|wasm|webgpu] [--limit N] [--negative <series without the finding>]... [--no-roi]
+  [--device auto|cpu|wasm|webgpu] [--limit N] [--seed N] [--negative <series without the finding>]... [--no-roi]
   (with --negative, --input and --reference may be left out)`;
 
 interface EvalOptions {
@@ -51,6 +53,8 @@ interface EvalOptions {
   reportPath?: string;
   useRoi: boolean;
   unc: Pick<SegmentOptions, "uncertainty" | "passes">;
+  /** base seed of the MC-dropout masks */
+  seed: number;
   limit: number;
 }
 
@@ -67,6 +71,13 @@ function parseOptions(argv: string[]): EvalOptions | null {
   const input = scored ? requireFlag(args, "input", USAGE) : "";
   const reference = scored ? requireFlag(args, "reference", USAGE) : "";
   const jsonPath = requireFlag(args, "json", USAGE);
+  const seed = Number(flag(args, "seed") ?? 0);
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
+    throw new InputError(
+      "BAD_SEED",
+      `--seed expects an integer from 0 to 4294967295, found ${flag(args, "seed")}`,
+    );
+  }
   return {
     model,
     device: flag(args, "device"),
@@ -80,6 +91,7 @@ function parseOptions(argv: string[]): EvalOptions | null {
     reportPath: flag(args, "report"),
     useRoi: !args.flags.has("no-roi"),
     unc: parseUncertainty(flag(args, "uncertainty")),
+    seed,
     limit: flag(args, "limit") ? Number(flag(args, "limit")) : Infinity,
   };
 }
@@ -135,6 +147,7 @@ async function scoreCase(
   const bar = new ProgressBar(pair.key);
   const result: SegmentationResult = await segment(c.volume, runtime, {
     ...o.unc,
+    seed: o.seed,
     keepProbabilities: true,
     onProgress: bar.update,
     roi: o.useRoi,
@@ -186,6 +199,8 @@ function evalSummary(
     reference: o.reference,
     fov: o.fov ?? null,
     uncertainty: o.unc.uncertainty,
+    mcPasses: mcPasses(o, manifest),
+    seed: o.seed,
     roi: manifest.roi && o.useRoi ? manifest.roi : null,
     cases: tally.cases,
     mean: tally.mean(),
@@ -327,6 +342,12 @@ async function main(): Promise<void> {
   );
   printSummary(out, negatives, unpaired);
   if (o.reportPath) await writeReport(o.reportPath, o, runtime, tally, thumbs);
+}
+
+/** The MC-dropout passes a run drew (the option, else the manifest's default), or null without MC. */
+function mcPasses(o: EvalOptions, manifest: ModelRuntime["manifest"]): number | null {
+  if (!o.unc.uncertainty?.startsWith("mc")) return null;
+  return o.unc.passes ?? manifest.uncertainty?.mcDropout?.defaultPasses ?? null;
 }
 
 function fmt(v: number): string {

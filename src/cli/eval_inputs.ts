@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { InputError } from "../core/errors.ts";
 import type { ModelManifest, Volume } from "../core/types.ts";
 import { readSegmentation } from "../dicom/mod.ts";
-import { readImage, readNifti, sniffImageFormat } from "../io/mod.ts";
+import { readImage, readLabelImage, readNifti, sniffImageFormat } from "../io/mod.ts";
 import { segment } from "../segmentation/mod.ts";
 import { openModel, parseUncertainty } from "./common.ts";
 import { loadInputs } from "./inputs.ts";
@@ -22,9 +22,10 @@ export async function listPaths(path: string): Promise<string[]> {
 }
 
 /**
- * A reference label raster on the prediction's grid. Image labels: for a one-label model every
- * non-zero pixel is the label (DRIVE's GIFs hold 0/255 or 0/1); for several labels, values that are
- * label values are kept, otherwise the distinct non-zero grey levels map in order onto the labels.
+ * A reference label raster on the prediction's grid. Image labels (palette PNGs by palette index, see
+ * readLabelImage): for a one-label model every non-zero pixel is the label (DRIVE's GIFs hold 0/255
+ * or 0/1); for several labels, values that are label values are kept, otherwise the distinct non-zero
+ * grey levels map in order onto the labels.
  */
 export async function readReference(
   path: string,
@@ -37,7 +38,7 @@ export async function readReference(
   if (/\.nii(\.gz)?$/i.test(path)) {
     values = (await readNifti(bytes)).volume.data;
   } else if (sniffImageFormat(bytes)) {
-    values = readImage(bytes, { channels: 1 }).data;
+    values = readLabelImage(bytes).data;
   } else {
     const seg = await readSegmentation(bytes, { geometry: grid.geometry, refs: grid.source?.instances });
     if (!seg.labelmap) {

@@ -152,7 +152,7 @@ export async function exportPlugin(opts: ExportOptions): Promise<ExportResult> {
         await verifyBytes(name, data, entry, `models/${folder}`);
         await copy("", join("models", folder, name), data);
       }
-      for (const extra of ["MODEL_CARD.md", "validation.json"]) {
+      for (const extra of ["MODEL_CARD.md", "HISTORY.md", "validation.json", "eval.json"]) {
         try {
           await copy(join(dir, extra), join("models", folder, extra));
         } catch (e) {

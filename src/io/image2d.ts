@@ -169,6 +169,46 @@ export function readImage(bytes: Uint8Array, options: ReadImageOptions = {}): Vo
   };
 }
 
+/**
+ * Decodes a 2D label mask into label values. A palette PNG (colour type 3, as COVID-SemiSeg's GT masks:
+ * index 1 drawn (128, 0, 0), index 2 (0, 128, 0)) yields its palette indices: decoders return colours,
+ * and one channel of them would drop a label whose colour is 0 there. Any other image yields its first
+ * channel.
+ */
+export function readLabelImage(bytes: Uint8Array): Volume {
+  const palette = sniffImageFormat(bytes) === "png" ? pngPalette(bytes) : null;
+  if (!palette) return readImage(bytes, { channels: 1 });
+  const img = readImage(bytes, { channels: 3 });
+  const n = img.geometry.dims[0] * img.geometry.dims[1];
+  const index = new Map<number, number>();
+  for (let p = palette.length / 3 - 1; p >= 0; p--) {
+    index.set((palette[3 * p] << 16) | (palette[3 * p + 1] << 8) | palette[3 * p + 2], p);
+  }
+  const data = new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    const v = index.get((img.data[i] << 16) | (img.data[n + i] << 8) | img.data[2 * n + i]);
+    if (v === undefined) {
+      throw new InputError("LABEL_PALETTE", `label PNG pixel ${i} has a colour that is not in its palette`);
+    }
+    data[i] = v;
+  }
+  return { ...img, channels: 1, data };
+}
+
+/** The PLTE chunk of a palette PNG (RGB triplets), or null when the PNG is not colour type 3. */
+function pngPalette(bytes: Uint8Array): Uint8Array | null {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (bytes.length < 33 || bytes[25] !== 3) return null; // IHDR's colour type
+  for (let at = 8; at + 8 <= bytes.length;) {
+    const length = view.getUint32(at);
+    const type = String.fromCharCode(...bytes.subarray(at + 4, at + 8));
+    if (type === "PLTE") return bytes.slice(at + 8, at + 8 + length);
+    if (type === "IDAT" || type === "IEND") return null;
+    at += 12 + length;
+  }
+  return null;
+}
+
 /** Encodes an 8-bit grey (1 channel) or RGB (3 planar channels) raster as PNG. */
 export function writePng(
   width: number,

@@ -3,7 +3,15 @@ import { existsSync } from "node:fs";
 import { fileURLToPath as fromFileUrl } from "node:url";
 import { InputError } from "../../src/core/errors.ts";
 import type { Geometry } from "../../src/core/types.ts";
-import { readImage, readNifti, sniffImageFormat, writeNifti, writePng } from "../../src/io/mod.ts";
+import { deflateSync } from "node:zlib";
+import {
+  readImage,
+  readLabelImage,
+  readNifti,
+  sniffImageFormat,
+  writeNifti,
+  writePng,
+} from "../../src/io/mod.ts";
 
 const drive = fromFileUrl(new URL("../../../shared/data/drive/training/", import.meta.url));
 const haveDrive = existsSync(drive);
@@ -97,4 +105,67 @@ Deno.test({
     const mask = readImage(await Deno.readFile(drive + "mask/21_training_mask.gif"));
     assert.equal(mask.channels, 1);
   },
+});
+
+/** CRC-32 of a PNG chunk's type and data (ISO 3309, as PNG requires). */
+function crc32(bytes: Uint8Array): number {
+  let c = 0xffffffff;
+  for (const b of bytes) {
+    c ^= b;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  }
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+/** A palette PNG (colour type 3, 8 bits) of `indices` drawn with `palette` (RGB triplets). */
+function palettePng(width: number, height: number, indices: number[], palette: number[]): Uint8Array {
+  const chunk = (type: string, data: Uint8Array) => {
+    const out = new Uint8Array(12 + data.length);
+    const view = new DataView(out.buffer);
+    view.setUint32(0, data.length);
+    out.set(new TextEncoder().encode(type), 4);
+    out.set(data, 8);
+    view.setUint32(8 + data.length, crc32(out.subarray(4, 8 + data.length)));
+    return out;
+  };
+  const ihdr = new Uint8Array(13);
+  new DataView(ihdr.buffer).setUint32(0, width);
+  new DataView(ihdr.buffer).setUint32(4, height);
+  ihdr.set([8, 3, 0, 0, 0], 8);
+  const raw = new Uint8Array(height * (width + 1));
+  for (let y = 0; y < height; y++) raw.set(indices.slice(y * width, (y + 1) * width), y * (width + 1) + 1);
+  const parts = [
+    Uint8Array.from([137, 80, 78, 71, 13, 10, 26, 10]),
+    chunk("IHDR", ihdr),
+    chunk("PLTE", Uint8Array.from(palette)),
+    chunk("IDAT", new Uint8Array(deflateSync(raw))),
+    chunk("IEND", new Uint8Array(0)),
+  ];
+  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+Deno.test("a palette PNG label mask reads as its palette indices, not as one colour channel", () => {
+  // COVID-SemiSeg's GT palette: 0 black, 1 (128, 0, 0) ground glass, 2 (0, 128, 0) consolidation
+  const indices = [0, 1, 2, 2, 1, 0];
+  const png = palettePng(3, 2, indices, [0, 0, 0, 128, 0, 0, 0, 128, 0]);
+  assert.deepEqual(
+    [...readImage(png, { channels: 1 }).data],
+    [0, 128, 0, 0, 128, 0],
+    "red alone drops label 2",
+  );
+  const labels = readLabelImage(png);
+  assert.deepEqual([...labels.data], indices);
+  assert.deepEqual(labels.geometry.dims, [3, 2, 1]);
+  assert.equal(labels.channels, 1);
+});
+
+Deno.test("a grey PNG label mask reads as its grey levels", () => {
+  const png = writePng(2, 2, Uint8Array.from([0, 1, 2, 255]), 1);
+  assert.deepEqual([...readLabelImage(png).data], [0, 1, 2, 255]);
 });
