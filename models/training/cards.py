@@ -329,11 +329,13 @@ Inference: {ct_inference(man)}.
 - Random 160×160 crops, batch 6, scale ×U(0.75, 1.3), horizontal flips, intensity jitter, air padding.
 - Loss: cross-entropy (3 classes) + soft Dice of the infection union + 0.5 × soft Dice of GGO and
   consolidation. AdamW lr 2e-3, warm-up + cosine; Debian PyTorch 1.13, CPU, 1 thread, seed 1.
-- The checkpoint with the best validation infection Dice (evaluated periodically) is exported: step {v['checkpointStep']};
+- The base run's checkpoint with the best validation infection Dice (evaluated periodically) was step 490;
   step schedule and resumes: `models/training/README.md` ("Training history").
-- Hard-negative fine-tune (issue #19): crops of the shared non-COVID CT with an all-background target; recipe
-  and commands in `models/training/README.md` ("Hard negatives"). Its false positives on that CT are under
-  "Evaluation".
+- Two hard-negative fine-tunes (issue #19), each from the previous package's weights: crops of the training
+  half of the shared non-COVID CT's lung slices with an all-background target (2 of 6 crops per batch). The
+  second (1.3.0) ran 600 steps at lr 1.5e-4 and kept the checkpoint with the best validation Dice − 0.005 ×
+  held-out false-positive mL: step {v['checkpointStep']} of that run. Recipes and commands:
+  `models/training/README.md` ("Hard negatives"). The false positives on that CT are under "Evaluation".
 
 ## Validation (own split)
 
