@@ -20,6 +20,8 @@ export interface TriageOutcome extends TriageResult {
 }
 
 const fmt = (x: number, d = 2) => x.toFixed(d);
+/** mL with two decimals, or two significant digits below 0.01 mL (OCT fluid is a few mm³). */
+const fmtMl = (x: number) => (x === 0 || x >= 0.01 ? x.toFixed(2) : x.toPrecision(2));
 
 /**
  * Score and band for one case. `uncertaintyMax` normalises the statistics' uncertainty values to
@@ -68,13 +70,13 @@ export function triage(stats: SegmentStatistics[], spec: TriageSpec, uncertainty
   if (total === 0) reasons.push(`no ${names} found`);
   else {
     reasons.push(
-      `${names}: ${fmt(total)} mL of ${fmt(spec.referenceVolumeMl)} mL reference → volume score ${
+      `${names}: ${fmtMl(total)} mL of ${fmtMl(spec.referenceVolumeMl)} mL reference → volume score ${
         fmt(volumeScore)
       }`,
     );
     if (spec.centre) {
       reasons.push(
-        `${fmt(central, 4)} mL within ${spec.centre.radiusMm} mm of the centre × ${spec.centre.weight}`,
+        `${fmtMl(central)} mL within ${spec.centre.radiusMm} mm of the centre × ${spec.centre.weight}`,
       );
     }
     if (locationMultiplier !== 1) reasons.push(`location multiplier ${fmt(locationMultiplier)}`);

@@ -186,7 +186,7 @@ Deno.test("central volume counts centre.weight times in the location multiplier"
   close(r.terms.centralVolumeMl, 0.3);
   close(r.score, 0.5 * 2.1);
   assert.equal(r.band, "Urgent");
-  assert.ok(r.reasons.some((s) => /within 0.5 mm of the centre × 2/.test(s)), r.reasons.join("\n"));
+  assert.ok(r.reasons.some((s) => /0.30 mL within 0.5 mm of the centre × 2/.test(s)), r.reasons.join("\n"));
   // the same fluid away from the centre: M = (0.2 + 0.45) / 0.5 = 1.3 → 0.65, Review
   const away = triage([stat(1, 0.2, 0), stat(2, 0.3, 0)], spec);
   close(away.terms.locationMultiplier, 1.3);
@@ -198,6 +198,10 @@ Deno.test("without a centre block the central volume is ignored; weight 1 change
   const a = triage([stat(1, 0.2, 0.2)], plain);
   close(a.terms.locationMultiplier, 1);
   close(a.terms.centralVolumeMl, 0);
+  assert.match(a.reasons[0], /0\.20 mL of 1\.00 mL reference/);
+  const tiny = triage([stat(1, 0.00037, 0.00007)], { ...spec, referenceVolumeMl: 0.0005 });
+  assert.match(tiny.reasons[0], /0\.00037 mL of 0\.00050 mL reference/);
+  assert.ok(tiny.reasons.some((r) => r.startsWith("0.000070 mL within 0.5 mm")), tiny.reasons.join("\n"));
   const b = triage([stat(1, 0.2, 0.2)], { ...spec, centre: { radiusMm: 0.5, weight: 1 } });
   close(b.terms.locationMultiplier, 1);
   assert.throws(() => triage([stat(1, 0.2)], { ...spec, centre: { radiusMm: 0, weight: 2 } }), RangeError);
