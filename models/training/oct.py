@@ -341,11 +341,12 @@ def fold_bn(model):
 # training and validation
 
 
-def dice_ce_loss(logits, y):
-    """The reference's loss: soft Dice (over the four classes, batch pooled) + 0.5 × cross-entropy."""
+def dice_ce_loss(logits, y, ce_weights=None):
+    """The reference's loss: soft Dice (over the four classes, batch pooled) + 0.5 × cross-entropy
+    (optionally class-weighted: `--ce-weights`)."""
     prob = torch.softmax(logits, 1)
     onehot = F.one_hot(y, len(CLASSES)).permute(0, 3, 1, 2).float()
-    return C.soft_dice_loss(prob, onehot) + 0.5 * F.cross_entropy(logits, y)
+    return C.soft_dice_loss(prob, onehot) + 0.5 * F.cross_entropy(logits, y, weight=ce_weights)
 
 
 def load_split(seeds, specs):
@@ -421,8 +422,12 @@ def train(args):
         info = evaluate([m], vcases)
         return info["meanFluidDice"], {"dice": info["dice"], "mean": info["meanFluidDice"]}
 
-    C.train_loop(run_name(args.size), model, sample, dice_ce_loss, args.steps, args.lr, args.resume, args.minutes,
-                 validate, val_every=args.val_every)
+    weights = None
+    if args.ce_weights:
+        weights = torch.tensor(args.ce_weights, dtype=torch.float32)
+        C.Logger(run_name(args.size))("cross-entropy class weights", args.ce_weights)
+    C.train_loop(run_name(args.size), model, sample, lambda lg, y: dice_ce_loss(lg, y, weights), args.steps,
+                 args.lr, args.resume, args.minutes, validate, val_every=args.val_every)
 
 
 def load_trained(size, which="best"):
@@ -442,22 +447,32 @@ def run_summary(size, args):
     """Steps and wall time of the run from its train.log (every segment, resumes included)."""
     path = os.path.join(C.RUNS_DIR, run_name(size), "train.log")
     lines = open(path).read().splitlines() if os.path.exists(path) else []
-    secs, prev, steps, per_step = 0, None, 0, None
+    secs, prev, steps = 0, None, 0
+    segments, start, weights = [], 0, None
     for ln in lines:
         h, m, sec = (int(t) for t in ln[:8].split(":"))
         t = h * 3600 + m * 60 + sec
-        if "params" in ln or "resumed" in ln:
+        if "params" in ln or "resumed" in ln or "class weights" in ln:
             prev = t
         elif prev is not None:
             secs += (t - prev) % 86400
             prev = t
         if " step " in ln and "s/step" in ln:
             steps = int(ln.split(" step ")[1].split()[0])
-            per_step = float(ln.split()[-1].replace("s/step", ""))
         if "stopped at step" in ln:
             steps = int(ln.split("stopped at step")[1].split()[0])
+            segments[-1]["to"] = steps
+        if "total_steps" in ln:
+            segments.append({"from": start, "schedule": int(ln.split("total_steps")[1].split()[0]),
+                             "ceWeights": weights})
+            start, weights = 0, None
+        if "resumed at step" in ln:
+            start = int(ln.split("resumed at step")[1].split()[0])
+        if "class weights" in ln:
+            weights = json.loads(ln.split("class weights", 1)[1])
     cfg = SIZES[size]
-    return {"steps": steps, "wallMinutes": round(secs / 60, 1), "secondsPerStepLast": per_step,
+    # wall time includes the periodic validations; the machine's two cores were shared with other jobs
+    return {"steps": steps, "segments": segments, "wallMinutes": round(secs / 60, 1), "secondsPerStep": round(secs / max(1, steps), 2),
             "batch": args.batch, "threads": 1, "widths": cfg["ch"], "dModel": cfg["d"], "heads": cfg["heads"]}
 
 
@@ -609,6 +624,9 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--val-every", type=int, default=100)
     ap.add_argument("--which", choices=["best", "last"], default="best")
+    ap.add_argument("--ce-weights", type=float, nargs=4, default=None,
+                    help="cross-entropy weights of background, IRF, SRF, PED (e.g. to revive a class the run "
+                         "has not learnt)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     if args.cmd == "export" and not args.out:
