@@ -13,7 +13,7 @@ Deno.test("export-plugin writes the plugin, loader, models, runtime files and SH
   try {
     const out = join(parent, "edgeseg");
     const r = await exportPlugin({ out, baseUrl: "https://pacs.example/edgeseg", modelsDir: TEST_MODELS });
-    assert.deepEqual(r.models, ["tiny-2d", "tiny-2d-rgb", "tiny-3d", "tiny-sigmoid"]);
+    assert.deepEqual(r.models, ["tiny-2d", "tiny-2d-rgb", "tiny-3d", "tiny-oct", "tiny-sigmoid"]);
     for (
       const f of [
         "plugins/edgeseg/extension.js",
