@@ -323,6 +323,32 @@ def oct_fluid(man, v):
             out.append("steps %d–%d of a %d-step schedule%s" % (g["from"], g["to"], g["schedule"], w))
         return "; ".join(out)
 
+    audit_txt = ""
+    rp = os.path.join(C.MODELS, man["id"], "package-report.json")
+    if os.path.exists(rp):
+        rep = json.load(open(rp))
+        files = [(rep["file"], rep["audit"])] + [(c["file"], c["audit"]) for c in rep.get("companions", [])]
+        lines = ["| file | " + " | ".join(r["provider"] for r in rep["audit"]) + " |",
+                 "|---|" + "---|" * len(rep["audit"])]
+        for name, au in files:
+            cells = []
+            for r in au:
+                if r.get("skipped"):
+                    cells.append("skipped")
+                elif not r["ok"]:
+                    cells.append("**failed**")
+                else:
+                    cells.append("reference" if "maxAbsDiff" not in r else "%.1e" % r["maxAbsDiff"])
+            lines.append("| `%s` | %s |" % (name, " | ".join(cells)))
+        audit_txt = ("\n\nThe package tool's op audit (`package-report.json`: one probe window, max abs difference "
+                     "from onnxruntime-node; WebGPU in headless Chromium with SwiftShader); `providers` = %s:\n\n%s"
+                     % (", ".join(rep.get("providers", ["not audited"])), "\n".join(lines)))
+        bad = [n for n, au in files for r in au if r.get("maxAbsDiff", 0) > 1e-3]
+        if bad:
+            audit_txt += ("\n\nOver 1e-3: %s on the JSEP WebGPU EP (`webgpu-jsep`), which EdgeSeg does not use "
+                          "for WebGPU (it ships the native WebGPU EP, within 1e-5 above); not investigated further."
+                          % ", ".join("`%s`" % n for n in sorted(set(bad))))
+
     int8_txt = ("kept: every class's Dice within 0.01 of fp32 (IRF %s, SRF %s, PED %s vs %s, %s, %s)"
                 % tuple([f4(q["dice"][c]) for c in classes] + [f4(v["small"]["dice"][c]) for c in classes])
                 if q["kept"] else "**not shipped**: a class's Dice moved by more than 0.01")
@@ -437,7 +463,7 @@ INT8 (weight-only, per output channel, convolutions only; the transformer's MatM
 `tests/inference/oct_fluid_test.ts` runs both members on onnxruntime-node and onnxruntime-web WASM on the
 input recorded at export (x[i] = sin(0.001 i)) with the all-ones and a seeded mask, and compares every
 {v['parity']['sampleStride']}th logit with PyTorch's (validation.json `parity`, `parityMembers`): tolerance
-1e-4. `node models/training/check_onnx.mjs models/{man['id']}` checks sha256, names, shapes and sums.
+1e-4. `node models/training/check_onnx.mjs models/{man['id']}` checks sha256, names, shapes and sums.{audit_txt}
 
 ## Files
 
