@@ -187,10 +187,14 @@ export async function volumeFromDisplaySet(
     const sop = meta.get("sopCommonModule", id) ?? {};
     return { sopClassUID: str(sop.sopClassUID) ?? "", sopInstanceUID: str(sop.sopInstanceUID) ?? "" };
   });
+  // OHIF's metadata provider answers "instance" with the naturalised dataset; the DICOM Manufacturer
+  // picks a per-scanner intensity recipe (preprocessing.intensityByManufacturer)
+  const manufacturer = str(meta.get("instance", first)?.Manufacturer);
   const volume: Volume = {
     geometry,
     channels,
     data,
+    ...(manufacturer ? { manufacturer } : {}),
     modality: str(series.modality) ?? displaySet.Modality ?? "OT",
     frameOfReferenceUID: str(frame.frameOfReferenceUID),
     source: {

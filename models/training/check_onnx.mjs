@@ -1,6 +1,7 @@
 // Loads every ONNX file of a model package with onnxruntime-node and checks it against the package:
 // sha256 + size from manifest.json, input/output names, output shape, the PyTorch reference outputs
-// recorded at export (validation.json "parity"), and that a dropout mask changes the output.
+// recorded at export (validation.json "parity"; an ensemble member with its own entry in "parityMembers" is
+// compared with that), and that a dropout mask changes the output.
 //   node models/training/check_onnx.mjs models/retina-vessels [more packages…]
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -67,17 +68,19 @@ for (const dir of process.argv.slice(2)) {
     }
     let sumB = 0;
     for (let i = 0; i < b.y.data.length; i++) sumB += b.y.data[i];
-    const firstDiff = Math.max(...ref.ones.first.map((v, i) => Math.abs(v - a.y.data[i])));
-    const tol = file.includes("int8") ? 0.05 * ref.ones.absMax : 1e-3 * Math.max(1, ref.ones.absMax);
-    const relSum = Math.abs(sum - ref.ones.sum) / Math.max(1, Math.abs(ref.ones.sum));
-    const relSumB = Math.abs(sumB - ref.seeded.sum) / Math.max(1, Math.abs(ref.seeded.sum));
+    const own = val.parityMembers?.[file];
+    const fr = own ?? ref;
+    const firstDiff = Math.max(...fr.ones.first.map((v, i) => Math.abs(v - a.y.data[i])));
+    const tol = file.includes("int8") ? 0.05 * fr.ones.absMax : 1e-3 * Math.max(1, fr.ones.absMax);
+    const relSum = Math.abs(sum - fr.ones.sum) / Math.max(1, Math.abs(fr.ones.sum));
+    const relSumB = Math.abs(sumB - fr.seeded.sum) / Math.max(1, Math.abs(fr.seeded.sum));
     console.log(
       `  ${file}: ${a.ms.toFixed(0)} ms, first-values diff vs torch ${firstDiff.toExponential(2)}, ` +
         `rel. sum diff ${relSum.toExponential(2)} (seeded mask ${relSumB.toExponential(2)}), mask effect ${
           maxDiffMask.toFixed(3)
         }`,
     );
-    const isMain = file === man.model, isInt8 = file.includes("int8");
+    const isMain = file === man.model || own !== undefined, isInt8 = file.includes("int8");
     if ((isMain || isInt8) && firstDiff > tol) {
       fail(`${file}: differs from PyTorch by ${firstDiff} (tolerance ${tol})`);
     }

@@ -46,6 +46,8 @@ export interface Volume {
   /** "CT", "MR", "OP" (ophthalmic photograph), "OT", … */
   modality: string;
   bodyPart?: string;
+  /** DICOM Manufacturer (0008,0070) of the series, when known: picks per-scanner preprocessing */
+  manufacturer?: string;
   frameOfReferenceUID?: string;
   source?: VolumeSource;
 }
@@ -106,6 +108,12 @@ export interface Preprocessing {
   /** how to build input channels from a 1-channel volume when the model wants more: "repeat" */
   expandChannels?: "repeat";
   intensity: IntensityTransform;
+  /**
+   * Per-scanner intensity transforms keyed by DICOM Manufacturer: a key matches when the volume's
+   * Manufacturer contains it (case-insensitive; the longest matching key wins); `intensity` is the
+   * default for every other Manufacturer and for a volume without one.
+   */
+  intensityByManufacturer?: Record<string, IntensityTransform>;
   /** resample to this spacing (mm) before inference; null per axis keeps the native spacing */
   targetSpacingMm?: [number | null, number | null, number | null];
   /** pad each spatial dimension of a window to a multiple of this */
@@ -207,6 +215,12 @@ export interface TriageSpec {
   boundaryWeight: number;
   /** how strongly overall uncertainty discounts the score (0..1) */
   uncertaintyDiscount: number;
+  /**
+   * A central zone (e.g. the fovea of a fovea-centred macular scan): segment volume within `radiusMm`
+   * of the grid's centre, distances measured along the voxel axes listed in `axes` (0 = i, 1 = j,
+   * 2 = k; default all three), counts `weight` times in the location multiplier.
+   */
+  centre?: { radiusMm: number; weight: number; axes?: number[] };
   /** score thresholds: >= review → Review, >= urgent → Urgent */
   thresholds: { review: number; urgent: number };
 }
@@ -311,6 +325,8 @@ export interface SegmentStatistics {
   volumeCi95Ml?: [number, number];
   meanUncertainty?: number;
   meanBoundaryUncertainty?: number;
+  /** volume inside the triage's central zone (`TriageSpec.centre`), when it has one */
+  centralVolumeMl?: number;
 }
 
 export type TriageBand = "Monitor" | "Review" | "Urgent";
@@ -319,6 +335,24 @@ export interface TriageResult {
   band: TriageBand;
   score: number;
   reasons: string[];
+  /** the score's terms (docs/triage.md) */
+  terms?: TriageTerms;
+}
+
+export interface TriageTerms {
+  totalVolumeMl: number;
+  /** S_vol */
+  volumeScore: number;
+  /** M: location weights and the central zone, volume-weighted */
+  locationMultiplier: number;
+  /** volume inside the central zone (0 without one) */
+  centralVolumeMl: number;
+  /** B */
+  boundaryUncertainty: number;
+  /** U */
+  overallUncertainty: number;
+  /** 1 − uncertaintyDiscount · U */
+  discount: number;
 }
 
 export type ExecutionProvider = "webgpu" | "webnn" | "wasm" | "cpu" | "fake";
@@ -329,6 +363,8 @@ export interface Provenance {
   modelVersion: string;
   modelSha256: string;
   variant?: string;
+  /** the `preprocessing.intensityByManufacturer` key that normalised the input (per-scanner recipe) */
+  intensityManufacturer?: string;
   provider: ExecutionProvider;
   /** why a preferred provider was not used, one entry per provider that failed */
   fallbackReasons: string[];

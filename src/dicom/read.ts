@@ -161,10 +161,12 @@ export async function readSeries(files: Uint8Array[], options: ReadSeriesOptions
     ? toScalarVolume(slices, raw, rows * cols)
     : toRgbVolume(slices, raw, rows * cols, channels);
 
+  const manufacturer = str(first, "Manufacturer");
   const volume: Volume = {
     geometry,
     channels,
     data,
+    ...(manufacturer ? { manufacturer } : {}),
     modality: str(first, "Modality") ?? "OT",
     bodyPart: str(first, "BodyPartExamined"),
     frameOfReferenceUID: str(first, "FrameOfReferenceUID"),

@@ -127,15 +127,41 @@ function zscore(data: Float32Array, mask: "all" | "nonzero", clip?: [number, num
 export interface PreprocessPlan {
   picks: number[];
   transform: IntensityTransform;
+  /** the `intensityByManufacturer` key that chose `transform`; absent when the default applies */
+  manufacturer?: string;
   /** per model channel: mean and 1/sd of the z-score mask (z-score only) */
   zscore?: { mean: number[]; inv: number[] };
+}
+
+/**
+ * The intensity transform for a volume: the `intensityByManufacturer` entry whose key the volume's
+ * DICOM Manufacturer contains (case-insensitive, as variants' `when` matches; the longest key wins, so
+ * "Zeiss Meditec" beats "Zeiss"), else the default `intensity`. `manufacturer` names the key used.
+ */
+export function intensityFor(
+  pre: Pick<Preprocessing, "intensity" | "intensityByManufacturer">,
+  manufacturer: string | undefined,
+): { transform: IntensityTransform; manufacturer?: string } {
+  const m = manufacturer?.trim().toLowerCase();
+  if (!pre.intensityByManufacturer || !m) return { transform: pre.intensity };
+  let best: string | undefined;
+  for (const key of Object.keys(pre.intensityByManufacturer)) {
+    if (
+      m.includes(key.trim().toLowerCase()) && (best === undefined || key.trim().length > best.trim().length)
+    ) {
+      best = key;
+    }
+  }
+  return best === undefined
+    ? { transform: pre.intensity }
+    : { transform: pre.intensityByManufacturer[best], manufacturer: best };
 }
 
 /** Resolve the recipe for a volume (one pass over the picked channels for z-score statistics). */
 export function planPreprocessing(volume: Volume, manifest: ModelManifest): PreprocessPlan {
   const picks = channelPicks(volume.channels, manifest.preprocessing, modelInputChannels(manifest));
-  const t = manifest.preprocessing.intensity;
-  if (t.kind !== "zscore") return { picks, transform: t };
+  const { transform: t, manufacturer } = intensityFor(manifest.preprocessing, volume.manufacturer);
+  if (t.kind !== "zscore") return { picks, transform: t, ...(manufacturer ? { manufacturer } : {}) };
   const [nx, ny, nz] = volume.geometry.dims;
   const voxels = nx * ny * nz;
   const mean: number[] = [], inv: number[] = [];
@@ -154,7 +180,7 @@ export function planPreprocessing(volume: Volume, manifest: ModelManifest): Prep
     mean.push(mu);
     inv.push(sd > 1e-8 ? 1 / sd : 1);
   }
-  return { picks, transform: t, zscore: { mean, inv } };
+  return { picks, transform: t, zscore: { mean, inv }, ...(manufacturer ? { manufacturer } : {}) };
 }
 
 /**

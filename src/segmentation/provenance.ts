@@ -131,6 +131,7 @@ export function runProvenance(
     modelVersion: manifest.version,
     modelSha256: runtime.modelSha256,
     variant: runtime.variant,
+    ...(plan.preprocessing.manufacturer ? { intensityManufacturer: plan.preprocessing.manufacturer } : {}),
     provider: runtime.provider,
     fallbackReasons: [...runtime.fallbackReasons],
     precision: runtime.precision,

@@ -109,12 +109,13 @@ function finish(run: PassRun, startedAt: string): SegmentationResult {
     intensity: volume.data.subarray(intensityChannel * voxels, (intensityChannel + 1) * voxels),
     uncertainty: outputs.uncertainty,
     passVoxels: plan.multi ? outputs.passVoxels : undefined,
+    centre: manifest.triage?.centre,
   });
   let triageResult: SegmentationResult["triage"];
   if (manifest.triage) {
     const max = measureMaximum(plan.measure, plan.entropyKind, plan.outChannels, plan.labelChannels.length);
-    const { band, score, reasons } = triage(statistics, manifest.triage, max);
-    triageResult = { band, score, reasons };
+    const { band, score, reasons, terms } = triage(statistics, manifest.triage, max);
+    triageResult = { band, score, reasons, terms };
   }
   timer.lap("statistics");
   options.onProgress?.({ phase: "postprocessing", done: 1, total: 1 });

@@ -58,6 +58,37 @@ export interface StatisticsInput {
   uncertainty?: Float32Array;
   /** voxel counts per pass, passVoxels[pass][segment index], when there were several passes */
   passVoxels?: number[][];
+  /** a central zone (`TriageSpec.centre`): each segment's volume inside it is reported as centralVolumeMl */
+  centre?: { radiusMm: number; axes?: number[] };
+}
+
+/**
+ * Voxels within `radiusMm` of the grid's centre ((n − 1) / 2 along each axis), the distance measured
+ * in mm along the listed voxel axes only (0 = i, 1 = j, 2 = k): axes [0, 2] of an OCT cube give a
+ * cylinder through all depths around the scan's centre A-scan, i.e. the fovea of a fovea-centred scan.
+ */
+export function centralZoneMask(
+  geometry: Geometry,
+  radiusMm: number,
+  axes: number[] = [0, 1, 2],
+): Uint8Array {
+  const [nx, ny, nz] = geometry.dims;
+  const use = [0, 1, 2].map((a) => axes.includes(a));
+  const d2 = (n: number, a: number) => {
+    const c = (n - 1) / 2, out = new Float64Array(n);
+    for (let t = 0; t < n; t++) out[t] = use[a] ? ((t - c) * geometry.spacing[a]) ** 2 : 0;
+    return out;
+  };
+  const dx = d2(nx, 0), dy = d2(ny, 1), dz = d2(nz, 2);
+  const r2 = radiusMm * radiusMm;
+  const out = new Uint8Array(nx * ny * nz);
+  for (let k = 0, p = 0; k < nz; k++) {
+    for (let j = 0; j < ny; j++) {
+      const base = dz[k] + dy[j];
+      for (let i = 0; i < nx; i++, p++) if (base + dx[i] <= r2) out[p] = 1;
+    }
+  }
+  return out;
 }
 
 /** Statistics for every segment listed (including segments with no voxels). */
@@ -65,6 +96,7 @@ export function segmentStatistics(input: StatisticsInput): SegmentStatistics[] {
   const { labels, geometry, intensity, uncertainty, passVoxels } = input;
   const dims = geometry.dims;
   const voxelMl = voxelVolumeMl(geometry);
+  const zone = input.centre ? centralZoneMask(geometry, input.centre.radiusMm, input.centre.axes) : undefined;
   return input.segments.map((seg, s) => {
     let n = 0, mean = 0, m2 = 0, uSum = 0;
     for (let p = 0; p < labels.length; p++) {
@@ -85,6 +117,11 @@ export function segmentStatistics(input: StatisticsInput): SegmentStatistics[] {
       sdIntensity: n > 1 ? Math.sqrt(m2 / (n - 1)) : 0,
       components: n > 0 ? countComponents(labels, dims, seg.value) : 0,
     };
+    if (zone) {
+      let c = 0;
+      for (let p = 0; p < labels.length; p++) if (zone[p] && labels[p] === seg.value) c++;
+      stats.centralVolumeMl = c * voxelMl;
+    }
     if (uncertainty) {
       stats.meanUncertainty = n > 0 ? uSum / n : 0;
       const edge = boundaryMask(labels, dims, seg.value);

@@ -4,32 +4,30 @@
  *
  *   V      = Σ volumeMl over the triage labels
  *   S_vol  = min(1, V / referenceVolumeMl)
- *   M      = volume-weighted mean of the location weights (default 1)
+ *   M      = volume-weighted mean of the location weights (default 1), volume inside the
+ *            central zone (`centre`, e.g. the fovea) counting `centre.weight` times
  *   B      = volume-weighted mean boundary uncertainty, normalised to [0, 1]
  *   U      = volume-weighted mean uncertainty inside the segments, normalised to [0, 1]
  *   score  = (S_vol · M + boundaryWeight · B) · (1 − uncertaintyDiscount · U)
  *   band   = Urgent if score ≥ thresholds.urgent, Review if ≥ thresholds.review, else Monitor
  */
-import type { SegmentStatistics, TriageResult, TriageSpec } from "../core/types.ts";
+import type { SegmentStatistics, TriageResult, TriageSpec, TriageTerms } from "../core/types.ts";
 
-export interface TriageTerms {
-  totalVolumeMl: number;
-  volumeScore: number;
-  locationMultiplier: number;
-  boundaryUncertainty: number;
-  overallUncertainty: number;
-  discount: number;
-}
+export type { TriageTerms };
 
 export interface TriageOutcome extends TriageResult {
   terms: TriageTerms;
 }
 
 const fmt = (x: number, d = 2) => x.toFixed(d);
+/** mL with two decimals, or two significant digits below 0.01 mL (OCT fluid is a few mm³). */
+const fmtMl = (x: number) => (x === 0 || x >= 0.01 ? x.toFixed(2) : x.toPrecision(2));
 
 /**
  * Score and band for one case. `uncertaintyMax` normalises the statistics' uncertainty values to
  * [0, 1] (e.g. ln 2 for binary entropy); without uncertainty statistics both uncertainty terms are 0.
+ * With `spec.centre`, each statistic's `centralVolumeMl` (segmentStatistics computes it when given the
+ * zone) is the part of its volume that counts `centre.weight` times; a statistic without it has none.
  */
 export function triage(stats: SegmentStatistics[], spec: TriageSpec, uncertaintyMax = 1): TriageOutcome {
   if (!(spec.referenceVolumeMl > 0)) {
@@ -38,11 +36,19 @@ export function triage(stats: SegmentStatistics[], spec: TriageSpec, uncertainty
   const chosen = stats.filter((s) => spec.labels.includes(s.number));
   const total = chosen.reduce((a, s) => a + s.volumeMl, 0);
   const norm = uncertaintyMax > 0 ? 1 / uncertaintyMax : 1;
-  let weightSum = 0, boundarySum = 0, insideSum = 0;
+  if (spec.centre && !(spec.centre.weight >= 0 && spec.centre.radiusMm > 0)) {
+    throw new RangeError(
+      `triage.centre needs radiusMm > 0 and weight >= 0, found ${spec.centre.radiusMm} and ${spec.centre.weight}`,
+    );
+  }
+  const centreWeight = spec.centre?.weight ?? 1;
+  let weightSum = 0, boundarySum = 0, insideSum = 0, central = 0;
   let hasUncertainty = false;
   for (const s of chosen) {
     const w = spec.locationWeights?.[String(s.number)] ?? 1;
-    weightSum += w * s.volumeMl;
+    const c = spec.centre ? Math.min(s.volumeMl, s.centralVolumeMl ?? 0) : 0;
+    central += c;
+    weightSum += w * (s.volumeMl + (centreWeight - 1) * c);
     if (s.meanBoundaryUncertainty !== undefined || s.meanUncertainty !== undefined) hasUncertainty = true;
     boundarySum += Math.min(1, (s.meanBoundaryUncertainty ?? 0) * norm) * s.volumeMl;
     insideSum += Math.min(1, (s.meanUncertainty ?? 0) * norm) * s.volumeMl;
@@ -64,10 +70,15 @@ export function triage(stats: SegmentStatistics[], spec: TriageSpec, uncertainty
   if (total === 0) reasons.push(`no ${names} found`);
   else {
     reasons.push(
-      `${names}: ${fmt(total)} mL of ${fmt(spec.referenceVolumeMl)} mL reference → volume score ${
+      `${names}: ${fmtMl(total)} mL of ${fmtMl(spec.referenceVolumeMl)} mL reference → volume score ${
         fmt(volumeScore)
       }`,
     );
+    if (spec.centre) {
+      reasons.push(
+        `${fmtMl(central)} mL within ${spec.centre.radiusMm} mm of the centre × ${spec.centre.weight}`,
+      );
+    }
     if (locationMultiplier !== 1) reasons.push(`location multiplier ${fmt(locationMultiplier)}`);
     if (hasUncertainty) {
       reasons.push(
@@ -92,6 +103,7 @@ export function triage(stats: SegmentStatistics[], spec: TriageSpec, uncertainty
       totalVolumeMl: total,
       volumeScore,
       locationMultiplier,
+      centralVolumeMl: central,
       boundaryUncertainty,
       overallUncertainty,
       discount,

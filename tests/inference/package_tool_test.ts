@@ -129,6 +129,66 @@ Deno.test({
 
 Deno.test({
   name:
+    "ensemble members and variants the draft names are packaged beside the main file, checked and audited",
+  ...opts,
+  fn: async () => {
+    const dir = await tmp();
+    try {
+      const src = join(dir, "export");
+      await Deno.mkdir(src);
+      const bytes = await Deno.readFile(join(FIX, "attn-unet-2d.onnx"));
+      for (const f of ["main.onnx", "member.onnx", "fast.onnx"]) await Deno.writeFile(join(src, f), bytes);
+      const draft = {
+        ...DRAFT_2D,
+        uncertainty: { ensemble: { members: ["member.onnx"] } },
+        variants: [{ id: "fast", file: "fast.onnx", precision: "fp32" }],
+      };
+      const report = await buildPackage(join(src, "main.onnx"), {
+        id: "two",
+        out: join(dir, "two"),
+        draft,
+        browser: null,
+      });
+      assert.deepEqual(report.companions?.map((c) => c.file), ["member.onnx", "fast.onnx"]);
+      for (const c of report.companions!) {
+        const wasm = c.audit.find((r) => r.provider === "wasm")!;
+        assert.ok(wasm.ok && wasm.maxAbsDiff! <= 1e-4, `${c.file}: ${wasm.maxAbsDiff}`);
+        const written = await Deno.readFile(join(dir, "two", c.file));
+        assert.equal(await sha256Hex(written), c.sha256);
+      }
+      const m = JSON.parse(await Deno.readTextFile(join(dir, "two", "manifest.json")));
+      assert.deepEqual(Object.keys(m.files).sort(), ["fast.onnx", "member.onnx", "two.onnx"]);
+      assert.equal(m.files["member.onnx"].sha256, report.companions![0].sha256);
+      // a member that is not beside the export, or names a folder, is refused naming the field
+      await assert.rejects(
+        buildPackage(join(src, "main.onnx"), {
+          id: "bad",
+          out: join(dir, "bad"),
+          draft: { ...DRAFT_2D, uncertainty: { ensemble: { members: ["absent.onnx"] } } },
+          browser: null,
+        }),
+        (e: unknown) =>
+          e instanceof PackageError && e.code === "COMPANION_MISSING" &&
+          e.field === "uncertainty.ensemble.members[0]",
+      );
+      await assert.rejects(
+        buildPackage(join(src, "main.onnx"), {
+          id: "bad",
+          out: join(dir, "bad"),
+          draft: { ...DRAFT_2D, variants: [{ id: "x", file: "../fast.onnx", precision: "int8" }] },
+          browser: null,
+        }),
+        (e: unknown) =>
+          e instanceof PackageError && e.code === "DRAFT_INVALID" && e.field === "variants[0].file",
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
     "external data (.onnx.data) is inlined and gives the same output; over --max-bytes it is refused naming the field",
   ...opts,
   fn: async () => {

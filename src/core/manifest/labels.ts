@@ -117,6 +117,7 @@ export function triage(v: unknown, path: string, values: Set<number>): TriageSpe
     "boundaryWeight",
     "uncertaintyDiscount",
     "thresholds",
+    "centre",
   ]);
   const labels = labelRefs(req(o, "labels", path), `${path}.labels`, values);
   if (labels.length === 0) {
@@ -155,6 +156,30 @@ export function triage(v: unknown, path: string, values: Set<number>): TriageSpe
       lw[k] = num(val, `${path}.locationWeights.${k}`, { min: 0 });
     }
     out.locationWeights = lw;
+  }
+  if (o.centre !== undefined) {
+    const cp = `${path}.centre`;
+    const c = obj(o.centre, cp);
+    noUnknown(c, cp, ["radiusMm", "weight", "axes"]);
+    out.centre = {
+      radiusMm: num(req(c, "radiusMm", cp), `${cp}.radiusMm`, { minExclusive: 0 }),
+      weight: num(req(c, "weight", cp), `${cp}.weight`, { min: 0 }),
+    };
+    if (c.axes !== undefined) {
+      const axes = arr(c.axes, `${cp}.axes`, { nonEmpty: true }).map((a, i) =>
+        num(a, `${cp}.axes[${i}]`, { int: true, min: 0, max: 2 })
+      );
+      if (new Set(axes).size !== axes.length) {
+        fail(
+          "MANIFEST_VALUE",
+          `${cp}.axes`,
+          "must not repeat an axis",
+          "distinct axes of 0, 1, 2",
+          JSON.stringify(axes),
+        );
+      }
+      out.centre.axes = axes;
+    }
   }
   return out;
 }

@@ -56,11 +56,45 @@ export function preprocessing(v: unknown, path: string, volumeChannels: number):
     "channels",
     "expandChannels",
     "intensity",
+    "intensityByManufacturer",
     "targetSpacingMm",
     "padMultiple",
     "padValue",
   ]);
   const out: Preprocessing = { intensity: intensity(req(o, "intensity", path), `${path}.intensity`) };
+  if (o.intensityByManufacturer !== undefined) {
+    const bp = `${path}.intensityByManufacturer`;
+    const by = obj(o.intensityByManufacturer, bp);
+    const keys = Object.keys(by);
+    if (keys.length === 0) {
+      fail(
+        "MANIFEST_VALUE",
+        bp,
+        "must name at least one Manufacturer",
+        '{ "<Manufacturer>": { kind, … } }',
+        "{}",
+      );
+    }
+    const seen = new Set<string>();
+    out.intensityByManufacturer = {};
+    for (const k of keys) {
+      const norm = k.trim().toLowerCase();
+      if (norm === "") {
+        fail("MANIFEST_VALUE", `${bp}[${JSON.stringify(k)}]`, "needs a Manufacturer", "a name", k);
+      }
+      if (seen.has(norm)) {
+        fail(
+          "MANIFEST_VALUE",
+          `${bp}[${JSON.stringify(k)}]`,
+          "repeats a Manufacturer",
+          "unique keys (case-insensitive)",
+          k,
+        );
+      }
+      seen.add(norm);
+      out.intensityByManufacturer[k] = intensity(by[k], `${bp}[${JSON.stringify(k)}]`);
+    }
+  }
   if (o.channels !== undefined) {
     out.channels = arr(o.channels, `${path}.channels`, { nonEmpty: true }).map((c, i) =>
       num(c, `${path}.channels[${i}]`, { int: true, min: 0, max: volumeChannels - 1 })

@@ -10,6 +10,10 @@
  * 4. op audit (audit.ts): creates a session and runs the probe on onnxruntime-node (reference),
  *    onnxruntime-web WASM in Deno and — when Chromium exists — WebGPU in headless Chromium (both EPs);
  * 5. writes the package folder atomically (temp folder + rename), `providers` recording what ran.
+ *
+ * Further files the draft names — ensemble members (`uncertainty.ensemble.members`) and variants
+ * (`variants[].file`) — are read from the export's folder and go through steps 2–4 too (each checked
+ * against the manifest, rewritten, audited); `providers` is then what every file ran on.
  */
 import { dirname, join, resolve } from "node:path";
 import { checkManifestAgainstOnnx, validateManifest } from "../../core/manifest.ts";
@@ -19,7 +23,13 @@ import { audit, fmtAudit, probeFeeds } from "./audit.ts";
 import { draftManifest } from "./draft.ts";
 import { readModel } from "./read.ts";
 import { applyKeptRewrites } from "./rewrite.ts";
-import { type AuditResult, type BrowserAuditor, PackageError, type PackageReport } from "./types.ts";
+import {
+  type AuditResult,
+  type BrowserAuditor,
+  PackageError,
+  type PackageReport,
+  type RewriteResult,
+} from "./types.ts";
 
 export interface PackageOptions {
   id: string;
@@ -41,9 +51,14 @@ export async function buildPackage(modelPath: string, opts: PackageOptions): Pro
   }
   const sig = readOnnxSignature(original);
   const drafted = draftManifest(sig, opts.id, file, opts.draft);
+  const companions = await readCompanions(drafted, file, dirname(modelPath), opts.maxBytes);
   drafted.files = { [file]: { sha256: "0".repeat(64), bytes: original.length } };
+  for (const c of companions) {
+    (drafted.files as Record<string, unknown>)[c.file] = { sha256: "0".repeat(64), bytes: c.bytes.length };
+  }
   const manifest = validateManifest(drafted);
   checkManifestAgainstOnnx(manifest, sig, file);
+  for (const c of companions) checkManifestAgainstOnnx(manifest, readOnnxSignature(c.bytes), c.file);
   const feeds = probeFeeds(manifest);
 
   const before = await audit(original, feeds, opts.browser);
@@ -62,18 +77,49 @@ export async function buildPackage(modelPath: string, opts: PackageOptions): Pro
     : { model: original, rewrites: [] };
   const after = model === original ? before : await audit(model, feeds, opts.browser);
   if (after !== before) { for (const r of after.results) log(`after rewrites: ${fmtAudit(r)}`); }
-  const providers = browserProviders(after.results);
+  let providers = browserProviders(after.results);
+
+  const written: CompanionReport[] = [];
+  for (const c of companions) {
+    const { model: cm, rewrites: cr } = opts.rewrite !== false
+      ? await applyKeptRewrites(c.bytes, feeds, log)
+      : { model: c.bytes, rewrites: [] };
+    const ca = await audit(cm, feeds, opts.browser);
+    for (const r of ca.results) log(`${c.file}: ${fmtAudit(r)}`);
+    if (!ca.reference) {
+      throw new PackageError(
+        "MODEL_DOES_NOT_RUN",
+        c.field,
+        `${c.file}: neither onnxruntime-node nor WASM runs the probe window: ${ca.results[0].error}`,
+      );
+    }
+    const cp = browserProviders(ca.results);
+    providers = providers && cp ? providers.filter((p) => cp.includes(p)) : undefined;
+    if (providers && providers.length === 0) {
+      throw new PackageError("MODEL_DOES_NOT_RUN", "providers", "no browser provider runs every file");
+    }
+    written.push({
+      file: c.file,
+      sha256: await sha256Hex(cm),
+      bytes: cm.length,
+      rewrites: cr,
+      audit: ca.results,
+      model: cm,
+    });
+  }
 
   // final manifest: real sha256/bytes, providers; validated and checked against the final graph
   const sha256 = await sha256Hex(model);
-  const finalJson = { ...drafted, files: { [file]: { sha256, bytes: model.length } } } as Record<
-    string,
-    unknown
-  >;
+  const files: Record<string, { sha256: string; bytes: number }> = {
+    [file]: { sha256, bytes: model.length },
+  };
+  for (const c of written) files[c.file] = { sha256: c.sha256, bytes: c.bytes };
+  const finalJson = { ...drafted, files } as Record<string, unknown>;
   if (providers) finalJson.providers = providers;
   else delete finalJson.providers;
   const finalManifest = validateManifest(finalJson);
   checkManifestAgainstOnnx(finalManifest, readOnnxSignature(model), file);
+  for (const c of written) checkManifestAgainstOnnx(finalManifest, readOnnxSignature(c.model), c.file);
 
   const report: PackageReport = {
     id: opts.id,
@@ -86,10 +132,63 @@ export async function buildPackage(modelPath: string, opts: PackageOptions): Pro
     rewrites,
     audit: after.results,
     ...(providers ? { providers } : {}),
+    ...(written.length ? { companions: written.map(({ model: _, ...r }) => r) } : {}),
     manifest: finalManifest,
   };
-  await writePackageFolder(report, model, finalJson);
+  await writePackageFolder(report, model, finalJson, written);
   return report;
+}
+
+interface CompanionReport {
+  file: string;
+  sha256: string;
+  bytes: number;
+  rewrites: RewriteResult[];
+  audit: AuditResult[];
+  model: Uint8Array;
+}
+
+/**
+ * The further ONNX files the draft names (ensemble members, variants), read from `dir`: plain
+ * `.onnx` names other than the main file, each once.
+ */
+async function readCompanions(
+  drafted: Record<string, unknown>,
+  main: string,
+  dir: string,
+  maxBytes: number | undefined,
+): Promise<{ file: string; field: string; bytes: Uint8Array }[]> {
+  const named: { file: unknown; field: string }[] = [];
+  const unc = drafted.uncertainty as { ensemble?: { members?: unknown } } | undefined;
+  const members = unc?.ensemble?.members;
+  if (Array.isArray(members)) {
+    members.forEach((f, i) => named.push({ file: f, field: `uncertainty.ensemble.members[${i}]` }));
+  }
+  const variants = drafted.variants;
+  if (Array.isArray(variants)) {
+    variants.forEach((v, i) =>
+      named.push({ file: (v as { file?: unknown } | null)?.file, field: `variants[${i}].file` })
+    );
+  }
+  const out: { file: string; field: string; bytes: Uint8Array }[] = [];
+  for (const { file, field } of named) {
+    if (typeof file !== "string" || !/^[^/\\]+\.onnx$/.test(file) || file === main) {
+      throw new PackageError(
+        "DRAFT_INVALID",
+        field,
+        `expected a plain .onnx file name beside the export other than ${main}, found ${
+          JSON.stringify(file)
+        }`,
+      );
+    }
+    if (out.some((c) => c.file === file)) continue;
+    const stat = await Deno.stat(join(dir, file)).catch(() => null);
+    if (!stat?.isFile) {
+      throw new PackageError("COMPANION_MISSING", field, `${file} is not in ${dir} (beside the export)`);
+    }
+    out.push({ file, field, bytes: (await readModel(join(dir, file), maxBytes)).bytes });
+  }
+  return out;
 }
 
 /**
@@ -122,12 +221,14 @@ async function writePackageFolder(
   report: PackageReport,
   model: Uint8Array,
   manifestJson: Record<string, unknown>,
+  companions: { file: string; model: Uint8Array }[] = [],
 ): Promise<void> {
   const out = report.out;
   await Deno.mkdir(dirname(out), { recursive: true });
   const tmp = await Deno.makeTempDir({ dir: dirname(out), prefix: `.${report.id}.tmp-` });
   try {
     await Deno.writeFile(join(tmp, report.file), model);
+    for (const c of companions) await Deno.writeFile(join(tmp, c.file), c.model);
     await Deno.writeTextFile(join(tmp, "manifest.json"), JSON.stringify(manifestJson, null, 2) + "\n");
     await Deno.writeTextFile(
       join(tmp, "package-report.json"),

@@ -41,6 +41,14 @@ export interface PackageReport {
   sha256: string;
   bytes: number;
   externalData?: { files: string[]; tensors: number; bytes: number };
+  /** ensemble members and variants the draft named, packaged beside the main file */
+  companions?: {
+    file: string;
+    sha256: string;
+    bytes: number;
+    rewrites: RewriteResult[];
+    audit: AuditResult[];
+  }[];
   auditBefore?: AuditResult[];
   rewrites: RewriteResult[];
   audit: AuditResult[];
