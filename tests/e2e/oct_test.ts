@@ -118,3 +118,89 @@ Deno.test({
     );
   },
 });
+
+Deno.test({
+  name:
+    "oct-fluid-demo in OHIF: ensemble on the OCT phantom → labelmap equal to headless, the disagreement heatmap, the UCUS band with its terms, SEG and PM stored",
+  ignore: skipReason !== null,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const opt = octPhantom({
+      frames: 7,
+      columns: 256,
+      rows: 256,
+      seed: 102,
+      manufacturer: "Heidelberg Engineering",
+    });
+    const { volume } = await readSeries([opt.bytes]);
+    const { runtime } = await loadModel(join(PROJECT_ROOT, "models", "oct-fluid-demo"), {
+      providers: ["wasm"],
+    });
+    const result = await segment(volume, runtime, { uncertainty: "ensemble" });
+    const P = 256 * 256;
+    const expected: FrameDigest = {};
+    for (let k = 0; k < 7; k++) expected[k + 1] = digestSlice(result.labelmap.data, k * P, P);
+    assert.ok(Object.values(expected).some((d) => d.voxels > 0), "the phantom's fluid is found headless");
+    assert.ok(result.triage, "the package declares a triage block");
+
+    await withEdgeViewer(
+      {
+        name: "oct-ensemble",
+        failureShot: "oct-ensemble-failure",
+        modelsDir: join(PROJECT_ROOT, "models"),
+        store: [[opt.bytes]],
+      },
+      async ({ edge, client, page }) => {
+        await openStudy(page, edge, opt.studyUID);
+        await page.waitForSelector('#edgeseg-series[data-modality="OPT"]', { timeout: 30000 });
+        await selectModel(page, "oct-fluid-demo");
+        const methods = await page.locator("#edgeseg-uncertainty option").evaluateAll((os) =>
+          os.map((o) => (o as HTMLOptionElement).value)
+        );
+        assert.ok(methods.includes("ensemble"), `the panel offers the ensemble: ${methods.join(", ")}`);
+        await page.selectOption("#edgeseg-uncertainty", "ensemble");
+        await page.selectOption("#edgeseg-device", "wasm");
+        await page.click("#edgeseg-run");
+        await waitForRunEnd(page, 180000);
+        assert.equal(await runError(page), "", "the run ended without an error");
+        await screenshot(page, "oct-ensemble-1-result");
+        assert.deepEqual(
+          await viewerFrameDigest(page),
+          expected,
+          "the labelmap equals the headless ensemble",
+        );
+        assert.ok(
+          await page.getAttribute("#edgeseg-heatmap", "data-segmentation-id"),
+          "the members' disagreement is shown as the uncertainty layer",
+        );
+        const triage = page.locator("#edgeseg-triage");
+        assert.equal(await triage.getAttribute("data-band"), result.triage!.band, "the band equals headless");
+        const line = await triage.innerText();
+        for (
+          const term of [
+            /mL of [\d.]+ mL reference → volume score/,
+            /within 0\.5 mm of the centre × 2/,
+            /boundary uncertainty/,
+            /uncertainty inside/,
+          ]
+        ) {
+          assert.match(line, term, `the triage line shows the UCUS term ${term}`);
+        }
+
+        await page.click("#edgeseg-store");
+        const status = page.locator("#edgeseg-export-status:not([data-state=working])");
+        await status.waitFor({ timeout: 60000 });
+        assert.equal(await status.getAttribute("data-state"), "stored", await status.innerText());
+        const series = await client.searchForSeries(opt.studyUID);
+        const modalities = series.map((s) => String((s["00080060"] as { Value: string[] }).Value[0])).sort();
+        assert.equal(
+          modalities.length,
+          3,
+          `the OCT, its SEG and the uncertainty map: ${modalities.join(", ")}`,
+        );
+        assert.ok(modalities.includes("OPT") && modalities.includes("SEG"), modalities.join(", "));
+      },
+    );
+  },
+});
