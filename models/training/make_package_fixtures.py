@@ -14,6 +14,11 @@ into packages. Weights are seeded random numbers (untrained); every file stays a
 - classifier.onnx: a graph the tool must refuse (its output has no spatial axes: not a segmentation).
 - bad-opset.onnx: a one-node graph declaring default-domain opset 99.
 - tiny-ext.onnx + tiny-ext.onnx.data: the 2D net with its weights in external data.
+- attn-resunet-2d.onnx (+ .reference.json): reference design 002's Attention-ResUNet for CT (liver /
+  hepatic vessels, 3 classes) at its published layout — four residual encoder blocks and a bridge,
+  MaxPool down, ConvTranspose (k = s = 2) "UpConv" up, attention-gated skips — with the widths halved
+  (4-8-16-32, bridge 64); the reference JSON holds PyTorch's output on a fixed input for parity.
+  `make_package_fixtures.py --only attn-resunet-2d` writes just these two files.
 """
 import os
 import sys
@@ -95,6 +100,65 @@ def export(model, nd, path, size):
     onnx.save(m, path)
 
 
+class ResBlock2d(nn.Module):
+    """002's residual block: conv-BN-ReLU-conv-BN plus a 1x1 projection of the input, then ReLU."""
+
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(),
+                                  nn.Conv2d(cout, cout, 3, padding=1), nn.BatchNorm2d(cout))
+        self.skip = nn.Conv2d(cin, cout, 1)
+
+    def forward(self, x):
+        return torch.relu(self.body(x) + self.skip(x))
+
+
+class AttnResUNet002(nn.Module):
+    """Reference 002's Attention-ResUNet: ResBlocks (f, 2f, 4f, 8f) with MaxPool, a 16f bridge, and four
+    decoder levels of UpConv (ConvTranspose k = s = 2) + attention gate on the skip + ResBlock; the
+    MC-dropout mask multiplies the last decoder features; 3 classes."""
+
+    def __init__(self, f=4, cout=3):
+        super().__init__()
+        w = [f, 2 * f, 4 * f, 8 * f, 16 * f]
+        self.enc = nn.ModuleList([ResBlock2d(1 if i == 0 else w[i - 1], w[i]) for i in range(4)])
+        self.bridge = ResBlock2d(w[3], w[4])
+        self.pool = nn.MaxPool2d(2, 2)
+        self.ups = nn.ModuleList([nn.ConvTranspose2d(w[i + 1], w[i], 2, stride=2) for i in range(4)])
+        self.gates = nn.ModuleList([AttentionGate(2, w[i], w[i], max(1, w[i] // 2)) for i in range(4)])
+        self.dec = nn.ModuleList([ResBlock2d(2 * w[i], w[i]) for i in range(4)])
+        self.head = nn.Conv2d(w[0], cout, 1)
+
+    def forward(self, x, mask):
+        skips = []
+        for block in self.enc:
+            x = block(x)
+            skips.append(x)
+            x = self.pool(x)
+        y = self.bridge(x)
+        for i in reversed(range(4)):
+            u = self.ups[i](y)
+            y = self.dec[i](torch.cat([self.gates[i](u, skips[i]), u], 1))
+        return self.head(y * mask)
+
+
+def reference_output(model, path, size=32, mask_channels=4):
+    """PyTorch's output on a fixed input (0.5 + 0.5 sin(0.01 i)) with an all-ones mask, for parity tests."""
+    import json
+    import math
+    n = size * size
+    x = torch.tensor([0.5 + 0.5 * math.sin(0.01 * i) for i in range(n)], dtype=torch.float32).reshape(1, 1, size, size)
+    with torch.no_grad():
+        y = model.eval()(x, torch.ones(1, mask_channels, 1, 1))
+    flat = y.reshape(-1)
+    with open(path, "w") as f:
+        json.dump({"input": {"shape": [1, 1, size, size], "formula": "0.5 + 0.5 * sin(0.01 * i)", "mask": "ones",
+                             "maskShape": [1, mask_channels, 1, 1]},
+                   "output": {"shape": list(y.shape), "sum": float(flat.sum()), "absSum": float(flat.abs().sum()),
+                              "first": [float(v) for v in flat[:32]], "every97": [float(v) for v in flat[::97]]}},
+                  f, indent=2)
+
+
 def classifier(path):
     x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 1, "height", "width"])
     y = helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch", 1])
@@ -121,8 +185,23 @@ def external(src, folder):
 
 def main():
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(root, "tests", "fixtures", "onnx")
+    args = sys.argv[1:]
+    only = None
+    if args[:1] == ["--only"]:
+        only, args = args[1], args[2:]
+    out = args[0] if args else os.path.join(root, "tests", "fixtures", "onnx")
     os.makedirs(out, exist_ok=True)
+    if only in (None, "attn-resunet-2d"):
+        torch.manual_seed(3)
+        net = AttnResUNet002()
+        for m in net.modules():  # BatchNorm statistics of a trained net, not the identity
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+        export(net, 2, os.path.join(out, "attn-resunet-2d.onnx"), 32)
+        reference_output(net, os.path.join(out, "attn-resunet-2d.reference.json"))
+    if only is not None:
+        return
     torch.manual_seed(1)
     export(AttentionUNet(3), 3, os.path.join(out, "attn-unet-3d.onnx"), 16)
     torch.manual_seed(2)

@@ -103,6 +103,65 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "reference 002's Attention-ResUNet (ResBlocks, MaxPool, ConvTranspose k=s, attention gates, 3 classes) packages and matches PyTorch on native and WASM; runs on WebGPU",
+  ...opts,
+  fn: async () => {
+    const dir = await tmp();
+    const browser = chromium.ignore ? chromium.reason : await startBrowserAuditor();
+    try {
+      const report = await buildPackage(join(FIX, "attn-resunet-2d.onnx"), {
+        id: "attn-resunet-2d",
+        out: join(dir, "p"),
+        draft: { spatial: { window: [32, 32] }, preprocessing: { padMultiple: 16 } },
+        browser,
+      });
+      assert.equal(report.manifest.labels.length, 2, "3 output channels: background and two labels");
+      for (const provider of ["native", "wasm"]) {
+        const r = report.audit.find((a) => a.provider === provider)!;
+        assert.ok(r.ok, `${provider}: ${r.error}`);
+      }
+      if (!chromium.ignore) {
+        // the 2D ConvTranspose with k = s runs on WebGPU as exported; no rewrite is needed in 2D
+        const gpu = report.audit.find((a) => a.provider === "webgpu")!;
+        assert.ok(gpu.ok, String(gpu.error));
+        assert.ok(gpu.maxAbsDiff! <= 1e-3, `webgpu vs native ${gpu.maxAbsDiff}`);
+      }
+      // the packaged file against PyTorch's output recorded by make_package_fixtures.py
+      const ref = JSON.parse(await Deno.readTextFile(join(FIX, "attn-resunet-2d.reference.json")));
+      const n = 32 * 32;
+      const feeds = {
+        input: {
+          data: Float32Array.from({ length: n }, (_, i) => 0.5 + 0.5 * Math.sin(0.01 * i)),
+          dims: [1, 1, 32, 32],
+        },
+        mask: { data: new Float32Array(4).fill(1), dims: [1, 4, 1, 1] },
+      };
+      const bytes = await Deno.readFile(join(dir, "p", "attn-resunet-2d.onnx"));
+      for (const provider of ["native", "wasm"] as const) {
+        const { result, output } = await runInProcess(provider, bytes, feeds);
+        assert.ok(result.ok && output, `${provider}: ${result.error}`);
+        assert.equal(output.length, 3 * n);
+        const every97 = Array.from({ length: Math.ceil(output.length / 97) }, (_, k) => output[k * 97]);
+        const diff = Math.max(
+          maxAbsDiff(output.subarray(0, 32), ref.output.first),
+          maxAbsDiff(every97, ref.output.every97),
+        );
+        assert.ok(diff <= 1e-4, `${provider} vs PyTorch: max abs difference ${diff}`);
+        const sum = output.reduce((a, v) => a + v, 0);
+        assert.ok(
+          Math.abs(sum - ref.output.sum) <= 1e-4 * ref.output.absSum,
+          `${provider} sum ${sum} vs ${ref.output.sum}`,
+        );
+      }
+    } finally {
+      if (typeof browser !== "string") await browser.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
   name: "2D attention U-Net runs as exported: no rewrite applies, WASM matches onnxruntime-node",
   ...opts,
   fn: async () => {
