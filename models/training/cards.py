@@ -298,7 +298,174 @@ voxels, ours are in mm: 1 voxel = 0.625 mm).
                          script="la.py", id=man["id"])
 
 
-RENDER = {"retina-vessels": retina, "ct-lung-infection": ct, "ct-lung-infection-3class": ct, "la-mri-3d": la}
+# Published numbers of the reference designs (issue #17), as their authors report them; not re-measured.
+REFERENCES = {
+    "mae-vit": ("reference 001 (MAE-pretrained ViT for DRIVE vessels)",
+                "F1 0.7519 on its own validation split (ViT-B width 768, 8 blocks, patch 16 on 512×512 resized "
+                "images, 58.8 M parameters; 200 epochs of MAE pretraining, then 111 epochs of fine-tuning to "
+                "the best F1 with a five-term loss; about 5.5 hours on a GPU)"),
+    "deeplabv3": ("reference 003 (DeepLabV3 on DRIVE)",
+                  "best validation mIoU 0.4693 (ResNet50, 512²), 0.5115 (ResNet50, 768²), 0.4635 (ResNet101, "
+                  "512²), 0.4869 (ResNet101, 640²): ImageNet-pretrained torchvision models fine-tuned 100 epochs, "
+                  "batch 2, on an RTX 3080, 4 validation images; the text does not define its mIoU (classes, "
+                  "FOV or not), so it compares with ours only loosely"),
+}
+
+FAMILY_MODEL = {
+    "deeplabv3": """DeepLabV3 (Chen et al. 2017) at the published layout, widths shrunk for CPU training: a ResNet
+backbone (7×7/2 stem, 3×3/2 max pool, 4 stages of 2 basic residual blocks, 16-32-64-128 channels; ResNet50
+has bottleneck stages of 256-2048) at **output stride 8** (stage 2 strides; stages 3 and 4 replace their
+strides by dilation 2 and 4), **ASPP** (a 1×1 branch, three 3×3 atrous branches at rates 6/12/18, an
+image-pooling branch — global mean, 1×1 conv, broadcast back —, concatenated and projected to 64 channels
+by a 1×1 conv), a 3×3 head conv, the MC-dropout channel mask (64 channels, p = {rate}) and a 1×1
+classifier with **2 classes** (background, vessel; softmax), upsampled bilinearly ×8 to the input size.
+The rates are the paper's output-stride-16 ones: the 256² training crops give 32×32 feature maps, on which
+the OS-8 rates 12/24/36 would mostly read padding. No ImageNet weights (none can be downloaded here):
+trained from scratch. {params:,} parameters.""",
+    "mae-vit": """A ViT encoder (Dosovitskiy et al. 2021) on a **fixed 128×128 window**: patch 8 (a 16×16 grid
+of 256 tokens), width 128, 6 pre-norm blocks, 4 heads, MLP ratio 4, fixed 2D sine-cosine position
+embeddings (the reference: width 768, 8 blocks, patch 16 on 512²). **MAE pretraining** (He et al. 2022):
+75 % of the patches are masked at random, the encoder sees the rest, a light decoder (width 64, 2 blocks)
+predicts the pixels of every patch, and the loss is the MSE on the masked patches against per-patch
+normalised pixels; the DRIVE training images (21–36) are used without their labels. **Fine-tuning**: the
+pretrained encoder plus a progressive-upsampling CNN decoder as in the reference (4 conv-BN-ReLU blocks,
+×2 bilinear upsampling three times from the 1/8 token grid to full resolution), with two UNETR-style
+convolutional skips from the input (full and half resolution, 16 and 32 channels) that the reference's
+decoder does not have, added because a 1/8 grid alone loses the 1–2 pixel capillaries; then the MC-dropout
+channel mask (16 channels, p = {rate}) and a 1×1 head with one sigmoid output. The ONNX graph takes only
+the 128×128 window (a ViT has a fixed token count): the manifest declares it and EdgeSeg's sliding window
+(25 % overlap, Gaussian blending) covers the photograph. {params:,} parameters.""",
+}
+
+FAMILY_RECIPE = {
+    "deeplabv3": "Random 256×256 crops, batch 6; cross-entropy + soft Dice (both classes); AdamW lr 2e-3",
+    "mae-vit": "MAE: random 128×128 crops, batch 16, AdamW lr 1.5e-3, weight decay 0.05. Fine-tuning: random "
+               "128×128 crops, batch 8; BCE + soft Dice (the reference: a five-term loss with Tversky and "
+               "thin-vessel weighting); AdamW lr 5e-4",
+}
+
+
+def _train_line(t, key, what):
+    e = t.get(key)
+    if not e:
+        return ""
+    return "  - %s: %d steps in %.1f minutes of wall-clock time (%d session(s), %s thread(s); validation " \
+           "included).\n" % (what, e["steps"], e["minutes"], e.get("sessions", 1), e["threads"])
+
+
+def drive_family(man, v):
+    fam = v["family"]
+    fp = v["fp32"]
+    rv_path = os.path.join(C.MODELS, "retina-vessels", "validation.json")
+    rv = json.load(open(rv_path))["fp32"] if os.path.exists(rv_path) else {}
+    ref_name, ref_text = REFERENCES[fam]
+    sp = man["spatial"]
+    win = "×".join(str(w) for w in sp["window"])
+    t = v.get("training", {})
+    audit = v.get("audit", {})
+    pm = v.get("parityMeasured", {})
+    audit_rows = "\n".join(
+        "| %s | %s | %s |" % (p, "ok" if a.get("ok") else ("skipped: " + a["skipped"] if a.get("skipped") else "FAILED"),
+                             "reference" if p == "native" else ("%.2e" % a["maxAbsDiff"] if "maxAbsDiff" in a else "n/a"))
+        for p, a in audit.items())
+    return f"""# Model card: {man['name']} (`{man['id']}` {man['version']})
+
+{man['description']}
+
+One of the reference families of issue #17, rebuilt in PyTorch (`models/training/drive_families.py
+{fam}`), exported to ONNX (opset 17) and packaged by `deno task package`. Compare with `retina-vessels`,
+the project's own DRIVE model, trained on the same split with the same input.
+
+## Data and terms
+
+DRIVE (Digital Retinal Images for Vessel Extraction), training part only: 20 colour fundus photographs
+565×584 (images 21–40) with one manual vessel annotation (`1st_manual`) and a field-of-view (FOV) mask.
+Terms: research and education only; redistribution of the data is prohibited, and results must
+acknowledge DRIVE. The data are not in this repository; the weights are derived from them and inherit
+the research-only restriction.
+Citation: J.J. Staal, M.D. Abràmoff, M. Niemeijer, M.A. Viergever, B. van Ginneken, "Ridge-based vessel
+segmentation in color images of the retina", IEEE TMI 23(4):501–509, 2004.
+
+## Model
+
+{FAMILY_MODEL[fam].format(rate=man['uncertainty']['mcDropout']['rate'], params=v['params'])}
+
+Input (declared in the manifest, so the viewer reproduces it exactly): the **green channel** of the RGB
+photograph (`channels: [1]`), **z-scored over the whole image** (`zscore`, mask "all") — the same recipe
+as `retina-vessels`. Inference: {win} windows, {int(sp['overlap'] * 100)} % overlap, Gaussian blending;
+vessel where the probability is ≥ 0.5{' (the argmax of the two classes)' if man['activation'] == 'softmax' else ''}.
+
+## Training recipe
+
+- Split (fixed, as `retina-vessels`): train = images {v['split']['train'][0]}–{v['split']['train'][-1]} (16), validation = images {', '.join(str(i) for i in v['split']['validation'])} (4).
+- {FAMILY_RECIPE[fam]}, weight decay 1e-4 for the supervised stage, 50 warm-up steps then cosine decay.
+  Crops are centred inside the FOV 90 % of the time; random 90° rotations and flips, z-score contrast
+  ×U(0.85, 1.15) and offset U(−0.15, 0.15) (as `retina-vessels`).
+- Debian PyTorch 1.13 on a shared 2-core CPU machine, seed 1:
+{_train_line(t, 'pretrain', 'MAE pretraining (no labels)')}{_train_line(t, 'train', 'supervised training' if fam == 'deeplabv3' else 'fine-tuning')}- Validation every 100 steps; the checkpoint with the best validation F1 is exported: step {v['checkpointStep']}.
+- This is a very short CPU budget next to the references' GPU runs (below): read the numbers as what this
+  design reaches in that budget, not as its ceiling.
+
+## Validation (own split, images {', '.join(str(i) for i in v['split']['validation'])})
+
+Computed by `drive_families.py validate {fam}` with the manifest's sliding window: pixels **inside the FOV
+mask only**, all FOV pixels of the 4 validation images pooled (DRIVE convention, as `retina-vessels`);
+F1 = pixel Dice at 0.5; AUC = ROC area of the pooled vessel probabilities (rank-sum formula); mIoU = mean
+of the vessel IoU and the background IoU inside the FOV.
+
+| model | F1 (Dice) | AUC | mIoU | vessel IoU | sensitivity | specificity | precision | accuracy |
+|---|---|---|---|---|---|---|---|---|
+| `{man['id']}` (this package) | {f4(fp['f1'])} | {f4(fp['auc'])} | {f4(fp['mIoU'])} | {f4(fp['iouVessel'])} | {f4(fp['sensitivity'])} | {f4(fp['specificity'])} | {f4(fp['precision'])} | {f4(fp['accuracy'])} |
+| `retina-vessels` (attention residual U-Net, same split) | {f4(rv.get('f1'))} | {f4(rv.get('auc'))} | n/a | n/a | {f4(rv.get('sensitivity'))} | {f4(rv.get('specificity'))} | n/a | {f4(rv.get('accuracy'))} |
+
+Mean image Dice: {f4(fp['meanImageDice'])}. `retina-vessels`' row is its own `validation.json` (fp32,
+as exported; it records no IoU).
+
+Published numbers of {ref_name}: {ref_text}. Their splits and protocols are their own, so
+these are reference points, not a head-to-head comparison.
+
+## Runs on (the package tool's op audit)
+
+`deno task package` ran one probe window on each provider; maximum absolute difference of the output vs
+onnxruntime-node:
+
+| provider | result | max abs diff vs native |
+|---|---|---|
+{audit_rows}
+
+WebGPU here is Chromium's software adapter (SwiftShader) in headless mode; `providers` in the manifest
+lists what passed. Parity with PyTorch (the outputs recorded at export on the probe x[i] = sin(0.001 i),
+{'×'.join(str(d) for d in v['parity']['shape'])}, mask of ones): onnxruntime-node
+{('max abs diff %.2e on %d sampled outputs' % (pm['sampleDiff'], len(v['parity']['sample']['values']))) if pm.get('sampleDiff') is not None else 'n/a'}
+(`check_onnx.mjs`, limit 1e-4); onnxruntime-web WASM (≤ 1e-4) and WebGPU (≤ 1e-3) are asserted by
+`tests/inference/drive_families_test.ts`.
+
+## Known limits
+
+- Trained on 16 images from one camera (Canon CR5, 45° FOV) and one screening population, for minutes on
+  one CPU thread; other cameras, resolutions (the net sees pixels, not millimetres) and pathologies are
+  untested.
+- The validation split has only 4 images and the checkpoint was selected on it, so the numbers are
+  optimistic.
+- {'Output stride 8 with ×8 bilinear upsampling blurs 1–2 pixel capillaries: the design is made for large regions, which is why it trails the U-Net on thin vessels.' if fam == 'deeplabv3' else 'The fixed 128×128 window means many windows per photograph (slower than a fully convolutional net); MAE pretraining saw only the 16 training images for a few minutes, far from the reference 200 epochs.'}
+- No INT8 variant and no ensemble member.
+""" + COMMON_TAIL.split("## Files")[0].replace("last decoder features", "features before the 1×1 classifier").format(
+        rate=man['uncertainty']['mcDropout']['rate']) + """## Files
+
+{files}
+
+`package-report.json` is the package tool's report (op audit, rewrites, sha256).
+
+## Reproduce
+
+See `models/training/README.md` ("Reference families on DRIVE"). `node models/training/check_onnx.mjs
+models/{id}` checks the ONNX file against the manifest (sha256, names, shapes) and against the PyTorch
+outputs recorded at export.
+""".format(files=files_table(man), id=man["id"])
+
+
+RENDER = {"retina-vessels": retina, "ct-lung-infection": ct, "ct-lung-infection-3class": ct, "la-mri-3d": la,
+          "retina-deeplabv3": drive_family, "retina-mae-vit": drive_family}
 
 
 def main():

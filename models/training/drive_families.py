@@ -554,7 +554,16 @@ def cmd_finish(args):
                         for r in report["audit"]}
     metrics["providers"] = report.get("providers")
     C.write_json(os.path.join(pkg, "validation.json"), metrics)
-    print(json.dumps(metrics["audit"], indent=2))
+    # onnxruntime-node vs the PyTorch outputs just recorded (check_onnx.mjs fails above 1e-4)
+    import subprocess
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "check.json")
+        subprocess.run(["node", os.path.join(C.HERE, "check_onnx.mjs"), "--json", path, pkg], check=True, cwd=C.ROOT)
+        checked = json.load(open(path))
+    metrics["parityMeasured"] = {"runtime": checked["runtime"], **checked["measured"][SPEC[fam]["id"]][report["file"]]}
+    C.write_json(os.path.join(pkg, "validation.json"), metrics)
+    print(json.dumps({"audit": metrics["audit"], "parityMeasured": metrics["parityMeasured"]}, indent=2))
 
 
 def training_summary(family):
