@@ -353,6 +353,18 @@ def _train_line(t, key, what):
            "included).\n" % (what, e["steps"], e["minutes"], e.get("sessions", 1), e["threads"])
 
 
+def deno_eval(v):
+    e = v.get("denoEval")
+    if not e:
+        return ""
+    m = e["mean"]
+    return ("The package itself, through EdgeSeg's pipeline (`deno task eval --model <id> --input <images "
+            "37–40> --reference <1st_manual> --fov <masks> --device cpu`, onnxruntime-web WASM; per-image "
+            "values averaged, so F1 is the mean image Dice; AUC from probabilities quantised to 1/255): F1 "
+            "%s, IoU %s, AUC %s, precision %s, recall %s, specificity %s.\n\n"
+            % (f4(m["dice"]), f4(m["iou"]), f4(m["auc"]), f4(m["precision"]), f4(m["recall"]), f4(m["specificity"])))
+
+
 def drive_family(man, v):
     fam = v["family"]
     fp = v["fp32"]
@@ -421,7 +433,7 @@ of the vessel IoU and the background IoU inside the FOV.
 Mean image Dice: {f4(fp['meanImageDice'])}. `retina-vessels`' row is its own `validation.json` (fp32,
 as exported; it records no IoU).
 
-Published numbers of {ref_name}: {ref_text}. Their splits and protocols are their own, so
+{deno_eval(v)}Published numbers of {ref_name}: {ref_text}. Their splits and protocols are their own, so
 these are reference points, not a head-to-head comparison.
 
 ## Runs on (the package tool's op audit)

@@ -562,6 +562,13 @@ def cmd_finish(args):
         subprocess.run(["node", os.path.join(C.HERE, "check_onnx.mjs"), "--json", path, pkg], check=True, cwd=C.ROOT)
         checked = json.load(open(path))
     metrics["parityMeasured"] = {"runtime": checked["runtime"], **checked["measured"][SPEC[fam]["id"]][report["file"]]}
+    if args.eval:
+        # `deno task eval --json` of the package on images 37-40 (the viewer's code path, WASM)
+        ev = json.load(open(args.eval))
+        if ev["model"]["id"] != SPEC[fam]["id"] or ev["model"].get("sha256") != report["sha256"]:
+            raise SystemExit("%s is not an eval of this package" % args.eval)
+        metrics["denoEval"] = {"cases": [c["case"] for c in ev["cases"]], "mean": ev["mean"],
+                               "uncertainty": ev["uncertainty"], "definitions": ev["definitions"]}
     C.write_json(os.path.join(pkg, "validation.json"), metrics)
     print(json.dumps({"audit": metrics["audit"], "parityMeasured": metrics["parityMeasured"]}, indent=2))
 
@@ -610,6 +617,7 @@ def main():
     ap.add_argument("--val-every", type=int, default=100)
     ap.add_argument("--which", choices=["best", "last"], default="best")
     ap.add_argument("--out", default=None, help="export folder (default models/training/exports/<id>)")
+    ap.add_argument("--eval", default=None, help="finish: a `deno task eval --json` file of the package to record")
     args = ap.parse_args()
     if args.lr is None:
         args.lr = {"deeplabv3": 2e-3, "mae-vit": 5e-4}[args.family] if args.cmd == "train" else 1.5e-3

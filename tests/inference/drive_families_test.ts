@@ -24,7 +24,7 @@ import { runScript } from "../helpers/cli.ts";
 import { PROJECT_ROOT } from "../helpers/paths.ts";
 import { requireTool } from "../helpers/tools.ts";
 
-const FAMILIES = ["retina-deeplabv3"] as const;
+const FAMILIES = ["retina-deeplabv3", "retina-mae-vit"] as const;
 const WASM_TOLERANCE = 1e-4;
 const WEBGPU_TOLERANCE = 1e-3;
 const chromium = requireTool("chromium");
