@@ -550,6 +550,7 @@ def cmd_finish(args):
     if report["sha256"] != C.sha256_file(os.path.join(out, "model.onnx")):
         raise SystemExit("%s holds another graph than %s/model.onnx (rewritten? re-run the tool)" % (pkg, out))
     metrics = json.load(open(os.path.join(out, "validation.json")))
+    metrics["training"] = training_summary(fam)  # the logs again (the export may predate a finished log)
     metrics["audit"] = {r["provider"]: {k: r[k] for k in ("ok", "maxAbsDiff", "skipped") if k in r}
                         for r in report["audit"]}
     metrics["providers"] = report.get("providers")
@@ -574,14 +575,15 @@ def cmd_finish(args):
 
 
 def training_summary(family):
-    """Steps reached and wall-clock minutes per stage, read from the run logs: each session runs from its
-    `params` line to its last line (timestamps HH:MM:SS; validation time included)."""
+    """Steps reached, wall-clock minutes and the first and last logged running loss per stage, read from the run
+    logs: each session runs from its `params` line to its last line (timestamps HH:MM:SS; validation
+    time included)."""
     out = {}
     for key, name in (("pretrain", run_name(family) + "-mae"), ("train", run_name(family))):
         path = os.path.join(C.RUNS_DIR, name, "train.log")
         if not os.path.exists(path):
             continue
-        secs, first, prev, last_step, threads, sessions = 0, None, None, 0, None, 0
+        secs, first, prev, last_step, threads, sessions, losses = 0, None, None, 0, None, 0, []
         for line in open(path):
             parts = line.split()
             if not parts:
@@ -596,11 +598,14 @@ def training_summary(family):
             prev = t
             if len(parts) > 2 and parts[1] in ("step", "stopped") and parts[2].isdigit():
                 last_step = int(parts[2])
+            if len(parts) > 4 and parts[1] == "step" and parts[3] == "loss":
+                losses.append(float(parts[4]))
             if parts[1:3] == ["stopped", "at"]:
                 last_step = int(parts[4])
         if first is not None:
             secs += (prev - first) % 86400
-        out[key] = {"steps": last_step, "minutes": round(secs / 60, 1), "threads": threads, "sessions": sessions}
+        out[key] = {"steps": last_step, "minutes": round(secs / 60, 1), "threads": threads, "sessions": sessions,
+                    "firstLoss": losses[0] if losses else None, "lastLoss": losses[-1] if losses else None}
     return out
 
 
