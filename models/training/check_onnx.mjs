@@ -1,10 +1,11 @@
 // Loads every ONNX file of a model package with onnxruntime-node and checks it against the package:
 // sha256 + size from manifest.json, input/output names, output shape, the PyTorch reference outputs
 // recorded at export (validation.json "parity"; an ensemble member with its own entry in "parityMembers" is
-// compared with that), and that a dropout mask changes the output.
-//   node models/training/check_onnx.mjs models/retina-vessels [more packages…]
+// compared with that; where the entry holds a "sample" of every k-th output value, the maximum difference
+// on it must be <= 1e-4), and that a dropout mask changes the output.
+//   node models/training/check_onnx.mjs [--json out.json] models/retina-vessels [more packages…]
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 
@@ -24,7 +25,13 @@ const fail = (msg) => {
   console.log("  FAIL " + msg);
 };
 
-for (const dir of process.argv.slice(2)) {
+const args = process.argv.slice(2);
+const jsonAt = args.indexOf("--json");
+const jsonPath = jsonAt >= 0 ? args.splice(jsonAt, 2)[1] : null;
+const measured = {};
+const SAMPLE_TOLERANCE = 1e-4;
+
+for (const dir of args) {
   const man = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8"));
   const val = JSON.parse(readFileSync(join(dir, "validation.json"), "utf8"));
   const ref = val.parity;
@@ -81,12 +88,37 @@ for (const dir of process.argv.slice(2)) {
         }`,
     );
     const isMain = file === man.model || own !== undefined, isInt8 = file.includes("int8");
+    let sampleDiff = null;
+    if (fr.sample && isMain) {
+      sampleDiff = 0;
+      fr.sample.values.forEach((v, k) => {
+        sampleDiff = Math.max(sampleDiff, Math.abs(v - a.y.data[k * fr.sample.stride]));
+      });
+      console.log(
+        `  ${file}: max abs diff vs torch on ${fr.sample.values.length} sampled outputs ${
+          sampleDiff.toExponential(2)
+        }`,
+      );
+      if (!(sampleDiff <= SAMPLE_TOLERANCE)) {
+        fail(`${file}: sampled outputs differ from PyTorch by ${sampleDiff}`);
+      }
+    }
+    (measured[man.id] ??= {})[file] = {
+      firstDiff,
+      sampleDiff,
+      relSum,
+      relSumSeeded: relSumB,
+      maskEffect: maxDiffMask,
+    };
     if ((isMain || isInt8) && firstDiff > tol) {
       fail(`${file}: differs from PyTorch by ${firstDiff} (tolerance ${tol})`);
     }
     if (isMain && (relSum > 1e-3 || relSumB > 1e-3)) fail(`${file}: output sum differs from PyTorch`);
     if (maxDiffMask === 0) fail(`${file}: the dropout mask has no effect`);
   }
+}
+if (jsonPath) {
+  writeFileSync(jsonPath, JSON.stringify({ runtime: "onnxruntime-node", measured }, null, 2) + "\n");
 }
 console.log(failures ? `${failures} failure(s)` : "all packages OK");
 process.exit(failures ? 1 : 0);

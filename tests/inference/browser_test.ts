@@ -385,6 +385,9 @@ Deno.test({
           { pkg: "retina-vessels", shape: [1, 1, 32, 32] },
           { pkg: "ct-lung-infection", shape: [1, 1, 32, 32] },
           { pkg: "la-mri-3d", shape: [1, 1, 16, 16, 16] },
+          // the DRIVE reference families of issue #17; the ViT's graph takes its 128² window only
+          { pkg: "retina-deeplabv3", shape: [1, 1, 32, 32] },
+          { pkg: "retina-mae-vit", shape: [1, 1, 128, 128] },
         ]
       ) {
         const gpu = await pageRun(page, `/shipped/${c.pkg}/`, ["webgpu", "wasm"], c.shape);

@@ -1,0 +1,634 @@
+#!/usr/bin/python3
+"""Two reference families on DRIVE (issue #17): DeepLabV3 (ASPP) and an MAE-pretrained ViT.
+
+    /usr/bin/python3 models/training/drive_families.py train deeplabv3 [--resume] [--minutes 25]
+    /usr/bin/python3 models/training/drive_families.py pretrain mae-vit [--resume] [--minutes 8]
+    /usr/bin/python3 models/training/drive_families.py train mae-vit [--resume] [--minutes 17]
+    /usr/bin/python3 models/training/drive_families.py validate deeplabv3|mae-vit
+    /usr/bin/python3 models/training/drive_families.py export deeplabv3|mae-vit   # ONNX, draft manifest
+    deno task package models/training/exports/<id>/model.onnx --id <id> \
+        --manifest models/training/exports/<id>/draft-manifest.json --out models/<id>
+    /usr/bin/python3 models/training/drive_families.py finish deeplabv3|mae-vit   # validation.json in
+
+Same data, split and input as retina-vessels (retina.py): images 21-36 train, 37-40 validation; the
+green channel z-scored over the whole image (manifest `channels: [1]`, `zscore` mask "all").
+
+* deeplabv3 (reference 003, DeepLabV3 ResNet50/101 on DRIVE): a shrunk ResNet (basic blocks,
+  4 stages 16-128 channels) with the DeepLabV3 output stride 8 (stages 3 and 4 dilated 2 and 4 instead
+  of strided), ASPP (1x1, three 3x3 atrous convolutions, image pooling), a 3x3 head and a 1x1
+  classifier with 2 classes (background, vessel; softmax), bilinear upsampling to the input size.
+* mae-vit (reference 001, MAE-pretrained ViT for DRIVE vessels): a ViT encoder (patch 8, 128 wide,
+  6 blocks, 4 heads) on a fixed 128x128 window, first trained as a masked autoencoder (75 % random
+  patch masking, normalised-pixel loss on the masked patches) on the training images without labels,
+  then fine-tuned with a progressive-upsampling CNN decoder (4 conv blocks, x8 in three x2 stages)
+  plus UNETR-style conv skips from the input (full and half resolution) for thin vessels; 1 channel,
+  sigmoid. The ONNX graph takes the fixed window only (fixed token count); the pipeline's sliding
+  window covers the image.
+
+Both take the project's MC-dropout design: a channel mask (`mc_mask`) multiplies the features just
+before the 1x1 classifier. Loss: cross-entropy (or BCE) + soft Dice. Validation: F1 and AUC inside the
+FOV mask at threshold 0.5 (pooled over images 37-40, as retina.py) and mIoU (mean of vessel and
+background IoU inside the FOV) for comparison with reference 003.
+"""
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common as C  # noqa: E402
+import retina as R  # noqa: E402
+
+FAMILIES = ("deeplabv3", "mae-vit")
+DROP = 0.2
+
+
+# ----------------------------------------------------------------------------------------------
+# DeepLabV3 (Chen et al. 2017) with a shrunk ResNet backbone
+
+
+class BasicBlock(nn.Module):
+    """ResNet basic block with optional dilation (DeepLab replaces the last strides by dilation)."""
+
+    def __init__(self, cin, cout, stride=1, dilation=1):
+        super().__init__()
+        self.c1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=dilation, dilation=dilation, bias=False)
+        self.n1 = nn.BatchNorm2d(cout)
+        self.c2 = nn.Conv2d(cout, cout, 3, padding=dilation, dilation=dilation, bias=False)
+        self.n2 = nn.BatchNorm2d(cout)
+        self.skip = None
+        if cin != cout or stride != 1:
+            self.skip = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        y = F.relu(self.n1(self.c1(x)))
+        y = self.n2(self.c2(y))
+        return F.relu(y + (x if self.skip is None else self.skip(x)))
+
+
+def conv_bn_relu(cin, cout, k=3, dilation=1, stride=1):
+    return nn.Sequential(nn.Conv2d(cin, cout, k, stride=stride, padding=dilation * (k // 2), dilation=dilation,
+                                   bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class ASPP(nn.Module):
+    """Atrous spatial pyramid pooling (DeepLabV3): 1x1, three 3x3 atrous rates, image pooling; concat,
+    1x1 projection."""
+
+    def __init__(self, cin, cout, rates):
+        super().__init__()
+        self.branches = nn.ModuleList([conv_bn_relu(cin, cout, 1)] +
+                                      [conv_bn_relu(cin, cout, 3, dilation=r) for r in rates])
+        self.pool = conv_bn_relu(cin, cout, 1)
+        self.project = conv_bn_relu(cout * (len(rates) + 2), cout, 1)
+
+    def forward(self, x):
+        outs = [b(x) for b in self.branches]
+        p = self.pool(x.mean(dim=(2, 3), keepdim=True))
+        outs.append(p.expand(-1, -1, x.shape[2], x.shape[3]))
+        return self.project(torch.cat(outs, dim=1))
+
+
+class DeepLabV3(nn.Module):
+    """ResNet (7x7/2 stem, 3x3/2 max pool, 4 stages of 2 basic blocks) at output stride 8: stage 2 strides,
+    stages 3 and 4 are dilated 2 and 4 (the DeepLabV3 OS-8 layout). Widths 16-128 (ResNet50: 256-2048);
+    ASPP rates 6/12/18 (the paper's OS-16 rates: the training crops give 32x32 feature maps, on which the
+    OS-8 rates 12/24/36 would mostly read padding)."""
+
+    def __init__(self, cin=1, classes=2, widths=(16, 32, 64, 128), aspp=64, rates=(6, 12, 18), drop=DROP):
+        super().__init__()
+        self.drop = drop
+        self.stem = conv_bn_relu(cin, widths[0], 7, stride=2)
+        self.pool = nn.MaxPool2d(3, stride=2, padding=1)
+        cfg = [(widths[0], 1, 1), (widths[1], 2, 1), (widths[2], 1, 2), (widths[3], 1, 4)]
+        layers, c = [], widths[0]
+        for w, s, d in cfg:
+            layers.append(nn.Sequential(BasicBlock(c, w, stride=s, dilation=d), BasicBlock(w, w, dilation=d)))
+            c = w
+        self.layers = nn.ModuleList(layers)
+        self.aspp = ASPP(c, aspp, rates)
+        self.head = conv_bn_relu(aspp, aspp, 3)
+        self.classifier = nn.Conv2d(aspp, classes, 1)
+        self.mask_channels = aspp
+
+    def mask_shape(self, batch=1):
+        return [batch, self.mask_channels, 1, 1]
+
+    def forward(self, x, mc_mask=None):
+        size = x.shape[2:]
+        h = self.pool(self.stem(x))
+        for layer in self.layers:
+            h = layer(h)
+        h = self.head(self.aspp(h))
+        h = apply_mc_mask(h, mc_mask, self.drop, self.training, self.mask_channels)
+        return F.interpolate(self.classifier(h), size=size, mode="bilinear", align_corners=False)
+
+
+def apply_mc_mask(h, mc_mask, drop, training, channels):
+    if mc_mask is None:
+        if training and drop > 0:
+            keep = (torch.rand([h.shape[0], channels, 1, 1], device=h.device) >= drop).float()
+            return h * keep / (1.0 - drop)
+        return h
+    return h * mc_mask
+
+
+# ----------------------------------------------------------------------------------------------
+# ViT encoder, MAE pretraining head, segmentation decoder
+
+
+def sincos_pos_embed(dim, grid):
+    """Fixed 2D sine-cosine position embedding (MAE): half the channels encode rows, half columns."""
+    def one(d, pos):
+        omega = 1.0 / 10000 ** (np.arange(d // 2, dtype=np.float64) / (d / 2.0))
+        out = np.outer(pos.ravel(), omega)
+        return np.concatenate([np.sin(out), np.cos(out)], axis=1)
+    gy, gx = np.meshgrid(np.arange(grid, dtype=np.float64), np.arange(grid, dtype=np.float64), indexing="ij")
+    emb = np.concatenate([one(dim // 2, gy), one(dim // 2, gx)], axis=1)
+    return torch.from_numpy(emb.astype(np.float32))[None]
+
+
+class Attention(nn.Module):
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.heads, self.scale = heads, (dim // heads) ** -0.5
+        self.qkv = nn.Linear(dim, dim * 3)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        b, n, d = x.shape
+        qkv = self.qkv(x).reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        a = torch.softmax((q * self.scale) @ k.transpose(-2, -1), dim=-1)
+        return self.proj((a @ v).transpose(1, 2).reshape(b, n, d))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block (ViT): x + attn(LN(x)), x + MLP(LN(x)), MLP ratio 4, GELU."""
+
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.n1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = Attention(dim, heads)
+        self.n2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = nn.Sequential(nn.Linear(dim, dim * 4), nn.GELU(), nn.Linear(dim * 4, dim))
+
+    def forward(self, x):
+        x = x + self.attn(self.n1(x))
+        return x + self.mlp(self.n2(x))
+
+
+class ViTEncoder(nn.Module):
+    def __init__(self, size=128, patch=8, dim=128, depth=6, heads=4, cin=1):
+        super().__init__()
+        self.size, self.patch, self.dim, self.grid = size, patch, dim, size // patch
+        self.embed = nn.Conv2d(cin, dim, patch, stride=patch)
+        self.register_buffer("pos", sincos_pos_embed(dim, self.grid), persistent=False)
+        self.blocks = nn.ModuleList([Block(dim, heads) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+
+    def tokens(self, x):
+        return self.embed(x).flatten(2).transpose(1, 2) + self.pos
+
+    def forward(self, x):
+        h = self.tokens(x)
+        for b in self.blocks:
+            h = b(h)
+        return self.norm(h)
+
+
+class MAE(nn.Module):
+    """Masked autoencoder (He et al. 2022): the encoder sees the visible 25 % of the patches; a light
+    decoder (64 wide, 2 blocks) fills in mask tokens and predicts the pixels of every patch; the loss
+    is the MSE on the masked patches against per-patch normalised pixels."""
+
+    def __init__(self, enc, dec_dim=64, dec_depth=2, heads=4, ratio=0.75):
+        super().__init__()
+        self.enc, self.ratio = enc, ratio
+        self.dec_embed = nn.Linear(enc.dim, dec_dim)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, dec_dim))
+        nn.init.normal_(self.mask_token, std=0.02)
+        self.register_buffer("dec_pos", sincos_pos_embed(dec_dim, enc.grid), persistent=False)
+        self.dec = nn.ModuleList([Block(dec_dim, heads) for _ in range(dec_depth)])
+        self.dec_norm = nn.LayerNorm(dec_dim, eps=1e-6)
+        self.pred = nn.Linear(dec_dim, enc.patch * enc.patch)
+
+    def patchify(self, x):
+        b, p, g = x.shape[0], self.enc.patch, self.enc.grid
+        return x.reshape(b, 1, g, p, g, p).permute(0, 2, 4, 3, 5, 1).reshape(b, g * g, p * p)
+
+    def forward(self, x):
+        e = self.enc
+        t = e.tokens(x)
+        b, n, d = t.shape
+        keep = int(round(n * (1 - self.ratio)))
+        order = torch.argsort(torch.rand(b, n), dim=1)
+        restore = torch.argsort(order, dim=1)
+        vis = torch.gather(t, 1, order[:, :keep, None].expand(-1, -1, d))
+        for blk in e.blocks:
+            vis = blk(vis)
+        vis = self.dec_embed(e.norm(vis))
+        full = torch.cat([vis, self.mask_token.expand(b, n - keep, -1)], dim=1)
+        full = torch.gather(full, 1, restore[:, :, None].expand(-1, -1, full.shape[2])) + self.dec_pos
+        for blk in self.dec:
+            full = blk(full)
+        pred = self.pred(self.dec_norm(full))
+        target = self.patchify(x)
+        target = (target - target.mean(-1, keepdim=True)) / (target.var(-1, keepdim=True) + 1e-6).sqrt()
+        masked = torch.ones(b, n)
+        masked[:, :keep] = 0
+        masked = torch.gather(masked, 1, restore)
+        return (((pred - target) ** 2).mean(-1) * masked).sum() / masked.sum()
+
+
+class MAEViTSeg(nn.Module):
+    """ViT encoder + progressive-upsampling CNN decoder (x2 three times from the 1/8 token grid, one conv
+    block per scale) with UNETR-style conv skips from the input at full and half resolution."""
+
+    def __init__(self, size=128, patch=8, dim=128, depth=6, heads=4, drop=DROP):
+        super().__init__()
+        self.drop, self.size = drop, size
+        self.enc = ViTEncoder(size, patch, dim, depth, heads)
+        self.s1 = conv_bn_relu(1, 16)
+        self.s2 = conv_bn_relu(16, 32, stride=2)
+        self.d8 = conv_bn_relu(dim, 64)
+        self.d4 = conv_bn_relu(64, 48)
+        self.d2 = conv_bn_relu(48 + 32, 32)
+        self.d1 = conv_bn_relu(32 + 16, 16)
+        self.head = nn.Conv2d(16, 1, 1)
+        self.mask_channels = 16
+
+    def mask_shape(self, batch=1):
+        return [batch, self.mask_channels, 1, 1]
+
+    def forward(self, x, mc_mask=None):
+        g = self.enc.grid
+        t = self.enc(x)
+        h = t.transpose(1, 2).reshape(x.shape[0], self.enc.dim, g, g)
+        s1 = self.s1(x)
+        s2 = self.s2(s1)
+        h = self.d8(h)
+        h = self.d4(F.interpolate(h, scale_factor=2.0, mode="bilinear", align_corners=False))
+        h = self.d2(torch.cat([F.interpolate(h, scale_factor=2.0, mode="bilinear", align_corners=False), s2], 1))
+        h = self.d1(torch.cat([F.interpolate(h, scale_factor=2.0, mode="bilinear", align_corners=False), s1], 1))
+        h = apply_mc_mask(h, mc_mask, self.drop, self.training, self.mask_channels)
+        return self.head(h)
+
+
+# ----------------------------------------------------------------------------------------------
+# per-family settings
+
+
+SPEC = {
+    "deeplabv3": {"id": "retina-deeplabv3", "window": [256, 256], "overlap": 0.25, "patch": 256, "batch": 6,
+                  "classes": 2, "activation": "softmax", "padMultiple": 8},
+    "mae-vit": {"id": "retina-mae-vit", "window": [128, 128], "overlap": 0.25, "patch": 128, "batch": 8,
+                "classes": 1, "activation": "sigmoid", "padMultiple": 8},
+}
+
+
+def build(family, seed=1):
+    C.seed_all(seed)
+    return DeepLabV3() if family == "deeplabv3" else MAEViTSeg()
+
+
+def vessel_prob_fn(family, model):
+    if family == "deeplabv3":
+        return lambda t: torch.softmax(model(t), dim=1)[:, 1:2]
+    return lambda t: torch.sigmoid(model(t))
+
+
+def evaluate(family, model, cases, threshold=0.5):
+    """retina.evaluate's pooled F1/AUC inside the FOV, plus mIoU (vessel and background IoU, mean)."""
+    s = SPEC[family]
+    model.eval()
+    scores, gts, per_image = [], [], []
+    for _i, (x, lab, fov) in cases.items():
+        p = C.sliding_window(vessel_prob_fn(family, model), x, s["window"], s["overlap"], R.PAD_VALUE,
+                             s["padMultiple"])[0]
+        scores.append(p[fov])
+        gts.append(lab[fov])
+        per_image.append(C.dice(p >= threshold, lab, fov))
+    sc, g = np.concatenate(scores), np.concatenate(gts)
+    tp, fp, fn, tn = C.binary_stats(sc >= threshold, g)
+    iou_v, iou_b = tp / (tp + fp + fn), tn / (tn + fp + fn)
+    return {"f1": 2 * tp / (2 * tp + fp + fn), "auc": C.auc_roc(sc, g), "sensitivity": tp / (tp + fn),
+            "specificity": tn / (tn + fp), "precision": tp / max(tp + fp, 1.0),
+            "accuracy": (tp + tn) / (tp + tn + fp + fn), "iouVessel": iou_v, "iouBackground": iou_b,
+            "mIoU": (iou_v + iou_b) / 2, "meanImageDice": float(np.mean(per_image)), "images": list(cases.keys())}
+
+
+def load_train():
+    data = []
+    for i in R.TRAIN_IDS:
+        img, lab, fov = R.load_case(i)
+        data.append((R.preprocess(img)[0], lab.astype(np.float32), fov))
+    return data
+
+
+def crop_sampler(data, rng, patch, batch):
+    """Random crops centred in the FOV (10 % anywhere), rotations by 90 degrees, flips, and the
+    contrast/brightness jitter of retina.py."""
+    def sample():
+        xs, ys = [], []
+        for _ in range(batch):
+            x, y, fov = data[rng.randint(len(data))]
+            h, w = x.shape
+            while True:
+                r, c = rng.randint(h - patch + 1), rng.randint(w - patch + 1)
+                if fov[r + patch // 2, c + patch // 2] or rng.rand() < 0.1:
+                    break
+            px, py = x[r:r + patch, c:c + patch], y[r:r + patch, c:c + patch]
+            k = rng.randint(4)
+            px, py = np.rot90(px, k), np.rot90(py, k)
+            if rng.rand() < 0.5:
+                px, py = px[:, ::-1], py[:, ::-1]
+            px = px * rng.uniform(0.85, 1.15) + rng.uniform(-0.15, 0.15)
+            xs.append(np.ascontiguousarray(px))
+            ys.append(np.ascontiguousarray(py))
+        return torch.from_numpy(np.stack(xs)[:, None]), torch.from_numpy(np.stack(ys)[:, None])
+    return sample
+
+
+def run_name(family):
+    return SPEC[family]["id"]
+
+
+def train(args):
+    torch.set_num_threads(args.threads)
+    fam = args.family
+    s = SPEC[fam]
+    model = build(fam, args.seed)
+    if fam == "mae-vit" and not args.resume:
+        st = C.Checkpointer(run_name(fam) + "-mae").load(MAE(model.enc))
+        if st is None:
+            raise SystemExit("no MAE checkpoint: run `pretrain mae-vit` first")
+        print("encoder from MAE pretraining, step", st["step"])
+    data = load_train()
+    vcases = R.val_cases()
+    rng = np.random.RandomState(args.seed)
+    sample = crop_sampler(data, rng, s["patch"], s["batch"])
+
+    def loss_fn(logits, y):
+        if fam == "deeplabv3":
+            target = torch.cat([1 - y, y], dim=1)
+            return F.cross_entropy(logits, y[:, 0].long()) + C.soft_dice_loss(torch.softmax(logits, 1), target)
+        return F.binary_cross_entropy_with_logits(logits, y) + C.soft_dice_loss(torch.sigmoid(logits), y)
+
+    def validate(m):
+        info = evaluate(fam, m, vcases)
+        return info["f1"], {k: (round(v, 4) if isinstance(v, float) else v) for k, v in info.items()}
+
+    C.train_loop(run_name(fam), model, sample, loss_fn, args.steps, args.lr, args.resume, args.minutes,
+                 validate, val_every=args.val_every)
+
+
+def pretrain(args):
+    """MAE pretraining on the 16 training images (no labels): random 128x128 crops anywhere in the image."""
+    torch.set_num_threads(args.threads)
+    if args.family != "mae-vit":
+        raise SystemExit("only mae-vit is pretrained")
+    model = build("mae-vit", args.seed)
+    mae = MAE(model.enc)
+    data = load_train()
+    rng = np.random.RandomState(args.seed + 100)
+    crops = crop_sampler(data, rng, SPEC["mae-vit"]["patch"], 16)
+
+    def sample():
+        x, _ = crops()
+        return x, None
+
+    C.train_loop(run_name("mae-vit") + "-mae", mae, lambda: sample(), lambda loss, _y: loss, args.steps, args.lr,
+                 args.resume, args.minutes, None, weight_decay=0.05)
+
+
+def load_trained(family, which="best"):
+    model = build(family)
+    st = C.Checkpointer(run_name(family)).load(model, best=(which == "best"))
+    if st is None:
+        raise SystemExit("no checkpoint for %s (train first)" % run_name(family))
+    return model.eval(), st
+
+
+def cmd_validate(args):
+    model, st = load_trained(args.family, args.which)
+    print(json.dumps({"step": st["step"], **evaluate(args.family, model, R.val_cases())}, indent=2))
+
+
+def export_onnx(family, model, path):
+    """opset 17 as common.export_onnx; deeplabv3 has dynamic height/width, mae-vit a fixed window."""
+    import onnx
+    s = SPEC[family]
+    model = model.eval()
+    x = torch.randn([1, 1] + s["window"])
+    m = torch.ones(model.mask_shape(1))
+    dyn = {"input": {0: "batch"}, "mc_mask": {0: "batch"}, "logits": {0: "batch"}}
+    if family == "deeplabv3":
+        dyn = {"input": {0: "batch", 2: "height", 3: "width"}, "mc_mask": {0: "batch"},
+               "logits": {0: "batch", 2: "height", 3: "width"}}
+    torch.onnx.export(model, (x, m), path, opset_version=C.OPSET, input_names=["input", "mc_mask"],
+                      output_names=["logits"], dynamic_axes=dyn, do_constant_folding=True)
+    onnx.checker.check_model(onnx.load(path), full_check=True)
+
+
+CITATIONS = {
+    "deeplabv3": [
+        "L.-C. Chen, G. Papandreou, F. Schroff, H. Adam, Rethinking Atrous Convolution for Semantic Image "
+        "Segmentation, arXiv:1706.05587, 2017.",
+        "K. He, X. Zhang, S. Ren, J. Sun, Deep Residual Learning for Image Recognition, CVPR 2016.",
+    ],
+    "mae-vit": [
+        "K. He, X. Chen, S. Xie, Y. Li, P. Dollar, R. Girshick, Masked Autoencoders Are Scalable Vision "
+        "Learners, CVPR 2022.",
+        "A. Dosovitskiy et al., An Image is Worth 16x16 Words: Transformers for Image Recognition at Scale, "
+        "ICLR 2021.",
+        "A. Hatamizadeh et al., UNETR: Transformers for 3D Medical Image Segmentation, WACV 2022.",
+    ],
+}
+
+DESCRIPTIONS = {
+    "deeplabv3": ("Retinal vessels, DeepLabV3 (fundus photograph)",
+                  "DeepLabV3 (ASPP, output stride 8) on a shrunk ResNet, segmenting retinal blood vessels in "
+                  "colour fundus photographs; trained from scratch on DRIVE (16 training images)."),
+    "mae-vit": ("Retinal vessels, MAE-pretrained ViT (fundus photograph)",
+                "Vision transformer (patch 8, 128x128 window) pretrained as a masked autoencoder on the DRIVE "
+                "training images, fine-tuned with a progressive-upsampling decoder to segment retinal vessels."),
+}
+
+
+def draft_manifest(family, model):
+    """The manifest handed to `deno task package --manifest` (the tool adds files and audits)."""
+    s = SPEC[family]
+    name, desc = DESCRIPTIONS[family]
+    spatial_in = ["height", "width"] if family == "deeplabv3" else s["window"]
+    vessel = {"value": 1, "name": "Retinal vessels", "channel": 1 if family == "deeplabv3" else 0,
+              "category": C.ANATOMICAL_STRUCTURE, "type": C.code("59820001", "Blood vessel"),
+              "color": [40, 160, 220] if family == "deeplabv3" else [60, 200, 90]}
+    if family == "mae-vit":
+        vessel["threshold"] = 0.5  # softmax labels take the argmax (the same as p >= 0.5 with 2 classes)
+    return {
+        "schemaVersion": 1,
+        "id": s["id"],
+        "name": name,
+        "version": "1.0.0",
+        "task": "segmentation",
+        "description": desc,
+        "intendedUse": "Research and education only. Not a medical device; not for diagnosis or treatment.",
+        "license": "Weights: research and education use only (derived from DRIVE, whose terms forbid "
+                   "commercial use and redistribution of the data).",
+        "authors": ["EdgeSeg"],
+        "citations": [
+            "J.J. Staal, M.D. Abramoff, M. Niemeijer, M.A. Viergever, B. van Ginneken, Ridge-based vessel "
+            "segmentation in color images of the retina, IEEE TMI 23(4):501-509, 2004.",
+        ] + CITATIONS[family],
+        "constraints": {"modalities": ["OP", "XC", "OT"], "bodyParts": ["EYE"], "channels": 3},
+        "inputs": [{"name": "input", "dtype": "float32", "shape": ["batch", 1] + spatial_in},
+                   {"name": "mc_mask", "dtype": "float32", "shape": ["batch", model.mask_channels, 1, 1]}],
+        "outputs": [{"name": "logits", "dtype": "float32", "shape": ["batch", s["classes"]] + spatial_in}],
+        "activation": s["activation"],
+        "preprocessing": {"channels": [1], "intensity": {"kind": "zscore", "mask": "all"},
+                          "padMultiple": s["padMultiple"], "padValue": R.PAD_VALUE},
+        "spatial": {"mode": "image2d", "window": s["window"], "overlap": s["overlap"], "blending": "gaussian",
+                    "sigmaScale": 0.125, "batch": 1},
+        "labels": [vessel],
+        "uncertainty": {"mcDropout": {"input": "mc_mask", "shape": model.mask_shape(1), "rate": DROP,
+                                      "defaultPasses": 8},
+                        "tta": {"flips": [[0], [1]]}},
+    }
+
+
+def export_dir(family):
+    return os.path.join(C.HERE, "exports", SPEC[family]["id"])
+
+
+def parity_with_sample(model, window, values=512):
+    """common.parity_reference (sum, absMax, first values for the all-ones and the seeded mask) plus
+    every k-th output value for the all-ones mask, so a test can bound the maximum difference."""
+    ref = C.parity_reference(model, 1, window, DROP)
+    with torch.no_grad():
+        y = model.eval()(C.parity_input(1, window), torch.ones(model.mask_shape(1))).numpy().ravel()
+    stride = max(1, y.size // values)
+    ref["sample"] = {"stride": stride, "values": [float(v) for v in y[::stride]]}
+    return ref
+
+
+def cmd_export(args):
+    """Writes exports/<id>/: model.onnx, draft-manifest.json, validation.json. Then:
+    `deno task package exports/<id>/model.onnx --id <id> --manifest exports/<id>/draft-manifest.json
+    --out models/<id>` builds the package, and `finish <family>` puts validation.json in it."""
+    fam = args.family
+    s = SPEC[fam]
+    out = args.out or export_dir(fam)
+    os.makedirs(out, exist_ok=True)
+    model, st = load_trained(fam, args.which)
+    fp32 = evaluate(fam, model, R.val_cases())
+    onnx_path = os.path.join(out, "model.onnx")
+    export_onnx(fam, model, onnx_path)
+    metrics = {"family": fam, "split": {"train": R.TRAIN_IDS, "validation": R.VAL_IDS},
+               "checkpointStep": st["step"], "fp32": fp32, "parity": parity_with_sample(model, s["window"]),
+               "params": C.count_params(model), "training": training_summary(fam)}
+    C.write_json(os.path.join(out, "validation.json"), metrics)
+    C.write_json(os.path.join(out, "draft-manifest.json"), draft_manifest(fam, model))
+    print(json.dumps({k: metrics[k] for k in ("checkpointStep", "fp32", "params", "training")}, indent=2))
+    print("onnx:", os.path.relpath(onnx_path, C.ROOT), "%.1f MB" % (os.path.getsize(onnx_path) / 1e6))
+
+
+def cmd_finish(args):
+    """validation.json into the package the tool wrote, with the tool's op audit (package-report.json)
+    and a check that the package holds the exported graph (same sha256)."""
+    fam = args.family
+    out = args.out or export_dir(fam)
+    pkg = os.path.join(C.MODELS, SPEC[fam]["id"])
+    report = json.load(open(os.path.join(pkg, "package-report.json")))
+    if report["sha256"] != C.sha256_file(os.path.join(out, "model.onnx")):
+        raise SystemExit("%s holds another graph than %s/model.onnx (rewritten? re-run the tool)" % (pkg, out))
+    metrics = json.load(open(os.path.join(out, "validation.json")))
+    metrics["training"] = training_summary(fam)  # the logs again (the export may predate a finished log)
+    metrics["audit"] = {r["provider"]: {k: r[k] for k in ("ok", "maxAbsDiff", "skipped") if k in r}
+                        for r in report["audit"]}
+    metrics["providers"] = report.get("providers")
+    C.write_json(os.path.join(pkg, "validation.json"), metrics)
+    # onnxruntime-node vs the PyTorch outputs just recorded (check_onnx.mjs fails above 1e-4)
+    import subprocess
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "check.json")
+        subprocess.run(["node", os.path.join(C.HERE, "check_onnx.mjs"), "--json", path, pkg], check=True, cwd=C.ROOT)
+        checked = json.load(open(path))
+    metrics["parityMeasured"] = {"runtime": checked["runtime"], **checked["measured"][SPEC[fam]["id"]][report["file"]]}
+    if args.eval:
+        # `deno task eval --json` of the package on images 37-40 (the viewer's code path, WASM)
+        ev = json.load(open(args.eval))
+        if ev["model"]["id"] != SPEC[fam]["id"] or ev["model"].get("sha256") != report["sha256"]:
+            raise SystemExit("%s is not an eval of this package" % args.eval)
+        metrics["denoEval"] = {"cases": [c["case"] for c in ev["cases"]], "mean": ev["mean"],
+                               "uncertainty": ev["uncertainty"], "definitions": ev["definitions"]}
+    C.write_json(os.path.join(pkg, "validation.json"), metrics)
+    print(json.dumps({"audit": metrics["audit"], "parityMeasured": metrics["parityMeasured"]}, indent=2))
+
+
+def training_summary(family):
+    """Steps reached, wall-clock minutes and the first and last logged running loss per stage, read from the run
+    logs: each session runs from its `params` line to its last line (timestamps HH:MM:SS; validation
+    time included)."""
+    out = {}
+    for key, name in (("pretrain", run_name(family) + "-mae"), ("train", run_name(family))):
+        path = os.path.join(C.RUNS_DIR, name, "train.log")
+        if not os.path.exists(path):
+            continue
+        secs, first, prev, last_step, threads, sessions, losses = 0, None, None, 0, None, 0, []
+        for line in open(path):
+            parts = line.split()
+            if not parts:
+                continue
+            hh, mm, ss = (int(v) for v in parts[0].split(":"))
+            t = hh * 3600 + mm * 60 + ss
+            if "params" in parts and "threads" in parts:
+                if first is not None:
+                    secs += (prev - first) % 86400
+                first, sessions = t, sessions + 1
+                threads = int(parts[parts.index("threads") + 1])
+            prev = t
+            if len(parts) > 2 and parts[1] in ("step", "stopped") and parts[2].isdigit():
+                last_step = int(parts[2])
+            if len(parts) > 4 and parts[1] == "step" and parts[3] == "loss":
+                losses.append(float(parts[4]))
+            if parts[1:3] == ["stopped", "at"]:
+                last_step = int(parts[4])
+        if first is not None:
+            secs += (prev - first) % 86400
+        out[key] = {"steps": last_step, "minutes": round(secs / 60, 1), "threads": threads, "sessions": sessions,
+                    "firstLoss": losses[0] if losses else None, "lastLoss": losses[-1] if losses else None}
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("cmd", choices=["train", "pretrain", "validate", "export", "finish"])
+    ap.add_argument("family", choices=FAMILIES)
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--minutes", type=float, default=25)
+    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--lr", type=float, default=None)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--val-every", type=int, default=100)
+    ap.add_argument("--which", choices=["best", "last"], default="best")
+    ap.add_argument("--out", default=None, help="export folder (default models/training/exports/<id>)")
+    ap.add_argument("--eval", default=None, help="finish: a `deno task eval --json` file of the package to record")
+    args = ap.parse_args()
+    if args.lr is None:
+        args.lr = {"deeplabv3": 2e-3, "mae-vit": 5e-4}[args.family] if args.cmd == "train" else 1.5e-3
+    {"train": train, "pretrain": pretrain, "validate": cmd_validate, "export": cmd_export,
+     "finish": cmd_finish}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()
