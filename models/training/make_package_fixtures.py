@@ -157,6 +157,7 @@ def reference_output(model, path, size=32, mask_channels=4):
                    "output": {"shape": list(y.shape), "sum": float(flat.sum()), "absSum": float(flat.abs().sum()),
                               "first": [float(v) for v in flat[:32]], "every97": [float(v) for v in flat[::97]]}},
                   f, indent=2)
+        f.write("\n")
 
 
 def classifier(path):
