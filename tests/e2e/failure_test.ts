@@ -258,6 +258,10 @@ Deno.test({
               await openReady(page, edge, LARGE.studyInstanceUID);
               await selectModel(page, "tiny-2d");
               await page.selectOption("#edgeseg-device", "wasm");
+              // MC dropout × 16: a run long enough that leaving the study always lands mid-run (a plain
+              // tiny-2d run on this series can end within the screenshot before the click)
+              await page.selectOption("#edgeseg-uncertainty", "mc");
+              await page.fill("#edgeseg-passes", "16");
               await page.click("#edgeseg-run");
               await page.waitForSelector('#edgeseg-progress[data-phase="inference"]', { timeout: 120000 });
               await screenshot(page, "failure-e-running");
@@ -281,6 +285,7 @@ Deno.test({
               await openReady(page, edge, SMALL.studyInstanceUID);
               await selectModel(page, "tiny-2d");
               await page.selectOption("#edgeseg-device", "wasm");
+              await page.selectOption("#edgeseg-uncertainty", "none");
               await page.click("#edgeseg-run");
               await waitForRunEnd(page, 120000);
               assert.equal(
