@@ -195,6 +195,16 @@ export.
 """
 
 
+# The data paragraph of every card of a package trained on DRIVE.
+DRIVE_TERMS = """DRIVE (Digital Retinal Images for Vessel Extraction), training part only: 20 colour fundus photographs
+565×584 (images 21–40) with one manual vessel annotation (`1st_manual`) and a field-of-view (FOV) mask.
+Terms: research and education only; redistribution of the data is prohibited, and results must
+acknowledge DRIVE. The data are not in this repository; the weights are derived from them and inherit
+the research-only restriction.
+Citation: J.J. Staal, M.D. Abràmoff, M. Niemeijer, M.A. Viergever, B. van Ginneken, "Ridge-based vessel
+segmentation in color images of the retina", IEEE TMI 23(4):501–509, 2004."""
+
+
 def retina(man, v, e):
     fp, q = v["fp32"], v["int8"]
     thr = man["labels"][0].get("threshold", 0.5)
@@ -209,13 +219,7 @@ def retina(man, v, e):
 
 ## Data and terms
 
-DRIVE (Digital Retinal Images for Vessel Extraction), training part only: 20 colour fundus photographs
-565×584 (images 21–40) with one manual vessel annotation (`1st_manual`) and a field-of-view (FOV) mask.
-Terms: research and education only; redistribution of the data is prohibited, and results must
-acknowledge DRIVE. The data are not in this repository; the weights are derived from them and inherit
-the research-only restriction.
-Citation: J.J. Staal, M.D. Abràmoff, M. Niemeijer, M.A. Viergever, B. van Ginneken, "Ridge-based vessel
-segmentation in color images of the retina", IEEE TMI 23(4):501–509, 2004.
+{DRIVE_TERMS}
 
 ## Model
 
@@ -740,13 +744,7 @@ the project's own DRIVE model, trained on the same split with the same input.
 
 ## Data and terms
 
-DRIVE (Digital Retinal Images for Vessel Extraction), training part only: 20 colour fundus photographs
-565×584 (images 21–40) with one manual vessel annotation (`1st_manual`) and a field-of-view (FOV) mask.
-Terms: research and education only; redistribution of the data is prohibited, and results must
-acknowledge DRIVE. The data are not in this repository; the weights are derived from them and inherit
-the research-only restriction.
-Citation: J.J. Staal, M.D. Abràmoff, M. Niemeijer, M.A. Viergever, B. van Ginneken, "Ridge-based vessel
-segmentation in color images of the retina", IEEE TMI 23(4):501–509, 2004.
+{DRIVE_TERMS}
 
 ## Model
 

@@ -333,30 +333,6 @@ def load_train():
     return data
 
 
-def crop_sampler(data, rng, patch, batch):
-    """Random crops centred in the FOV (10 % anywhere), rotations by 90 degrees, flips, and the
-    contrast/brightness jitter of retina.py."""
-    def sample():
-        xs, ys = [], []
-        for _ in range(batch):
-            x, y, fov = data[rng.randint(len(data))]
-            h, w = x.shape
-            while True:
-                r, c = rng.randint(h - patch + 1), rng.randint(w - patch + 1)
-                if fov[r + patch // 2, c + patch // 2] or rng.rand() < 0.1:
-                    break
-            px, py = x[r:r + patch, c:c + patch], y[r:r + patch, c:c + patch]
-            k = rng.randint(4)
-            px, py = np.rot90(px, k), np.rot90(py, k)
-            if rng.rand() < 0.5:
-                px, py = px[:, ::-1], py[:, ::-1]
-            px = px * rng.uniform(0.85, 1.15) + rng.uniform(-0.15, 0.15)
-            xs.append(np.ascontiguousarray(px))
-            ys.append(np.ascontiguousarray(py))
-        return torch.from_numpy(np.stack(xs)[:, None]), torch.from_numpy(np.stack(ys)[:, None])
-    return sample
-
-
 def run_name(family):
     return SPEC[family]["id"]
 
@@ -374,7 +350,7 @@ def train(args):
     data = load_train()
     vcases = R.val_cases()
     rng = np.random.RandomState(args.seed)
-    sample = crop_sampler(data, rng, s["patch"], s["batch"])
+    sample = R.crop_sampler(data, rng, s["patch"], s["batch"])
 
     def loss_fn(logits, y):
         if fam == "deeplabv3":
@@ -399,7 +375,7 @@ def pretrain(args):
     mae = MAE(model.enc)
     data = load_train()
     rng = np.random.RandomState(args.seed + 100)
-    crops = crop_sampler(data, rng, SPEC["mae-vit"]["patch"], 16)
+    crops = R.crop_sampler(data, rng, SPEC["mae-vit"]["patch"], 16)
 
     def sample():
         x, _ = crops()

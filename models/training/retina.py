@@ -79,6 +79,31 @@ def val_cases():
     return out
 
 
+def crop_sampler(data, rng, patch, batch):
+    """Random crops centred in the FOV (10 % anywhere), rotations by 90 degrees, flips, and the
+    contrast/brightness jitter in z-score units (robustness to other cameras and exposure). Shared with
+    the DRIVE reference families (drive_families.py)."""
+    def sample():
+        xs, ys = [], []
+        for _ in range(batch):
+            x, y, fov = data[rng.randint(len(data))]
+            h, w = x.shape
+            while True:
+                r, c = rng.randint(h - patch + 1), rng.randint(w - patch + 1)
+                if fov[r + patch // 2, c + patch // 2] or rng.rand() < 0.1:
+                    break
+            px, py = x[r:r + patch, c:c + patch], y[r:r + patch, c:c + patch]
+            k = rng.randint(4)
+            px, py = np.rot90(px, k), np.rot90(py, k)
+            if rng.rand() < 0.5:
+                px, py = px[:, ::-1], py[:, ::-1]
+            px = px * rng.uniform(0.85, 1.15) + rng.uniform(-0.15, 0.15)
+            xs.append(np.ascontiguousarray(px))
+            ys.append(np.ascontiguousarray(py))
+        return torch.from_numpy(np.stack(xs)[:, None]), torch.from_numpy(np.stack(ys)[:, None])
+    return sample
+
+
 def train(args):
     torch.set_num_threads(args.threads)
     model = build(args.seed)
@@ -91,25 +116,7 @@ def train(args):
     vcases = val_cases()
     rng = np.random.RandomState(args.seed)
 
-    def sample():
-        xs, ys = [], []
-        for _ in range(BATCH):
-            x, y, fov = data[rng.randint(len(data))]
-            h, w = x.shape
-            while True:
-                r, c = rng.randint(h - PATCH + 1), rng.randint(w - PATCH + 1)
-                if fov[r + PATCH // 2, c + PATCH // 2] or rng.rand() < 0.1:
-                    break
-            px, py = x[r:r + PATCH, c:c + PATCH], y[r:r + PATCH, c:c + PATCH]
-            k = rng.randint(4)
-            px, py = np.rot90(px, k), np.rot90(py, k)
-            if rng.rand() < 0.5:
-                px, py = px[:, ::-1], py[:, ::-1]
-            # contrast/brightness jitter in z-score units: robustness to other cameras and exposure
-            px = px * rng.uniform(0.85, 1.15) + rng.uniform(-0.15, 0.15)
-            xs.append(np.ascontiguousarray(px))
-            ys.append(np.ascontiguousarray(py))
-        return torch.from_numpy(np.stack(xs)[:, None]), torch.from_numpy(np.stack(ys)[:, None])
+    sample = crop_sampler(data, rng, PATCH, BATCH)
 
     def loss_fn(logits, y):
         return F.binary_cross_entropy_with_logits(logits, y) + C.soft_dice_loss(torch.sigmoid(logits), y)
