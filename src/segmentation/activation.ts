@@ -41,17 +41,19 @@ export function applyActivation(
 
 /**
  * How probabilities become labels. Softmax outputs use argmax (a channel without a label, usually
- * channel 0, is background). Sigmoid outputs are independent: a voxel takes the label whose
- * probability passes its threshold (default 0.5); when several pass, the most probable wins.
- * "none" means the model already outputs probabilities: argmax when there is a channel without a
- * label (a background channel), threshold otherwise.
+ * channel 0, is background), unless a label declares a `threshold`: then a voxel takes the most
+ * probable label whose probability passes its threshold (0.5 for labels without one) and is
+ * background otherwise — for two classes, a threshold t on the foreground probability (t = 0.5 is
+ * argmax). Sigmoid outputs are independent: the same threshold rule. "none" means the model already
+ * outputs probabilities: argmax when there is a channel without a label (a background channel),
+ * threshold otherwise.
  */
 export function decisionRule(
   activation: Activation,
   channels: number,
   labels: LabelSpec[],
 ): "argmax" | "threshold" {
-  if (activation === "softmax") return "argmax";
+  if (activation === "softmax") return labels.some((l) => l.threshold !== undefined) ? "threshold" : "argmax";
   if (activation === "sigmoid") return "threshold";
   const mapped = new Set(labels.map((l) => l.channel));
   return mapped.size < channels ? "argmax" : "threshold";

@@ -278,7 +278,7 @@ export interface RunPlan {
   window: Dims3;
   /** `spatial.cropToRoi`: the region's bounding box [lo, hi) that the windows tile */
   crop?: { lo: Dims3; hi: Dims3 };
-  /** outside the region: the channel set to 1 (argmax), or -1 for thresholds (every channel 0) */
+  /** outside the region: the background channel set to 1 (categorical), or -1 (sigmoid: every channel 0) */
   backgroundChannel: number;
 }
 
@@ -322,6 +322,9 @@ export function planRun(
   const seed = options.seed ?? 0;
   const rule = decisionRule(manifest.activation, k, manifest.labels);
   const labelChannels = manifest.labels.map((l) => l.channel);
+  // the probabilities are one distribution over the channels (softmax, or argmax over given ones),
+  // whatever rule decides the labels
+  const categorical = rule === "argmax" || manifest.activation === "softmax";
   return {
     method,
     inChannels: modelInputChannels(manifest),
@@ -339,7 +342,7 @@ export function planRun(
     windows,
     masks: dropoutMasks(manifest, passes, seed),
     rule,
-    entropyKind: rule === "argmax" ? "categorical" : "binary",
+    entropyKind: categorical ? "categorical" : "binary",
     labelChannels,
     measure: options.measure ?? "entropy",
     multi: method !== "none",
@@ -350,7 +353,7 @@ export function planRun(
     plannedWindow: fullPlans[0].window,
     window,
     crop,
-    backgroundChannel: rule === "argmax"
+    backgroundChannel: categorical
       ? Array.from({ length: k }, (_, c) => c).find((c) => !labelChannels.includes(c)) ?? 0
       : -1,
   };

@@ -163,6 +163,7 @@ Deno.test("inconsistent fields are refused: channels, labels, files, window and 
     [(j) => (j.triage.labels = [7]), "triage.labels[0]", "1"],
     [(j) => (j.postprocessing = { largestComponent: [3] }), "postprocessing.largestComponent[0]", "1"],
     [(j) => delete j.uncertainty, "inputs[1].name", "mcDropout"],
+    [(j) => (j.activation = "none", j.labels[0].threshold = 0.6), "labels[0].threshold", "softmax"],
     [
       (j) => (j.preprocessing.expandChannels = "repeat", j.constraints.channels = 3),
       "preprocessing.expandChannels",

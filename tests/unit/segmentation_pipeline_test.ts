@@ -5,6 +5,7 @@ import {
   applyActivation,
   applyIntensity,
   decide,
+  decisionRule,
   resampleLinear,
   resampleNearest,
   segment,
@@ -135,6 +136,17 @@ Deno.test("sigmoid thresholds are per label and the most probable passing label 
     threshold: 0.25,
   }], "threshold");
   assert.deepEqual([...labels], [2, 1, 0]);
+});
+
+Deno.test("a softmax label threshold decides on that label's probability; without one, argmax", () => {
+  const base = manifest().labels[0];
+  assert.equal(decisionRule("softmax", 2, [base]), "argmax");
+  assert.equal(decisionRule("softmax", 2, [{ ...base, threshold: 0.7 }]), "threshold");
+  assert.equal(decisionRule("sigmoid", 1, [{ ...base, channel: 0 }]), "threshold");
+  // two classes: background 1 - p, foreground p
+  const p = new Float32Array([0.45, 0.35, 0.2, 0.05, /* c1 */ 0.55, 0.65, 0.8, 0.95]);
+  assert.deepEqual([...decide(p, 4, 2, [base], "argmax")], [1, 1, 1, 1]);
+  assert.deepEqual([...decide(p, 4, 2, [{ ...base, threshold: 0.7 }], "threshold")], [0, 0, 1, 1]);
 });
 
 // ---- segment() --------------------------------------------------------------------------------------
@@ -395,4 +407,18 @@ Deno.test("slice2d with in-plane resampling streams slabs and matches the one-pi
       assert.equal(whole.labelmap.data[21 + 24 * (j + 18 * k)], 0);
     }
   }
+});
+
+Deno.test("segment() with a softmax label threshold labels where the foreground probability reaches it", async () => {
+  // the fake logit difference is the voxel value, so p(foreground) = sigmoid(value)
+  const v = volume([10, 4, 2], (i) => (i - 4) * 0.5);
+  const plain = manifest({ uncertainty: { tta: { flips: [[0]] } } });
+  const strict = manifest({ ...plain, labels: [{ ...plain.labels[0], threshold: 0.8 }] });
+  const a = await segment(v, runtime(plain, [thresholdPredictor(0, 1)]), { uncertainty: "tta" });
+  const b = await segment(v, runtime(strict, [thresholdPredictor(0, 1)]), { uncertainty: "tta" });
+  const firstLabelled = (data: ArrayLike<number>) => Array.from({ length: 10 }, (_, i) => data[i]).indexOf(1);
+  assert.equal(firstLabelled(a.labelmap.data), 5, "argmax: value > 0"); // (5 - 4) * 0.5 = 0.5 > 0
+  assert.equal(firstLabelled(b.labelmap.data), 7, "threshold 0.8: value ≥ ln 4 ≈ 1.39"); // 1.5
+  // the uncertainty is the entropy of the same two-class distribution whatever the threshold
+  assert.deepEqual(b.uncertainty!.data, a.uncertainty!.data);
 });

@@ -25,7 +25,8 @@ function label(v: unknown, path: string): LabelSpec {
 
 /**
  * Reads `labels`: values and channels unique, each channel an output channel of a kind the
- * activation can decide (softmax keeps channel 0 for background; thresholds are for sigmoid).
+ * activation can decide (softmax keeps channel 0 for background; thresholds are for sigmoid and
+ * softmax outputs, not for probabilities the model computes itself).
  */
 export function labelsField(v: unknown, activation: ModelManifest["activation"], outC: number): LabelSpec[] {
   const labels = arr(v, "labels", { nonEmpty: true }).map((l, i) => label(l, `labels[${i}]`));
@@ -50,12 +51,12 @@ export function labelsField(v: unknown, activation: ModelManifest["activation"],
         "0",
       );
     }
-    if (activation !== "sigmoid" && l.threshold !== undefined) {
+    if (activation === "none" && l.threshold !== undefined) {
       fail(
         "MANIFEST_INCONSISTENT",
         `labels[${i}].threshold`,
-        "applies to sigmoid outputs only",
-        'activation "sigmoid"',
+        "applies to sigmoid and softmax outputs only",
+        'activation "sigmoid" or "softmax"',
         activation,
       );
     }
