@@ -478,6 +478,9 @@ def warm_start_from_onnx(model, onnx_path, cin):
         mod.weight.data = torch.from_numpy(w.copy())
         bn = pairs.get(mod)
         if bn is not None:
+            # the folded bias already holds the conv's own bias (attention gates' psi conv has one)
+            if mod.bias is not None:
+                mod.bias.data.zero_()
             bn.weight.data.fill_(1.0)
             bn.bias.data = torch.from_numpy(b.copy())
             bn.running_mean.zero_()

@@ -91,10 +91,12 @@ def largest_component(mask):
     return lab == (1 + int(np.argmax(sizes)))
 
 
-def evaluate(model, cases):
+def evaluate(model, cases, threshold=0.5, probs=None):
+    """Dice, HD95, ASSD per case on the original grid; `probs` (case -> probability) skips inference."""
     out = {}
     for cid, (img, lab) in cases.items():
-        pred = largest_component(predict_prob(model, img) >= 0.5)
+        p = probs[cid] if probs is not None else predict_prob(model, img)
+        pred = largest_component(p >= threshold)
         hd, asd = C.hd95_assd(pred, lab, (SRC_MM,) * 3)
         out[cid] = {"dice": C.dice(pred, lab), "hd95Mm": hd, "assdMm": asd}
     mean = {k: float(np.mean([v[k] for v in out.values()])) for k in ("dice", "hd95Mm", "assdMm")}
@@ -127,6 +129,8 @@ def train(args):
     rng = np.random.RandomState(args.seed)
 
     def sample():
+        if args.aug == "heavy":
+            return sample_heavy(data, rng)
         xs, ys = [], []
         for _ in range(BATCH):
             x, y = data[rng.randint(len(data))]
@@ -157,35 +161,89 @@ def train(args):
         return info["dice"], {"dice": round(info["dice"], 4), "hd95Mm": round(info["hd95Mm"], 2),
                               "assdMm": round(info["assdMm"], 2)}
 
-    C.train_loop(run_name(args.seed), model, sample, loss_fn, args.steps, args.lr, args.resume, args.minutes,
+    C.train_loop(args.name or run_name(args.seed), model, sample, loss_fn, args.steps, args.lr, args.resume, args.minutes,
                  validate, val_every=args.val_every, freeze_bn=bool(args.init_onnx))
 
 
-def load_trained(seed=1, which="best"):
+def sample_heavy(data, rng):
+    """nnU-Net-style spatial and intensity augmentation: a crop 1.5x the patch in-plane (so the rotated,
+    scaled patch has no empty corners) resampled by one affine (rotation about the slice axis within
+    +-20 degrees, isotropic scale 0.85-1.2), flips in-plane, then gamma 0.7-1.5 on the min-max-scaled patch,
+    contrast/brightness jitter and Gaussian noise (sigma up to 0.1 z-score units). Two of three patches
+    are centred near the atrium, as in the basic sampler."""
+    big = (PATCH[0], int(PATCH[1] * 1.5), int(PATCH[2] * 1.5))
+    xs, ys = [], []
+    for _ in range(BATCH):
+        x, y = data[rng.randint(len(data))]
+        if rng.rand() < 0.67:
+            fg = np.argwhere(y)
+            c = fg[rng.randint(len(fg))] + np.array([rng.randint(-p // 4, p // 4 + 1) for p in PATCH])
+        else:
+            c = np.array([rng.randint(s) for s in x.shape])
+        st = [int(ci) - b // 2 for ci, b in zip(c, big)]
+        pad = [(max(0, -a), max(0, a + b - s)) for a, b, s in zip(st, big, x.shape)]
+        xp, yp = np.pad(x, pad), np.pad(y.astype(np.float32), pad)
+        sl = tuple(slice(a + lo, a + lo + b) for a, (lo, _), b in zip(st, pad, big))
+        px = torch.from_numpy(np.ascontiguousarray(xp[sl]))[None, None]
+        py = torch.from_numpy(np.ascontiguousarray(yp[sl]))[None, None]
+        ang, sc = np.deg2rad(rng.uniform(-20, 20)), rng.uniform(0.85, 1.2)
+        k = [PATCH[2] / big[2], PATCH[1] / big[1]]  # output patch as a fraction of the crop (x, y)
+        ca, sa = np.cos(ang) / sc, np.sin(ang) / sc
+        theta = torch.tensor([[[ca * k[0], -sa * k[1], 0, 0], [sa * k[0], ca * k[1], 0, 0], [0, 0, 1, 0]]],
+                             dtype=torch.float32)
+        grid = F.affine_grid(theta, [1, 1] + list(PATCH), align_corners=False)
+        gx = F.grid_sample(px, grid, mode="bilinear", padding_mode="border", align_corners=False)[0, 0]
+        gy = F.grid_sample(py, grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0, 0] >= 0.5
+        gx, gy = gx.numpy(), gy.numpy()
+        for ax in (1, 2):
+            if rng.rand() < 0.5:
+                gx, gy = np.flip(gx, ax), np.flip(gy, ax)
+        if rng.rand() < 0.3:
+            lo, hi = gx.min(), gx.max()
+            gx = ((gx - lo) / max(hi - lo, 1e-6)) ** rng.uniform(0.7, 1.5) * (hi - lo) + lo
+        gx = gx * rng.uniform(0.85, 1.15) + rng.uniform(-0.15, 0.15)
+        if rng.rand() < 0.3:
+            gx = gx + rng.normal(0, rng.uniform(0, 0.1), gx.shape)
+        xs.append(np.ascontiguousarray(gx, dtype=np.float32))
+        ys.append(np.ascontiguousarray(gy).astype(np.int64))
+    return torch.from_numpy(np.stack(xs)[:, None]), torch.from_numpy(np.stack(ys))
+
+
+def load_trained(seed=1, which="best", name=None):
     model = build(seed)
-    st = C.Checkpointer(run_name(seed)).load(model, best=(which == "best"))
+    name = name or run_name(seed)
+    st = C.Checkpointer(name).load(model, best=(which == "best"))
     if st is None:
-        raise SystemExit("no checkpoint for %s (train first)" % run_name(seed))
+        raise SystemExit("no checkpoint for %s (train first)" % name)
     return model.eval(), st
 
 
 def cmd_validate(args):
-    model, st = load_trained(args.seed, args.which)
-    print(json.dumps({"step": st["step"], **evaluate(model, val_cases())}, indent=2))
+    model, st = load_trained(args.seed, args.which, args.name)
+    vc = val_cases()
+    if not args.sweep:
+        print(json.dumps({"step": st["step"], **evaluate(model, vc, args.threshold)}, indent=2))
+        return
+    # mean case Dice after the largest component at each threshold (the manifest's decision and
+    # post-processing), on the validation cases
+    probs = {cid: predict_prob(model, img) for cid, (img, _) in vc.items()}
+    rows = [{"threshold": t, **{k: round(v, 4) for k, v in evaluate(model, vc, t, probs).items() if k != "cases"}}
+            for t in np.round(np.arange(0.3, 0.81, 0.05), 2)]
+    print(json.dumps({"step": st["step"], "sweep": rows}, indent=2))
 
 
 def cmd_export(args):
     pkg = os.path.join(C.MODELS, NAME)
     os.makedirs(pkg, exist_ok=True)
-    model, st = load_trained(1, args.which)
+    model, st = load_trained(1, args.which, args.name)
     vc = val_cases()
-    fp32 = evaluate(model, vc)
-    int8 = evaluate(C.fake_quantize_(C.fold_bn(model)), vc)
+    fp32 = evaluate(model, vc, args.threshold)
+    int8 = evaluate(C.fake_quantize_(C.fold_bn(model)), vc, args.threshold)
     C.export_onnx(model, os.path.join(pkg, "model.onnx"), 1, PATCH, 3)
     n = C.quantize_int8(os.path.join(pkg, "model.onnx"), os.path.join(pkg, "model.int8.onnx"))
     train_ids, val_ids = case_ids()
     metrics = {"split": {"train": train_ids, "validation": val_ids}, "checkpointStep": st["step"],
-               "fp32": fp32, "int8": int8, "int8QuantisedConvs": n,
+               "threshold": args.threshold, "fp32": fp32, "int8": int8, "int8QuantisedConvs": n,
                "parity": C.parity_reference(model, 1, PATCH, DROP), "params": C.count_params(model)}
     C.write_json(os.path.join(pkg, "validation.json"), metrics)
     manifest = {
@@ -219,7 +277,8 @@ def cmd_export(args):
         "spatial": {"mode": "patch3d", "window": WINDOW_XYZ, "overlap": OVERLAP, "blending": "gaussian",
                     "sigmaScale": 0.125, "batch": 1},
         "labels": [{"value": 1, "name": "Left atrium", "channel": 1, "category": C.ANATOMICAL_STRUCTURE,
-                    "type": C.code("82471001", "Left atrium"), "color": [200, 80, 200]}],
+                    "type": C.code("82471001", "Left atrium"), "color": [200, 80, 200],
+                    **({"threshold": args.threshold} if args.threshold != 0.5 else {})}],
         "postprocessing": {"largestComponent": [1]},
         "uncertainty": {"mcDropout": {"input": "mc_mask", "shape": model.mask_shape(1), "rate": DROP,
                                       "defaultPasses": 6},
@@ -242,6 +301,14 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--val-every", type=int, default=150)
     ap.add_argument("--which", choices=["best", "last"], default="best")
+    ap.add_argument("--threshold", type=float, default=0.5,
+                    help="LA probability threshold for validate/export (the manifest's labels[0].threshold; 0.5 "
+                         "= argmax); choose it with `validate --sweep` on the validation cases")
+    ap.add_argument("--sweep", action="store_true", help="validate: mean Dice at thresholds 0.30-0.80")
+    ap.add_argument("--name", default=None, help="run / checkpoint name (default: the package id)")
+    ap.add_argument("--aug", choices=["basic", "heavy"], default="basic",
+                    help="basic: flips and intensity jitter (the shipped runs); heavy: also nnU-Net-style in-plane "
+                         "rotation, scaling, gamma and noise (sample_heavy)")
     ap.add_argument("--init-onnx", default=None,
                     help="start from ONNX weights instead of random ones ('package': the shipped model.onnx); "
                          "BatchNorms stay frozen (pass it again with --resume)")

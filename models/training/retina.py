@@ -26,7 +26,8 @@ NAME = "retina-vessels"
 TRAIN_IDS = list(range(21, 37))
 VAL_IDS = list(range(37, 41))
 BASE, DEPTH, DROP = 16, 3, 0.2
-WINDOW, OVERLAP = [256, 256], 0.25
+WINDOW = [256, 256]  # the export's example input and the parity probe
+VERSION = "1.2.0"
 PATCH, BATCH = 128, 8
 PAD_VALUE = 0.0
 DRIVE = os.path.join(C.DATA, "drive", "training")
@@ -51,16 +52,28 @@ def build(seed=1):
 
 
 def predict_prob(model, x):
-    """x: np [1, H, W] preprocessed → vessel probability [H, W]."""
+    """x: np [1, H, W] preprocessed → vessel probability [H, W], as the package runs it (manifest
+    `window: [-1, -1]`): one window over the whole photograph, padded to a multiple of 2^DEPTH."""
     model.eval()
-    return C.sliding_window(lambda t: torch.sigmoid(model(t)), x, WINDOW, OVERLAP, PAD_VALUE)[0]
+    return C.sliding_window(lambda t: torch.sigmoid(model(t)), x, list(x.shape[1:]), 0, PAD_VALUE,
+                            pad_multiple=2 ** DEPTH)[0]
 
 
-def evaluate(model, cases, threshold=0.5):
+def sweep(model, cases, thresholds=np.round(np.arange(0.3, 0.81, 0.05), 2)):
+    """F1 pooled over the FOV pixels and mean image Dice at each threshold, one inference per image."""
+    probs = {i: predict_prob(model, x) for i, (x, _, _) in cases.items()}
+    rows = []
+    for t in thresholds:
+        r = evaluate(model, cases, float(t), probs)
+        rows.append({"threshold": float(t), "f1": round(r["f1"], 4), "meanImageDice": round(r["meanImageDice"], 4)})
+    return rows
+
+
+def evaluate(model, cases, threshold=0.5, probs=None):
     """DRIVE convention: pixels inside the FOV mask only, pooled over all validation images."""
     scores, gts, per_image = [], [], []
     for i, (x, lab, fov) in cases.items():
-        p = predict_prob(model, x)
+        p = probs[i] if probs is not None else predict_prob(model, x)
         scores.append(p[fov])
         gts.append(lab[fov])
         per_image.append(C.dice(p >= threshold, lab, fov))
@@ -138,35 +151,53 @@ def run_name(seed):
     return NAME if seed == 1 else "%s-seed%d" % (NAME, seed)
 
 
-def load_trained(seed=1, which="best"):
+def load_trained(seed=1, which="best", from_package=False):
+    """The net of `seed` from its checkpoint, or with `from_package` from the package's shipped file
+    (no checkpoint needed; its step is the one recorded in validation.json)."""
     model = build(seed)
+    if from_package:
+        if not os.path.exists(package_member(seed)):
+            raise SystemExit("no shipped file for seed %d" % seed)
+        C.warm_start_from_onnx(model, package_member(seed), 1)
+        prev = _previous_validation()
+        step = prev.get("checkpointStep") if seed == 1 else \
+            prev.get("ensembleMembers", {}).get("model.seed%d.onnx" % seed, {}).get("step")
+        return model.eval(), {"step": step}
     st = C.Checkpointer(run_name(seed)).load(model, best=(which == "best"))
     if st is None:
         raise SystemExit("no checkpoint for %s (train first)" % run_name(seed))
     return model.eval(), st
 
 
+def _previous_validation():
+    path = os.path.join(C.MODELS, NAME, "validation.json")
+    return json.load(open(path)) if os.path.exists(path) else {}
+
+
 def cmd_validate(args):
-    model, st = load_trained(args.seed, args.which)
-    print(json.dumps({"step": st["step"], **evaluate(model, val_cases())}, indent=2))
+    model, st = load_trained(args.seed, args.which, args.from_package)
+    vc = val_cases()
+    if args.sweep:
+        print(json.dumps({"step": st["step"], "sweep": sweep(model, vc)}, indent=2))
+        return
+    print(json.dumps({"step": st["step"], **evaluate(model, vc, args.threshold)}, indent=2))
 
 
 def cmd_export(args):
     pkg = os.path.join(C.MODELS, NAME)
     os.makedirs(pkg, exist_ok=True)
-    model, st = load_trained(1, args.which)
-    prev_path = os.path.join(pkg, "validation.json")
-    previous = json.load(open(prev_path)) if os.path.exists(prev_path) else {}
+    model, st = load_trained(1, args.which, args.from_package)
+    previous = _previous_validation()
     vc = val_cases()
-    fp32 = evaluate(model, vc)
-    int8 = evaluate(C.fake_quantize_(C.fold_bn(model)), vc)
+    fp32 = evaluate(model, vc, args.threshold)
+    int8 = evaluate(C.fake_quantize_(C.fold_bn(model)), vc, args.threshold)
     C.export_onnx(model, os.path.join(pkg, "model.onnx"), 1, WINDOW, 2)
     n = C.quantize_int8(os.path.join(pkg, "model.onnx"), os.path.join(pkg, "model.int8.onnx"))
     members, member_metrics = [], {}
     for seed in args.ensemble:
         fname = "model.seed%d.onnx" % seed
         try:
-            m2, st2 = load_trained(seed, args.which)
+            m2, st2 = load_trained(seed, args.which, args.from_package)
         except SystemExit:
             # No checkpoint here (they are not in the repository): keep the shipped member as it is.
             if os.path.exists(package_member(seed)):
@@ -175,9 +206,9 @@ def cmd_export(args):
             continue
         C.export_onnx(m2, os.path.join(pkg, fname), 1, WINDOW, 2)
         members.append(fname)
-        member_metrics[fname] = {"step": st2["step"], **evaluate(m2, vc)}
+        member_metrics[fname] = {"step": st2["step"], **evaluate(m2, vc, args.threshold)}
     metrics = {"split": {"train": TRAIN_IDS, "validation": VAL_IDS}, "checkpointStep": st["step"],
-               "fp32": fp32, "int8": int8, "int8QuantisedConvs": n,
+               "threshold": args.threshold, "thresholdSweep": sweep(model, vc), "fp32": fp32, "int8": int8, "int8QuantisedConvs": n,
                "parity": C.parity_reference(model, 1, WINDOW, DROP), "ensembleMembers": member_metrics,
                "params": C.count_params(model)}
     C.write_json(os.path.join(pkg, "validation.json"), metrics)
@@ -185,7 +216,7 @@ def cmd_export(args):
         "schemaVersion": 1,
         "id": NAME,
         "name": "Retinal vessels (fundus photograph)",
-        "version": "1.0.0",
+        "version": VERSION,
         "task": "segmentation",
         "description": "Attention residual U-Net (2D) segmenting retinal blood vessels in colour fundus "
                        "photographs, trained on DRIVE (16 training images).",
@@ -206,11 +237,11 @@ def cmd_export(args):
         "activation": "sigmoid",
         "preprocessing": {"channels": [1], "intensity": {"kind": "zscore", "mask": "all"},
                           "padMultiple": 2 ** DEPTH, "padValue": PAD_VALUE},
-        "spatial": {"mode": "image2d", "window": WINDOW, "overlap": OVERLAP, "blending": "gaussian",
+        "spatial": {"mode": "image2d", "window": [-1, -1], "overlap": 0, "blending": "gaussian",
                     "sigmaScale": 0.125, "batch": 1},
         "labels": [{"value": 1, "name": "Retinal vessels", "channel": 0,
                     "category": C.ANATOMICAL_STRUCTURE, "type": C.code("59820001", "Blood vessel"),
-                    "color": [220, 40, 40], "threshold": 0.5}],
+                    "color": [220, 40, 40], "threshold": args.threshold}],
         "uncertainty": {"mcDropout": {"input": "mc_mask", "shape": model.mask_shape(1), "rate": DROP,
                                       "defaultPasses": 8},
                         "tta": {"flips": [[0], [1]]}},
@@ -235,6 +266,13 @@ def main():
     ap.add_argument("--val-every", type=int, default=250)
     ap.add_argument("--which", choices=["best", "last"], default="best")
     ap.add_argument("--ensemble", type=int, nargs="*", default=[2])
+    ap.add_argument("--threshold", type=float, default=0.5,
+                    help="vessel probability threshold for validate/export (the manifest's labels[0].threshold); "
+                         "choose it with `validate --sweep` on the validation images")
+    ap.add_argument("--sweep", action="store_true", help="validate: F1 and mean image Dice at thresholds 0.30-0.80")
+    ap.add_argument("--from-package", action="store_true",
+                    help="validate/export the shipped weights (model.onnx, model.seed<N>.onnx) instead of a "
+                         "checkpoint, e.g. to re-export them with another --threshold")
     ap.add_argument("--init-onnx", default=None,
                     help="start from ONNX weights instead of random ones ('package': the shipped file of --seed); "
                          "BatchNorms stay frozen (pass it again with --resume)")
