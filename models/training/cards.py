@@ -741,6 +741,47 @@ def deno_eval(v):
             % (f4(m["dice"]), f4(m["iou"]), f4(m["auc"]), f4(m["precision"]), f4(m["recall"]), f4(m["specificity"])))
 
 
+def drive_int8(fam, v):
+    """The INT8 section of a DRIVE family's card, from validation.json "int8" (drive_families.py int8)."""
+    q = v.get("int8")
+    if not q:
+        return ""
+    cov = q["quantised"]
+    ops = ", ".join("%s: %d weights, %s parameters" % (op, e["weights"], "{:,}".format(e["params"]))
+                    for op, e in sorted(cov["byOp"].items()))
+    rows = "\n".join("| %s | %s | %s | %s | %s | %s |" % (name, f4(m["dice"]), f4(m["iou"]), f4(m["auc"]),
+                                                      f4(m["precision"]), f4(m["recall"]))
+                     for name, m in (("fp32 (main model)", q["meanFp32"]), ("int8 (`%s`)" % q["file"], q["meanInt8"])))
+    what = ("every Conv weight" if fam == "deeplabv3" else
+            "every Conv weight and every MatMul weight (the transformer's QKV, projection and MLP matrices, one "
+            "scale per output column)")
+    probe = ""
+    if "probeMaxAbsDiffVsFp32" in q:
+        probe = (" On the export's probe the int8 logits differ from fp32 by at most %.3f (WASM); WebGPU runs the "
+                 "int8 file as WASM does (within 1e-3, `tests/inference/drive_families_test.ts`)."
+                 % q["probeMaxAbsDiffVsFp32"])
+    return f"""## INT8 variant
+
+`{q['file']}` (manifest `variants`, id `int8`; `deno task segment|eval --variant int8`) is weight-only INT8
+(`drive_families.py int8 {fam}`, `common.quantize_int8`): {what} is stored as int8 with one symmetric scale
+per output channel and a `DequantizeLinear` in front of the float op, so activations stay float32.
+Quantised: {ops}; {100 * cov['fraction']:.1f} % of the {"{:,}".format(cov['ofParams'])} parameters (biases
+and {'layer ' if fam == 'mae-vit' else ''}norms stay float32). File size
+{cov['bytesFp32'] / 1e6:.2f} MB → {cov['bytesInt8'] / 1e6:.2f} MB.
+
+Measured by `deno task eval` on images 37–40 ({q['provider'].upper()}, the viewer's provider; per-image
+values averaged):
+
+| model | F1 (mean image Dice) | IoU | AUC | precision | recall |
+|---|---|---|---|---|---|
+{rows}
+
+INT8 − fp32 F1: {q['f1Difference']:+.5f}: {'kept' if q['kept'] else 'not shipped'} (a variant ships only within
+0.01 of fp32).{probe}
+
+"""
+
+
 def drive_family(man, v, ev=None):
     fam = v["family"]
     fp = v["fp32"]
@@ -806,6 +847,7 @@ as exported; it records no IoU).
 {deno_eval(v)}Published numbers of {ref_name}: {ref_text}. Their splits and protocols are their own, so
 these are reference points, not a head-to-head comparison.
 
+{drive_int8(fam, v)}
 ## Runs on (the package tool's op audit)
 
 `deno task package` ran one probe window on each provider; maximum absolute difference of the output vs
@@ -830,7 +872,7 @@ lists what passed. Parity with PyTorch (the outputs recorded at export on the pr
 - The validation split has only 4 images and the checkpoint was selected on it, so the numbers are
   optimistic.
 - {'' if fam == 'deeplabv3' else 'No run without MAE pretraining was made, so how much the pretraining adds here is not measured; its loss (MSE against normalised pixels, 1.0 = predicting each patch mean) fell only a little in this budget (see the recipe). '}{'Output stride 8 with ×8 bilinear upsampling blurs 1–2 pixel capillaries: the design is made for large regions, which is why it trails the U-Net on thin vessels.' if fam == 'deeplabv3' else 'The fixed 128×128 window means many windows per photograph (slower than a fully convolutional net); MAE pretraining saw only the 16 training images for a few minutes, far from the reference 200 epochs.'}
-- No INT8 variant and no ensemble member.
+- {'No ensemble member.' if v.get('int8', {}).get('kept') else 'No INT8 variant and no ensemble member.'}
 """ + COMMON_TAIL.split("## Files")[0].replace("last decoder features", "features before the 1×1 classifier").format(
         rate=man['uncertainty']['mcDropout']['rate']) + """## Files
 

@@ -354,27 +354,36 @@ def export_onnx(model, path, cin, example_spatial, dims):
     return path
 
 
-def quantize_int8(src, dst):
+def quantize_int8(src, dst, matmul=False):
     """Weight-only INT8: every Conv weight becomes an int8 initializer + per-output-channel symmetric
-    DequantizeLinear (axis 0). Per-tensor scales give wrong results on the JSEP WebGPU EP."""
+    DequantizeLinear (axis 0). Per-tensor scales give wrong results on the JSEP WebGPU EP. With `matmul`,
+    every 2-D MatMul weight (the constant right operand, [in, out]) too, one scale per output column
+    (axis 1): a transformer keeps most of its parameters there. Returns the number of weights quantised."""
     import onnx
     from onnx import helper, numpy_helper, TensorProto
     m = onnx.load(src)
     g = m.graph
     inits = {i.name: i for i in g.initializer}
-    conv_weights = {n.input[1] for n in g.node if n.op_type == "Conv" and n.input[1] in inits}
+    targets = {n.input[1]: 0 for n in g.node if n.op_type == "Conv" and n.input[1] in inits}
+    if matmul:
+        for n in g.node:
+            if n.op_type == "MatMul" and n.input[1] in inits and len(inits[n.input[1]].dims) == 2:
+                targets.setdefault(n.input[1], 1)
     new_nodes = []
-    for name in sorted(conv_weights):
+    for name in sorted(targets):
+        axis = targets[name]
         w = numpy_helper.to_array(inits[name]).astype(np.float32)
-        flat = np.abs(w.reshape(w.shape[0], -1)).max(axis=1)
+        flat = np.abs(np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)).max(axis=1)
         scale = np.where(flat > 0, flat / 127.0, 1.0).astype(np.float32)
-        q = np.clip(np.round(w / scale.reshape([-1] + [1] * (w.ndim - 1))), -127, 127).astype(np.int8)
+        shape = [1] * w.ndim
+        shape[axis] = -1
+        q = np.clip(np.round(w / scale.reshape(shape)), -127, 127).astype(np.int8)
         g.initializer.remove(inits[name])
         g.initializer.extend([numpy_helper.from_array(q, name + "_q"),
                               numpy_helper.from_array(scale, name + "_scale"),
-                              numpy_helper.from_array(np.zeros(w.shape[0], np.int8), name + "_zp")])
+                              numpy_helper.from_array(np.zeros(w.shape[axis], np.int8), name + "_zp")])
         new_nodes.append(helper.make_node("DequantizeLinear", [name + "_q", name + "_scale", name + "_zp"], [name],
-                                          axis=0, name=name + "_dq"))
+                                          axis=axis, name=name + "_dq"))
     nodes = list(g.node)
     del g.node[:]
     g.node.extend(new_nodes + nodes)

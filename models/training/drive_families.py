@@ -550,6 +550,113 @@ def cmd_finish(args):
     print(json.dumps({"audit": metrics["audit"], "parityMeasured": metrics["parityMeasured"]}, indent=2))
 
 
+INT8_TOLERANCE = 0.01  # a variant ships only if its mean image F1 on images 37-40 is within this of fp32
+INT8_DESCRIPTIONS = {
+    "deeplabv3": "weight-only per-channel INT8 (DequantizeLinear + float Conv)",
+    "mae-vit": "weight-only per-channel INT8 of the Conv and MatMul weights (DequantizeLinear + float Conv/MatMul)",
+}
+
+
+def int8_file(family):
+    return SPEC[family]["id"] + ".int8.onnx"
+
+
+def int8_coverage(fp32_path, int8_path):
+    """What the INT8 file quantised, read back from it: the weights behind each DequantizeLinear by the op that
+    consumes them, their parameter count against the fp32 graph's, and both file sizes."""
+    import onnx
+    from onnx import numpy_helper
+    fp = onnx.load(fp32_path)
+    total = sum(int(np.prod(i.dims)) for i in fp.graph.initializer)
+    q = onnx.load(int8_path)
+    inits = {i.name: i for i in q.graph.initializer}
+    consumers = {}
+    for n in q.graph.node:
+        for i in n.input:
+            consumers.setdefault(i, set()).add(n.op_type)
+    by_op = {}
+    for n in q.graph.node:
+        if n.op_type != "DequantizeLinear":
+            continue
+        w = inits[n.input[0]]
+        assert numpy_helper.to_array(w).dtype == np.int8, n.name
+        for op in sorted(consumers.get(n.output[0], {"?"})):
+            e = by_op.setdefault(op, {"weights": 0, "params": 0})
+            e["weights"] += 1
+            e["params"] += int(np.prod(w.dims))
+    quantised = sum(e["params"] for e in by_op.values())
+    return {"byOp": by_op, "params": quantised, "ofParams": total, "fraction": quantised / total,
+            "bytesFp32": os.path.getsize(fp32_path), "bytesInt8": os.path.getsize(int8_path)}
+
+
+def cmd_int8(args):
+    """Weight-only INT8 of the packaged graph (common.quantize_int8): models/<id>/<id>.int8.onnx from the
+    package's fp32 file; Conv weights per output channel, and for mae-vit the MatMul weights per output column
+    (the ViT keeps 88 % of its parameters in MatMuls). Without --eval it writes the file, declares it as the
+    manifest's `int8` variant (so `deno task eval --variant int8` can load it; `files` gets its sha256) and
+    prints what was quantised. With --eval <int8 eval.json> --eval-fp32 <fp32 eval.json> (`deno task eval`
+    of the package on images 37-40, with `--variant int8` and without) it records validation.json "int8" and
+    keeps the variant only if the mean image F1 is within INT8_TOLERANCE of fp32; otherwise the file and its
+    variant entry are removed."""
+    fam = args.family
+    pid = SPEC[fam]["id"]
+    pkg = os.path.join(C.MODELS, pid)
+    man_path = os.path.join(pkg, "manifest.json")
+    man = json.load(open(man_path))
+    src, dst = os.path.join(pkg, man["model"]), os.path.join(pkg, int8_file(fam))
+    if not args.eval:
+        n = C.quantize_int8(src, dst, matmul=(fam == "mae-vit"))
+        declare_int8(fam, man, True)
+        print(json.dumps({"file": os.path.relpath(dst, C.ROOT), "weights": n, **int8_coverage(src, dst)}, indent=2))
+        return
+    if not args.eval_fp32:
+        raise SystemExit("--eval needs --eval-fp32 (the same eval of the main model)")
+    evals = {}
+    for key, path, sha in (("fp32", args.eval_fp32, man["files"][man["model"]]["sha256"]),
+                           ("int8", args.eval, C.sha256_file(dst))):
+        ev = json.load(open(path))
+        if ev["model"]["id"] != pid or ev["model"].get("sha256") != sha:
+            raise SystemExit("%s is not an eval of %s's %s file" % (path, pid, key))
+        if sorted(str(c["case"]) for c in ev["cases"]) != [str(i) for i in R.VAL_IDS]:
+            raise SystemExit("%s does not score the validation images %s" % (path, R.VAL_IDS))
+        evals[key] = ev
+    f1 = {k: evals[k]["mean"]["dice"] for k in evals}
+    kept = abs(f1["int8"] - f1["fp32"]) <= INT8_TOLERANCE
+    metrics = json.load(open(os.path.join(pkg, "validation.json")))
+    metrics["int8"] = {
+        "file": int8_file(fam), "kept": kept,
+        "rule": "kept when |mean image F1 (int8) - mean image F1 (fp32)| <= %g on images %s, both measured by "
+                "deno task eval on the same provider" % (INT8_TOLERANCE, "-".join(str(i) for i in (R.VAL_IDS[0], R.VAL_IDS[-1]))),
+        "provider": evals["int8"]["model"]["provider"],
+        "f1Fp32": f1["fp32"], "f1Int8": f1["int8"], "f1Difference": f1["int8"] - f1["fp32"],
+        "meanFp32": evals["fp32"]["mean"], "meanInt8": evals["int8"]["mean"],
+        "quantised": int8_coverage(src, dst),
+    }
+    if args.parity_diff is not None:
+        metrics["int8"]["probeMaxAbsDiffVsFp32"] = args.parity_diff
+    C.write_json(os.path.join(pkg, "validation.json"), metrics)
+    if not kept:
+        os.remove(dst)
+    declare_int8(fam, man, kept)
+    print(json.dumps(metrics["int8"], indent=2))
+
+
+def declare_int8(family, man, present):
+    """The manifest with (or without) the `int8` variant, declared before `files`; `files` is rewritten
+    from the .onnx files in the package (common.write_manifest)."""
+    variants = [v for v in man.get("variants", []) if v["id"] != "int8"]
+    if present:
+        variants.append({"id": "int8", "file": int8_file(family), "precision": "int8",
+                         "description": INT8_DESCRIPTIONS[family]})
+    ordered = {}
+    for k, v in man.items():
+        if k == "files" and variants:
+            ordered["variants"] = variants
+        if k != "variants":
+            ordered[k] = v
+    C.write_manifest(os.path.join(C.MODELS, SPEC[family]["id"]), ordered)
+
+
 def training_summary(family):
     """Steps reached, wall-clock minutes and the first and last logged running loss per stage, read from the run
     logs: each session runs from its `params` line to its last line (timestamps HH:MM:SS; validation
@@ -587,7 +694,7 @@ def training_summary(family):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("cmd", choices=["train", "pretrain", "validate", "export", "finish"])
+    ap.add_argument("cmd", choices=["train", "pretrain", "validate", "export", "finish", "int8"])
     ap.add_argument("family", choices=FAMILIES)
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--minutes", type=float, default=25)
@@ -598,12 +705,16 @@ def main():
     ap.add_argument("--val-every", type=int, default=100)
     ap.add_argument("--which", choices=["best", "last"], default="best")
     ap.add_argument("--out", default=None, help="export folder (default models/training/exports/<id>)")
-    ap.add_argument("--eval", default=None, help="finish: a `deno task eval --json` file of the package to record")
+    ap.add_argument("--eval", default=None, help="finish: a `deno task eval --json` file of the package to record; "
+                                                 "int8: the eval of the int8 variant")
+    ap.add_argument("--eval-fp32", default=None, help="int8: the same eval of the main model")
+    ap.add_argument("--parity-diff", type=float, default=None,
+                    help="int8: max abs difference int8 vs fp32 on the export's probe, to record")
     args = ap.parse_args()
     if args.lr is None:
         args.lr = {"deeplabv3": 2e-3, "mae-vit": 5e-4}[args.family] if args.cmd == "train" else 1.5e-3
     {"train": train, "pretrain": pretrain, "validate": cmd_validate, "export": cmd_export,
-     "finish": cmd_finish}[args.cmd](args)
+     "finish": cmd_finish, "int8": cmd_int8}[args.cmd](args)
 
 
 if __name__ == "__main__":

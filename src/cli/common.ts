@@ -37,10 +37,20 @@ export function providersFor(device: string | undefined): ExecutionProvider[] {
   return devicesProvidersFor(parseDevice(device, "auto"), "native");
 }
 
-export async function openModel(model: string, device: string | undefined, threads?: number) {
+/**
+ * Loads a package for a CLI run; `variant` is `--variant` (a manifest `variants[].id`, or "main"), and an
+ * id the manifest does not declare is refused with the ids it does.
+ */
+export async function openModel(
+  model: string,
+  device: string | undefined,
+  threads?: number,
+  variant?: string,
+) {
   return await loadModel(model, {
     providers: providersFor(device),
     ...(threads ? { numThreads: threads } : {}),
+    ...(variant ? { variant } : {}),
   });
 }
 

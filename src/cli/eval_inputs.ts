@@ -4,7 +4,7 @@ import { InputError } from "../core/errors.ts";
 import type { ModelManifest, Volume } from "../core/types.ts";
 import { readSegmentation } from "../dicom/mod.ts";
 import { readImage, readLabelImage, readNifti, sniffImageFormat } from "../io/mod.ts";
-import { segment } from "../segmentation/mod.ts";
+import { formatVolumeMl, segment } from "../segmentation/mod.ts";
 import { openModel, parseUncertainty } from "./common.ts";
 import { loadInputs } from "./inputs.ts";
 import { ProgressBar } from "./progress.ts";
@@ -126,7 +126,7 @@ export async function evaluateNegative(
       roi: result.provenance.roi?.summary,
       windows: result.provenance.windows,
     };
-    bar.done(`negative ${c.name}: false positives ${record.falsePositiveMl.toFixed(2)} mL`);
+    bar.done(`negative ${c.name}: false positives ${formatVolumeMl(record.falsePositiveMl)}`);
     out.push(record);
   }
   return out;

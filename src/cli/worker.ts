@@ -19,6 +19,7 @@ import type { OrtModelRuntime } from "../inference/runtime.ts";
 import { connection, QUEUE_NAME } from "../queue/jobs.ts";
 import type { SegmentJobData, SegmentJobResult } from "../queue/jobs.ts";
 import { createProcessor } from "../queue/process.ts";
+import { formatVolumeMl } from "../segmentation/mod.ts";
 import { flag, numberFlag, parseArgs, requireFlag } from "./args.ts";
 import { parseUncertainty, reportError, UNCERTAINTY_GRAMMAR } from "./common.ts";
 import { PROJECT_ROOT } from "../inference/deno.ts";
@@ -110,7 +111,7 @@ async function main(): Promise<void> {
   worker.on("completed", (job, r) =>
     log(
       `done ${job.id}: ${r.outcome}, ${
-        r.segments.map((s) => `${s.label} ${s.volumeMl.toFixed(2)} mL`).join(", ")
+        r.segments.map((s) => `${s.label} ${formatVolumeMl(s.volumeMl)}`).join(", ")
       }` +
         ` · ${r.triageBand ?? "-"} · ${r.provider} · ${Math.round(r.totalMs)} ms`,
     ));

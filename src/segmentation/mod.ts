@@ -41,6 +41,7 @@ export {
 } from "./uncertainty.ts";
 export {
   boundaryMask,
+  formatVolumeMl,
   percentile,
   segmentStatistics,
   type StatisticsInput,

@@ -149,10 +149,34 @@ export function segmentStatistics(input: StatisticsInput): SegmentStatistics[] {
 
 /** One segment's size as the segment list shows it. */
 export interface SegmentSize {
-  /** mL for a volume, mm² for one image, px / voxels when the pixel size is unknown */
+  /** the unit of `value`: mL for a volume, mm² for one image, px / voxels when the pixel size is unknown */
   unit: "mL" | "mm²" | "px" | "voxels";
   value: number;
+  /** for people: a volume under 1 mL is written in mm³ (see formatVolumeMl) */
   text: string;
+}
+
+/** The number of decimals that shows `x` to 3 significant digits (0 from 100 up). */
+function decimalsFor(x: number): number {
+  if (x >= 100) return 0;
+  return Math.max(0, 2 - Math.floor(Math.log10(x)));
+}
+
+/**
+ * A volume as people read it: from 1 mL up in mL with one decimal ("45.0 mL"), below 1 mL in mm³
+ * (= µL) to 3 significant digits ("23.4 mm³", "0.512 mm³"), as OCT devices state retinal and fluid
+ * volumes and Lung-RADS states nodule volumes; "0.0 mL" would hide an OCT fluid pocket or a small
+ * nodule altogether. `sdMl` (the spread across MC passes) follows in the same unit and decimals.
+ */
+export function formatVolumeMl(volumeMl: number, sdMl?: number): string {
+  const mm3 = volumeMl * 1000;
+  // decimals from the value rounded to 3 digits, so 99.96 reads "100", not "100.0", and 999.7 reads "1.0 mL"
+  const rounded = Number(mm3.toPrecision(3));
+  if (volumeMl <= 0 || rounded >= 1000 || !Number.isFinite(volumeMl)) {
+    return `${volumeMl.toFixed(1)} mL${sdMl !== undefined ? ` ± ${sdMl.toFixed(1)}` : ""}`;
+  }
+  const decimals = decimalsFor(rounded);
+  return `${mm3.toFixed(decimals)} mm³${sdMl !== undefined ? ` ± ${(sdMl * 1000).toFixed(decimals)}` : ""}`;
 }
 
 /**
@@ -173,6 +197,5 @@ export function segmentSize(
     const mm2 = stat.voxels * geometry.spacing[0] * geometry.spacing[1];
     return { unit: "mm²", value: mm2, text: `${mm2.toFixed(mm2 < 100 ? 1 : 0)} mm²` };
   }
-  const sd = stat.volumeSdMl !== undefined ? ` ± ${stat.volumeSdMl.toFixed(1)}` : "";
-  return { unit: "mL", value: stat.volumeMl, text: `${stat.volumeMl.toFixed(1)} mL${sd}` };
+  return { unit: "mL", value: stat.volumeMl, text: formatVolumeMl(stat.volumeMl, stat.volumeSdMl) };
 }

@@ -12,6 +12,7 @@ import { phantomSeries } from "../../src/dicom/phantom.ts";
 import { readSegmentation } from "../../src/dicom/mod.ts";
 import { readImage, readNifti, writeNifti, writePng } from "../../src/io/mod.ts";
 import { runScript, type ScriptRun } from "../helpers/cli.ts";
+import { PROJECT_ROOT } from "../helpers/paths.ts";
 
 /** Runs the CLI task `task` (src/cli/<task>.ts). */
 function run(task: string, args: string[]): Promise<ScriptRun> {
@@ -169,4 +170,35 @@ Deno.test("segment refuses a missing input with a typed error and a non-zero exi
   const r = await run("segment", ["--model", "tiny-2d", "--input", "/nonexistent/folder"]);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /INPUT_NOT_FOUND/);
+});
+
+Deno.test("eval --variant int8 scores the manifest's variant and names it in the JSON; an undeclared variant is refused", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "edgeseg-cli-variant-" });
+  try {
+    const geometry = {
+      dims: [24, 20, 3] as [number, number, number],
+      spacing: [2, 2, 4] as [number, number, number],
+      origin: [0, 0, 0] as [number, number, number],
+      direction: [1, 0, 0, 0, 1, 0, 0, 0, 1] as Mat3,
+    };
+    const data = new Float32Array(24 * 20 * 3).map((_, i) => ((i % 24) > 12 ? 300 : -200));
+    await Deno.writeFile(join(dir, "normal_image.nii.gz"), await writeNifti(geometry, data));
+    const args = ["--model", "tiny-2d", "--negative", join(dir, "normal_image.nii.gz"), "--json"];
+    const r = await run("eval", [...args, join(dir, "int8.json"), "--variant", "int8"]);
+    assert.equal(r.code, 0, r.stderr);
+    const { model } = JSON.parse(await Deno.readTextFile(join(dir, "int8.json")));
+    const manifest = JSON.parse(
+      await Deno.readTextFile(join(PROJECT_ROOT, "tests", "fixtures", "models", "tiny-2d", "manifest.json")),
+    );
+    const file = manifest.variants.find((v: { id: string }) => v.id === "int8").file;
+    assert.equal(model.variant, "int8");
+    assert.equal(model.precision, "int8");
+    assert.equal(model.sha256, manifest.files[file].sha256, "the sha256 is the variant file's");
+
+    const bad = await run("eval", [...args, join(dir, "bad.json"), "--variant", "fp16"]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /UNKNOWN_VARIANT/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -10,6 +10,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { readParametricMap, readSegmentation } from "../../src/dicom/mod.ts";
+import { formatVolumeMl } from "../../src/segmentation/mod.ts";
 import { runScript } from "../helpers/cli.ts";
 import { PROJECT_ROOT } from "../helpers/paths.ts";
 
@@ -105,6 +106,16 @@ Deno.test({
         t.reasons.join("\n"),
       );
       assert.match(r.stdout + r.stderr, new RegExp(`triage ${t.band}`));
+      // Fluid pockets are far under 1 mL: the summary line states them in mm³, never as "0.0 mL".
+      for (const s of c.statistics.filter((s: { voxels: number }) => s.voxels > 0)) {
+        const text = formatVolumeMl(s.volumeMl, s.volumeSdMl);
+        assert.match(text, /mm³/, `${s.label}: ${s.volumeMl} mL`);
+        assert.ok(
+          (r.stdout + r.stderr).includes(`${s.label} ${text}`),
+          `the summary states ${s.label} ${text}`,
+        );
+      }
+      assert.doesNotMatch(r.stdout + r.stderr, /\b0\.0 mL/);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

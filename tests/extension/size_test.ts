@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { segmentSize, spacingSource } from "../../extension/src/run.ts";
+import { formatVolumeMl } from "../../src/segmentation/statistics.ts";
 
 const photo = {
   dims: [565, 584, 1] as [number, number, number],
@@ -39,6 +40,30 @@ Deno.test("a series of slices with real spacing reports mL with the spread acros
   );
   assert.equal(size.unit, "mL");
   assert.equal(size.text, "45.0 mL ± 1.3");
+});
+
+Deno.test("an OCT fluid volume under 1 mL is written in mm³ to 3 significant digits, not as 0.0 mL", () => {
+  // 310 voxels of 11.7 × 3.9 × 120 µm (a B-scan stack as Spectralis writes it): 1.70e-3 mm³
+  const volumeMl = 310 * 0.0117 * 0.12 * 0.0039 / 1000;
+  const size = segmentSize(
+    { voxels: 310, volumeMl, volumeSdMl: volumeMl / 8 },
+    { dims: [512, 496, 25], spacing: [0.0117, 0.0039, 0.12] },
+    true,
+  );
+  assert.equal(size.unit, "mL", "the value stays in mL (report.json's statistics are volumeMl)");
+  assert.equal(size.value, volumeMl);
+  assert.equal(size.text, "0.00170 mm³ ± 0.00021");
+});
+
+Deno.test("volumes switch from mm³ to mL at 1 mL, after rounding", () => {
+  assert.equal(formatVolumeMl(45), "45.0 mL");
+  assert.equal(formatVolumeMl(1), "1.0 mL");
+  assert.equal(formatVolumeMl(0.9997), "1.0 mL", "999.7 mm³ rounds to 1000: written as mL");
+  assert.equal(formatVolumeMl(0.268), "268 mm³", "a Lung-RADS nodule threshold");
+  assert.equal(formatVolumeMl(0.09996), "100 mm³", "3 significant digits, not 100.0");
+  assert.equal(formatVolumeMl(0.0234, 0.0012), "23.4 mm³ ± 1.2");
+  assert.equal(formatVolumeMl(0.000512), "0.512 mm³");
+  assert.equal(formatVolumeMl(0), "0.0 mL", "nothing found is 0 mL");
 });
 
 Deno.test("a multi-frame series without spacing reports voxels", () => {

@@ -13,9 +13,29 @@ export async function openPhantomWith(page: Page, edge: RunningServer, modelId: 
   await selectModel(page, modelId);
 }
 
-/** Waits until the panel shows a run's result or its error. */
-export async function waitForRunEnd(page: Page, timeoutMs: number): Promise<void> {
-  await page.waitForSelector("#edgeseg-result, #edgeseg-error", { timeout: timeoutMs });
+/**
+ * Waits until the panel shows a run's result or its error. After an earlier run in the same page, pass
+ * that run's segmentation id (`#edgeseg-result`'s `data-segmentation-id`): only a result with another
+ * id, or an error, then ends the wait, so the earlier result still on screen is not taken for the new one.
+ */
+export async function waitForRunEnd(
+  page: Page,
+  timeoutMs: number,
+  previousSegmentationId?: string,
+): Promise<void> {
+  if (previousSegmentationId === undefined) {
+    await page.waitForSelector("#edgeseg-result, #edgeseg-error", { timeout: timeoutMs });
+    return;
+  }
+  await page.waitForFunction(
+    (previous) => {
+      if (document.querySelector("#edgeseg-error")) return true;
+      const id = document.querySelector("#edgeseg-result")?.getAttribute("data-segmentation-id");
+      return !!id && id !== previous;
+    },
+    previousSegmentationId,
+    { timeout: timeoutMs },
+  );
 }
 
 /** The panel's run error, or "" when it shows none. */

@@ -85,6 +85,75 @@ export function viewerDigest(page: Page, segmentationId?: string): Promise<Slice
 }
 
 /**
+ * A segmentation's labelmap in the page (default: the one the EdgeSeg result names), per source
+ * instance: the image's pixel count and the indices (row-major, as the headless labelmap) of its
+ * non-zero pixels, for scoring against a reference in the test.
+ */
+export function viewerForeground(
+  page: Page,
+  segmentationId?: string,
+): Promise<Record<string, { pixels: number; foreground: number[] }>> {
+  return page.evaluate((given) => {
+    type Img = { referencedImageId: string; voxelManager: { getScalarData(): ArrayLike<number> } };
+    const g = globalThis as unknown as {
+      cornerstone: {
+        cache: { getImage(id: string): Img };
+        metaData: { get(t: string, id: string): { sopInstanceUID: string } };
+      };
+      cornerstoneTools: {
+        segmentation: {
+          state: {
+            getSegmentation(id: string): { representationData: { Labelmap: { imageIds: string[] } } };
+          };
+        };
+      };
+    };
+    const segId = given ??
+      document.querySelector("#edgeseg-result")?.getAttribute("data-segmentation-id") ?? "";
+    const seg = g.cornerstoneTools.segmentation.state.getSegmentation(segId);
+    const out: Record<string, { pixels: number; foreground: number[] }> = {};
+    for (const id of seg.representationData.Labelmap.imageIds) {
+      const img = g.cornerstone.cache.getImage(id);
+      const data = img.voxelManager.getScalarData();
+      const foreground: number[] = [];
+      for (let p = 0; p < data.length; p++) if (data[p] !== 0) foreground.push(p);
+      const sop = g.cornerstone.metaData.get("sopCommonModule", img.referencedImageId).sopInstanceUID;
+      out[sop] = { pixels: data.length, foreground };
+    }
+    return out;
+  }, segmentationId);
+}
+
+/** Waits until the active viewport shows a segmentation as a visible labelmap (OHIF's representation state). */
+export async function waitForLabelmapShown(
+  page: Page,
+  segmentationId: string,
+  timeoutMs = 30000,
+): Promise<void> {
+  await page.waitForFunction(
+    (segId) => {
+      const g = globalThis as unknown as {
+        cornerstoneTools: {
+          segmentation: {
+            state: {
+              getSegmentationRepresentations(
+                vp: string,
+              ): { segmentationId: string; type: string; visible: boolean }[];
+            };
+          };
+        };
+        services: { viewportGridService: { getActiveViewportId(): string } };
+      };
+      const vp = g.services.viewportGridService.getActiveViewportId();
+      return g.cornerstoneTools.segmentation.state.getSegmentationRepresentations(vp)
+        .some((r) => r.segmentationId === segId && r.type === "Labelmap" && r.visible);
+    },
+    segmentationId,
+    { timeout: timeoutMs },
+  );
+}
+
+/**
  * Scrolls the active viewport to the image of a source instance (a stack viewport's own index; a
  * volume viewport through cornerstoneTools' jumpToSlice) and resolves once the viewport shows it, so
  * a screenshot shows that slice.

@@ -6,7 +6,9 @@
  * (validation.json "parity": x[i] = sin(0.001 i), mask of ones) within 1e-4 on WASM and within 1e-3 on
  * WebGPU (headless Chromium; skipped with the reason where Chromium is missing), the server's model
  * list offers it, and the CLI segments a DRIVE validation photograph with it (skipped without
- * ../shared/data).
+ * ../shared/data). Each INT8 variant (weight-only, models/training/drive_families.py `int8`) verifies, was
+ * kept by its F1 rule, stays near fp32 on the probe, and runs on WebGPU as on WASM (DequantizeLinear
+ * per output channel, also along axis 1 for the ViT's MatMul weights).
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -27,6 +29,11 @@ import { requireTool } from "../helpers/tools.ts";
 const FAMILIES = ["retina-deeplabv3", "retina-mae-vit"] as const;
 const WASM_TOLERANCE = 1e-4;
 const WEBGPU_TOLERANCE = 1e-3;
+/**
+ * INT8 weights move the probe's logits (|max| 6.0 DeepLabV3, 4.2 ViT) by 0.087 and 0.077 (WASM): the
+ * bound is about twice that, far below what a wrong scale axis or a dropped DequantizeLinear gives.
+ */
+const INT8_PROBE_TOLERANCE = 0.2;
 const chromium = requireTool("chromium");
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -42,6 +49,7 @@ interface Package {
   file: string;
   bytes: Uint8Array;
   parity: Parity;
+  int8: { file: string; bytes: Uint8Array; kept: boolean; f1Difference: number };
 }
 
 async function readPackage(id: string): Promise<Package> {
@@ -49,7 +57,14 @@ async function readPackage(id: string): Promise<Package> {
   const manifest = validateManifest(JSON.parse(await Deno.readTextFile(join(dir, "manifest.json"))));
   const validation = JSON.parse(await Deno.readTextFile(join(dir, "validation.json")));
   const bytes = await Deno.readFile(join(dir, manifest.model));
-  return { dir, manifest, file: manifest.model, bytes, parity: validation.parity };
+  const variant = manifest.variants?.find((v) => v.id === "int8");
+  assert.ok(variant, `${id} declares an int8 variant`);
+  const int8 = {
+    ...validation.int8,
+    file: variant.file,
+    bytes: await Deno.readFile(join(dir, variant.file)),
+  };
+  return { dir, manifest, file: manifest.model, bytes, parity: validation.parity, int8 };
 }
 
 /** The export's parity probe: x[i] = sin(0.001 i) in the recorded shape, an all-ones MC mask. */
@@ -97,6 +112,8 @@ for (const id of FAMILIES) {
       try {
         const src = join(tmp, `${id}.onnx`);
         await Deno.writeFile(src, p.bytes);
+        // the draft (the shipped manifest) names the int8 variant: the tool packages it from beside the export
+        await Deno.writeFile(join(tmp, p.int8.file), p.int8.bytes);
         const { files: _files, model: _model, providers: _providers, ...draft } = p.manifest;
         const report = await buildPackage(src, {
           id,
@@ -119,6 +136,35 @@ for (const id of FAMILIES) {
   });
 
   Deno.test({
+    name:
+      `${id}: the int8 variant verifies, was kept by its F1 rule (within 0.01 of fp32), is under a third of the fp32 file, and stays near fp32 on the probe`,
+    ...opts,
+    fn: async () => {
+      const p = await readPackage(id);
+      const entry = p.manifest.files[p.int8.file];
+      assert.equal(entry.sha256, await sha256Hex(p.int8.bytes));
+      assert.equal(entry.bytes, p.int8.bytes.length);
+      assert.ok(
+        p.int8.kept && Math.abs(p.int8.f1Difference) <= 0.01,
+        `validation.json int8 ${p.int8.f1Difference}`,
+      );
+      assert.ok(
+        p.int8.bytes.length < p.bytes.length / 3,
+        `${p.int8.bytes.length} vs ${p.bytes.length} bytes`,
+      );
+      const { runtime } = await loadModel(p.dir, { numThreads: 1, variant: "int8" });
+      assert.equal(runtime.precision, "int8");
+      await runtime.release();
+      const fp32 = await runInProcess("wasm", p.bytes, parityFeeds(p));
+      const int8 = await runInProcess("wasm", p.int8.bytes, parityFeeds(p));
+      assert.ok(fp32.result.ok && int8.result.ok, int8.result.error ?? fp32.result.error ?? "failed");
+      const d = maxAbsDiff(fp32.output!, int8.output!);
+      assert.ok(d > 0, "the int8 file holds other weights than fp32");
+      assert.ok(d <= INT8_PROBE_TOLERANCE, `int8 vs fp32 max abs diff ${d} on the probe`);
+    },
+  });
+
+  Deno.test({
     name: `${id}: onnxruntime-web WASM matches the PyTorch outputs recorded at export within 1e-4`,
     ...opts,
     fn: async () => {
@@ -134,7 +180,8 @@ for (const id of FAMILIES) {
   });
 
   Deno.test({
-    name: `${id}: WebGPU (headless Chromium) matches the PyTorch outputs recorded at export within 1e-3`,
+    name:
+      `${id}: WebGPU (headless Chromium) matches the PyTorch outputs recorded at export within 1e-3, and its int8 variant matches int8 on WASM`,
     ignore: chromium.ignore,
     ...opts,
     fn: async () => {
@@ -145,6 +192,13 @@ for (const id of FAMILIES) {
         assert.ok(result.ok, result.error ?? "failed");
         const d = diffVsTorch(p, output!);
         assert.ok(d <= WEBGPU_TOLERANCE, `WebGPU vs PyTorch max abs diff ${d}`);
+        // the int8 variant in the same browser: WebGPU as WASM (per-channel DequantizeLinear on the GPU)
+        const gpu8 = await browser.run(p.int8.bytes, parityFeeds(p), "webgpu");
+        assert.ok(gpu8.result.ok, gpu8.result.error ?? "int8 failed on WebGPU");
+        const wasm8 = await runInProcess("wasm", p.int8.bytes, parityFeeds(p));
+        assert.ok(wasm8.result.ok, wasm8.result.error ?? "int8 failed on WASM");
+        const d8 = maxAbsDiff(gpu8.output!, wasm8.output!);
+        assert.ok(d8 <= WEBGPU_TOLERANCE, `int8 WebGPU vs WASM max abs diff ${d8}`);
       } finally {
         await browser.close();
       }
