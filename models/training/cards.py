@@ -395,6 +395,13 @@ Semi-Inf-Net 0.74 with 1600 extra pseudo-labelled slices; multi-class GGO 0.62 /
 
 def la(man, v, e):
     fp, q = v["fp32"], v["int8"]
+    thr = man["labels"][0].get("threshold", 0.5)
+    ft = v.get("fineTune")
+    ft_txt = ("\n- Then fine-tuned from 1.0.0's own ONNX weights (`la.py train --init-onnx package --aug %s --name %s`: "
+              "BatchNorms folded and frozen), with nnU-Net-style augmentation: in-plane rotation ±20°, scaling "
+              "0.85–1.2, gamma 0.7–1.5, contrast/brightness jitter and Gaussian noise on 1.5× crops (`sample_heavy`); "
+              "best validation Dice of the fine-tune exported: step %s. Schedule: `models/training/README.md`."
+              % (ft["aug"], ft["run"], v["checkpointStep"]) if ft else "")
     rows = "\n".join("| %s | %s | %s | %s | %s |" % (cid, f4(m["dice"]), f2(m["hd95Mm"]), f2(m["assdMm"]),
                                                        f4(q["cases"][cid]["dice"]))
                      for cid, m in fp["cases"].items())
@@ -428,13 +435,14 @@ post-processing keeps the largest connected component.
 - Split (fixed): cases sorted by id; validation = the last 3 ({', '.join(v['split']['validation'])}); train = the other 13.
 - Random 64×64×32 patches at 1.25 mm (2/3 centred near the atrium), batch 2, flips in x and y, intensity
   ×U(0.9, 1.1) + U(−0.1, 0.1). Loss: cross-entropy + soft Dice. AdamW lr 2e-3, warm-up + cosine;
-  Debian PyTorch 1.13 on CPU, 1 thread, seed 1. Best validation Dice checkpoint exported: step {v['checkpointStep']}
-  (step schedule and resumes: `models/training/README.md`, "Training history").
+  Debian PyTorch 1.13 on CPU, 1 thread, seed 1. Best validation Dice checkpoint exported{'' if ft else ": step " + str(v['checkpointStep'])}
+  (step schedule and resumes: `models/training/README.md`, "Training history").{ft_txt}
+- {threshold_choice(v, thr, "Dice", "la.py")}
 
 ## Validation (own split, 3 volumes)
 
 Each volume is z-scored, resampled to 1.25 mm (trilinear), predicted with the sliding window, the LA
-probability resampled back to the native 0.625 mm grid (trilinear), thresholded at 0.5, reduced to its
+probability resampled back to the native 0.625 mm grid (trilinear), thresholded at {thr}, reduced to its
 largest component, and scored against the native label: Dice; HD95 and ASSD in mm from the symmetric
 surface distances (boundary voxels, 6-connectivity, Euclidean distance transform). Means over the 3 cases:
 
@@ -452,7 +460,7 @@ INT8 − fp32 Dice: {f4(q['dice'] - fp['dice'])}.
 Target (issue #7): Dice ≥ 0.90 — {'**met**' if fp['dice'] >= 0.90 else '**not met** by this package (%.3f)' % fp['dice']}. (Fully supervised V-Net on 80 cases ≈ 0.91; UA-MT with 16 labelled + 64
 unlabelled cases 0.889 on the 20-case test set, which uses 0.625 mm voxels; published HD95/ASD there are in
 voxels, ours are in mm: 1 voxel = 0.625 mm).
-{evaluation(man, e)}
+{evaluation(man, e, "thresholdSweep" in v)}
 ## Known limits
 
 - 13 training volumes and about an hour on one CPU thread; 3 validation volumes (also used to pick the

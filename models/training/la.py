@@ -33,6 +33,7 @@ WINDOW_XYZ = [64, 64, 32]
 OVERLAP = 0.5
 BATCH = 2
 VAL_COUNT = 3
+VERSION = "1.1.0"
 
 
 def case_ids():
@@ -226,10 +227,16 @@ def cmd_validate(args):
         return
     # mean case Dice after the largest component at each threshold (the manifest's decision and
     # post-processing), on the validation cases
-    probs = {cid: predict_prob(model, img) for cid, (img, _) in vc.items()}
-    rows = [{"threshold": t, **{k: round(v, 4) for k, v in evaluate(model, vc, t, probs).items() if k != "cases"}}
+    print(json.dumps({"step": st["step"], "sweep": sweep(model, vc)}, indent=2))
+
+
+def sweep(model, cases):
+    """Mean case Dice (HD95, ASSD) after the largest component at thresholds 0.30-0.80: the manifest's
+    decision and post-processing, one inference per case."""
+    probs = {cid: predict_prob(model, img) for cid, (img, _) in cases.items()}
+    return [{"threshold": float(t), **{k: round(v, 4) for k, v in evaluate(model, cases, float(t), probs).items()
+                                       if k != "cases"}}
             for t in np.round(np.arange(0.3, 0.81, 0.05), 2)]
-    print(json.dumps({"step": st["step"], "sweep": rows}, indent=2))
 
 
 def cmd_export(args):
@@ -243,14 +250,16 @@ def cmd_export(args):
     n = C.quantize_int8(os.path.join(pkg, "model.onnx"), os.path.join(pkg, "model.int8.onnx"))
     train_ids, val_ids = case_ids()
     metrics = {"split": {"train": train_ids, "validation": val_ids}, "checkpointStep": st["step"],
-               "threshold": args.threshold, "fp32": fp32, "int8": int8, "int8QuantisedConvs": n,
+               "threshold": args.threshold, "thresholdSweep": sweep(model, vc),
+               "fineTune": {"run": args.name, "aug": args.aug} if args.name else None,
+               "fp32": fp32, "int8": int8, "int8QuantisedConvs": n,
                "parity": C.parity_reference(model, 1, PATCH, DROP), "params": C.count_params(model)}
     C.write_json(os.path.join(pkg, "validation.json"), metrics)
     manifest = {
         "schemaVersion": 1,
         "id": NAME,
         "name": "Left atrium (LGE cardiac MRI, 3D)",
-        "version": "1.0.0",
+        "version": VERSION,
         "task": "segmentation",
         "description": "3D attention residual U-Net (strided-conv down, trilinear Resize + Conv up) segmenting "
                        "the left atrial cavity in late-gadolinium-enhanced cardiac MRI, run on 1.25 mm patches "
