@@ -32,10 +32,11 @@ async function writeFiles(dir: string): Promise<string[]> {
 }
 
 async function main(): Promise<number> {
-  const args = Deno.args.filter((a) => !a.startsWith("--"));
-  const flag = (f: string) => Deno.args.includes(f);
   const variantIdx = Deno.args.indexOf("--variant");
   const variant = variantIdx >= 0 ? Deno.args[variantIdx + 1] : undefined;
+  // the value after --variant is not the package
+  const args = Deno.args.filter((a, i) => !a.startsWith("--") && !(variantIdx >= 0 && i === variantIdx + 1));
+  const flag = (f: string) => Deno.args.includes(f);
   if (args.length !== 1 || flag("--help")) {
     console.log(
       "usage: deno task check-package <package folder | id> [--write-files] [--variant id] [--no-run]",

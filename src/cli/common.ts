@@ -37,10 +37,20 @@ export function providersFor(device: string | undefined): ExecutionProvider[] {
   return devicesProvidersFor(parseDevice(device, "auto"), "native");
 }
 
-export async function openModel(model: string, device: string | undefined, threads?: number) {
+/**
+ * Loads a package for the CLI. `variant` is a variant id of the manifest (`--variant`, e.g. "int8") or
+ * "main"; left out, the main model runs (nothing picks a variant on its own).
+ */
+export async function openModel(
+  model: string,
+  device: string | undefined,
+  threads?: number,
+  variant?: string,
+) {
   return await loadModel(model, {
     providers: providersFor(device),
     ...(threads ? { numThreads: threads } : {}),
+    ...(variant ? { variant } : {}),
   });
 }
 

@@ -1,12 +1,15 @@
 /**
  * deno task eval --model <id|path> --input <images> --reference <labels> [--fov <masks>]
  *   [--second-reference <labels>] [--uncertainty …] --json <file> [--report <file.html>] [--device …]
- *   [--negative <series>]… [--no-roi]
+ *   [--negative <series>]… [--no-roi] [--variant <id>]
  *
  * Runs the package on every input case, pairs it with its reference by case key (DRIVE
  * `21_training.tif` ↔ `21_manual1.gif`, NIfTI `<case>_image` ↔ `<case>_label`, or a DICOM series ↔
  * its reference SEG), and reports per-case and mean Dice, IoU, precision, recall, specificity,
  * accuracy, AUC, HD95 and ASSD (mm), inside the field-of-view mask when one is given.
+ *
+ * `--variant <id>` runs one of the manifest's variants (e.g. `int8`) instead of the main model; the JSON
+ * records which one ran and its sha256.
  *
  * `--seed N` fixes the base seed of the MC-dropout masks (default 0, as segment()); the JSON records it.
  *
@@ -37,11 +40,14 @@ import { caseRecord, type EvalCase, EvalTally, labelProbabilities, METRICS } fro
 const USAGE = `usage: deno task eval --model <id|path> --input <images> --reference <labels> --json <file>
   [--fov <masks>] [--second-reference <labels>] [--uncertainty ${UNCERTAINTY_GRAMMAR}] [--report <file.html>]
   [--device auto|cpu|wasm|webgpu] [--limit N] [--seed N] [--negative <series without the finding>]... [--no-roi]
+  [--variant <id of a manifest variant, e.g. int8; default: the main model>]
   (with --negative, --input and --reference may be left out)`;
 
 interface EvalOptions {
   model: string;
   device?: string;
+  /** a manifest variant id (--variant); undefined: the main model */
+  variant?: string;
   /** false when only --negative series are given */
   scored: boolean;
   input: string;
@@ -81,6 +87,7 @@ function parseOptions(argv: string[]): EvalOptions | null {
   return {
     model,
     device: flag(args, "device"),
+    variant: flag(args, "variant"),
     scored,
     input,
     reference,
@@ -194,6 +201,7 @@ function evalSummary(
       version: manifest.version,
       sha256: runtime.modelSha256,
       provider: runtime.provider,
+      ...(runtime.variant ? { variant: runtime.variant, precision: runtime.precision } : {}),
     },
     input: o.input,
     reference: o.reference,
@@ -324,7 +332,7 @@ async function writeReport(
 async function main(): Promise<void> {
   const o = parseOptions(Deno.args);
   if (!o) return;
-  const { runtime } = await openModel(o.model, o.device);
+  const { runtime } = await openModel(o.model, o.device, undefined, o.variant);
   const { pairs, unpaired, isDicomFolder } = await loadPairs(o);
 
   const tally = new EvalTally(runtime.manifest);

@@ -2,6 +2,7 @@
  * deno task segment --model <id|path> --input <DICOM folder | DICOMweb URL | NIfTI | image or folder>
  *   [--out <dir>] [--stow <DICOMweb url>] [--uncertainty none|tta|mc:N|ensemble|mc:N+tta]
  *   [--device auto|cpu|wasm|webgpu] [--seed N] [--seg-type BINARY|LABELMAP|FRACTIONAL] [--threads N] [--no-roi]
+ *   [--variant <id>]
  *
  * Writes, per case: a DICOM SEG (+ uncertainty Parametric Map) for DICOM inputs, NIfTI or PNG masks
  * (+ float uncertainty as NIfTI) for the others, and report.json (statistics, triage, provenance).
@@ -25,6 +26,7 @@ const USAGE =
   `usage: deno task segment --model <id|path> --input <DICOM folder | DICOMweb study URL | NIfTI | image or folder>
   [--out <dir>] [--stow <DICOMweb url>] [--uncertainty ${UNCERTAINTY_GRAMMAR}] [--device auto|cpu|wasm|webgpu]
   [--series <SeriesInstanceUID>] [--seed N] [--seg-type BINARY|LABELMAP|FRACTIONAL] [--threads N] [--no-roi]
+  [--variant <id of a manifest variant, e.g. int8; default: the main model>]
   --no-roi runs every window, ignoring the model's region of interest (for comparisons)`;
 
 export interface CaseOutput {
@@ -131,7 +133,7 @@ async function main(): Promise<void> {
     throw new Error(`--seg-type expects BINARY, LABELMAP or FRACTIONAL, found ${segType}`);
   }
   const threads = flag(args, "threads") ? numberFlag(args, "threads", 0) : undefined;
-  const { runtime } = await openModel(model, flag(args, "device"), threads);
+  const { runtime } = await openModel(model, flag(args, "device"), threads, flag(args, "variant"));
   const cases = await loadInputs(input, runtime.manifest, { seriesUID: flag(args, "series") });
   const outputs: CaseOutput[] = [];
   const failed: { case: string; code: string; message: string }[] = [];
