@@ -9,9 +9,19 @@ import { browserOrtLoader, loadBrowserModel } from "../src/inference/browser.ts"
 import { serializeError } from "../src/inference/protocol.ts";
 import type { ExecutionProvider } from "../src/core/types.ts";
 
-/** Loads the package on one provider and thread count, with a deterministic input of `shape`. */
-async function load(modelUrl: string, provider: ExecutionProvider, threads: number, shape: number[]) {
+/**
+ * Loads the package (or one of its variants) on one provider and thread count, with a deterministic input
+ * of `shape`.
+ */
+async function load(
+  modelUrl: string,
+  provider: ExecutionProvider,
+  threads: number,
+  shape: number[],
+  variant?: string,
+) {
   const { runtime } = await loadBrowserModel(modelUrl, {
+    variant,
     providers: [provider],
     loadOrt: browserOrtLoader("/edgeseg/ort/", threads),
     numThreads: threads,
@@ -54,9 +64,15 @@ async function bench(modelUrl: string, provider: ExecutionProvider, threads: num
 
 let opened: { run: (x: Float32Array, shape: number[]) => Promise<unknown>; x: Float32Array; shape: number[]; release: () => Promise<void> } | null = null;
 
-async function open(modelUrl: string, provider: ExecutionProvider, threads: number, shape: number[]) {
+async function open(
+  modelUrl: string,
+  provider: ExecutionProvider,
+  threads: number,
+  shape: number[],
+  variant?: string,
+) {
   try {
-    const { runtime, x } = await load(modelUrl, provider, threads, shape);
+    const { runtime, x } = await load(modelUrl, provider, threads, shape, variant);
     await runtime.members[0](x, shape); // warm-up
     opened = { run: runtime.members[0], x, shape, release: () => runtime.release() };
     return { ok: true, ...sessionInfo(runtime) };

@@ -87,6 +87,50 @@ def calibration_table(e):
     return "\n".join(rows)
 
 
+WEIGHT_ONLY_INT8 = """`model.int8.onnx` is weight-only INT8: each Conv weight is stored as int8 with one symmetric scale per
+output channel and restored by `DequantizeLinear` (per-tensor scales are wrong on the JSEP WebGPU EP).
+Activations stay float32, so speed is unchanged; the download is about 4× smaller."""
+
+STATIC_INT8 = """`model.int8.onnx` is static INT8 (QDQ, `models/training/quantize_qdq.py`): Conv weights int8 per output
+channel (symmetric), biases int32, and every activation up to the MC-dropout mask uint8 with a per-tensor scale
+calibrated (min/max) on the training slices and the training half of the non-COVID CT's lung slices; from the
+mask on (mask, 1×1 head, log-sum-exp) it stays float32. onnxruntime's optimiser fuses it into QLinearConv,
+QLinearAdd, QLinearMul, QLinearSigmoid and QLinearConcat (`check_onnx.mjs` checks the fusion), so it runs
+integer kernels: faster in WASM and natively (`bench/results.md`, section "int8"), about 4× smaller. It is
+meant for the WASM and CPU providers; nothing selects it on its own (`deno task segment|eval --variant int8`).
+Its accuracy is measured through `deno task eval` under "Evaluation" ("Variants")."""
+
+
+def static_int8(man):
+    """True when the package's int8 variant is static QDQ (quantize_qdq.py) rather than weight-only."""
+    return any(v.get("precision") == "int8" and v.get("description", "").startswith("static")
+               for v in man.get("variants", []))
+
+
+def int8_paragraph(man):
+    return STATIC_INT8 if static_int8(man) else WEIGHT_ONLY_INT8
+
+
+def variants_text(man, e):
+    """The variants' deterministic runs from eval.json, next to the main model's (empty when none)."""
+    vs = e.get("variants") or []
+    if not vs:
+        return ""
+    lines = ["", "### Variants", "",
+             "Each variant scored on the same split, deterministic (`--variant <id>`), on onnxruntime-node's CPU "
+             "provider:", ""]
+    for v in vs:
+        for h in v["headline"]:
+            lines.append("- `%s` (`%s`, %s): %s **%s** (main model %s, difference %+.4f)%s." % (
+                v["id"], v["file"], v["precision"], h["name"], f4(h["eval"]), f4(h["main"]), h["difference"],
+                "; 95 %% interval %s–%s" % (f4(v["dice"]["low"]), f4(v["dice"]["high"])) if v.get("dice") else ""))
+        if v.get("falsePositiveMl") is not None and e.get("negatives"):
+            lines.append("  On the shared non-COVID CT it marks **%s mL** (main model %s mL)." % (
+                f2(v["falsePositiveMl"]), f2(e["negatives"]["falsePositiveMl"])))
+        lines.append("  Per case: %s." % ", ".join("%s: %s" % (c["case"], f4(c["dice"])) for c in v["cases"]))
+    return "\n".join(lines) + "\n"
+
+
 def evaluation(man, e, chosen=False):
     """The card's section from eval.json: every figure in it is read from that file."""
     if not e:
@@ -162,10 +206,10 @@ deterministic **{f4(cal['deterministic']['ece']) if cal['deterministic'] else 'n
 ### Threshold
 
 {sweep_text(e, chosen)}
-{neg_txt}
+{neg_txt}{variants_text(man, e)}
 Produced by `{prov['command']}` (EdgeSeg {ver['edgeseg']}, Deno {ver['deno']}, onnxruntime-node
 {ver['onnxruntimeNode']}, commit {(prov['commit'] or 'unknown')[:12]}{' with uncommitted changes' if prov['uncommittedChanges'] else ''}), which ran
-`{prov['evalCommands'][0]}` and `{prov['evalCommands'][1]}` on the split laid out in a temporary folder.
+{' and '.join('`%s`' % c for c in prov['evalCommands'])} on the split laid out in a temporary folder.
 """
 
 
@@ -187,9 +231,7 @@ reproducible on every execution provider. Flip TTA axes are listed in the manife
 
 {files}
 
-`model.int8.onnx` is weight-only INT8: each Conv weight is stored as int8 with one symmetric scale per
-output channel and restored by `DequantizeLinear` (per-tensor scales are wrong on the JSEP WebGPU EP).
-Activations stay float32, so speed is unchanged; the download is about 4× smaller.
+{int8}
 
 ## Reproduce
 
@@ -297,7 +339,7 @@ second human observer F1 0.789.
 - Thin capillaries at the FOV border and the optic-disc rim are the main error sources.
 - Closing the gap (if any) to the targets: much longer training at full resolution on a GPU (these runs
   had ~2 hours of one CPU thread each), all 20 images after model selection, and more ensemble members.
-""" + COMMON_TAIL.format(rate=man['uncertainty']['mcDropout']['rate'], files=files_table(man),
+""" + COMMON_TAIL.format(rate=man['uncertainty']['mcDropout']['rate'], files=files_table(man), int8=int8_paragraph(man),
                          script="retina.py", id=man["id"], history=history(man["id"]))
 
 
@@ -373,9 +415,9 @@ averaged over the slices where that class is present or predicted.
 | model | infection Dice | sensitivity | specificity | GGO Dice | consolidation Dice |
 |---|---|---|---|---|---|
 | fp32 | {f4(fp['infectionDice'])} | {f4(fp['infectionSensitivity'])} | {f4(fp['infectionSpecificity'])} | {f4(fp['ggoDice'])} | {f4(fp['consolidationDice'])} |
-| int8 | {f4(q['infectionDice'])} | {f4(q['infectionSensitivity'])} | {f4(q['infectionSpecificity'])} | {f4(q['ggoDice'])} | {f4(q['consolidationDice'])} |
+| {'int8 weight-only (no longer shipped)' if static_int8(man) else 'int8'} | {f4(q['infectionDice'])} | {f4(q['infectionSensitivity'])} | {f4(q['infectionSpecificity'])} | {f4(q['ggoDice'])} | {f4(q['consolidationDice'])} |
 
-INT8 − fp32 infection Dice: {f4(q['infectionDice'] - fp['infectionDice'])}. Per-slice fp32 infection Dice: {per}.
+{'Weight-only' if static_int8(man) else 'INT8'} − fp32 infection Dice: {f4(q['infectionDice'] - fp['infectionDice'])}.{' The shipped `model.int8.onnx` is static INT8 (see "Files"), scored by `deno task eval` under "Variants".' if static_int8(man) else ''} Per-slice fp32 infection Dice: {per}.
 
 Target (issue #7): infection Dice ≥ 0.74 — {'**met**' if fp['infectionDice'] >= 0.74 else '**not met** by this package (%.3f)' % fp['infectionDice']}. (Published on the 48-slice test split: U-Net 0.44, Inf-Net 0.68,
 Semi-Inf-Net 0.74 with 1600 extra pseudo-labelled slices; multi-class GGO 0.62 / consolidation 0.36).
@@ -389,7 +431,7 @@ Semi-Inf-Net 0.74 with 1600 extra pseudo-labelled slices; multi-class GGO 0.62 /
 - Slice-wise: no 3D context; pleural effusion was not labelled and is not segmented.
 - Closing the gap: the 1600 pseudo-labelled COVID-SemiSeg slices (semi-supervision, as Semi-Inf-Net),
   HU-native training data, longer training and seed ensembles.
-""" + COMMON_TAIL.format(rate=man['uncertainty']['mcDropout']['rate'], files=files_table(man),
+""" + COMMON_TAIL.format(rate=man['uncertainty']['mcDropout']['rate'], files=files_table(man), int8=int8_paragraph(man),
                          script="ct.py", id=man["id"], history=history(man["id"]))
 
 
@@ -470,7 +512,7 @@ voxels, ours are in mm: 1 voxel = 0.625 mm).
   as much background, and the largest-component step matters more.
 - Closing the gap: native 0.625 mm with larger patches (112×112×80 as UA-MT) on a GPU, the 64 unlabelled
   volumes (mean teacher / UA-MT), longer training and seed ensembles.
-""" + COMMON_TAIL.format(rate=man['uncertainty']['mcDropout']['rate'], files=files_table(man),
+""" + COMMON_TAIL.format(rate=man['uncertainty']['mcDropout']['rate'], files=files_table(man), int8=int8_paragraph(man),
                          script="la.py", id=man["id"], history=history(man["id"]))
 
 

@@ -2,10 +2,14 @@
 // sha256 + size from manifest.json, input/output names, output shape, the PyTorch reference outputs
 // recorded at export (validation.json "parity"; an ensemble member with its own entry in "parityMembers" is
 // compared with that; where the entry holds a "sample" of every k-th output value, the maximum difference
-// on it must be <= 1e-4), and that a dropout mask changes the output.
+// on it must be <= 1e-4), and that a dropout mask changes the output. A static INT8 (QDQ) file — one with
+// QuantizeLinear nodes, models/training/quantize_qdq.py — must also come out of onnxruntime's graph
+// optimiser with a QLinearConv for every Conv whose output it quantises (otherwise the integer kernels
+// never run and the file is only slower).
 //   node models/training/check_onnx.mjs [--json out.json] models/retina-vessels [more packages…]
 import { createHash } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 
@@ -17,6 +21,74 @@ function mulberry32(seed) {
     t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+// the nodes of an ONNX graph, read from the protobuf wire format (ModelProto.graph = 7, GraphProto.node =
+// 1; NodeProto.input = 1, .output = 2, .op_type = 4) as { op, inputs, outputs }
+function onnxNodes(buf) {
+  const varint = (st) => {
+    let v = 0, mul = 1, b;
+    do {
+      b = buf[st.pos++];
+      v += (b & 0x7f) * mul;
+      mul *= 128;
+    } while (b & 0x80);
+    return v;
+  };
+  const fields = (start, end, fn) => {
+    const st = { pos: start };
+    while (st.pos < end) {
+      const tag = varint(st), f = Math.floor(tag / 8), w = tag & 7;
+      if (w === 0) varint(st);
+      else if (w === 1) st.pos += 8;
+      else if (w === 5) st.pos += 4;
+      else if (w === 2) {
+        const len = varint(st);
+        fn(f, st.pos, st.pos + len);
+        st.pos += len;
+      } else throw new Error(`unexpected protobuf wire type ${w}`);
+    }
+  };
+  const text = (a, b) => new TextDecoder().decode(buf.subarray(a, b));
+  const nodes = [];
+  fields(0, buf.length, (f, a, b) => {
+    if (f !== 7) return;
+    fields(a, b, (gf, ga, gb) => {
+      if (gf !== 1) return;
+      const n = { op: "", inputs: [], outputs: [] };
+      fields(ga, gb, (nf, na, nb) => {
+        if (nf === 4) n.op = text(na, nb);
+        else if (nf === 1) n.inputs.push(text(na, nb));
+        else if (nf === 2) n.outputs.push(text(na, nb));
+      });
+      nodes.push(n);
+    });
+  });
+  return nodes;
+}
+
+// QDQ files: how many Convs have their output quantised, and how many QLinearConv nodes onnxruntime-node's
+// optimiser (level "all", one thread) leaves; null for a file without QuantizeLinear
+async function qdqFusion(buf) {
+  const nodes = onnxNodes(buf);
+  if (!nodes.some((n) => n.op === "QuantizeLinear")) return null;
+  const quantised = new Set(nodes.filter((n) => n.op === "QuantizeLinear").map((n) => n.inputs[0]));
+  const expected = nodes.filter((n) => n.op === "Conv" && quantised.has(n.outputs[0])).length;
+  const dir = mkdtempSync(join(tmpdir(), "check-onnx-"));
+  try {
+    const optimizedModelFilePath = join(dir, "optimized.onnx");
+    await ort.InferenceSession.create(buf, {
+      graphOptimizationLevel: "all",
+      intraOpNumThreads: 1,
+      optimizedModelFilePath,
+      logSeverityLevel: 3, // not the warning that an optimised file is specific to this machine: it is read here
+    });
+    const ops = {};
+    for (const n of onnxNodes(readFileSync(optimizedModelFilePath))) ops[n.op] = (ops[n.op] ?? 0) + 1;
+    return { expected, qlinearConv: ops.QLinearConv ?? 0, floatConv: ops.Conv ?? 0, ops };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 let failures = 0;
@@ -115,6 +187,17 @@ for (const dir of args) {
     }
     if (isMain && (relSum > 1e-3 || relSumB > 1e-3)) fail(`${file}: output sum differs from PyTorch`);
     if (maxDiffMask === 0) fail(`${file}: the dropout mask has no effect`);
+    const fused = await qdqFusion(buf);
+    if (fused) {
+      measured[man.id][file].qdqFusion = fused;
+      console.log(
+        `  ${file}: static QDQ, ${fused.qlinearConv} QLinearConv after onnxruntime's optimiser ` +
+          `(${fused.expected} quantised Convs; float Convs left: ${fused.floatConv})`,
+      );
+      if (fused.qlinearConv < fused.expected) {
+        fail(`${file}: only ${fused.qlinearConv} of ${fused.expected} quantised Convs fused to QLinearConv`);
+      }
+    }
   }
 }
 if (jsonPath) {

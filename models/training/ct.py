@@ -440,8 +440,16 @@ def cmd_export(args):
         pkg = os.path.join(C.MODELS, pkg_name)
         os.makedirs(pkg, exist_ok=True)
         C.export_onnx(net, os.path.join(pkg, "model.onnx"), 1, WINDOW, 2)
-        n = C.quantize_int8(os.path.join(pkg, "model.onnx"), os.path.join(pkg, "model.int8.onnx"))
         man = common_manifest(model, channels)
+        static = None
+        if channels == 2:
+            # the binary package's int8 variant is static QDQ (issue #15): integer kernels in WASM
+            import quantize_qdq as QQ
+            static = QQ.quantize_ct_file(os.path.join(pkg, "model.onnx"), man, os.path.join(pkg, "model.int8.onnx"))
+            man["variants"] = [QQ.STATIC_VARIANT]
+            n = static["int8Convs"]
+        else:
+            n = C.quantize_int8(os.path.join(pkg, "model.onnx"), os.path.join(pkg, "model.int8.onnx"))
         if channels == 2:
             man.update({"id": NAME, "name": "Lung infection (chest CT, COVID-19)",
                         "description": "Attention residual U-Net (2D, slice by slice) segmenting COVID-19 lung "
@@ -463,6 +471,7 @@ def cmd_export(args):
         metrics = {"split": split, "checkpointStep": st["step"], "fp32": fp32, "int8": int8,
                    "parity": C.parity_reference(net, 1, WINDOW, DROP),
                    "int8QuantisedConvs": n, "params": C.count_params(model),
+                   **({"int8Static": static} if static else {}),
                    "window": {"center": WINDOW_CENTER, "width": WINDOW_WIDTH}}
         C.write_json(os.path.join(pkg, "validation.json"), metrics)
     print(json.dumps({"fp32": fp32, "int8": int8}, indent=2))

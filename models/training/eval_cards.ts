@@ -9,7 +9,10 @@
  * per-case table, the means with 95 % bootstrap intervals over cases, ECE and the reliability bins
  * with and without MC, the MC uncertainty on wrong vs right pixels (ratio with its interval), the
  * threshold sweep on the validation split, the headline figure next to `validation.json`'s, and the
- * commands, versions and commit that produced them. `models/training/cards.py` reads it.
+ * commands, versions and commit that produced them. Each of the manifest's `variants` (e.g. `int8`) is
+ * scored a third time, deterministic with `--variant <id>` (and `--negative` for the CT packages), so the
+ * card states its headline and false positives next to the main model's ("variants" in eval.json).
+ * `models/training/cards.py` reads it.
  *
  * Nothing but `eval.json` is written into the repository; the temporary folder is removed.
  */
@@ -77,7 +80,14 @@ export interface EvalInterval {
   resamples: number;
 }
 export interface EvalJson {
-  model: { id: string; version: string; sha256: string; provider: string };
+  model: {
+    id: string;
+    version: string;
+    sha256: string;
+    provider: string;
+    variant?: string;
+    precision?: string;
+  };
   uncertainty: string;
   mcPasses: number | null;
   seed: number;
@@ -226,9 +236,10 @@ export function evalArgs(
   split: SplitLayout,
   json: string,
   mc: boolean,
-  options: { negative?: boolean } = {},
+  options: { negative?: boolean; variant?: string } = {},
 ): string[] {
   const args = ["--model", id, "--input", split.input, "--reference", split.reference];
+  if (options.variant) args.push("--variant", options.variant);
   if (split.fov) args.push("--fov", split.fov);
   if (mc) args.push("--uncertainty", "mc", "--seed", "0");
   else if (split.negative && options.negative !== false) args.push("--negative", split.negative);
@@ -378,7 +389,17 @@ function calibration(run: EvalJson): Record<string, unknown> | null {
   };
 }
 
-/** The card's evidence from the two runs; small (no per-pixel data), no temporary paths. */
+/** One manifest variant's deterministic run (`--variant <id>`), beside the main model's. */
+export interface VariantRun {
+  id: string;
+  file: string;
+  precision: string;
+  description?: string;
+  run: EvalJson;
+  args: string[];
+}
+
+/** The card's evidence from the runs; small (no per-pixel data), no temporary paths. */
 export async function cardEvidence(
   id: PackageId,
   split: SplitLayout,
@@ -387,6 +408,7 @@ export async function cardEvidence(
   commands: { det: string[]; mc: string[] },
   tmp: string,
   data: string,
+  variantRuns: VariantRun[] = [],
 ): Promise<Record<string, unknown>> {
   // no machine paths in the record: the split folder and the data folder by their roles
   const relabel = (args: string[]) =>
@@ -487,9 +509,29 @@ export async function cardEvidence(
           : null,
       }
       : null,
+    variants: await Promise.all(variantRuns.map(async (v) => {
+      const vh = await headlines(id, v.run, split);
+      return {
+        id: v.id,
+        file: v.file,
+        precision: v.precision,
+        description: v.description ?? null,
+        sha256: v.run.model.sha256,
+        headline: vh.map((h, i) => ({
+          name: h.name,
+          eval: round(h.eval),
+          main: round(head[i].eval),
+          difference: round(h.eval - head[i].eval),
+        })),
+        dice: interval(v.run.meanInterval.dice),
+        cases: v.run.cases.map((c) => ({ case: caseKey(c.case), dice: round(c.metrics.dice) })),
+        falsePositiveMl: v.run.negatives?.length ? round(v.run.falsePositiveMl, 3) : null,
+        command: relabel(v.args),
+      };
+    })),
     provenance: {
       command: `deno task card-eval --model ${id}`,
-      evalCommands: [relabel(commands.det), relabel(commands.mc)],
+      evalCommands: [relabel(commands.det), relabel(commands.mc), ...variantRuns.map((v) => relabel(v.args))],
       versions: await versions(),
       commit: commit || null,
       uncommittedChanges: dirtyPaths.length > 0,
@@ -515,6 +557,17 @@ export async function evaluatePackage(
     const mcArgs = evalArgs(id, split, join(tmp, "mc.json"), true);
     log(`${id}: MC dropout run`);
     const mc = await runEval(mcArgs, log);
+    const manifest = await readJson<
+      { variants?: { id: string; file: string; precision: string; description?: string }[] }
+    >(
+      join(ROOT, "models", id, "manifest.json"),
+    );
+    const variantRuns: VariantRun[] = [];
+    for (const v of manifest.variants ?? []) {
+      const args = evalArgs(id, split, join(tmp, `variant-${v.id}.json`), false, { variant: v.id });
+      log(`${id}: deterministic run of variant ${v.id}`);
+      variantRuns.push({ ...v, run: await runEval(args, log), args });
+    }
     const evidence = await cardEvidence(
       id,
       split,
@@ -523,6 +576,7 @@ export async function evaluatePackage(
       { det: detArgs, mc: mcArgs },
       tmp,
       data.replace(/\/$/, ""),
+      variantRuns,
     );
     await writeFileAtomic(join(ROOT, "models", id, "eval.json"), JSON.stringify(evidence, null, 1) + "\n");
     log(`wrote models/${id}/eval.json`);

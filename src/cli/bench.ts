@@ -19,6 +19,8 @@
  * Sections:
  *   inference  ms per window of bench U-Nets (2D 256², 512², 3D 96³): Chromium WASM vs onnxruntime-node
  *              interleaved at the same threads, Deno WASM, PyTorch CPU, WebGPU where real
+ *   int8       ct-lung-infection fp32 vs its static INT8 (QDQ) variant on the pipeline's window shapes:
+ *              onnxruntime-node and Chromium WASM interleaved, Deno WASM, at 1 and all threads
  *   pipeline   the shared CT with ct-lung-infection through the CLI path, native vs WASM, ROI on/off
  *   viewer     the real OHIF flow in Chromium: Run → labelmap on the shared CT, an LA MRI, a fundus
  *   synthetic  segment() on generated volumes: non-model share and peak memory (issue #3's targets)
@@ -43,6 +45,11 @@ export const SECTIONS: BenchSection[] = [
     name: "inference",
     description: "ms per window per runtime and thread count; Chromium WASM vs native interleaved",
     run: async (ctx) => (await import("./bench/inference.ts")).inferenceSection(ctx),
+  },
+  {
+    name: "int8",
+    description: "ct-lung-infection fp32 vs static INT8 (QDQ): ms per window, native vs WASM, interleaved",
+    run: async (ctx) => (await import("./bench/int8.ts")).int8Section(ctx),
   },
   {
     name: "pipeline",

@@ -2,7 +2,10 @@
  * The model cards' numbers are reproduced by `deno task eval` (issue #19, "honest cards"): for each
  * package, a fresh deterministic eval on its validation split (laid out from ../shared/data as
  * `deno task card-eval` does) must agree within 0.002 with the headline figure in `eval.json`, in
- * `MODEL_CARD.md` and in `validation.json` (PyTorch at export). Skipped when ../shared/data is absent.
+ * `MODEL_CARD.md` and in `validation.json` (PyTorch at export). A variant that `eval.json` scored (its
+ * "variants", e.g. ct-lung-infection's static INT8) must be reproduced within the same tolerance and may
+ * not lose more than 0.005 of the main model's headline (issue #15's accuracy rule). Skipped when
+ * ../shared/data is absent.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -20,6 +23,8 @@ import {
 import { sharedData } from "../../src/harness/paths.ts";
 
 const TOLERANCE = 0.002;
+/** the most a variant's headline may fall below the main model's (issue #15) */
+const VARIANT_LOSS = 0.005;
 const data = sharedData();
 if (!data) {
   console.log("skip: ../shared/data is absent, the model cards are not checked against a fresh eval");
@@ -108,6 +113,53 @@ for (const id of PACKAGES) {
           }, a fresh deno task ` +
             `eval gives ${h.eval.toFixed(6)} (difference ${(h.eval - h.validationJson).toFixed(4)})`,
         );
+      }
+    },
+  });
+}
+
+for (const id of PACKAGES) {
+  Deno.test({
+    name: `${id}: each variant in eval.json is reproduced by a fresh eval and loses at most ${VARIANT_LOSS}`,
+    ignore: !data,
+    async fn() {
+      const evidence = await readJson(join(ROOT, "models", id, "eval.json")) as {
+        variants?: { id: string; sha256: string; headline: { name: string; eval: number }[] }[];
+      };
+      const manifest = await readJson(join(ROOT, "models", id, "manifest.json")) as {
+        variants?: { id: string; file: string }[];
+        files: Record<string, { sha256: string }>;
+      };
+      for (const v of evidence.variants ?? []) {
+        const file = manifest.variants?.find((m) => m.id === v.id)?.file;
+        assert.ok(file, `eval.json scores variant ${v.id}, which the manifest no longer lists`);
+        assert.equal(
+          v.sha256,
+          manifest.files[file].sha256,
+          `eval.json scored another ${file}: rerun card-eval`,
+        );
+        const tmp = await Deno.makeTempDir({ prefix: `edgeseg-card-test-${id}-${v.id}-` });
+        try {
+          const split = await layoutSplit(id, data!, tmp);
+          const run = await runEval(
+            evalArgs(id, split, join(tmp, "variant.json"), false, { negative: false, variant: v.id }),
+          );
+          const main = await freshHeadlines(id);
+          for (const [i, h] of (await headlines(id, run, split)).entries()) {
+            assert.ok(
+              Math.abs(v.headline[i].eval - h.eval) <= TOLERANCE,
+              `${v.id} ${h.name}: eval.json states ${v.headline[i].eval}, a fresh eval gives ${
+                h.eval.toFixed(6)
+              }`,
+            );
+            assert.ok(
+              h.eval >= main[i].eval - VARIANT_LOSS,
+              `${v.id} ${h.name}: ${h.eval.toFixed(4)} vs the main model's ${main[i].eval.toFixed(4)}`,
+            );
+          }
+        } finally {
+          await Deno.remove(tmp, { recursive: true });
+        }
       }
     },
   });

@@ -94,6 +94,46 @@ Deno.test("segment on a NIfTI volume writes a labelmap NIfTI on the same grid", 
   await Deno.remove(dir, { recursive: true });
 });
 
+Deno.test("segment --variant runs the named manifest variant and records it; an unknown id is refused", async () => {
+  const dir = await Deno.makeTempDir();
+  const geometry = {
+    dims: [24, 20, 3] as [number, number, number],
+    spacing: [1, 1, 3] as [number, number, number],
+    origin: [0, 0, 0] as [number, number, number],
+    direction: [1, 0, 0, 0, 1, 0, 0, 0, 1] as Mat3,
+  };
+  const data = new Float32Array(24 * 20 * 3).map((_, i) => ((i % 24) > 12 ? 300 : -200));
+  await Deno.writeFile(join(dir, "case1_image.nii.gz"), await writeNifti(geometry, data));
+  const input = join(dir, "case1_image.nii.gz");
+  const r = await run("segment", [
+    "--model",
+    "tiny-2d",
+    "--input",
+    input,
+    "--out",
+    join(dir, "out"),
+    "--variant",
+    "int8",
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const p = JSON.parse(await Deno.readTextFile(join(dir, "out", "report.json"))).cases[0].provenance;
+  assert.equal(p.variant, "int8");
+  assert.equal(p.precision, "int8");
+  const bad = await run("segment", [
+    "--model",
+    "tiny-2d",
+    "--input",
+    input,
+    "--out",
+    join(dir, "o2"),
+    "--variant",
+    "fp64",
+  ]);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /UNKNOWN_VARIANT/);
+  await Deno.remove(dir, { recursive: true });
+});
+
 Deno.test("eval scores the model against an independently drawn reference and writes JSON and an HTML report", async () => {
   const dir = await Deno.makeTempDir();
   for (const d of ["img", "ref", "pred"]) await Deno.mkdir(join(dir, d));

@@ -28,7 +28,7 @@ import { benchModels, MAKE_MODELS, PY } from "./models.ts";
 import { cell, type Figure, figure, noFigure, ratio } from "./stats.ts";
 
 /** The bench page and the folders it loads from, cross-origin isolated (src/inference/isolated_server.ts). */
-function serve(roots: [string, string][]) {
+export function serve(roots: [string, string][]) {
   return startIsolatedServer((path) => {
     if (path === "/") {
       return {
@@ -39,6 +39,20 @@ function serve(roots: [string, string][]) {
     const hit = fileUnder(roots, path);
     return hit && "file" in hit ? readServed(hit.file) : hit;
   });
+}
+
+/** bench/page.ts bundled to ctx.tmp/page.js, which serve() answers for "/". */
+export async function bundlePage(ctx: BenchContext): Promise<void> {
+  const bundle = await run(join(PROJECT_ROOT, "node_modules", ".bin", "esbuild"), [
+    join(PROJECT_ROOT, "bench", "page.ts"),
+    "--bundle",
+    "--format=esm",
+    "--platform=browser",
+    "--target=es2022",
+    `--outfile=${join(ctx.tmp, "page.js")}`,
+    "--log-level=warning",
+  ]);
+  if (!bundle.ok) throw new Error(`esbuild bench/page.ts: ${bundle.err}`);
 }
 
 interface Row {
@@ -119,16 +133,7 @@ export async function inferenceSection(ctx: BenchContext): Promise<SectionResult
   };
   try {
     if (haveChromium) {
-      const bundle = await run(join(PROJECT_ROOT, "node_modules", ".bin", "esbuild"), [
-        join(PROJECT_ROOT, "bench", "page.ts"),
-        "--bundle",
-        "--format=esm",
-        "--platform=browser",
-        "--target=es2022",
-        `--outfile=${join(ctx.tmp, "page.js")}`,
-        "--log-level=warning",
-      ]);
-      if (!bundle.ok) throw new Error(`esbuild bench/page.ts: ${bundle.err}`);
+      await bundlePage(ctx);
       srv = serve([
         ["/edgeseg/ort/", join(PROJECT_ROOT, "node_modules", "onnxruntime-web", "dist")],
         ["/tmp/", ctx.tmp],
