@@ -120,10 +120,13 @@ def variants_text(man, e):
              "Each variant scored on the same split, deterministic (`--variant <id>`), on onnxruntime-node's CPU "
              "provider:", ""]
     for v in vs:
+        one = len(v["headline"]) == 1
+        lines.append("- `%s` (`%s`, %s):" % (v["id"], v["file"], v["precision"]))
         for h in v["headline"]:
-            lines.append("- `%s` (`%s`, %s): %s **%s** (main model %s, difference %+.4f)%s." % (
-                v["id"], v["file"], v["precision"], h["name"], f4(h["eval"]), f4(h["main"]), h["difference"],
-                "; 95 %% interval %s–%s" % (f4(v["dice"]["low"]), f4(v["dice"]["high"])) if v.get("dice") else ""))
+            lines.append("  %s **%s** (main model %s, difference %+.4f)%s." % (
+                h["name"], f4(h["eval"]), f4(h["main"]), h["difference"],
+                "; 95 %% interval %s–%s" % (f4(v["dice"]["low"]), f4(v["dice"]["high"])) if one and v.get("dice")
+                else ""))
         if v.get("falsePositiveMl") is not None and e.get("negatives"):
             lines.append("  On the shared non-COVID CT it marks **%s mL** (main model %s mL)." % (
                 f2(v["falsePositiveMl"]), f2(e["negatives"]["falsePositiveMl"])))

@@ -4,7 +4,7 @@
  * `deno task card-eval` does) must agree within 0.002 with the headline figure in `eval.json`, in
  * `MODEL_CARD.md` and in `validation.json` (PyTorch at export). A variant that `eval.json` scored (its
  * "variants", e.g. ct-lung-infection's static INT8) must be reproduced within the same tolerance and may
- * not lose more than 0.005 of the main model's headline (issue #15's accuracy rule). Skipped when
+ * not lose more than 0.01 of the main model's headline (issue #19's rule for INT8 variants). Skipped when
  * ../shared/data is absent.
  */
 import assert from "node:assert/strict";
@@ -23,8 +23,12 @@ import {
 import { sharedData } from "../../src/harness/paths.ts";
 
 const TOLERANCE = 0.002;
-/** the most a variant's headline may fall below the main model's (issue #15) */
-const VARIANT_LOSS = 0.005;
+/**
+ * the most a variant's headline may fall below the main model's: issue #19's rule for INT8 variants
+ * ("only where they keep Dice within 0.01"); ct-lung-infection's static INT8, the one variant that exists
+ * for speed, is also inside issue #15's 0.005 (−0.0015, see its card)
+ */
+const VARIANT_LOSS = 0.01;
 const data = sharedData();
 if (!data) {
   console.log("skip: ../shared/data is absent, the model cards are not checked against a fresh eval");
