@@ -78,7 +78,7 @@ export const SECTIONS: BenchSection[] = [
   },
 ];
 
-const VALUED = ["only", "skip", "runs", "iters", "out", "threads", "long-run-s", "viewer-cases"];
+const VALUED = ["only", "skip", "runs", "iters", "out", "threads", "long-run-s", "viewer-cases", "settle"];
 
 function parseArgs(argv: string[]): { values: Map<string, string>; flags: Set<string> } {
   const values = new Map<string, string>();
@@ -105,6 +105,7 @@ async function main(): Promise<void> {
   if (flags.has("help")) {
     console.log(
       "deno task bench [--runs N] [--quick] [--only a,b] [--skip a,b] [--threads N] [--long-run-s S] " +
+        "[--settle S] " +
         "[--webgpu-timing] [--out DIR] | --readme | --render\nsections:",
     );
     for (const s of SECTIONS) console.log(`  ${s.name.padEnd(10)} ${s.description}`);
@@ -136,6 +137,11 @@ async function main(): Promise<void> {
     console.error(`--runs expects a whole number ≥ 1 (5 or more for a result; 1 for a smoke run)`);
     Deno.exit(2);
   }
+  const settleS = Number(values.get("settle") ?? "0");
+  if (!Number.isFinite(settleS) || settleS < 0) {
+    console.error(`--settle expects seconds ≥ 0 (the longest wait for the load average before a run)`);
+    Deno.exit(2);
+  }
   const tmp = join(PROJECT_ROOT, "bench", "tmp");
   await Deno.mkdir(tmp, { recursive: true });
   const quick = flags.has("quick");
@@ -145,6 +151,7 @@ async function main(): Promise<void> {
     quick,
     runs,
     longRunS: Number(values.get("long-run-s") ?? "240"),
+    settleS,
     cores: navigator.hardwareConcurrency,
     flags,
     values,

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { cell, figure, interleaveOrder, isBusy, median, ratio } from "../../src/cli/bench/stats.ts";
 import { readmeTable, spliceReadme } from "../../src/cli/bench/report.ts";
 import type { Results } from "../../src/cli/bench/report.ts";
+import { type BenchContext, settle } from "../../src/cli/bench/framework.ts";
 
 Deno.test("median of odd and even counts, unsorted input left as it was; no values throws", () => {
   const xs = [5, 1, 3];
@@ -71,4 +72,21 @@ Deno.test("README's table says a busy or smoke figure is not a result, and splic
   const twice = spliceReadme(once, table);
   assert.equal(once, twice, "regenerating replaces the block");
   assert.ok(once.includes("<!-- bench:performance-table:begin -->"));
+});
+
+Deno.test("settle waits for the load average to fall below the cores, up to --settle seconds", async () => {
+  const logs: string[] = [];
+  const ctx = (cores: number, settleS: number) =>
+    ({ cores, settleS, log: (m: string) => logs.push(m) }) as unknown as BenchContext;
+  let polls = 0;
+  const poll = () => (polls++, new Promise<void>((r) => setTimeout(r, 1)));
+  // a load below the cores: no wait at all
+  assert.ok(await settle(ctx(1e9, 60), poll) < 1);
+  assert.equal(polls, 0);
+  // --settle 0: never waits, however busy
+  await settle(ctx(-1, 0), poll);
+  assert.equal(polls, 0);
+  // always busy (cores below any load): polls until the limit, then gives up
+  const waited = await settle(ctx(-1, 0.05), poll);
+  assert.ok(polls > 0 && waited >= 0.05, `polled ${polls} times, waited ${waited} s`);
 });

@@ -18,6 +18,13 @@ export interface BenchContext {
   runs: number;
   /** a run longer than this (s) ends that figure's runs: it is recorded and not repeated */
   longRunS: number;
+  /**
+   * before each run, wait up to this many seconds for the 1-minute load average to fall below `cores`
+   * (`--settle S`; 0 = do not wait). A long browser run leaves its own load behind it; waiting for it
+   * to decay keeps the next run's figure clean. The wait is logged; a run that still starts busy is
+   * marked busy as before.
+   */
+  settleS: number;
   /** "all threads" = this many; a load average above it marks a figure busy */
   cores: number;
   flags: Set<string>;
@@ -47,6 +54,25 @@ export function load1(): number | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * Waits until the 1-minute load average is below `ctx.cores` or `ctx.settleS` seconds have passed,
+ * polling every 2 s; returns the seconds waited. No wait where the OS gives no load average.
+ */
+export async function settle(
+  ctx: BenchContext,
+  poll = (ms: number) => new Promise((r) => setTimeout(r, ms)),
+) {
+  const t0 = performance.now();
+  let l = load1();
+  while (ctx.settleS > 0 && l !== null && l >= ctx.cores && (performance.now() - t0) / 1000 < ctx.settleS) {
+    await poll(2000);
+    l = load1();
+  }
+  const waited = (performance.now() - t0) / 1000;
+  if (waited >= 2) ctx.log(`  settled for ${waited.toFixed(0)} s (load ${l?.toFixed(2) ?? "?"})`);
+  return waited;
 }
 
 /** One variant of an interleaved comparison: `run` times one run and returns its value (and extras). */
@@ -79,6 +105,7 @@ export async function measureInterleaved<T>(
   const stopped: (string | undefined)[] = variants.map(() => undefined);
   for (const [round, v] of interleaveOrder(variants.length, ctx.runs)) {
     if (stopped[v]) continue;
+    await settle(ctx);
     const l = load1();
     const t0 = performance.now();
     try {
