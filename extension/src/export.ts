@@ -69,7 +69,9 @@ export async function encodeResult(src: ExportSource): Promise<EncodedObject[]> 
   const current = src.currentLabelmap?.();
   const labelmap = current ? withEdits(src.result.labelmap, current).labelmap : src.result.labelmap;
   const base = safeName(
-    `${p.modelId}-${src.displaySet.SeriesDescription ?? src.displaySet.Modality ?? "series"}`,
+    `${p.modelId}${p.variant ? `-${p.variant}` : ""}-${
+      src.displaySet.SeriesDescription ?? src.displaySet.Modality ?? "series"
+    }`,
   );
   return encode(src.result, source, { labelmap }).map((o) => ({
     ...o,

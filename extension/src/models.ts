@@ -1,7 +1,12 @@
 /** The model packages the edge server offers (`<base>models/index.json`, see base.ts). */
 import { DicomWebError, InputError } from "../../src/core/errors.ts";
 import { assetUrl } from "./base.ts";
-import type { ModelSummary, UncertaintyChoice } from "../../src/core/contract.ts";
+import type {
+  ModelSummary,
+  UncertaintyChoice,
+  VariantSummary,
+  VariantValidation,
+} from "../../src/core/contract.ts";
 import type { SpatialMode, UncertaintyMethod } from "../../src/core/types.ts";
 
 /**
@@ -38,6 +43,34 @@ function parseChoices(raw: unknown): UncertaintyChoice[] {
   return out;
 }
 
+const validation = (v: unknown): boolean =>
+  isRecord(v) && typeof v.metric === "string" &&
+  [v.value, v.main, v.difference].every((n) => typeof n === "number" && Number.isFinite(n));
+
+const PRECISIONS = new Set<VariantSummary["precision"]>(["fp32", "fp16", "int8"]);
+
+/** The entry's variants; one without an id or with an unknown precision is left out (it cannot be run). */
+function parseVariants(raw: unknown): VariantSummary[] {
+  const out: VariantSummary[] = [];
+  for (const v of Array.isArray(raw) ? raw.filter(isRecord) : []) {
+    if (typeof v.id !== "string" || v.id === "" || v.id === "main") continue;
+    if (!PRECISIONS.has(v.precision as VariantSummary["precision"])) continue;
+    const when = isRecord(v.when)
+      ? Object.fromEntries(
+        Object.entries(v.when).filter((e): e is [string, string] => typeof e[1] === "string"),
+      )
+      : undefined;
+    out.push({
+      id: v.id,
+      precision: v.precision as VariantSummary["precision"],
+      ...(typeof v.description === "string" && v.description !== "" ? { description: v.description } : {}),
+      ...(when && Object.keys(when).length > 0 ? { when } : {}),
+      ...(validation(v.validated) ? { validated: v.validated as VariantValidation } : {}),
+    });
+  }
+  return out;
+}
+
 /**
  * Narrows one index entry (it came over the network); returns a message naming the bad field when it
  * does not fit. Optional facts the server may leave out get the neutral value (no body parts, no
@@ -64,6 +97,7 @@ export function parseModelIndexEntry(raw: unknown, position: number): ModelIndex
         : [128, 128, 128] as [number, number, number],
     }))
     : [];
+  const variants = parseVariants(raw.variants);
   return {
     id,
     name: typeof name === "string" && name !== "" ? name : id,
@@ -79,6 +113,7 @@ export function parseModelIndexEntry(raw: unknown, position: number): ModelIndex
     ...(Array.isArray(raw.providers)
       ? { providers: raw.providers.filter((p): p is "webgpu" | "wasm" => p === "webgpu" || p === "wasm") }
       : {}),
+    ...(variants.length > 0 ? { variants } : {}),
     url: typeof raw.url === "string" ? raw.url : "",
     manifest: typeof raw.manifest === "string" ? raw.manifest : "",
   };

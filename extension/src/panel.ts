@@ -22,6 +22,7 @@ import { ResultView } from "./panel/result_view.ts";
 import { HeatmapControls } from "./panel/heatmap_controls.ts";
 import { CompareView } from "./panel/compare_view.ts";
 import { ExportBar } from "./panel/export_bar.ts";
+import { chosenVariant, MAIN_MODEL, VariantPicker } from "./panel/variant_picker.ts";
 
 function activeDisplaySet(servicesManager: ServicesManager): DisplaySet | undefined {
   const { viewportGridService, displaySetService } = servicesManager.services;
@@ -49,6 +50,8 @@ export function EdgeSegPanel(
   // null: the manifest's default number of passes (until the user types another)
   const [passes, setPasses] = useState<number | null>(null);
   const [device, setDevice] = useState<Device>("auto");
+  // the main model unless the user picks one of the selected package's variants
+  const [variantId, setVariantId] = useState<string>(MAIN_MODEL);
   const [progress, setProgress] = useState<RunProgress | null>(null);
   const [outcome, setOutcome] = useState<RunOutcome | null>(null);
   const [runError, setRunError] = useState<string | null>(null);
@@ -94,6 +97,7 @@ export function EdgeSegPanel(
   const method: UncertaintyMethod = choice?.method ?? "none";
   const passBounds = choice?.passes;
   const passCount = passBounds ? clampPasses(passes ?? passBounds.default, passBounds) : undefined;
+  const variant = chosenVariant(model, variantId);
 
   const run = () => {
     if (!model || !active || running) return;
@@ -102,7 +106,7 @@ export function EdgeSegPanel(
     const r = startRun(
       props.servicesManager,
       active,
-      { model, uncertainty: method, passes: passCount, device },
+      { model, uncertainty: method, passes: passCount, device, variant: variant?.id },
       setProgress,
     );
     runRef.current = r;
@@ -141,11 +145,13 @@ export function EdgeSegPanel(
         onSelect: (id: string) => {
           setSelected(id);
           setPasses(null);
+          setVariantId(MAIN_MODEL);
         },
         active,
       })
       : h("div", { style: styles.meta }, "Loading model packages…"),
     h("div", { style: styles.section }, "Run"),
+    h(VariantPicker, { model, value: variantId, disabled: running, onChange: setVariantId }),
     h(
       "div",
       { style: styles.row },

@@ -21,6 +21,7 @@ import { volumeFromDisplaySet } from "./viewer_volume.ts";
 import { sharedWorker } from "./worker_client.ts";
 import type { ExportSource } from "./export.ts";
 import { CancelledError, InputError } from "../../src/core/errors.ts";
+import { variantLabel } from "../../src/core/contract.ts";
 import type { WorkerTestHooks } from "../../src/inference/browser.ts";
 
 export interface RunSettings {
@@ -29,6 +30,8 @@ export interface RunSettings {
   /** MC dropout passes (mc, mc+tta, mc+ensemble) */
   passes?: number;
   device: Device;
+  /** a manifest variant id to run instead of the main model (undefined: the main model) */
+  variant?: string;
 }
 
 /** What the panel shows while a run is under way. */
@@ -209,6 +212,7 @@ export function startRun(
         volume,
         modelUrl: settings.model.url || assetUrl(`models/${encodeURIComponent(settings.model.id)}/`),
         providers: providersFor(settings.device),
+        ...(settings.variant ? { variant: settings.variant } : {}),
         options: { uncertainty: settings.uncertainty, passes: settings.passes, focusSlice: preview.focus },
       },
       (p) => {
@@ -238,7 +242,9 @@ export function startRun(
       result,
     };
     onProgress({ phase: "writing", fraction: null, text: "Showing the labelmap" });
-    const title = `${settings.model.name} ${settings.model.version}`;
+    // Two runs of one model, main and variant, stay apart in OHIF's segmentation list.
+    const variant = variantLabel(result.provenance);
+    const title = `${settings.model.name} ${settings.model.version}${variant ? `, ${variant}` : ""}`;
     // The heatmap goes in first so the model's labelmap, added after it, is the active (editable) one.
     let heatmap: HeatmapLayer | undefined;
     if (result.uncertainty) {
@@ -296,7 +302,7 @@ export function startRun(
       };
     }
   })();
-  markRun("edgeseg:run-start", { model: settings.model.id });
+  markRun("edgeseg:run-start", { model: settings.model.id, variant: settings.variant ?? null });
   outcome.then(
     (o) => markRun("edgeseg:run-end", { outcome: "result", segmentationId: o.segmentationId ?? null }),
     (err: unknown) =>

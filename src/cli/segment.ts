@@ -9,6 +9,7 @@
  */
 import { join } from "node:path";
 import type { SegmentationResult } from "../core/types.ts";
+import { variantLabel } from "../core/contract.ts";
 import { DicomWebClient, storeWithRetention } from "../dicom/mod.ts";
 import type { CommonOptions, SegmentationType } from "../dicom/mod.ts";
 import { encodeResult } from "../dicom/result.ts";
@@ -159,7 +160,13 @@ async function main(): Promise<void> {
     }
   }
   const report = {
-    model: { id: runtime.manifest.id, version: runtime.manifest.version, sha256: runtime.modelSha256 },
+    model: {
+      id: runtime.manifest.id,
+      version: runtime.manifest.version,
+      sha256: runtime.modelSha256,
+      // as eval's JSON: the variant that ran instead of the main model, and its precision
+      ...(runtime.variant ? { variant: runtime.variant, precision: runtime.precision } : {}),
+    },
     input,
     cases: outputs,
     failed,
@@ -198,6 +205,7 @@ export function caseSummary(c: CaseInput, result: SegmentationResult, o: CaseOut
   );
   const findings = result.statistics.some((s) => s.voxels > 0) ? sizes.join(", ") : "no findings";
   return `${c.name}: ${findings}${result.triage ? ` · triage ${result.triage.band}` : ""} · ` +
+    `${variantLabel(result.provenance) ? `${variantLabel(result.provenance)} · ` : ""}` +
     `${result.provenance.provider} · ${Math.round(result.provenance.timingsMs.total)} ms` +
     `${result.provenance.roi ? ` · ${result.provenance.roi.summary}` : ""}` +
     `${o.stored ? ` · stored ${o.stored.instances} to PACS` : ""}`;

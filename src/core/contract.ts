@@ -5,7 +5,8 @@
  *   that `validateManifest` accepted;
  * - `modelFit`: whether a model can take a series (refusals) and what the user should know
  *   (warnings), from facts any caller can gather about a series;
- * - `uncertaintyChoices`: which uncertainty methods a model offers and the bounds of its passes.
+ * - `uncertaintyChoices`: which uncertainty methods a model offers and the bounds of its passes;
+ * - `variantLabel`: how a run names the variant it ran (panel, SEG, CLI alike).
  *
  * The panel renders what these return; `segment()` throws the first refusal as an `InputError` with
  * the same code. Pure: no DOM, no Deno.
@@ -29,10 +30,33 @@ export interface ModelSummary {
   uncertainty: UncertaintyChoice[];
   /** browser providers the package was verified on (manifest.providers); absent when not audited */
   providers?: ("webgpu" | "wasm")[];
+  /** alternative files of the model the user may run instead of the main one (manifest.variants) */
+  variants?: VariantSummary[];
   /** package folder URL, relative to the index it was listed in (e.g. "tiny-2d/") */
   url: string;
   /** manifest URL, relative to the index */
   manifest: string;
+}
+
+/** One of a package's variants, as a picker offers it: the manifest's words, nothing added. */
+export interface VariantSummary {
+  id: string;
+  precision: "fp32" | "fp16" | "int8";
+  description?: string;
+  /** the input the variant was made for (e.g. { manufacturer: "SIEMENS" }) */
+  when?: Record<string, string>;
+  /** the package's own scoring of this very file (eval.json, matched by sha256), when it has one */
+  validated?: VariantValidation;
+}
+
+/** A variant's headline figure against the main model's, as the package's `eval.json` states it. */
+export interface VariantValidation {
+  /** the metric's name in eval.json, e.g. "infection Dice, mean over slices" */
+  metric: string;
+  value: number;
+  main: number;
+  /** value − main */
+  difference: number;
 }
 
 /** One uncertainty option a model offers. */
@@ -96,8 +120,57 @@ export function uncertaintyChoices(spec: UncertaintySpec | undefined): Uncertain
   return out;
 }
 
-/** The summary of a validated manifest; `folder` is the package's folder name in the index. */
-export function summarizeManifest(manifest: ModelManifest, folder = manifest.id): ModelSummary {
+const optional = <K extends string, V>(key: K, v: V | undefined) =>
+  (v === undefined ? {} : { [key]: v }) as { [P in K]?: V };
+
+/**
+ * The words for the file that ran when it was one of the manifest's variants, e.g. "variant int8 (INT8)";
+ * undefined for the main model. The panel's provenance line, the SEG's series description and
+ * contributing equipment, and the CLI's summary line all use it, so a stored SEG, the viewer and
+ * `report.json` name the same variant the same way.
+ */
+export function variantLabel(p: { variant?: unknown; precision?: unknown }): string | undefined {
+  if (typeof p.variant !== "string" || p.variant === "" || p.variant === "main") return undefined;
+  const precision = typeof p.precision === "string" && p.precision !== ""
+    ? ` (${p.precision.toUpperCase()})`
+    : "";
+  return `variant ${p.variant}${precision}`;
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+
+/**
+ * The headline of `variant` in a package's `eval.json` (its `variants[]`, written by `deno task
+ * card-eval`), only when that entry scored the very file the manifest lists (same sha256): a figure
+ * measured on an older file is not shown as this one's.
+ */
+export function variantValidation(
+  manifest: ModelManifest,
+  variant: { id: string; file: string },
+  evalJson: unknown,
+): VariantValidation | undefined {
+  const list = isRecord(evalJson) && Array.isArray(evalJson.variants) ? evalJson.variants : [];
+  const entry = list.find((e): e is Record<string, unknown> => isRecord(e) && e.id === variant.id);
+  if (!entry || entry.sha256 !== manifest.files[variant.file]?.sha256) return undefined;
+  const h = Array.isArray(entry.headline) ? entry.headline[0] : undefined;
+  if (!isRecord(h) || typeof h.name !== "string") return undefined;
+  const { eval: value, main } = h;
+  if (typeof value !== "number" || typeof main !== "number" || !Number.isFinite(value - main)) {
+    return undefined;
+  }
+  return { metric: h.name, value, main, difference: value - main };
+}
+
+/**
+ * The summary of a validated manifest; `folder` is the package's folder name in the index, and
+ * `evalJson` the package's `eval.json` when it has one (its variants' validated figures).
+ */
+export function summarizeManifest(
+  manifest: ModelManifest,
+  folder = manifest.id,
+  evalJson?: unknown,
+): ModelSummary {
   const c = manifest.constraints;
   const dir = `${encodeURIComponent(folder)}/`;
   return {
@@ -117,6 +190,17 @@ export function summarizeManifest(manifest: ModelManifest, folder = manifest.id)
     })),
     uncertainty: uncertaintyChoices(manifest.uncertainty),
     ...(manifest.providers ? { providers: [...manifest.providers] } : {}),
+    ...(manifest.variants?.length
+      ? {
+        variants: manifest.variants.map((v) => ({
+          id: v.id,
+          precision: v.precision,
+          ...(v.description !== undefined ? { description: v.description } : {}),
+          ...(v.when !== undefined ? { when: { ...v.when } } : {}),
+          ...optional("validated", variantValidation(manifest, v, evalJson)),
+        })),
+      }
+      : {}),
     url: dir,
     manifest: `${dir}manifest.json`,
   };

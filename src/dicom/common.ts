@@ -3,6 +3,7 @@
  * equipment, frame of reference, referenced series, derivation references, plane positions.
  */
 import { EDGESEG_VERSION } from "../core/version.ts";
+import { variantLabel } from "../core/contract.ts";
 import { ConformanceError } from "../core/errors.ts";
 import type { Code, Geometry, SourceInstanceRef, Vec3 } from "../core/types.ts";
 import { codeItem, Codes } from "./codes.ts";
@@ -27,6 +28,9 @@ export interface ProvenanceLike {
   modelName?: string;
   modelVersion?: string;
   modelSha256?: string;
+  /** the manifest variant that ran instead of the main model, and its precision */
+  variant?: string;
+  precision?: string;
   [key: string]: unknown;
 }
 
@@ -240,7 +244,10 @@ export function derivationImage(
   return [{ SourceImageSequence: [src], DerivationCodeSequence: [codeItem(derivation)] }];
 }
 
-/** Equipment, Enhanced General Equipment, and Contributing Equipment naming the model (IHE AI Results). */
+/**
+ * Equipment, Enhanced General Equipment, and Contributing Equipment naming the model (IHE AI Results),
+ * and the variant when one ran instead of the main model (its sha256 is then the variant file's).
+ */
 export function equipment(
   options: CommonOptions,
   provenance: ProvenanceLike | undefined,
@@ -258,6 +265,7 @@ export function equipment(
     p(now.getUTCHours())
   }${p(now.getUTCMinutes())}${p(now.getUTCSeconds())}+0000`;
   if (provenance?.modelName || provenance?.modelId) {
+    const variant = variantLabel(provenance);
     out.ContributingEquipmentSequence = [{
       PurposeOfReferenceCodeSequence: [codeItem(Codes.processingEquipment)],
       Manufacturer: manufacturer,
@@ -265,8 +273,11 @@ export function equipment(
       SoftwareVersions: String(provenance.modelVersion ?? "unknown").slice(0, 64),
       ContributionDateTime: dt,
       ContributionDescription: `Segmentation by model ${provenance.modelId ?? provenance.modelName}${
-        provenance.modelSha256 ? ` sha256 ${String(provenance.modelSha256).slice(0, 16)}…` : ""
-      }`.slice(0, 1024),
+        variant ? ` ${variant}` : ""
+      }${provenance.modelSha256 ? ` sha256 ${String(provenance.modelSha256).slice(0, 16)}…` : ""}`.slice(
+        0,
+        1024,
+      ),
     }];
   }
   return out;

@@ -11,6 +11,7 @@
  * - FRACTIONAL: PROBABILITY, 8-bit, MaximumFractionalValue 255, one frame per (segment, slice).
  */
 import { ConformanceError } from "../core/errors.ts";
+import { variantLabel } from "../core/contract.ts";
 import type { Labelmap, SegmentDescription } from "../core/types.ts";
 import { codeItem, Codes } from "./codes.ts";
 import { srgbToDicomLab } from "./color.ts";
@@ -122,6 +123,20 @@ function validateSegments(segments: SegmentDescription[], maxNumber: number): vo
       );
     }
   }
+}
+
+/**
+ * "EdgeSeg <model name>", and ", variant int8 (INT8)" when a variant ran: the study browser then tells
+ * a SEG of the INT8 file from one of the main model. SeriesDescription is LO (64 characters); the
+ * model name gives way, never the variant.
+ */
+export function segSeriesDescription(provenance: ProvenanceLike | undefined): string {
+  const name = String(provenance?.modelName ?? "segmentation");
+  const variant = provenance ? variantLabel(provenance) : undefined;
+  if (!variant) return `EdgeSeg ${name}`;
+  const suffix = `, ${variant}`;
+  const room = 64 - "EdgeSeg ".length - suffix.length;
+  return `EdgeSeg ${name.length <= room ? name : `${name.slice(0, room - 1).trimEnd()}…`}${suffix}`;
 }
 
 /**
@@ -273,7 +288,7 @@ export function writeSegmentation(input: SegmentationWriteInput): Uint8Array {
     SeriesInstanceUID: seriesUID,
     ...seriesAndContent(options, {
       seriesNumber: 9901,
-      seriesDescription: `EdgeSeg ${input.provenance?.modelName ?? "segmentation"}`,
+      seriesDescription: segSeriesDescription(input.provenance),
       contentDescription: "AI segmentation (research use, not for diagnosis)",
     }),
     ContentLabel: sanitizeCs(options.contentLabel ?? "EDGESEG"),

@@ -6,7 +6,8 @@ import { validateManifest } from "../core/manifest.ts";
 /**
  * Lists `models/<id>/manifest.json` as the run contract's `ModelSummary` (src/core/contract.ts),
  * each built from a manifest `validateManifest` accepted; `training/`, folders without a manifest and
- * manifests that fail validation are left out (the last with a log line naming the field).
+ * manifests that fail validation are left out (the last with a log line naming the field). A package's
+ * `eval.json` (deno task card-eval), when present, gives its variants their validated figures.
  */
 export async function modelIndex(
   modelsDir: string,
@@ -33,10 +34,28 @@ export async function modelIndex(
     try {
       // Package URLs are relative to the index itself, so the index works under any prefix (reverse
       // proxy, a copy in the host's static files); the extension resolves them against its URL.
-      models.push(summarizeManifest(validateManifest(JSON.parse(text)), e.name));
+      models.push(
+        summarizeManifest(
+          validateManifest(JSON.parse(text)),
+          e.name,
+          await evalJsonOf(modelsDir, e.name, log),
+        ),
+      );
     } catch (err) {
       log(`models: skipping ${e.name}: ${(err as Error).message}`);
     }
   }
   return { models };
+}
+
+/** The package's eval.json, or undefined when it has none or it is not JSON (then logged; the index goes on). */
+async function evalJsonOf(modelsDir: string, folder: string, log: (l: string) => void): Promise<unknown> {
+  try {
+    return JSON.parse(await Deno.readTextFile(join(modelsDir, folder, "eval.json")));
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) {
+      log(`models: ${folder}/eval.json ignored: ${(err as Error).message}`);
+    }
+    return undefined;
+  }
 }

@@ -116,9 +116,14 @@ Deno.test("segment --variant runs the named manifest variant and records it; an 
     "int8",
   ]);
   assert.equal(r.code, 0, r.stderr);
-  const p = JSON.parse(await Deno.readTextFile(join(dir, "out", "report.json"))).cases[0].provenance;
+  const report = JSON.parse(await Deno.readTextFile(join(dir, "out", "report.json")));
+  const p = report.cases[0].provenance;
   assert.equal(p.variant, "int8");
   assert.equal(p.precision, "int8");
+  // the report's model block names the variant as eval's JSON does, and so does the printed summary
+  assert.equal(report.model.variant, "int8");
+  assert.equal(report.model.precision, "int8");
+  assert.match(r.stdout + r.stderr, /case1_image: .* · variant int8 \(INT8\) · /);
   const bad = await run("segment", [
     "--model",
     "tiny-2d",

@@ -10,7 +10,11 @@ import { srgbToDicomLab } from "../../src/dicom/color.ts";
 import { nums, parseDicom, seq, str } from "../../src/dicom/dataset.ts";
 import { readSeries, type SeriesRead } from "../../src/dicom/read.ts";
 import { readSegmentation } from "../../src/dicom/segread.ts";
-import { type SegmentationWriteOptions, writeSegmentation } from "../../src/dicom/seg.ts";
+import {
+  type SegmentationWriteOptions,
+  segSeriesDescription,
+  writeSegmentation,
+} from "../../src/dicom/seg.ts";
 import { syntheticSeries } from "./synthetic.ts";
 import {
   artifacts,
@@ -156,6 +160,46 @@ Deno.test("segments carry AUTOMATIC/SEMIAUTOMATIC, the AI algorithm identificati
     synth.files.length,
   );
   assert.ok(meta.FileMetaInformationVersion !== undefined);
+});
+
+Deno.test("a SEG of a variant's run names the variant in its series description, contributing equipment and parameters", () => {
+  const int8 = { ...provenance, variant: "int8", precision: "int8", modelSha256: "cd".repeat(32) };
+  const { dataset } = parseDicom(writeSegmentation({
+    source: sourceOf(synthRead),
+    labelmap: synthLabelmap,
+    segments: [tissue, bone],
+    provenance: int8,
+  }));
+  assert.equal(dataset.SeriesDescription, "EdgeSeg EdgeSeg test model, variant int8 (INT8)");
+  const contrib = seq(dataset, "ContributingEquipmentSequence")[0];
+  // (the sha256 is followed by "…", which this test's parser does not decode as UTF-8)
+  assert.match(
+    String(contrib.ContributionDescription),
+    /^Segmentation by model test-model variant int8 \(INT8\) sha256 cdcdcdcdcdcdcdcd/,
+  );
+  const algo = seq(seq(dataset, "SegmentSequence")[0], "SegmentationAlgorithmIdentificationSequence")[0];
+  const recorded = JSON.parse(String(algo.AlgorithmParameters)).provenance;
+  assert.deepEqual([recorded.variant, recorded.precision], ["int8", "int8"]);
+  // the main model's SEG is unchanged: no variant words
+  const main = parseDicom(writeSegmentation({
+    source: sourceOf(synthRead),
+    labelmap: synthLabelmap,
+    segments: [tissue, bone],
+    provenance: { ...provenance, precision: "fp32" },
+  })).dataset;
+  assert.equal(main.SeriesDescription, "EdgeSeg EdgeSeg test model");
+  assert.doesNotMatch(
+    String(seq(main, "ContributingEquipmentSequence")[0].ContributionDescription),
+    /variant/,
+  );
+});
+
+Deno.test("a long model name gives way to the variant in the 64-character series description", () => {
+  const name = "Retinal vessels, MAE-pretrained ViT (fundus photograph)";
+  const d = segSeriesDescription({ modelName: name, variant: "int8", precision: "int8" });
+  assert.ok(d.length <= 64, `${d.length} characters`);
+  assert.match(d, /^EdgeSeg Retinal vessels, MAE-pretrained .*…, variant int8 \(INT8\)$/);
+  assert.equal(segSeriesDescription({ modelName: name }), `EdgeSeg ${name}`);
 });
 
 Deno.test("sRGB to DICOM CIELab follows D65 CIELab (white, red)", () => {

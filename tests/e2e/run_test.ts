@@ -350,7 +350,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "a segment edited in the viewer is stored as SEMIAUTOMATIC with the edited voxels, and a second run makes a second segmentation",
+    "a segment edited in the viewer is stored as SEMIAUTOMATIC with the edited voxels, and a second run, of the model's INT8 variant picked in the panel, makes a second segmentation whose provenance names the variant",
   ignore: skipReason !== null,
   sanitizeOps: false,
   sanitizeResources: false,
@@ -359,6 +359,11 @@ Deno.test({
       await page.click("#edgeseg-run");
       await page.waitForSelector("#edgeseg-result, #edgeseg-error", { timeout: 120000 });
       assert.equal(await page.locator("#edgeseg-error").count(), 0, "the run succeeded");
+      assert.equal(
+        await page.getAttribute("#edgeseg-provenance", "data-variant"),
+        "main",
+        "the main (fp32) model runs unless a variant is picked",
+      );
       const firstId = (await page.getAttribute("#edgeseg-result", "data-segmentation-id"))!;
       // An edit as OHIF's brush makes it: voxels of segment 1 set in the first labelmap image with
       // foreground, then the data-modified event.
@@ -421,7 +426,11 @@ Deno.test({
       }
       assert.ok(found, "the SEG was stored");
 
-      // Run again: a second segmentation; the first (with its edit) stays as it was.
+      // Run again, on the package's INT8 variant (tiny-2d declares one): a second segmentation; the first
+      // (with its edit) stays as it was.
+      await page.selectOption("#edgeseg-variant", "int8");
+      await page.waitForSelector('#edgeseg-variant-picker[data-variant="int8"]');
+      await screenshot(page, "edit-2-variant-picked");
       await page.click("#edgeseg-run");
       await page.waitForFunction(
         (first) => {
@@ -437,9 +446,16 @@ Deno.test({
         };
         return g.services.segmentationService.getSegmentations().map((s) => s.segmentationId);
       });
+      assert.equal(await page.getAttribute("#edgeseg-provenance", "data-variant"), "int8");
+      assert.equal(await page.getAttribute("#edgeseg-provenance", "data-precision"), "int8");
+      assert.match(
+        await page.locator("#edgeseg-provenance").innerText(),
+        /variant int8 \(INT8\)/,
+        "the provenance line names the variant that ran",
+      );
       assert.ok(segs.includes(firstId), "the first segmentation is still there");
       assert.equal(segs.length, 2, `two segmentations after two runs (${segs.join(", ")})`);
-      await screenshot(page, "edit-2-second-run");
+      await screenshot(page, "edit-3-second-run");
     });
   },
 });

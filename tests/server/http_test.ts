@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type TestServer, withServer } from "./helpers.ts";
+import { modelIndex } from "../../src/server/model_index.ts";
 
 /** A fake OHIF dist: index.html, a content-hashed chunk, a sub-folder, and a symlink pointing outside. */
 async function fakeDist(): Promise<{ dist: string; plugins: string; models: string; outside: string }> {
@@ -249,6 +250,44 @@ Deno.test("/models/index.json lists every valid package manifest except training
       "the invalid manifest is left out with a log line",
     );
   });
+});
+
+Deno.test("the model index gives a variant the figure its package's eval.json measured for that file", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "edgeseg-index-variants-" });
+  try {
+    const fixture = new URL("../fixtures/models/tiny-2d/manifest.json", import.meta.url);
+    const manifest = JSON.parse(await Deno.readTextFile(fixture));
+    const sha256 = manifest.files["tiny-2d-int8.onnx"].sha256;
+    const headline = [{ name: "Dice, mean", eval: 0.5, main: 0.52, difference: -0.02 }];
+    for (
+      const [folder, evalJson] of [
+        ["scored", JSON.stringify({ variants: [{ id: "int8", sha256, headline }] })],
+        ["broken", "{ not json"],
+      ]
+    ) {
+      await Deno.mkdir(join(dir, folder));
+      await Deno.writeTextFile(join(dir, folder, "manifest.json"), JSON.stringify(manifest));
+      await Deno.writeTextFile(join(dir, folder, "eval.json"), evalJson);
+    }
+    const logs: string[] = [];
+    const { models } = await modelIndex(dir, (l) => logs.push(l));
+    const [broken, scored] = models;
+    assert.deepEqual(scored.variants?.[0].validated, {
+      metric: "Dice, mean",
+      value: 0.5,
+      main: 0.52,
+      difference: 0.5 - 0.52,
+    });
+    assert.equal(
+      broken.variants?.[0].id,
+      "int8",
+      "a broken eval.json costs the package nothing but the figure",
+    );
+    assert.equal(broken.variants?.[0].validated, undefined);
+    assert.ok(logs.some((l) => /^models: broken\/eval\.json ignored: /.test(l)), logs.join("\n"));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("/edgeseg/ort/ serves onnxruntime-web's runtime files as JavaScript and WASM only", async () => {

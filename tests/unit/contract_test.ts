@@ -7,6 +7,8 @@ import {
   modelFit,
   summarizeManifest,
   uncertaintyChoices,
+  variantLabel,
+  variantValidation,
 } from "../../src/core/contract.ts";
 import { validateManifest } from "../../src/core/manifest.ts";
 import { parseUncertainty } from "../../src/cli/common.ts";
@@ -47,6 +49,58 @@ Deno.test("a summary is built from a validated manifest, with URLs relative to t
   assert.equal(s.spatialMode, "slice2d");
   assert.ok(s.uncertainty.some((c) => c.method === "mc"), "the fixture declares MC dropout");
   assert.equal(s.labels[0].color.length, 3);
+});
+
+Deno.test("a summary lists the manifest's variants with their precision and description, nothing added", async () => {
+  const s = summarizeManifest(await manifestOf("tiny-2d"), "tiny-2d");
+  assert.deepEqual(s.variants, [{
+    id: "int8",
+    precision: "int8",
+    description: "weight-only int8, per-channel DequantizeLinear",
+  }]);
+  assert.equal(summarizeManifest(await manifestOf("tiny-3d")).variants, undefined, "no variants, no list");
+});
+
+Deno.test("a variant's validated figure comes from the package's eval.json only for the very file listed", async () => {
+  const manifest = await manifestOf("tiny-2d");
+  const sha256 = manifest.files["tiny-2d-int8.onnx"].sha256;
+  const headline = [{ name: "Dice, mean", eval: 0.6673, main: 0.6688, difference: -0.0015 }];
+  const evalJson = { variants: [{ id: "int8", sha256, headline }] };
+  const v = variantValidation(manifest, manifest.variants![0], evalJson);
+  assert.equal(v?.metric, "Dice, mean");
+  assert.deepEqual([v?.value, v?.main], [0.6673, 0.6688]);
+  assert.ok(Math.abs(v!.difference - -0.0015) < 1e-12);
+  assert.equal(
+    summarizeManifest(manifest, "tiny-2d", evalJson).variants?.[0].validated?.metric,
+    "Dice, mean",
+  );
+  // scored on another file (an older int8), or not scored: no figure
+  const stale = { variants: [{ id: "int8", sha256: "0".repeat(64), headline }] };
+  assert.equal(variantValidation(manifest, manifest.variants![0], stale), undefined);
+  assert.equal(variantValidation(manifest, manifest.variants![0], { variants: [] }), undefined);
+  assert.equal(variantValidation(manifest, manifest.variants![0], "not json"), undefined);
+});
+
+Deno.test("ct-lung-infection's static INT8 variant carries the figure its eval.json measured", async () => {
+  const dir = new URL("../../models/ct-lung-infection/", import.meta.url).pathname;
+  const manifest = validateManifest(JSON.parse(await Deno.readTextFile(join(dir, "manifest.json"))));
+  const evalJson = JSON.parse(await Deno.readTextFile(join(dir, "eval.json")));
+  const [int8] = summarizeManifest(manifest, "ct-lung-infection", evalJson).variants ?? [];
+  const scored = evalJson.variants.find((v: { id: string }) => v.id === "int8").headline[0];
+  assert.equal(int8.precision, "int8");
+  assert.deepEqual(int8.validated, {
+    metric: scored.name,
+    value: scored.eval,
+    main: scored.main,
+    difference: scored.eval - scored.main,
+  });
+});
+
+Deno.test("a variant is named by id and precision; the main model by nothing", () => {
+  assert.equal(variantLabel({ variant: "int8", precision: "int8" }), "variant int8 (INT8)");
+  assert.equal(variantLabel({ variant: "siemens", precision: "fp16" }), "variant siemens (FP16)");
+  assert.equal(variantLabel({ precision: "fp32" }), undefined);
+  assert.equal(variantLabel({ variant: "main", precision: "fp32" }), undefined);
 });
 
 Deno.test("modelFit: refusals with the codes segment() throws, and a body part only warns", () => {

@@ -2,6 +2,7 @@
 import { h } from "../host_react.ts";
 import { type RunOutcome, segmentSize } from "../run.ts";
 import { colors, styles } from "./styles.ts";
+import { variantLabel } from "../../../src/core/contract.ts";
 
 export function ResultView(props: { outcome: RunOutcome }): unknown {
   const { result, segmentationId, displayError, elapsedMs, spacingKnown } = props.outcome;
@@ -13,6 +14,8 @@ export function ResultView(props: { outcome: RunOutcome }): unknown {
   // Provider names only on the line; the full reasons are one hover away.
   const fellBackFrom = p.fallbackReasons.map((r) => r.split(":")[0]).join(", ");
   const fallback = fellBackFrom ? ` (fell back from ${fellBackFrom})` : "";
+  // the model file that ran: a variant is named (id, precision) so the line says which file decided
+  const variant = variantLabel(p);
   return h(
     "div",
     {
@@ -95,12 +98,14 @@ export function ResultView(props: { outcome: RunOutcome }): unknown {
       {
         id: "edgeseg-provenance",
         "data-provider": p.provider,
+        "data-variant": p.variant ?? "main",
+        "data-precision": p.precision,
         title: p.fallbackReasons.length ? p.fallbackReasons.join("\n") : undefined,
         style: styles.meta,
       },
-      `${p.modelName} ${p.modelVersion} · ${p.provider.toUpperCase()}${fallback} · ${
-        (elapsedMs / 1000).toFixed(1)
-      } s`,
+      `${p.modelName} ${p.modelVersion}${
+        variant ? ` · ${variant}` : ""
+      } · ${p.provider.toUpperCase()}${fallback} · ${(elapsedMs / 1000).toFixed(1)} s`,
     ),
     p.roi
       ? h(
