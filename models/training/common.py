@@ -239,8 +239,11 @@ def gaussian_weight(window, sigma_scale=0.125):
     g = axes[0]
     for a in axes[1:]:
         g = np.multiply.outer(g, a)
-    g = g / g.max()
-    return np.maximum(g, 1e-3).astype(np.float32)
+    g = (g / g.max()).astype(np.float32)
+    # as src/segmentation/windows.ts gaussianImportance (nnU-Net): only zeros are lifted, to the smallest
+    # positive weight (MONAI's 1e-3 floor would weigh window corners differently from the pipeline)
+    positive = g[g > 0]
+    return np.where(g > 0, g, positive.min() if positive.size else 1.0).astype(np.float32)
 
 
 def _starts(size, win, overlap):
@@ -252,10 +255,13 @@ def _starts(size, win, overlap):
     return sorted(set(min(i * step, size - win) for i in range(n)))
 
 
-def sliding_window(predict, image, window, overlap, pad_value=0.0, pad_multiple=16):
+def sliding_window(predict, image, window, overlap, pad_value=0.0, pad_multiple=16, activation=None):
     """Mirrors the EdgeSeg pipeline (src/segmentation/windows.ts): the window is rounded up to
     pad_multiple, axes shorter than the window are padded symmetrically (floor before) with pad_value,
-    windows are blended with a Gaussian (sigma = window/8).
+    windows are blended with a Gaussian (sigma = window/8). The pipeline blends the model's raw outputs
+    (logits) and applies the activation after blending (nnU-Net); pass `predict` = the model and
+    `activation` (tensor [K, ...] → tensor) to do the same — blending probabilities instead differs
+    where overlapping windows disagree.
     image: np [C, *spatial] in array order, window in the same order; predict: tensor → tensor of
     per-class values. Returns np [K, *spatial]."""
     spatial = image.shape[1:]
@@ -278,7 +284,10 @@ def sliding_window(predict, image, window, overlap, pad_value=0.0, pad_multiple=
         out[(slice(None),) + sl] += y * weight
         norm[sl] += weight
     out /= norm
-    return out[(slice(None),) + tuple(slice(b, b + s) for b, s in zip(before, spatial))]
+    out = out[(slice(None),) + tuple(slice(b, b + s) for b, s in zip(before, spatial))]
+    if activation is not None:
+        out = activation(torch.from_numpy(np.ascontiguousarray(out))).numpy()
+    return out
 
 
 # ----------------------------------------------------------------------------------------------

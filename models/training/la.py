@@ -78,7 +78,8 @@ def predict_prob(model, img):
     model.eval()
     x = net_input(img)
     win_zyx = WINDOW_XYZ[::-1]
-    p = C.sliding_window(lambda t: torch.softmax(model(t), dim=1), x[None], win_zyx, OVERLAP, 0.0)[1]
+    # logits blended, softmax after, as the pipeline does
+    p = C.sliding_window(model, x[None], win_zyx, OVERLAP, 0.0, activation=lambda t: torch.softmax(t, dim=0))[1]
     t = torch.from_numpy(p)[None, None]
     return F.interpolate(t, size=img.shape, mode="trilinear", align_corners=False)[0, 0].numpy()
 
