@@ -200,6 +200,15 @@ class Checkpointer:
         return state
 
 
+def load_checkpoint(model, name, which="best"):
+    """`model` with the weights of run `name`'s best (or last) checkpoint, in eval mode, and the
+    checkpoint's state; a SystemExit naming the run when there is none (train first)."""
+    st = Checkpointer(name).load(model, best=(which == "best"))
+    if st is None:
+        raise SystemExit("no checkpoint for %s (train first)" % name)
+    return model.eval(), st
+
+
 class Logger:
     def __init__(self, name):
         d = os.path.join(RUNS_DIR, name)

@@ -349,11 +349,7 @@ def false_positive_ml(model, neg, slices):
 
 
 def load_trained(seed=1, which="best", name=None):
-    model = build(seed)
-    st = C.Checkpointer(name or run_name(seed)).load(model, best=(which == "best"))
-    if st is None:
-        raise SystemExit("no checkpoint for %s (train first)" % (name or run_name(seed)))
-    return model.eval(), st
+    return C.load_checkpoint(build(seed), name or run_name(seed), which)
 
 
 def cmd_validate(args):

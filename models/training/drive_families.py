@@ -386,11 +386,7 @@ def pretrain(args):
 
 
 def load_trained(family, which="best"):
-    model = build(family)
-    st = C.Checkpointer(run_name(family)).load(model, best=(which == "best"))
-    if st is None:
-        raise SystemExit("no checkpoint for %s (train first)" % run_name(family))
-    return model.eval(), st
+    return C.load_checkpoint(build(family), run_name(family), which)
 
 
 def cmd_validate(args):
@@ -456,15 +452,11 @@ def draft_manifest(family, model):
         "version": "1.0.0",
         "task": "segmentation",
         "description": desc,
-        "intendedUse": "Research and education only. Not a medical device; not for diagnosis or treatment.",
-        "license": "Weights: research and education use only (derived from DRIVE, whose terms forbid "
-                   "commercial use and redistribution of the data).",
+        "intendedUse": R.DRIVE_INTENDED_USE,
+        "license": R.DRIVE_LICENSE,
         "authors": ["EdgeSeg"],
-        "citations": [
-            "J.J. Staal, M.D. Abramoff, M. Niemeijer, M.A. Viergever, B. van Ginneken, Ridge-based vessel "
-            "segmentation in color images of the retina, IEEE TMI 23(4):501-509, 2004.",
-        ] + CITATIONS[family],
-        "constraints": {"modalities": ["OP", "XC", "OT"], "bodyParts": ["EYE"], "channels": 3},
+        "citations": [R.DRIVE_CITATION] + CITATIONS[family],
+        "constraints": dict(R.FUNDUS_CONSTRAINTS),
         "inputs": [{"name": "input", "dtype": "float32", "shape": ["batch", 1] + spatial_in},
                    {"name": "mc_mask", "dtype": "float32", "shape": ["batch", model.mask_channels, 1, 1]}],
         "outputs": [{"name": "logits", "dtype": "float32", "shape": ["batch", s["classes"]] + spatial_in}],

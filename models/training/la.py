@@ -212,12 +212,7 @@ def sample_heavy(data, rng):
 
 
 def load_trained(seed=1, which="best", name=None):
-    model = build(seed)
-    name = name or run_name(seed)
-    st = C.Checkpointer(name).load(model, best=(which == "best"))
-    if st is None:
-        raise SystemExit("no checkpoint for %s (train first)" % name)
-    return model.eval(), st
+    return C.load_checkpoint(build(seed), name or run_name(seed), which)
 
 
 def cmd_validate(args):

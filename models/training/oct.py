@@ -431,11 +431,7 @@ def train(args):
 
 
 def load_trained(size, which="best"):
-    model = build(size)
-    st = C.Checkpointer(run_name(size)).load(model, best=(which == "best"))
-    if st is None:
-        raise SystemExit("no checkpoint for %s (train first)" % run_name(size))
-    return model.eval(), st
+    return C.load_checkpoint(build(size), run_name(size), which)
 
 
 def cmd_validate(args):

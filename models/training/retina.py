@@ -28,6 +28,13 @@ VAL_IDS = list(range(37, 41))
 BASE, DEPTH, DROP = 16, 3, 0.2
 WINDOW = [256, 256]  # the export's example input and the parity probe
 VERSION = "1.2.0"
+# the manifest fields every DRIVE-trained package shares (also drive_families.py)
+DRIVE_INTENDED_USE = "Research and education only. Not a medical device; not for diagnosis or treatment."
+DRIVE_LICENSE = ("Weights: research and education use only (derived from DRIVE, whose terms forbid commercial "
+                 "use and redistribution of the data).")
+DRIVE_CITATION = ("J.J. Staal, M.D. Abramoff, M. Niemeijer, M.A. Viergever, B. van Ginneken, Ridge-based vessel "
+                  "segmentation in color images of the retina, IEEE TMI 23(4):501-509, 2004.")
+FUNDUS_CONSTRAINTS = {"modalities": ["OP", "XC", "OT"], "bodyParts": ["EYE"], "channels": 3}
 PATCH, BATCH = 128, 8
 PAD_VALUE = 0.0
 DRIVE = os.path.join(C.DATA, "drive", "training")
@@ -163,10 +170,7 @@ def load_trained(seed=1, which="best", from_package=False):
         step = prev.get("checkpointStep") if seed == 1 else \
             prev.get("ensembleMembers", {}).get("model.seed%d.onnx" % seed, {}).get("step")
         return model.eval(), {"step": step}
-    st = C.Checkpointer(run_name(seed)).load(model, best=(which == "best"))
-    if st is None:
-        raise SystemExit("no checkpoint for %s (train first)" % run_name(seed))
-    return model.eval(), st
+    return C.load_checkpoint(model, run_name(seed), which)
 
 
 def _previous_validation():
@@ -220,16 +224,12 @@ def cmd_export(args):
         "task": "segmentation",
         "description": "Attention residual U-Net (2D) segmenting retinal blood vessels in colour fundus "
                        "photographs, trained on DRIVE (16 training images).",
-        "intendedUse": "Research and education only. Not a medical device; not for diagnosis or treatment.",
-        "license": "Weights: research and education use only (derived from DRIVE, whose terms forbid "
-                   "commercial use and redistribution of the data).",
+        "intendedUse": DRIVE_INTENDED_USE,
+        "license": DRIVE_LICENSE,
         "authors": ["EdgeSeg"],
-        "citations": [
-            "J.J. Staal, M.D. Abramoff, M. Niemeijer, M.A. Viergever, B. van Ginneken, Ridge-based vessel "
-            "segmentation in color images of the retina, IEEE TMI 23(4):501-509, 2004.",
-            "O. Oktay et al., Attention U-Net: Learning Where to Look for the Pancreas, MIDL 2018.",
-        ],
-        "constraints": {"modalities": ["OP", "XC", "OT"], "bodyParts": ["EYE"], "channels": 3},
+        "citations": [DRIVE_CITATION,
+                      "O. Oktay et al., Attention U-Net: Learning Where to Look for the Pancreas, MIDL 2018."],
+        "constraints": dict(FUNDUS_CONSTRAINTS),
         "model": "model.onnx",
         "inputs": [{"name": "input", "dtype": "float32", "shape": ["batch", 1, "height", "width"]},
                    {"name": "mc_mask", "dtype": "float32", "shape": ["batch", model.mask_channels, 1, 1]}],

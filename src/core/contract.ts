@@ -195,8 +195,8 @@ export function summarizeManifest(
         variants: manifest.variants.map((v) => ({
           id: v.id,
           precision: v.precision,
-          ...(v.description !== undefined ? { description: v.description } : {}),
-          ...(v.when !== undefined ? { when: { ...v.when } } : {}),
+          ...optional("description", v.description),
+          ...optional("when", v.when && { ...v.when }),
           ...optional("validated", variantValidation(manifest, v, evalJson)),
         })),
       }

@@ -2,7 +2,6 @@
  * The CLI end to end on synthetic data: segment writes what it promises for DICOM, NIfTI and image
  * inputs, and eval scores the model against an independent reference with the right numbers.
  */
-import type { Mat3 } from "../../src/core/types.ts";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { normalTwoSidedP, signTestP } from "../../src/cli/eval_stats.ts";
@@ -10,8 +9,8 @@ import { parseUncertainty } from "../../src/cli/common.ts";
 import { InputError } from "../../src/core/errors.ts";
 import { phantomSeries } from "../../src/dicom/phantom.ts";
 import { readSegmentation } from "../../src/dicom/mod.ts";
-import { readImage, readNifti, writeNifti, writePng } from "../../src/io/mod.ts";
-import { runScript, type ScriptRun } from "../helpers/cli.ts";
+import { readImage, readNifti, writePng } from "../../src/io/mod.ts";
+import { runScript, type ScriptRun, writeHalfBrightNifti } from "../helpers/cli.ts";
 import { PROJECT_ROOT } from "../helpers/paths.ts";
 
 /** Runs the CLI task `task` (src/cli/<task>.ts). */
@@ -71,14 +70,7 @@ Deno.test("segment on a DICOM series writes a SEG that maps back onto the series
 
 Deno.test("segment on a NIfTI volume writes a labelmap NIfTI on the same grid", async () => {
   const dir = await Deno.makeTempDir();
-  const geometry = {
-    dims: [24, 20, 5] as [number, number, number],
-    spacing: [1, 1.5, 3] as [number, number, number],
-    origin: [5, -3, 12] as [number, number, number],
-    direction: [1, 0, 0, 0, 1, 0, 0, 0, 1] as Mat3,
-  };
-  const data = new Float32Array(24 * 20 * 5).map((_, i) => ((i % 24) > 12 ? 300 : -200));
-  await Deno.writeFile(join(dir, "case1_image.nii.gz"), await writeNifti(geometry, data));
+  const geometry = await writeHalfBrightNifti(join(dir, "case1_image.nii.gz"), 5, [1, 1.5, 3], [5, -3, 12]);
   const r = await run("segment", [
     "--model",
     "tiny-2d",
@@ -96,14 +88,7 @@ Deno.test("segment on a NIfTI volume writes a labelmap NIfTI on the same grid", 
 
 Deno.test("segment --variant runs the named manifest variant and records it; an unknown id is refused", async () => {
   const dir = await Deno.makeTempDir();
-  const geometry = {
-    dims: [24, 20, 3] as [number, number, number],
-    spacing: [1, 1, 3] as [number, number, number],
-    origin: [0, 0, 0] as [number, number, number],
-    direction: [1, 0, 0, 0, 1, 0, 0, 0, 1] as Mat3,
-  };
-  const data = new Float32Array(24 * 20 * 3).map((_, i) => ((i % 24) > 12 ? 300 : -200));
-  await Deno.writeFile(join(dir, "case1_image.nii.gz"), await writeNifti(geometry, data));
+  await writeHalfBrightNifti(join(dir, "case1_image.nii.gz"), 3, [1, 1, 3]);
   const input = join(dir, "case1_image.nii.gz");
   const r = await run("segment", [
     "--model",
@@ -220,14 +205,7 @@ Deno.test("segment refuses a missing input with a typed error and a non-zero exi
 Deno.test("eval --variant int8 scores the manifest's variant and names it in the JSON; an undeclared variant is refused", async () => {
   const dir = await Deno.makeTempDir({ prefix: "edgeseg-cli-variant-" });
   try {
-    const geometry = {
-      dims: [24, 20, 3] as [number, number, number],
-      spacing: [2, 2, 4] as [number, number, number],
-      origin: [0, 0, 0] as [number, number, number],
-      direction: [1, 0, 0, 0, 1, 0, 0, 0, 1] as Mat3,
-    };
-    const data = new Float32Array(24 * 20 * 3).map((_, i) => ((i % 24) > 12 ? 300 : -200));
-    await Deno.writeFile(join(dir, "normal_image.nii.gz"), await writeNifti(geometry, data));
+    await writeHalfBrightNifti(join(dir, "normal_image.nii.gz"), 3, [2, 2, 4]);
     const args = ["--model", "tiny-2d", "--negative", join(dir, "normal_image.nii.gz"), "--json"];
     const r = await run("eval", [...args, join(dir, "int8.json"), "--variant", "int8"]);
     assert.equal(r.code, 0, r.stderr);

@@ -3,25 +3,16 @@
  * positive. On a synthetic NIfTI with the tiny test model, and on the shared non-COVID CT with the
  * shipped lung-infection model (skipped when ../shared/data is absent).
  */
-import type { Mat3 } from "../../src/core/types.ts";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { writeNifti } from "../../src/io/mod.ts";
-import { runScript } from "../helpers/cli.ts";
+import { runScript, writeHalfBrightNifti } from "../helpers/cli.ts";
 import { ctAbdomenDir } from "../helpers/paths.ts";
 
 Deno.test("eval --negative reports the false-positive volume in mL in its JSON and its table", async () => {
   const dir = await Deno.makeTempDir({ prefix: "edgeseg-negative-" });
   try {
-    const geometry = {
-      dims: [24, 20, 5] as [number, number, number],
-      spacing: [2, 2, 4] as [number, number, number],
-      origin: [0, 0, 0] as [number, number, number],
-      direction: [1, 0, 0, 0, 1, 0, 0, 0, 1] as Mat3,
-    };
     // bright on the right half: tiny-2d marks it, so this "negative" has false positives
-    const data = new Float32Array(24 * 20 * 5).map((_, i) => ((i % 24) > 12 ? 300 : -200));
-    await Deno.writeFile(join(dir, "normal_image.nii.gz"), await writeNifti(geometry, data));
+    await writeHalfBrightNifti(join(dir, "normal_image.nii.gz"), 5, [2, 2, 4]);
     const r = await runScript("src/cli/eval.ts", [
       "--model",
       "tiny-2d",
