@@ -272,6 +272,23 @@ def threshold_choice(v, thr, metric, script):
                sw[-1]["threshold"], best["threshold"]))
 
 
+def training_time(v, script):
+    """How long the shipped weights trained (issue #19): each fine-tune whose train.log was summarised at export
+    (`validation.json` `fineTunes[].training`, from `common.log_summary`); the earlier runs' logs went with
+    their machines, which the line says instead of guessing."""
+    runs = []
+    for ft in v.get("fineTunes") or []:
+        t = ft.get("training")
+        runs.append("%s fine-tune (`--name %s`): %s" % (
+            ft["version"], ft["run"],
+            "%d steps, %s min wall-clock on %d CPU thread%s in %d session%s, periodic validations included"
+            % (t["steps"], t["minutes"], t["threads"], "" if t["threads"] == 1 else "s", t["sessions"],
+               "" if t["sessions"] == 1 else "s") if t else "not recorded"))
+    runs.append("earlier runs: not recorded (their `train.log` files were not kept; the step schedules are in "
+                "`models/training/README.md`)")
+    return "Training time (`%s`'s logs, summarised at export): %s." % (script, "; ".join(runs))
+
+
 def retina(man, v, e):
     fp, q = v["fp32"], v["int8"]
     thr = man["labels"][0].get("threshold", 0.5)
@@ -313,6 +330,7 @@ blending), threshold {thr} (manifest `labels[0].threshold`).
   convolutions and frozen) for 2000 steps at lr 5e-4 (seed 2: 1500 steps), same data and augmentation; the
   best validation F1 of the fine-tune is exported: step {v['checkpointStep']} of the fine-tune.
 - {threshold_choice(v, thr, "mean image Dice", "retina.py")}
+- {training_time(v, "retina.py")}
 
 ## Validation (own split, images {', '.join(str(i) for i in v['split']['validation'])})
 
@@ -407,6 +425,7 @@ Inference: {ct_inference(man)}.
   second (1.3.0) ran 600 steps at lr 1.5e-4 and kept the checkpoint with the best validation Dice − 0.005 ×
   held-out false-positive mL: step {v['checkpointStep']} of that run. Recipes and commands:
   `models/training/README.md` ("Hard negatives"). The false positives on that CT are under "Evaluation".
+- {training_time(v, "ct.py")}
 
 ## Validation (own split)
 
@@ -483,6 +502,7 @@ post-processing keeps the largest connected component.
   Debian PyTorch 1.13 on CPU, 1 thread, seed 1. Best validation Dice checkpoint exported{'' if ft else ": step " + str(v['checkpointStep'])}
   (step schedule and resumes: `models/training/README.md`, "Training history").{ft_txt}
 - {threshold_choice(v, thr, "Dice", "la.py")}
+- {training_time(v, "la.py")}
 
 ## Validation (own split, 3 volumes)
 

@@ -222,6 +222,54 @@ class Logger:
         self.f.flush()
 
 
+def log_summary(name):
+    """How long run `name` trained, read from its train.log: steps reached, wall-clock minutes (each session
+    from its `params` line to its last line, validations included), threads, sessions (resumes + 1) and the
+    first and last logged running loss. None when the log is absent (the logs are not in the repository)."""
+    path = os.path.join(RUNS_DIR, name, "train.log")
+    if not os.path.exists(path):
+        return None
+    secs, first, prev, last_step, threads, sessions, losses = 0, None, None, 0, None, 0, []
+    for line in open(path):
+        parts = line.split()
+        if not parts:
+            continue
+        hh, mm, ss = (int(v) for v in parts[0].split(":"))
+        t = hh * 3600 + mm * 60 + ss
+        if "params" in parts and "threads" in parts:
+            if first is not None:
+                secs += (prev - first) % 86400
+            first, sessions = t, sessions + 1
+            threads = int(parts[parts.index("threads") + 1])
+        prev = t
+        if len(parts) > 2 and parts[1] in ("step", "stopped") and parts[2].isdigit():
+            last_step = int(parts[2])
+        if len(parts) > 4 and parts[1] == "step" and parts[3] == "loss":
+            losses.append(float(parts[4]))
+        if parts[1:3] == ["stopped", "at"]:
+            last_step = int(parts[4])
+    if first is not None:
+        secs += (prev - first) % 86400
+    return {"steps": last_step, "minutes": round(secs / 60, 1), "threads": threads, "sessions": sessions,
+            "firstLoss": losses[0] if losses else None, "lastLoss": losses[-1] if losses else None}
+
+
+def fine_tune_history(pkg, entry):
+    """The package's fine-tunes, oldest first: those recorded in its current validation.json (`fineTunes`, or
+    the single `fineTune` that exports before this list wrote) with `entry` replacing any of its version.
+    `entry` names the version, run, augmentation, exported step and `log_summary` of the run."""
+    path = os.path.join(pkg, "validation.json")
+    old = json.load(open(path)) if os.path.exists(path) else {}
+    hist = list(old.get("fineTunes") or [])
+    if not hist and old.get("fineTune"):
+        ft = old["fineTune"]
+        man = os.path.join(pkg, "manifest.json")
+        version = ft.get("version") or (json.load(open(man))["version"] if os.path.exists(man) else None)
+        hist = [{"version": version, "run": ft["run"], "aug": ft.get("aug"),
+                 "checkpointStep": old.get("checkpointStep"), "training": ft.get("training")}]
+    return [h for h in hist if h.get("version") != entry["version"]] + [entry]
+
+
 # ----------------------------------------------------------------------------------------------
 # losses
 

@@ -43,6 +43,9 @@ WINDOW, OVERLAP = [256, 256], 0.5
 PATCH, BATCH = 160, 6
 AIR = 20.0 / 255.0  # -1000 HU through the window: value used to pad (outside the body is air)
 VAL_COUNT = 10
+# 1.1.0: fine-tuned with hard negatives (non-COVID lung slices); 1.2.0: one window per slice over the lung
+# region's box (cropToRoi); 1.3.0: a second, longer hard-negative fine-tune (issue #19)
+VERSION = "1.3.0"
 # hard negatives: the shared non-COVID CT (chest to pelvis, no lung infection). Its lung-level slices are
 # split into interleaved blocks of NEG_BLOCK slices: even blocks train, odd blocks are held out.
 NEG_SERIES = os.path.join(C.DATA, "dicom", "ct-abdomen", "raw")
@@ -174,6 +177,11 @@ def train(args):
             ys.append(py)
         for _ in range(BATCH - n_neg):
             img, gt = data[rng.randint(len(data))]
+            if args.aug == "heavy":
+                px, py = heavy_crop(img, gt, rng)
+                xs.append(px)
+                ys.append(py)
+                continue
             # scale jitter: the slices were cropped and their pixel size is unknown
             s = rng.uniform(0.75, 1.3)
             h, w = img.shape
@@ -220,6 +228,42 @@ def train(args):
 
     C.train_loop(args.name or run_name(args.seed), model, sample, loss_fn, args.steps, args.lr, args.resume, args.minutes,
                  validate, val_every=args.val_every, freeze_bn=bool(args.init_onnx))
+
+
+def heavy_crop(img, gt, rng):
+    """nnU-Net-style spatial and intensity augmentation of one training slice: one affine resampling
+    (rotation within +-20 degrees, isotropic scale x U(0.75, 1.3) as the basic sampler, air outside the
+    slice), a third of the crops centred on infection (foreground oversampling), horizontal flips, gamma
+    0.7-1.5, contrast/brightness jitter, Gaussian noise and blur, clipped to the window's 0..1."""
+    h, w = img.shape
+    fg = np.argwhere(gt > 0)
+    if len(fg) and rng.rand() < 0.33:
+        cy, cx = fg[rng.randint(len(fg))] + rng.randint(-PATCH // 4, PATCH // 4 + 1, 2)
+    else:
+        cy, cx = rng.randint(h), rng.randint(w)
+    ang, s = np.deg2rad(rng.uniform(-20, 20)), rng.uniform(0.75, 1.3)
+    # output pixel (u, v) in -1..1 of the patch → input pixel, in the normalised coordinates of the slice
+    half = PATCH / 2.0 / s
+    ca, sa = np.cos(ang), np.sin(ang)
+    theta = torch.tensor([[[ca * half * 2 / w, -sa * half * 2 / w, (2 * cx + 1) / w - 1],
+                           [sa * half * 2 / h, ca * half * 2 / h, (2 * cy + 1) / h - 1]]], dtype=torch.float32)
+    grid = F.affine_grid(theta, [1, 1, PATCH, PATCH], align_corners=False)
+    ti = torch.from_numpy(img - AIR)[None, None]  # zero padding of (img - AIR) = air padding of img
+    tg = torch.from_numpy(gt.astype(np.float32))[None, None]
+    px = F.grid_sample(ti, grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0, 0].numpy() + AIR
+    py = F.grid_sample(tg, grid, mode="nearest", padding_mode="zeros", align_corners=False)[0, 0].numpy()
+    if rng.rand() < 0.5:
+        px, py = px[:, ::-1], py[:, ::-1]
+    if rng.rand() < 0.2:
+        from scipy import ndimage
+        px = ndimage.gaussian_filter(px, rng.uniform(0.5, 1.0))
+    if rng.rand() < 0.3:
+        px = np.clip(px, 0, 1) ** rng.uniform(0.7, 1.5)
+    px = px * rng.uniform(0.85, 1.15) + rng.uniform(-0.05, 0.05)
+    if rng.rand() < 0.3:
+        px = px + rng.normal(0, rng.uniform(0, 0.03), px.shape)
+    return (np.ascontiguousarray(np.clip(px, 0, 1), dtype=np.float32),
+            np.ascontiguousarray(np.rint(py)).astype(np.int64))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -388,9 +432,7 @@ def cmd_negatives(args):
 def common_manifest(model, out_channels):
     return {
         "schemaVersion": 1,
-        # 1.1.0: fine-tuned with hard negatives (non-COVID lung slices); 1.2.0: one window per slice over the
-        # lung region's box (cropToRoi); 1.3.0: a second, longer hard-negative fine-tune (issue #19)
-        "version": "1.3.0",
+        "version": VERSION,
         "task": "segmentation",
         "intendedUse": "Research only. Not a medical device; not for diagnosis, triage or treatment decisions.",
         "license": "Weights: non-commercial research use only (derived from COVID-SemiSeg / MedSeg data, "
@@ -468,6 +510,9 @@ def cmd_export(args):
                    "parity": C.parity_reference(net, 1, WINDOW, DROP),
                    "int8QuantisedConvs": n, "params": C.count_params(model),
                    **({"int8Static": static} if static else {}),
+                   **({"fineTunes": C.fine_tune_history(pkg, {
+                       "version": VERSION, "run": args.name, "aug": args.aug, "negPerBatch": args.neg_per_batch,
+                       "checkpointStep": st["step"], "training": C.log_summary(args.name)})} if args.name else {}),
                    "window": {"center": WINDOW_CENTER, "width": WINDOW_WIDTH}}
         C.write_json(os.path.join(pkg, "validation.json"), metrics)
     print(json.dumps({"fp32": fp32, "int8": int8}, indent=2))
@@ -510,6 +555,8 @@ def main():
     ap.add_argument("--fp-weight", type=float, default=0.002,
                     help="checkpoint selection: Dice minus this × held-out false-positive mL")
     ap.add_argument("--name", default=None, help="run / checkpoint name (default: the package id)")
+    ap.add_argument("--aug", choices=["basic", "heavy"], default="basic",
+                    help="train: 'heavy' adds rotation, foreground oversampling, gamma, noise and blur (heavy_crop)")
     ap.add_argument("--out", default=None, help="negatives: copy the held-out slices' DICOM files here")
     ap.add_argument("--fp", action="store_true", help="negatives: measure the false-positive volume")
     args = ap.parse_args()

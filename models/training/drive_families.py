@@ -650,37 +650,12 @@ def declare_int8(family, man, present):
 
 
 def training_summary(family):
-    """Steps reached, wall-clock minutes and the first and last logged running loss per stage, read from the run
-    logs: each session runs from its `params` line to its last line (timestamps HH:MM:SS; validation
-    time included)."""
+    """Steps, wall-clock minutes and running losses of the pre-training and training runs (C.log_summary)."""
     out = {}
     for key, name in (("pretrain", run_name(family) + "-mae"), ("train", run_name(family))):
-        path = os.path.join(C.RUNS_DIR, name, "train.log")
-        if not os.path.exists(path):
-            continue
-        secs, first, prev, last_step, threads, sessions, losses = 0, None, None, 0, None, 0, []
-        for line in open(path):
-            parts = line.split()
-            if not parts:
-                continue
-            hh, mm, ss = (int(v) for v in parts[0].split(":"))
-            t = hh * 3600 + mm * 60 + ss
-            if "params" in parts and "threads" in parts:
-                if first is not None:
-                    secs += (prev - first) % 86400
-                first, sessions = t, sessions + 1
-                threads = int(parts[parts.index("threads") + 1])
-            prev = t
-            if len(parts) > 2 and parts[1] in ("step", "stopped") and parts[2].isdigit():
-                last_step = int(parts[2])
-            if len(parts) > 4 and parts[1] == "step" and parts[3] == "loss":
-                losses.append(float(parts[4]))
-            if parts[1:3] == ["stopped", "at"]:
-                last_step = int(parts[4])
-        if first is not None:
-            secs += (prev - first) % 86400
-        out[key] = {"steps": last_step, "minutes": round(secs / 60, 1), "threads": threads, "sessions": sessions,
-                    "firstLoss": losses[0] if losses else None, "lastLoss": losses[-1] if losses else None}
+        summary = C.log_summary(name)
+        if summary is not None:
+            out[key] = summary
     return out
 
 

@@ -247,7 +247,10 @@ def cmd_export(args):
     train_ids, val_ids = case_ids()
     metrics = {"split": {"train": train_ids, "validation": val_ids}, "checkpointStep": st["step"],
                "threshold": args.threshold, "thresholdSweep": sweep(model, vc),
-               "fineTune": {"run": args.name, "aug": args.aug} if args.name else None,
+               "fineTune": {"run": args.name, "aug": args.aug, "training": C.log_summary(args.name)} if args.name else None,
+               "fineTunes": C.fine_tune_history(pkg, {"version": VERSION, "run": args.name, "aug": args.aug,
+                                                      "checkpointStep": st["step"],
+                                                      "training": C.log_summary(args.name)}) if args.name else [],
                "fp32": fp32, "int8": int8, "int8QuantisedConvs": n,
                "parity": C.parity_reference(model, 1, PATCH, DROP), "params": C.count_params(model)}
     C.write_json(os.path.join(pkg, "validation.json"), metrics)
