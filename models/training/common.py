@@ -222,14 +222,53 @@ class Logger:
         self.f.flush()
 
 
+def affine_patch_2d(img, lab, centre, patch, angle, scale, fill=0.0):
+    """A patch x patch resampling of a 2D image (bilinear) and its label map (nearest) around `centre`
+    (row, column), rotated by `angle` radians and zoomed by `scale` (> 1 enlarges), `fill` outside the
+    image: the spatial half of nnU-Net-style augmentation in one `grid_sample`."""
+    h, w = img.shape
+    cy, cx = centre
+    half = patch / 2.0 / scale
+    ca, sa = math.cos(angle), math.sin(angle)
+    # output (u, v) in -1..1 of the patch → input in the image's normalised coordinates (align_corners=False)
+    theta = torch.tensor([[[ca * half * 2 / w, -sa * half * 2 / w, (2 * cx + 1) / w - 1],
+                           [sa * half * 2 / h, ca * half * 2 / h, (2 * cy + 1) / h - 1]]], dtype=torch.float32)
+    grid = F.affine_grid(theta, [1, 1, patch, patch], align_corners=False)
+    ti = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32) - fill)[None, None]  # zeros outside = fill
+    tl = torch.from_numpy(np.ascontiguousarray(lab, dtype=np.float32))[None, None]
+    px = F.grid_sample(ti, grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0, 0].numpy() + fill
+    pl = F.grid_sample(tl, grid, mode="nearest", padding_mode="zeros", align_corners=False)[0, 0].numpy()
+    return px, pl
+
+
+def intensity_augment(px, rng, gamma_p=0.3, blur_p=0.2, noise_p=0.3, noise_sigma=0.03, contrast=0.15,
+                      brightness=0.05, unit_range=False):
+    """nnU-Net-style intensity augmentation of one patch: Gaussian blur, gamma 0.7-1.5 (on the min-max scaled
+    patch, or with `unit_range` on the patch clipped to 0..1, e.g. a CT window), contrast
+    x U(1 - contrast, 1 + contrast) and brightness + U(-b, b), Gaussian noise."""
+    if rng.rand() < blur_p:
+        from scipy import ndimage
+        px = ndimage.gaussian_filter(px, rng.uniform(0.5, 1.0))
+    if rng.rand() < gamma_p:
+        if unit_range:
+            px = np.clip(px, 0, 1) ** rng.uniform(0.7, 1.5)
+        else:
+            lo, hi = float(px.min()), float(px.max())
+            px = ((px - lo) / max(hi - lo, 1e-6)) ** rng.uniform(0.7, 1.5) * (hi - lo) + lo
+    px = px * rng.uniform(1 - contrast, 1 + contrast) + rng.uniform(-brightness, brightness)
+    if rng.rand() < noise_p:
+        px = px + rng.normal(0, rng.uniform(0, noise_sigma), px.shape)
+    return px
+
+
 def log_summary(name):
     """How long run `name` trained, read from its train.log: steps reached, wall-clock minutes (each session
-    from its `params` line to its last line, validations included), threads, sessions (resumes + 1) and the
-    first and last logged running loss. None when the log is absent (the logs are not in the repository)."""
+    from its `params` line to its last line, validations included), threads, sessions (resumes + 1), the
+    highest learning rate logged (the schedule's peak) and the first and last logged running loss. None when the log is absent (the logs are not in the repository)."""
     path = os.path.join(RUNS_DIR, name, "train.log")
     if not os.path.exists(path):
         return None
-    secs, first, prev, last_step, threads, sessions, losses = 0, None, None, 0, None, 0, []
+    secs, first, prev, last_step, threads, sessions, losses, peak_lr = 0, None, None, 0, None, 0, [], 0.0
     for line in open(path):
         parts = line.split()
         if not parts:
@@ -246,12 +285,15 @@ def log_summary(name):
             last_step = int(parts[2])
         if len(parts) > 4 and parts[1] == "step" and parts[3] == "loss":
             losses.append(float(parts[4]))
+        if "lr" in parts[:-1]:
+            peak_lr = max(peak_lr, float(parts[parts.index("lr") + 1]))
         if parts[1:3] == ["stopped", "at"]:
             last_step = int(parts[4])
     if first is not None:
         secs += (prev - first) % 86400
     return {"steps": last_step, "minutes": round(secs / 60, 1), "threads": threads, "sessions": sessions,
-            "firstLoss": losses[0] if losses else None, "lastLoss": losses[-1] if losses else None}
+            "peakLr": peak_lr or None, "firstLoss": losses[0] if losses else None,
+            "lastLoss": losses[-1] if losses else None}
 
 
 def fine_tune_history(pkg, entry):

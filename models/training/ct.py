@@ -233,35 +233,20 @@ def train(args):
 def heavy_crop(img, gt, rng):
     """nnU-Net-style spatial and intensity augmentation of one training slice: one affine resampling
     (rotation within +-20 degrees, isotropic scale x U(0.75, 1.3) as the basic sampler, air outside the
-    slice), a third of the crops centred on infection (foreground oversampling), horizontal flips, gamma
-    0.7-1.5, contrast/brightness jitter, Gaussian noise and blur, clipped to the window's 0..1."""
+    slice), a third of the crops centred on infection (foreground oversampling), horizontal flips, then
+    blur, gamma, contrast/brightness jitter and noise (common.intensity_augment), clipped to the window's
+    0..1."""
     h, w = img.shape
     fg = np.argwhere(gt > 0)
     if len(fg) and rng.rand() < 0.33:
-        cy, cx = fg[rng.randint(len(fg))] + rng.randint(-PATCH // 4, PATCH // 4 + 1, 2)
+        centre = fg[rng.randint(len(fg))] + rng.randint(-PATCH // 4, PATCH // 4 + 1, 2)
     else:
-        cy, cx = rng.randint(h), rng.randint(w)
-    ang, s = np.deg2rad(rng.uniform(-20, 20)), rng.uniform(0.75, 1.3)
-    # output pixel (u, v) in -1..1 of the patch → input pixel, in the normalised coordinates of the slice
-    half = PATCH / 2.0 / s
-    ca, sa = np.cos(ang), np.sin(ang)
-    theta = torch.tensor([[[ca * half * 2 / w, -sa * half * 2 / w, (2 * cx + 1) / w - 1],
-                           [sa * half * 2 / h, ca * half * 2 / h, (2 * cy + 1) / h - 1]]], dtype=torch.float32)
-    grid = F.affine_grid(theta, [1, 1, PATCH, PATCH], align_corners=False)
-    ti = torch.from_numpy(img - AIR)[None, None]  # zero padding of (img - AIR) = air padding of img
-    tg = torch.from_numpy(gt.astype(np.float32))[None, None]
-    px = F.grid_sample(ti, grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0, 0].numpy() + AIR
-    py = F.grid_sample(tg, grid, mode="nearest", padding_mode="zeros", align_corners=False)[0, 0].numpy()
+        centre = (rng.randint(h), rng.randint(w))
+    px, py = C.affine_patch_2d(img, gt, centre, PATCH, np.deg2rad(rng.uniform(-20, 20)), rng.uniform(0.75, 1.3),
+                               fill=AIR)
     if rng.rand() < 0.5:
         px, py = px[:, ::-1], py[:, ::-1]
-    if rng.rand() < 0.2:
-        from scipy import ndimage
-        px = ndimage.gaussian_filter(px, rng.uniform(0.5, 1.0))
-    if rng.rand() < 0.3:
-        px = np.clip(px, 0, 1) ** rng.uniform(0.7, 1.5)
-    px = px * rng.uniform(0.85, 1.15) + rng.uniform(-0.05, 0.05)
-    if rng.rand() < 0.3:
-        px = px + rng.normal(0, rng.uniform(0, 0.03), px.shape)
+    px = C.intensity_augment(px, rng, unit_range=True)
     return (np.ascontiguousarray(np.clip(px, 0, 1), dtype=np.float32),
             np.ascontiguousarray(np.rint(py)).astype(np.int64))
 

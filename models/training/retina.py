@@ -124,6 +124,31 @@ def crop_sampler(data, rng, patch, batch):
     return sample
 
 
+def heavy_sampler(data, rng, patch, batch):
+    """nnU-Net-style augmentation (`--aug heavy`): crops centred in the FOV (10 % anywhere) resampled by one
+    affine (any rotation, scale x U(0.85, 1.15); the photograph's dark corner value outside it), flips, then
+    blur, gamma, contrast/brightness jitter as the basic sampler's and Gaussian noise up to 0.1 z-score
+    units (common.intensity_augment)."""
+    def sample():
+        xs, ys = [], []
+        for _ in range(batch):
+            x, y, fov = data[rng.randint(len(data))]
+            h, w = x.shape
+            while True:
+                r, c = rng.randint(h), rng.randint(w)
+                if fov[r, c] or rng.rand() < 0.1:
+                    break
+            px, py = C.affine_patch_2d(x, y, (r, c), patch, rng.uniform(0, 2 * np.pi), rng.uniform(0.85, 1.15),
+                                       fill=float(x[0, 0]))
+            if rng.rand() < 0.5:
+                px, py = px[:, ::-1], py[:, ::-1]
+            px = C.intensity_augment(px, rng, blur_p=0.1, noise_sigma=0.1, brightness=0.15)
+            xs.append(np.ascontiguousarray(px, dtype=np.float32))
+            ys.append(np.ascontiguousarray(py, dtype=np.float32))
+        return torch.from_numpy(np.stack(xs)[:, None]), torch.from_numpy(np.stack(ys)[:, None])
+    return sample
+
+
 def train(args):
     torch.set_num_threads(args.threads)
     model = build(args.seed)
@@ -136,7 +161,7 @@ def train(args):
     vcases = val_cases()
     rng = np.random.RandomState(args.seed)
 
-    sample = crop_sampler(data, rng, PATCH, BATCH)
+    sample = (heavy_sampler if args.aug == "heavy" else crop_sampler)(data, rng, PATCH, BATCH)
 
     def loss_fn(logits, y):
         return F.binary_cross_entropy_with_logits(logits, y) + C.soft_dice_loss(torch.sigmoid(logits), y)
@@ -145,7 +170,7 @@ def train(args):
         info = evaluate(m, vcases)
         return info["f1"], {k: (round(v, 4) if isinstance(v, float) else v) for k, v in info.items()}
 
-    C.train_loop(run_name(args.seed), model, sample, loss_fn, args.steps, args.lr, args.resume, args.minutes,
+    C.train_loop(args.name or run_name(args.seed), model, sample, loss_fn, args.steps, args.lr, args.resume, args.minutes,
                  validate, val_every=args.val_every, freeze_bn=bool(args.init_onnx))
 
 
@@ -158,7 +183,7 @@ def run_name(seed):
     return NAME if seed == 1 else "%s-seed%d" % (NAME, seed)
 
 
-def load_trained(seed=1, which="best", from_package=False):
+def load_trained(seed=1, which="best", from_package=False, name=None):
     """The net of `seed` from its checkpoint, or with `from_package` from the package's shipped file
     (no checkpoint needed; its step is the one recorded in validation.json)."""
     model = build(seed)
@@ -170,7 +195,7 @@ def load_trained(seed=1, which="best", from_package=False):
         step = prev.get("checkpointStep") if seed == 1 else \
             prev.get("ensembleMembers", {}).get("model.seed%d.onnx" % seed, {}).get("step")
         return model.eval(), {"step": step}
-    return C.load_checkpoint(model, run_name(seed), which)
+    return C.load_checkpoint(model, name or run_name(seed), which)
 
 
 def _previous_validation():
@@ -179,7 +204,7 @@ def _previous_validation():
 
 
 def cmd_validate(args):
-    model, st = load_trained(args.seed, args.which, args.from_package)
+    model, st = load_trained(args.seed, args.which, args.from_package, args.name)
     vc = val_cases()
     if args.sweep:
         print(json.dumps({"step": st["step"], "sweep": sweep(model, vc)}, indent=2))
@@ -190,7 +215,7 @@ def cmd_validate(args):
 def cmd_export(args):
     pkg = os.path.join(C.MODELS, NAME)
     os.makedirs(pkg, exist_ok=True)
-    model, st = load_trained(1, args.which, args.from_package)
+    model, st = load_trained(1, args.which, args.from_package, args.name)
     previous = _previous_validation()
     vc = val_cases()
     fp32 = evaluate(model, vc, args.threshold)
@@ -214,7 +239,11 @@ def cmd_export(args):
     metrics = {"split": {"train": TRAIN_IDS, "validation": VAL_IDS}, "checkpointStep": st["step"],
                "threshold": args.threshold, "thresholdSweep": sweep(model, vc), "fp32": fp32, "int8": int8, "int8QuantisedConvs": n,
                "parity": C.parity_reference(model, 1, WINDOW, DROP), "ensembleMembers": member_metrics,
-               "params": C.count_params(model)}
+               "params": C.count_params(model),
+               **({"fineTunes": C.fine_tune_history(pkg, {
+                   "version": VERSION, "run": args.name, "aug": args.aug, "checkpointStep": st["step"],
+                   "training": C.log_summary(args.name)})} if args.name else
+                  {"fineTunes": previous["fineTunes"]} if "fineTunes" in previous else {})}
     C.write_json(os.path.join(pkg, "validation.json"), metrics)
     manifest = {
         "schemaVersion": 1,
@@ -273,6 +302,9 @@ def main():
     ap.add_argument("--from-package", action="store_true",
                     help="validate/export the shipped weights (model.onnx, model.seed<N>.onnx) instead of a "
                          "checkpoint, e.g. to re-export them with another --threshold")
+    ap.add_argument("--name", default=None, help="run / checkpoint name (default: the package id, -seedN)")
+    ap.add_argument("--aug", choices=["basic", "heavy"], default="basic",
+                    help="train: 'heavy' adds any rotation, scaling, gamma, blur and noise (heavy_sampler)")
     ap.add_argument("--init-onnx", default=None,
                     help="start from ONNX weights instead of random ones ('package': the shipped file of --seed); "
                          "BatchNorms stay frozen (pass it again with --resume)")
