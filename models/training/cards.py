@@ -461,11 +461,24 @@ def la(man, v, e):
     fp, q = v["fp32"], v["int8"]
     thr = man["labels"][0].get("threshold", 0.5)
     ft = v.get("fineTune")
-    ft_txt = ("\n- Then fine-tuned from 1.0.0's own ONNX weights (`la.py train --init-onnx package --aug %s --name %s`: "
-              "BatchNorms folded and frozen), with nnU-Net-style augmentation: in-plane rotation ±20°, scaling "
-              "0.85–1.2, gamma 0.7–1.5, contrast/brightness jitter and Gaussian noise on 1.5× crops (`sample_heavy`); "
-              "best validation Dice of the fine-tune exported: step %s. Schedule: `models/training/README.md`."
-              % (ft["aug"], ft["run"], v["checkpointStep"]) if ft else "")
+    fts = v.get("fineTunes") or ([{"version": "1.1.0", "run": ft["run"], "aug": ft["aug"],
+                                   "checkpointStep": v["checkpointStep"]}] if ft else [])
+    ft_txt = ""
+    for i, f in enumerate(fts):
+        if i == 0:
+            ft_txt += ("\n- Then fine-tuned from 1.0.0's own ONNX weights (`la.py train --init-onnx package --aug %s "
+                       "--name %s`: BatchNorms folded and frozen), with nnU-Net-style augmentation: in-plane rotation "
+                       "±20°, scaling 0.85–1.2, gamma 0.7–1.5, contrast/brightness jitter and Gaussian noise on 1.5× "
+                       "crops (`sample_heavy`); best validation Dice of the fine-tune exported: step %s (%s)."
+                       % (f["aug"], f["run"], f["checkpointStep"], f["version"]))
+        else:
+            lr = (f.get("training") or {}).get("peakLr")
+            ft_txt += ("\n- Fine-tuned again from %s's weights the same way (`--name %s`%s): best validation Dice "
+                       "exported: step %s (%s)." % (fts[i - 1]["version"], f["run"],
+                                                   ", peak lr %g" % lr if lr else "", f["checkpointStep"],
+                                                   f["version"]))
+    if fts:
+        ft_txt += " Schedules: `models/training/README.md`."
     rows = "\n".join("| %s | %s | %s | %s | %s |" % (cid, f4(m["dice"]), f2(m["hd95Mm"]), f2(m["assdMm"]),
                                                        f4(q["cases"][cid]["dice"]))
                      for cid, m in fp["cases"].items())
@@ -528,8 +541,8 @@ voxels, ours are in mm: 1 voxel = 0.625 mm).
 {evaluation(man, e, "thresholdSweep" in v)}
 ## Known limits
 
-- 13 training volumes and about an hour on one CPU thread{' (1.0.0), then a fine-tune of about an hour on one thread of a shared machine' if ft else ''}; 3 validation volumes (also used to pick the
-  checkpoint{' and the threshold' if 'thresholdSweep' in v else ''}), so the numbers are noisy and optimistic{': between validations 250 steps apart the fine-tune moved by up to 0.03 Dice' if ft else ''}.
+- 13 training volumes and about an hour on one CPU thread{' (1.0.0), then %s on one thread of a shared machine' % ('a fine-tune of about an hour' if len(fts) == 1 else '%d successive fine-tunes of about an hour each' % len(fts)) if fts else ''}; 3 validation volumes (also used to pick the
+  checkpoint{' and the threshold' if 'thresholdSweep' in v else ''}), so the numbers are noisy and optimistic{': between validations 250 steps apart the first fine-tune moved by up to 0.03 Dice' if fts else ''}.
 - Working at 1.25 mm costs boundary accuracy (thin pulmonary-vein ostia, the appendage tip).
 - The volumes were already cropped around the atrium; on a full-field LGE volume the net has not seen
   as much background, and the largest-component step matters more.
