@@ -373,6 +373,23 @@ def ct_inference(man):
         sp["window"][0], sp["window"][1], round(sp["overlap"] * 100), sp["blending"])
 
 
+def ct_fine_tunes(v):
+    """The CT fine-tunes recorded at export (`validation.json` `fineTunes`, from 1.4.0 on)."""
+    out, prev = "", "1.3.0"
+    for f in v.get("fineTunes") or []:
+        lr = (f.get("training") or {}).get("peakLr")
+        aug = ("nnU-Net-style augmentation (`heavy_crop`: rotation ±20°, scale ×U(0.75, 1.3), a third of the "
+               "crops centred on infection, flips, blur, gamma, contrast/brightness jitter and noise)"
+               if f.get("aug") == "heavy" else "the basic augmentation")
+        out += ("\n- Fine-tuned from %s's weights (`ct.py train --init-onnx package --aug %s --neg-per-batch %s "
+                "--name %s`%s) with %s and %s hard-negative crops per batch; the checkpoint with the best validation "
+                "Dice − %g × held-out false-positive mL was exported: step %s (%s)."
+                % (prev, f.get("aug"), f.get("negPerBatch"), f["run"], ", peak lr %g" % lr if lr else "", aug,
+                   f.get("negPerBatch"), f.get("fpWeight"), f["checkpointStep"], f["version"]))
+        prev = f["version"]
+    return out
+
+
 def ct(man, v, e):
     fp, q = v["fp32"], v["int8"]
     three = man["id"].endswith("3class")
@@ -423,8 +440,8 @@ Inference: {ct_inference(man)}.
 - Two hard-negative fine-tunes (issue #19), each from the previous package's weights: crops of the training
   half of the shared non-COVID CT's lung slices with an all-background target (2 of 6 crops per batch). The
   second (1.3.0) ran 600 steps at lr 1.5e-4 and kept the checkpoint with the best validation Dice − 0.005 ×
-  held-out false-positive mL: step {v['checkpointStep']} of that run. Recipes and commands:
-  `models/training/README.md` ("Hard negatives"). The false positives on that CT are under "Evaluation".
+  held-out false-positive mL: step {600 if v.get('fineTunes') else v['checkpointStep']} of that run. Recipes and commands:
+  `models/training/README.md` ("Hard negatives"). The false positives on that CT are under "Evaluation".{ct_fine_tunes(v)}
 - {training_time(v, "ct.py")}
 
 ## Validation (own split)
