@@ -33,7 +33,7 @@ WINDOW_XYZ = [64, 64, 32]
 OVERLAP = 0.5
 BATCH = 2
 VAL_COUNT = 3
-VERSION = "1.1.0"
+VERSION = "1.2.0"
 
 
 def case_ids():
