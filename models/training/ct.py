@@ -44,8 +44,8 @@ PATCH, BATCH = 160, 6
 AIR = 20.0 / 255.0  # -1000 HU through the window: value used to pad (outside the body is air)
 VAL_COUNT = 10
 # 1.1.0: fine-tuned with hard negatives (non-COVID lung slices); 1.2.0: one window per slice over the lung
-# region's box (cropToRoi); 1.3.0: a second, longer hard-negative fine-tune (issue #19)
-VERSION = "1.3.0"
+# region's box (cropToRoi); 1.3.0: a second, longer hard-negative fine-tune (issue #19); 1.4.0: heavy augmentation
+VERSION = "1.4.0"
 # hard negatives: the shared non-COVID CT (chest to pelvis, no lung infection). Its lung-level slices are
 # split into interleaved blocks of NEG_BLOCK slices: even blocks train, odd blocks are held out.
 NEG_SERIES = os.path.join(C.DATA, "dicom", "ct-abdomen", "raw")
