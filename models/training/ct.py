@@ -107,13 +107,16 @@ def dice_or_none(pred, gt):
     return C.dice(pred, gt)
 
 
-def evaluate(model, cases):
-    """Per-slice Dice at the slice's own size, then the mean over slices (Inf-Net's 'mean Dice')."""
+def evaluate(model, cases, binary=True):
+    """Per-slice Dice at the slice's own size, then the mean over slices (Inf-Net's 'mean Dice'). Infection is
+    the binary package's decision, p(GGO) + p(consolidation) > p(background) (its 2-class softmax), or with
+    `binary=False` the 3-class package's labelmap, argmax not background; GGO and consolidation are the
+    3-class argmax either way."""
     inf, ggo, con, sens, spec = [], [], [], [], []
     for k, (img, gt) in cases.items():
         p = predict(model, img)
         lab = p.argmax(0)
-        pi, gi = lab > 0, gt > 0
+        pi, gi = (p[1] + p[2] > p[0]) if binary else lab > 0, gt > 0
         inf.append(C.dice(pi, gi))
         tp, fp, fn, tn = C.binary_stats(pi, gi)
         sens.append(tp / max(tp + fn, 1))
@@ -455,11 +458,12 @@ def common_manifest(model, out_channels):
 def cmd_export(args):
     model, st = load_trained(1, args.which, args.name)
     vc = val_cases()
-    fp32 = evaluate(model, vc)
-    int8 = evaluate(C.fake_quantize_(C.fold_bn(model)), vc)
+    quantised = C.fake_quantize_(C.fold_bn(model))  # a BN-folded copy
     split = dict(zip(["train", "validation"], slice_ids()))
     lesion = C.MORPH_ALTERED
     for pkg_name, net, channels in ((NAME, BinaryHead(model).eval(), 2), (NAME3, model, 3)):
+        # each package's own infection decision (see evaluate)
+        fp32, int8 = evaluate(model, vc, channels == 2), evaluate(quantised, vc, channels == 2)
         pkg = os.path.join(C.MODELS, pkg_name)
         os.makedirs(pkg, exist_ok=True)
         C.export_onnx(net, os.path.join(pkg, "model.onnx"), 1, WINDOW, 2)
