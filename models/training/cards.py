@@ -485,6 +485,14 @@ def la(man, v, e):
     ft = v.get("fineTune")
     fts = v.get("fineTunes") or ([{"version": "1.1.0", "run": ft["run"], "aug": ft["aug"],
                                    "checkpointStep": v["checkpointStep"]}] if ft else [])
+    sp = man["spatial"]
+    win = "×".join(str(n) for n in sp["window"])
+
+    def patch_txt(f):
+        """A fine-tune's patch and batch when it changed them (`la.py --patch/--batch`), else ''."""
+        if not f.get("patch") or (f["patch"] == [32, 64, 64] and f.get("batch", 2) == 2):
+            return ""
+        return ", %s-voxel patches (x, y, z), batch %d" % ("×".join(str(n) for n in f["patch"][::-1]), f["batch"])
     ft_txt = ""
     for i, f in enumerate(fts):
         if i == 0:
@@ -495,10 +503,10 @@ def la(man, v, e):
                        % (f["aug"], f["run"], f["checkpointStep"], f["version"]))
         else:
             lr = (f.get("training") or {}).get("peakLr")
-            ft_txt += ("\n- Fine-tuned again from %s's weights the same way (`--name %s`%s): best validation Dice "
+            ft_txt += ("\n- Fine-tuned again from %s's weights the same way (`--name %s`%s%s): best validation Dice "
                        "exported: step %s (%s)." % (fts[i - 1]["version"], f["run"],
-                                                   ", peak lr %g" % lr if lr else "", f["checkpointStep"],
-                                                   f["version"]))
+                                                   ", peak lr %g" % lr if lr else "", patch_txt(f),
+                                                   f["checkpointStep"], f["version"]))
     if fts:
         ft_txt += " Schedules: `models/training/README.md`."
     rows = "\n".join("| %s | %s | %s | %s | %s |" % (cid, f4(m["dice"]), f2(m["hd95Mm"]), f2(m["assdMm"]),
@@ -525,8 +533,8 @@ onnxruntime-web's WebGPU EPs), additive attention gates, channel dropout p = {ma
 2-class softmax; {v['params']:,} parameters.
 
 Preprocessing (manifest): z-score over all voxels, **resample to 1.25 mm isotropic** (`targetSpacingMm`;
-half the native resolution, chosen so training fits a CPU budget), sliding window 64×64×32 voxels
-(x, y, z) with 50 % overlap and Gaussian blending, then the probabilities go back to the native grid;
+half the native resolution, chosen so training fits a CPU budget), sliding window {win} voxels
+(x, y, z) with {round(sp['overlap'] * 100)} % overlap and {sp['blending'].capitalize()} blending, then the probabilities go back to the native grid;
 post-processing keeps the largest connected component.
 
 ## Training recipe

@@ -299,7 +299,8 @@ def log_summary(name):
 def fine_tune_history(pkg, entry):
     """The package's fine-tunes, oldest first: those recorded in its current validation.json (`fineTunes`, or
     the single `fineTune` that exports before this list wrote) with `entry` replacing any of its version.
-    `entry` names the version, run, augmentation, exported step and `log_summary` of the run."""
+    `entry` names the version, run, augmentation and exported step; the run's `log_summary` is added here."""
+    entry = {**entry, "training": log_summary(entry["run"])}
     path = os.path.join(pkg, "validation.json")
     old = json.load(open(path)) if os.path.exists(path) else {}
     hist = list(old.get("fineTunes") or [])

@@ -501,7 +501,7 @@ def cmd_export(args):
                    **({"int8Static": static} if static else {}),
                    **({"fineTunes": C.fine_tune_history(pkg, {
                        "version": VERSION, "run": args.name, "aug": args.aug, "negPerBatch": args.neg_per_batch,
-                       "fpWeight": args.fp_weight, "checkpointStep": st["step"], "training": C.log_summary(args.name)})} if args.name else {}),
+                       "fpWeight": args.fp_weight, "checkpointStep": st["step"]})} if args.name else {}),
                    "window": {"center": WINDOW_CENTER, "width": WINDOW_WIDTH}}
         C.write_json(os.path.join(pkg, "validation.json"), metrics)
     print(json.dumps({"fp32": fp32, "int8": int8}, indent=2))

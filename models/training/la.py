@@ -36,6 +36,17 @@ VAL_COUNT = 3
 VERSION = "1.2.0"
 
 
+def set_patch(patch=None, batch=None):
+    """The training patch (z, y, x), which is also the manifest's sliding window, and the batch size."""
+    global PATCH, WINDOW_XYZ, BATCH
+    if patch:
+        if any(p % 2 ** DEPTH for p in patch):
+            raise SystemExit("--patch: each size must be a multiple of %d, got %s" % (2 ** DEPTH, patch))
+        PATCH, WINDOW_XYZ = tuple(patch), list(patch)[::-1]
+    if batch:
+        BATCH = batch
+
+
 def case_ids():
     ids = sorted(f[:-len("_image.nii.gz")] for f in os.listdir(LA) if f.endswith("_image.nii.gz"))
     return ids[:-VAL_COUNT], ids[-VAL_COUNT:]
@@ -247,10 +258,10 @@ def cmd_export(args):
     train_ids, val_ids = case_ids()
     metrics = {"split": {"train": train_ids, "validation": val_ids}, "checkpointStep": st["step"],
                "threshold": args.threshold, "thresholdSweep": sweep(model, vc),
-               "fineTune": {"run": args.name, "aug": args.aug, "training": C.log_summary(args.name)} if args.name else None,
+               "patch": list(PATCH), "batch": BATCH,
                "fineTunes": C.fine_tune_history(pkg, {"version": VERSION, "run": args.name, "aug": args.aug,
-                                                      "checkpointStep": st["step"],
-                                                      "training": C.log_summary(args.name)}) if args.name else [],
+                                                      "checkpointStep": st["step"], "patch": list(PATCH),
+                                                      "batch": BATCH}) if args.name else [],
                "fp32": fp32, "int8": int8, "int8QuantisedConvs": n,
                "parity": C.parity_reference(model, 1, PATCH, DROP), "params": C.count_params(model)}
     C.write_json(os.path.join(pkg, "validation.json"), metrics)
@@ -320,7 +331,12 @@ def main():
     ap.add_argument("--init-onnx", default=None,
                     help="start from ONNX weights instead of random ones ('package': the shipped model.onnx); "
                          "BatchNorms stay frozen (pass it again with --resume)")
+    ap.add_argument("--patch", type=int, nargs=3, default=None, metavar=("Z", "Y", "X"),
+                    help="training patch and manifest window in voxels at 1.25 mm, (z, y, x), multiples of 8 "
+                         "(default %s); pass the same value to validate and export" % (PATCH,))
+    ap.add_argument("--batch", type=int, default=None, help="patches per step (default %d)" % BATCH)
     args = ap.parse_args()
+    set_patch(args.patch, args.batch)
     {"train": train, "validate": cmd_validate, "export": cmd_export}[args.cmd](args)
 
 

@@ -241,8 +241,7 @@ def cmd_export(args):
                "parity": C.parity_reference(model, 1, WINDOW, DROP), "ensembleMembers": member_metrics,
                "params": C.count_params(model),
                **({"fineTunes": C.fine_tune_history(pkg, {
-                   "version": VERSION, "run": args.name, "aug": args.aug, "checkpointStep": st["step"],
-                   "training": C.log_summary(args.name)})} if args.name else
+                   "version": VERSION, "run": args.name, "aug": args.aug, "checkpointStep": st["step"]})} if args.name else
                   {"fineTunes": previous["fineTunes"]} if "fineTunes" in previous else {})}
     C.write_json(os.path.join(pkg, "validation.json"), metrics)
     manifest = {
