@@ -274,7 +274,7 @@ export function equipment(
       ContributionDateTime: dt,
       ContributionDescription: `Segmentation by model ${provenance.modelId ?? provenance.modelName}${
         variant ? ` ${variant}` : ""
-      }${provenance.modelSha256 ? ` sha256 ${String(provenance.modelSha256).slice(0, 16)}…` : ""}`.slice(
+      }${provenance.modelSha256 ? ` sha256 ${provenance.modelSha256}` : ""}`.slice(
         0,
         1024,
       ),
