@@ -276,17 +276,43 @@ def training_time(v, script):
     """How long the shipped weights trained (issue #19): each fine-tune whose train.log was summarised at export
     (`validation.json` `fineTunes[].training`, from `common.log_summary`); the earlier runs' logs went with
     their machines, which the line says instead of guessing."""
-    runs = []
-    for ft in v.get("fineTunes") or []:
-        t = ft.get("training")
-        runs.append("%s fine-tune (`--name %s`): %s" % (
-            ft["version"], ft["run"],
-            "%d steps, %s min wall-clock on %d CPU thread%s in %d session%s, periodic validations included"
-            % (t["steps"], t["minutes"], t["threads"], "" if t["threads"] == 1 else "s", t["sessions"],
-               "" if t["sessions"] == 1 else "s") if t else "not recorded"))
+    def took(t):
+        return ("%d steps, %s min wall-clock on %d CPU thread%s in %d session%s, periodic validations included"
+                % (t["steps"], t["minutes"], t["threads"], "" if t["threads"] == 1 else "s", t["sessions"],
+                   "" if t["sessions"] == 1 else "s") if t else "not recorded")
+    sr = v.get("scratchRun")
+    if sr:
+        runs = ["%s, one run from random weights (`--name %s`): %s" % (sr["version"], sr["run"], took(sr.get("training")))]
+        runs += ["ensemble member %s (`--name %s`): %s" % (f, m["run"], took(m.get("training")))
+                 for f, m in (v.get("ensembleMembers") or {}).items() if m.get("run")]
+        return "Training time (`%s`'s logs, summarised at export): %s." % (script, "; ".join(runs))
+    runs = ["%s fine-tune (`--name %s`): %s" % (ft["version"], ft["run"], took(ft.get("training")))
+            for ft in v.get("fineTunes") or []]
     runs.append("earlier runs: not recorded (their `train.log` files were not kept; the step schedules are in "
                 "`models/training/README.md`)")
     return "Training time (`%s`'s logs, summarised at export): %s." % (script, "; ".join(runs))
+
+
+def retina_schedule(v):
+    """The recipe's run lines: one long run from random weights (`scratchRun`, from 1.3.0) or the 1.0.0 run and
+    its fine-tune (earlier versions)."""
+    sr = v.get("scratchRun")
+    if not sr:
+        return """- Debian PyTorch 1.13 on CPU, 1 thread, seed 1; the checkpoint with the best validation F1 (evaluated
+  periodically) is kept. The exact step schedule, with its resumes, is in `models/training/README.md`
+  ("Training history").
+- Then fine-tuned from that package's own ONNX weights (`--init-onnx package`: BatchNorms folded into the
+  convolutions and frozen) for 2000 steps at lr 5e-4 (seed 2: 1500 steps), same data and augmentation; the
+  best validation F1 of the fine-tune is exported: step %s of the fine-tune.""" % v["checkpointStep"]
+    t = sr.get("training") or {}
+    members = "".join(" Ensemble member %s: the same recipe with seed %s (`--name %s`), best step %s." % (
+        f, f.split(".")[1][len("seed"):], m["run"], m["step"]) for f, m in (v.get("ensembleMembers") or {}).items()
+        if m.get("run"))
+    return ("- Debian PyTorch 1.13 on CPU, 1 thread, seed %s: one run from random weights of %s steps with validation "
+            "F1 every 250 steps (`retina.py train --seed %s --steps %s --name %s`); the best checkpoint is exported: "
+            "step %s.%s Earlier versions (1.0.0–1.2.0: a 1500-step run, then a fine-tune of its package) are in "
+            "`HISTORY.md`." % (sr["seed"], t.get("steps", "?"), sr["seed"], t.get("steps", "?"), sr["run"],
+                               sr["checkpointStep"], members))
 
 
 def retina(man, v, e):
@@ -295,8 +321,8 @@ def retina(man, v, e):
     ens = v.get("ensembleMembers", {})
     ens_txt = ""
     for name, m in ens.items():
-        ens_txt += "\n| %s (ensemble member, seed 2) | %s | %s | %s | %s | %s |" % (
-            name, f4(m["f1"]), f4(m["auc"]), f4(m["sensitivity"]), f4(m["specificity"]), f4(m["accuracy"]))
+        ens_txt += "\n| %s (ensemble member, seed %s) | %s | %s | %s | %s | %s |" % (
+            name, name.split(".")[1][len("seed"):], f4(m["f1"]), f4(m["auc"]), f4(m["sensitivity"]), f4(m["specificity"]), f4(m["accuracy"]))
     return f"""# Model card: {man['name']} (`{man['id']}` {man['version']})
 
 {man['description']}
@@ -323,12 +349,7 @@ blending), threshold {thr} (manifest `labels[0].threshold`).
 - Random 128×128 patches (centre inside the FOV 90 % of the time), batch 8, random 90° rotations and
   flips, z-score contrast ×U(0.85, 1.15) and offset U(−0.15, 0.15).
 - Loss: BCE + soft Dice. AdamW (lr 2e-3, weight decay 1e-4), 50 warm-up steps then cosine decay.
-- Debian PyTorch 1.13 on CPU, 1 thread, seed 1; the checkpoint with the best validation F1 (evaluated
-  periodically) is kept. The exact step schedule, with its resumes, is in `models/training/README.md`
-  ("Training history").
-- Then fine-tuned from that package's own ONNX weights (`--init-onnx package`: BatchNorms folded into the
-  convolutions and frozen) for 2000 steps at lr 5e-4 (seed 2: 1500 steps), same data and augmentation; the
-  best validation F1 of the fine-tune is exported: step {v['checkpointStep']} of the fine-tune.
+{retina_schedule(v)}
 - {threshold_choice(v, thr, "mean image Dice", "retina.py")}
 - {training_time(v, "retina.py")}
 

@@ -223,10 +223,11 @@ def cmd_export(args):
     C.export_onnx(model, os.path.join(pkg, "model.onnx"), 1, WINDOW, 2)
     n = C.quantize_int8(os.path.join(pkg, "model.onnx"), os.path.join(pkg, "model.int8.onnx"))
     members, member_metrics = [], {}
+    runs = dict(zip(args.ensemble, args.member_runs or []))
     for seed in args.ensemble:
         fname = "model.seed%d.onnx" % seed
         try:
-            m2, st2 = load_trained(seed, args.which, args.from_package)
+            m2, st2 = load_trained(seed, args.which, args.from_package, runs.get(seed))
         except SystemExit:
             # No checkpoint here (they are not in the repository): keep the shipped member as it is.
             if os.path.exists(package_member(seed)):
@@ -235,14 +236,20 @@ def cmd_export(args):
             continue
         C.export_onnx(m2, os.path.join(pkg, fname), 1, WINDOW, 2)
         members.append(fname)
-        member_metrics[fname] = {"step": st2["step"], **evaluate(m2, vc, args.threshold)}
+        member_metrics[fname] = {"step": st2["step"], **evaluate(m2, vc, args.threshold),
+                                 **({"run": runs[seed], "training": C.log_summary(runs[seed])} if seed in runs else {})}
+    for stale in set(f for f in os.listdir(pkg) if f.startswith("model.seed")) - set(members):
+        os.remove(os.path.join(pkg, stale))  # a member this export no longer names
     metrics = {"split": {"train": TRAIN_IDS, "validation": VAL_IDS}, "checkpointStep": st["step"],
                "threshold": args.threshold, "thresholdSweep": sweep(model, vc), "fp32": fp32, "int8": int8, "int8QuantisedConvs": n,
                "parity": C.parity_reference(model, 1, WINDOW, DROP), "ensembleMembers": member_metrics,
                "params": C.count_params(model),
-               **({"fineTunes": C.fine_tune_history(pkg, {
-                   "version": VERSION, "run": args.name, "aug": args.aug, "checkpointStep": st["step"]})} if args.name else
-                  {"fineTunes": previous["fineTunes"]} if "fineTunes" in previous else {})}
+               **({"scratchRun": {"version": VERSION, "run": args.name, "seed": args.seed, "aug": args.aug,
+                                  "checkpointStep": st["step"], "training": C.log_summary(args.name)}}
+                  if args.scratch else
+                  {"fineTunes": C.fine_tune_history(pkg, {
+                      "version": VERSION, "run": args.name, "aug": args.aug, "checkpointStep": st["step"]})} if args.name else
+                  {k: previous[k] for k in ("fineTunes", "scratchRun") if k in previous})}
     C.write_json(os.path.join(pkg, "validation.json"), metrics)
     manifest = {
         "schemaVersion": 1,
@@ -294,6 +301,11 @@ def main():
     ap.add_argument("--val-every", type=int, default=250)
     ap.add_argument("--which", choices=["best", "last"], default="best")
     ap.add_argument("--ensemble", type=int, nargs="*", default=[2])
+    ap.add_argument("--member-runs", nargs="*", default=None,
+                    help="export: the run name of each --ensemble seed, in order (default: retina-vessels-seedN)")
+    ap.add_argument("--scratch", action="store_true",
+                    help="export: the --name run trained from random weights (`train --seed S --name R` without "
+                         "--init-onnx), not a fine-tune of the package; pass its --seed")
     ap.add_argument("--threshold", type=float, default=0.5,
                     help="vessel probability threshold for validate/export (the manifest's labels[0].threshold); "
                          "choose it with `validate --sweep` on the validation images")
