@@ -14,11 +14,11 @@ import common as C  # noqa: E402
 
 
 def f4(v):
-    return "n/a" if v is None or v != v else "%.4f" % v
+    return "n/a" if v is None or v != v else ("%.4f" % v).replace("-0.0000", "0.0000")
 
 
 def f2(v):
-    return "n/a" if v is None or v != v else "%.2f" % v
+    return "n/a" if v is None or v != v else ("%.2f" % v).replace("-0.00", "0.00")
 
 
 def files_table(man):

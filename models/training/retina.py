@@ -27,7 +27,7 @@ TRAIN_IDS = list(range(21, 37))
 VAL_IDS = list(range(37, 41))
 BASE, DEPTH, DROP = 16, 3, 0.2
 WINDOW = [256, 256]  # the export's example input and the parity probe
-VERSION = "1.2.0"
+VERSION = "1.3.0"
 # the manifest fields every DRIVE-trained package shares (also drive_families.py)
 DRIVE_INTENDED_USE = "Research and education only. Not a medical device; not for diagnosis or treatment."
 DRIVE_LICENSE = ("Weights: research and education use only (derived from DRIVE, whose terms forbid commercial "
