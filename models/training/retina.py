@@ -300,7 +300,9 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--val-every", type=int, default=250)
     ap.add_argument("--which", choices=["best", "last"], default="best")
-    ap.add_argument("--ensemble", type=int, nargs="*", default=[2])
+    ap.add_argument("--ensemble", type=int, nargs="*", default=[4],
+                    help="export: the seeds of the ensemble members, model.seedN.onnx (1.3.0 ships seed 4; "
+                         "1.0.0-1.2.0 shipped seed 2)")
     ap.add_argument("--member-runs", nargs="*", default=None,
                     help="export: the run name of each --ensemble seed, in order (default: retina-vessels-seedN)")
     ap.add_argument("--scratch", action="store_true",
