@@ -236,8 +236,10 @@ def cmd_export(args):
             continue
         C.export_onnx(m2, os.path.join(pkg, fname), 1, WINDOW, 2)
         members.append(fname)
+        shipped = previous.get("ensembleMembers", {}).get(fname, {})  # its run and training, when re-exported
         member_metrics[fname] = {"step": st2["step"], **evaluate(m2, vc, args.threshold),
-                                 **({"run": runs[seed], "training": C.log_summary(runs[seed])} if seed in runs else {})}
+                                 **({"run": runs[seed], "training": C.log_summary(runs[seed])} if seed in runs else
+                                    {k: shipped[k] for k in ("run", "training") if k in shipped})}
     for stale in set(f for f in os.listdir(pkg) if f.startswith("model.seed")) - set(members):
         os.remove(os.path.join(pkg, stale))  # a member this export no longer names
     metrics = {"split": {"train": TRAIN_IDS, "validation": VAL_IDS}, "checkpointStep": st["step"],
