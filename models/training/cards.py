@@ -293,6 +293,11 @@ def training_time(v, script):
     return "Training time (`%s`'s logs, summarised at export): %s." % (script, "; ".join(runs))
 
 
+def member_seed(fname):
+    """The seed of an ensemble member from its file name (`model.seedN.onnx`, as retina.py exports it)."""
+    return fname.split(".")[1][len("seed"):]
+
+
 def retina_schedule(v):
     """The recipe's run lines: one long run from random weights (`scratchRun`, from 1.3.0) or the 1.0.0 run and
     its fine-tune (earlier versions)."""
@@ -306,7 +311,7 @@ def retina_schedule(v):
   best validation F1 of the fine-tune is exported: step %s of the fine-tune.""" % v["checkpointStep"]
     t = sr.get("training") or {}
     members = "".join(" Ensemble member %s: the same recipe with seed %s (`--name %s`), best step %s." % (
-        f, f.split(".")[1][len("seed"):], m["run"], m["step"]) for f, m in (v.get("ensembleMembers") or {}).items()
+        f, member_seed(f), m["run"], m["step"]) for f, m in (v.get("ensembleMembers") or {}).items()
         if m.get("run"))
     return ("- Debian PyTorch 1.13 on CPU, 1 thread, seed %s: one run from random weights of %s steps with validation "
             "F1 every 250 steps (`retina.py train --seed %s --steps %s --name %s`); the best checkpoint is exported: "
@@ -322,7 +327,7 @@ def retina(man, v, e):
     ens_txt = ""
     for name, m in ens.items():
         ens_txt += "\n| %s (ensemble member, seed %s) | %s | %s | %s | %s | %s |" % (
-            name, name.split(".")[1][len("seed"):], f4(m["f1"]), f4(m["auc"]), f4(m["sensitivity"]), f4(m["specificity"]), f4(m["accuracy"]))
+            name, member_seed(name), f4(m["f1"]), f4(m["auc"]), f4(m["sensitivity"]), f4(m["specificity"]), f4(m["accuracy"]))
     return f"""# Model card: {man['name']} (`{man['id']}` {man['version']})
 
 {man['description']}
